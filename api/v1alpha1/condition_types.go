@@ -1,0 +1,99 @@
+package v1alpha1
+
+import "time"
+
+// ConditionStatus is True, False or Unknown.
+type ConditionStatus string
+
+// The values of ConditionStatus.
+const (
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
+)
+
+// Condition is one aspect of an object's state, in the metav1.Condition shape.
+type Condition struct {
+	// Type is the aspect: Ready, Progressing or Degraded.
+	Type string `json:"type"`
+	// Status is True, False or Unknown.
+	Status ConditionStatus `json:"status"`
+	// ObservedGeneration is the generation this condition was computed for.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// LastTransitionTime is when Status last changed.
+	LastTransitionTime time.Time `json:"lastTransitionTime"`
+	// Reason is a CamelCase word saying why.
+	Reason string `json:"reason"`
+	// Message says why in a sentence.
+	Message string `json:"message,omitempty"`
+}
+
+// Condition types.
+const (
+	// ConditionReady summarises: the group is served on its active node.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while nodes are converging.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True while the group runs off its first node or a
+	// standby node is unreachable.
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons.
+const (
+	// ReasonConverged: every node matches the desired state.
+	ReasonConverged = "Converged"
+	// ReasonApplying: a node is executing steps.
+	ReasonApplying = "Applying"
+	// ReasonStepFailed: a step failed and will be retried.
+	ReasonStepFailed = "StepFailed"
+	// ReasonStalled: a step failed in a way that needs a human.
+	ReasonStalled = "Stalled"
+	// ReasonFailedOver: the group serves from a node other than its first.
+	ReasonFailedOver = "FailedOver"
+	// ReasonSwitchedBack: the group returned to its first node.
+	ReasonSwitchedBack = "SwitchedBack"
+	// ReasonNoHealthyNode: no node of the placement can serve the group.
+	ReasonNoHealthyNode = "NoHealthyNode"
+	// ReasonUnhealthy: the site fails its health checks.
+	ReasonUnhealthy = "Unhealthy"
+	// ReasonAsExpected: nothing to report.
+	ReasonAsExpected = "AsExpected"
+	// ReasonSuspended: Sitekeeper does not act on the object.
+	ReasonSuspended = "Suspended"
+)
+
+// SetCondition sets or updates the condition of c.Type in conds. The
+// transition time moves only when the status flips. It reports whether
+// anything changed.
+func SetCondition(conds *[]Condition, c Condition, now time.Time) bool {
+	for i := range *conds {
+		old := &(*conds)[i]
+		if old.Type != c.Type {
+			continue
+		}
+		if old.Status != c.Status {
+			c.LastTransitionTime = now
+		} else {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+		if *old == c {
+			return false
+		}
+		*old = c
+		return true
+	}
+	c.LastTransitionTime = now
+	*conds = append(*conds, c)
+	return true
+}
+
+// FindCondition returns the condition of type t, or nil.
+func FindCondition(conds []Condition, t string) *Condition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}
