@@ -56,3 +56,8 @@ func firstOr(paths []string) string {
 	}
 	return paths[0]
 }
+
+// ValidateObjects validates objects built in code (tests, the store).
+func ValidateObjects(objs []v1alpha1.Object) validation.Result {
+	return validation.Validate(objs)
+}

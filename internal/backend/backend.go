@@ -1,0 +1,196 @@
+// Package backend defines what a node has and how it is changed: IIS sites,
+// IP addresses, volumes and probes. Every implementation (windows, sim,
+// linux) shares these observed-state types; nothing above this package knows
+// which backend it talks to.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// SiteState is IIS's run state of a site.
+type SiteState string
+
+// Site states.
+const (
+	SiteStarted SiteState = "Started"
+	SiteStopped SiteState = "Stopped"
+	SiteUnknown SiteState = "Unknown"
+)
+
+// Binding is one rendered IIS binding: a concrete IP, not an IPResource.
+type Binding struct {
+	Protocol string `json:"protocol"`
+	IP       string `json:"ip"`
+	Port     int32  `json:"port"`
+	HostName string `json:"hostName,omitempty"`
+	// CertHash is the certificate thumbprint (upper-case hex) of https/ftps.
+	CertHash  string `json:"certHash,omitempty"`
+	CertStore string `json:"certStore,omitempty"`
+	SSLFlags  int32  `json:"sslFlags,omitempty"`
+}
+
+// Key identifies a binding for set comparison (host names compare
+// case-insensitively, as IIS does).
+func (b Binding) Key() string {
+	return fmt.Sprintf("%s/%s:%d:%s/%s/%s/%d", b.Protocol, b.IP, b.Port, strings.ToLower(b.HostName), strings.ToUpper(b.CertHash), b.CertStore, b.SSLFlags)
+}
+
+// Endpoint is IIS's bindingInformation: ip:port:hostName.
+func (b Binding) Endpoint() string { return fmt.Sprintf("%s:%d:%s", b.IP, b.Port, b.HostName) }
+
+// String formats the binding for messages: "http 10.0.0.5:80:www.example.com".
+func (b Binding) String() string { return b.Protocol + " " + b.Endpoint() }
+
+// SiteConfig is a site's configuration, everything but its run state.
+type SiteConfig struct {
+	ID           int64     `json:"id"`
+	Name         string    `json:"name"`
+	Bindings     []Binding `json:"bindings"`
+	PhysicalPath string    `json:"physicalPath"`
+	AppPool      string    `json:"appPool"`
+	// AutoStart is IIS's serverAutoStart: start the site when IIS starts.
+	AutoStart bool `json:"autoStart"`
+	// FTPSSL is the FTP site's SSL mode (None, Explicit, Implicit); empty
+	// for web sites.
+	FTPSSL string `json:"ftpSSL,omitempty"`
+}
+
+// Site is an observed site: its configuration and run state.
+type Site struct {
+	SiteConfig
+	State SiteState `json:"state"`
+}
+
+// SortBindings orders bindings by key, so equal sets compare equal.
+func SortBindings(bs []Binding) {
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Key() < bs[j].Key() })
+}
+
+// Address is an IP address on a node's interface.
+type Address struct {
+	// CIDR is the address with its prefix length ("10.0.0.5/24").
+	CIDR string `json:"cidr"`
+	// Interface is the interface alias; empty means the default interface.
+	Interface string `json:"interface,omitempty"`
+}
+
+// VolumeID identifies a volume by a stable identity.
+type VolumeID struct {
+	// Kind is SharedDisk or Mirror.
+	Kind string `json:"kind"`
+	// ID is the disk's UniqueId/serial, or the mirrored volume's letter.
+	ID string `json:"id"`
+}
+
+// String formats the identity: "SharedDisk:6000C29...".
+func (v VolumeID) String() string { return v.Kind + ":" + v.ID }
+
+// Volume kinds.
+const (
+	VolumeSharedDisk = "SharedDisk"
+	VolumeMirror     = "Mirror"
+)
+
+// Volume is a protected volume as a node sees it.
+type Volume struct {
+	ID VolumeID `json:"id"`
+	// Root is where the volume is mounted: "E:\" or a mount folder.
+	Root string `json:"root"`
+	// Online is true when this node holds the volume and it is readable.
+	Online bool `json:"online"`
+}
+
+// Sites observes and changes IIS sites.
+type Sites interface {
+	// ListSites returns every site with its configuration and state.
+	ListSites(ctx context.Context) ([]Site, error)
+	// CreateSite creates a stopped site.
+	CreateSite(ctx context.Context, cfg SiteConfig) error
+	// UpdateBindings adds and removes bindings in one commit; bindings not
+	// named stay as they are.
+	UpdateBindings(ctx context.Context, site string, add, remove []Binding) error
+	// SetPhysicalPath changes the root folder of the site's root application.
+	SetPhysicalPath(ctx context.Context, site, path string) error
+	// SetAppPool changes the application pool of the site's root application.
+	SetAppPool(ctx context.Context, site, pool string) error
+	// RenameSite renames a site, keeping its ID and configuration.
+	RenameSite(ctx context.Context, from, to string) error
+	// SetAutoStart sets serverAutoStart.
+	SetAutoStart(ctx context.Context, site string, on bool) error
+	// StartSite starts the site (web or FTP).
+	StartSite(ctx context.Context, site string) error
+	// StopSite stops the site (web or FTP).
+	StopSite(ctx context.Context, site string) error
+	// DeleteSite deletes the site's configuration.
+	DeleteSite(ctx context.Context, site string) error
+}
+
+// Addresses observes and changes a node's IP addresses.
+type Addresses interface {
+	// ListAddresses returns the addresses the node holds.
+	ListAddresses(ctx context.Context) ([]Address, error)
+	// AddAddress adds an address (not persisted across reboots); it fails
+	// with ErrAddressInUse when another machine holds it.
+	AddAddress(ctx context.Context, a Address) error
+	// RemoveAddress removes an address; removing an absent one is no error.
+	RemoveAddress(ctx context.Context, a Address) error
+}
+
+// Volumes observes and changes protected volumes.
+type Volumes interface {
+	// ListVolumes returns the protected volumes the node knows of.
+	ListVolumes(ctx context.Context) ([]Volume, error)
+	// BringOnline makes the volume readable on this node at root; it fails
+	// with ErrVolumeReserved while another node holds it.
+	BringOnline(ctx context.Context, id VolumeID, root string) error
+	// TakeOffline releases the volume; releasing an offline one is no error.
+	TakeOffline(ctx context.Context, id VolumeID) error
+}
+
+// Prober checks that a binding serves.
+type Prober interface {
+	// Probe checks one binding: an HTTP(S) request for path, or an FTP
+	// banner; nil when it answers as a healthy site does.
+	Probe(ctx context.Context, b Binding, path string, timeout time.Duration) error
+}
+
+// Node is everything one node has.
+type Node interface {
+	Sites
+	Addresses
+	Volumes
+	Prober
+}
+
+// Sentinel errors every backend maps its failures onto.
+var (
+	// ErrNotFound: the site, address or volume does not exist (IIS 1168).
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a site of that name or ID already exists (IIS 183).
+	ErrExists = errors.New("already exists")
+	// ErrBindingConflict: another started site holds the ip:port:hostName.
+	ErrBindingConflict = errors.New("binding in use by another site")
+	// ErrAddressNotHeld: a site cannot start on an address the node lacks.
+	ErrAddressNotHeld = errors.New("address not on this node")
+	// ErrAddressInUse: another machine holds the address (duplicate
+	// address detection); a human must find that machine.
+	ErrAddressInUse = errors.New("address held by another machine")
+	// ErrVolumeReserved: another node holds the volume.
+	ErrVolumeReserved = errors.New("volume held by another node")
+	// ErrUnsupported: the backend cannot do this (for example a
+	// non-loopback address in the simulator); a human must change the spec.
+	ErrUnsupported = errors.New("not supported by this backend")
+	// ErrPoweredOff: the (simulated) node is down.
+	ErrPoweredOff = errors.New("node is powered off")
+)
+
+// NeedsHuman reports whether err cannot be fixed by retrying.
+func NeedsHuman(err error) bool {
+	return errors.Is(err, ErrAddressInUse) || errors.Is(err, ErrUnsupported)
+}

@@ -1,0 +1,274 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+)
+
+// listener is one socket of a node, shared by every started site bound to
+// its ip:port (IIS routes by host name behind one socket, as HTTP.sys does).
+type listener struct {
+	key   string // ip:port
+	proto string // http, https, ftp, ftps
+	ln    net.Listener
+	srv   *http.Server
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	done  bool
+}
+
+func (l *listener) close() {
+	if l.srv != nil {
+		_ = l.srv.Close()
+		return
+	}
+	l.mu.Lock()
+	l.done = true
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+	_ = l.ln.Close()
+}
+
+func socketProto(b backend.Binding, ftpSSL string) string {
+	if b.Protocol == "ftp" && ftpSSL == "Implicit" {
+		return "ftps"
+	}
+	return b.Protocol
+}
+
+// syncListenersLocked opens and closes sockets so that exactly the started
+// sites' bindings on held addresses listen. Caller holds n.mu.
+func (n *Node) syncListenersLocked() error {
+	want := map[string]string{}
+	for _, s := range n.sites {
+		if !s.started {
+			continue
+		}
+		for _, b := range s.cfg.Bindings {
+			if _, held := n.addrs[b.IP]; !held {
+				continue
+			}
+			want[net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port)))] = socketProto(b, s.cfg.FTPSSL)
+		}
+	}
+	for key, l := range n.listeners {
+		if p, ok := want[key]; !ok || p != l.proto || !n.powered {
+			l.close()
+			delete(n.listeners, key)
+		}
+	}
+	if !n.powered {
+		return nil
+	}
+	var errs []error
+	for key, proto := range want {
+		if _, ok := n.listeners[key]; ok {
+			continue
+		}
+		l, err := n.listen(key, proto)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n.listeners[key] = l
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) listen(key, proto string) (*listener, error) {
+	ln, err := net.Listen("tcp", key)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", key, err)
+	}
+	l := &listener{key: key, proto: proto, ln: ln, conns: map[net.Conn]bool{}}
+	switch proto {
+	case "http", "https":
+		l.srv = &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.serveHTTP(key, proto, w, r) }),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          nil,
+		}
+		if proto == "https" {
+			l.srv.TLSConfig = &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return n.certFor(key, h.ServerName)
+			}}
+			go func() { _ = l.srv.ServeTLS(ln, "", "") }()
+		} else {
+			go func() { _ = l.srv.Serve(ln) }()
+		}
+	case "ftp", "ftps":
+		go n.serveFTP(l)
+	}
+	return l, nil
+}
+
+// siteFor finds the started site answering host on key, exact host name
+// first, then the site bound with no host name. Caller holds n.mu.
+func (n *Node) siteForLocked(key, proto, host string) *site {
+	var fallback *site
+	for _, s := range n.sites {
+		if !s.started {
+			continue
+		}
+		for _, b := range s.cfg.Bindings {
+			if net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port))) != key || socketProto(b, s.cfg.FTPSSL) != proto {
+				continue
+			}
+			if strings.EqualFold(b.HostName, host) {
+				return s
+			}
+			if b.HostName == "" {
+				fallback = s
+			}
+		}
+	}
+	return fallback
+}
+
+func (n *Node) certFor(key, host string) (*tls.Certificate, error) {
+	n.mu.Lock()
+	var thumb string
+	for _, s := range n.sites {
+		for _, b := range s.cfg.Bindings {
+			if b.Protocol == "https" && net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port))) == key && (thumb == "" || strings.EqualFold(b.HostName, host)) {
+				thumb = b.CertHash
+			}
+		}
+	}
+	n.mu.Unlock()
+	if thumb == "" {
+		return nil, fmt.Errorf("no certificate bound on %s", key)
+	}
+	c, err := n.w.certificate(thumb, host)
+	return &c, err
+}
+
+func (n *Node) serveHTTP(key, proto string, w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	n.mu.Lock()
+	s := n.siteForLocked(key, proto, host)
+	var name, path string
+	if s != nil {
+		name, path = s.cfg.Name, s.cfg.PhysicalPath
+	}
+	n.mu.Unlock()
+	if s == nil {
+		// HTTP.sys answers 404 "Bad Request - Invalid Hostname" without a site.
+		http.Error(w, "Bad Request - Invalid Hostname", http.StatusNotFound)
+		return
+	}
+	dir, online, err := n.w.hostPath(n.name, path)
+	if err != nil {
+		http.Error(w, "500 - Internal server error: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if !online {
+		http.Error(w, fmt.Sprintf("503 - the volume holding %s of site %s is offline on %s", path, name, n.name), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Server", "Microsoft-IIS/10.0 (sitekeeper-sim)")
+	w.Header().Set("X-Sitekeeper-Node", n.name)
+	w.Header().Set("X-Sitekeeper-Site", name)
+	http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
+}
+
+func (n *Node) serveFTP(l *listener) {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.done {
+			l.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		l.conns[c] = true
+		l.mu.Unlock()
+		go func() {
+			defer func() {
+				l.mu.Lock()
+				delete(l.conns, c)
+				l.mu.Unlock()
+				_ = c.Close()
+			}()
+			n.ftpSession(l, c)
+		}()
+	}
+}
+
+func (n *Node) ftpSession(l *listener, c net.Conn) {
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	var rw io.ReadWriter = c
+	if l.proto == "ftps" {
+		tc := tls.Server(c, &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return n.ftpCert(l.key)
+		}})
+		if err := tc.HandshakeContext(context.Background()); err != nil {
+			return
+		}
+		rw = tc
+	}
+	n.mu.Lock()
+	s := n.siteForLocked(l.key, l.proto, "")
+	name := ""
+	if s != nil {
+		name = s.cfg.Name
+	}
+	n.mu.Unlock()
+	if s == nil {
+		fmt.Fprintf(rw, "421 Service not available\r\n")
+		return
+	}
+	fmt.Fprintf(rw, "220 Microsoft FTP Service (sitekeeper-sim %s, site %s)\r\n", n.name, name)
+	sc := bufio.NewScanner(rw)
+	for sc.Scan() {
+		cmd := strings.ToUpper(strings.TrimSpace(sc.Text()))
+		switch {
+		case cmd == "QUIT":
+			fmt.Fprintf(rw, "221 Goodbye.\r\n")
+			return
+		case cmd == "NOOP":
+			fmt.Fprintf(rw, "200 NOOP command successful.\r\n")
+		default:
+			fmt.Fprintf(rw, "502 Command not implemented.\r\n")
+		}
+	}
+}
+
+func (n *Node) ftpCert(key string) (*tls.Certificate, error) {
+	n.mu.Lock()
+	thumb := ""
+	for _, s := range n.sites {
+		for _, b := range s.cfg.Bindings {
+			if net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port))) == key && b.CertHash != "" {
+				thumb = b.CertHash
+			}
+		}
+	}
+	n.mu.Unlock()
+	if thumb == "" {
+		thumb = "FTP-" + key
+	}
+	c, err := n.w.certificate(thumb, "")
+	return &c, err
+}

@@ -1,0 +1,470 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/probe"
+)
+
+type site struct {
+	cfg     backend.SiteConfig
+	started bool
+}
+
+// Node is one simulated Windows node running IIS. It implements
+// backend.Node.
+type Node struct {
+	w    *World
+	name string
+
+	mu        sync.Mutex
+	powered   bool
+	sites     map[int64]*site
+	addrs     map[string]backend.Address // ip -> address
+	listeners map[string]*listener       // ip:port -> listener
+	probe     probe.Network
+}
+
+var _ backend.Node = (*Node)(nil)
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.name }
+
+func (n *Node) isPowered() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.powered
+}
+
+// Powered reports whether the node is up.
+func (n *Node) Powered() bool { return n.isPowered() }
+
+func (n *Node) up() error {
+	if !n.powered {
+		return fmt.Errorf("%s: %w", n.name, backend.ErrPoweredOff)
+	}
+	return nil
+}
+
+// PowerOff simulates a power loss: listeners close, addresses vanish (they
+// were never persisted), volume reservations lapse, IIS stops.
+func (n *Node) PowerOff() {
+	n.mu.Lock()
+	n.powered = false
+	for _, s := range n.sites {
+		s.started = false
+	}
+	n.addrs = map[string]backend.Address{}
+	ls := n.listeners
+	n.listeners = map[string]*listener{}
+	n.mu.Unlock()
+	for _, l := range ls {
+		l.close()
+	}
+	n.w.mu.Lock()
+	for ip, owner := range n.w.addrOwner {
+		if owner == n.name {
+			delete(n.w.addrOwner, ip)
+		}
+	}
+	for id, owner := range n.w.volOwner {
+		if owner == n.name {
+			delete(n.w.volOwner, id)
+		}
+	}
+	n.w.mu.Unlock()
+}
+
+// PowerOn boots the node: IIS starts the sites whose serverAutoStart is
+// true, as the real one does; a protected site stays stopped.
+func (n *Node) PowerOn() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.powered = true
+	var ids []int64
+	for id, s := range n.sites {
+		if s.cfg.AutoStart {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s := n.sites[id]
+		s.started = true
+		if err := n.syncListenersLocked(); err != nil {
+			s.started = false
+			_ = n.syncListenersLocked()
+			n.w.log.Info("Auto-start failed", "node", n.name, "site", s.cfg.Name, "error", err.Error())
+		}
+	}
+}
+
+// ListSites returns every site.
+func (n *Node) ListSites(_ context.Context) ([]backend.Site, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return nil, err
+	}
+	out := make([]backend.Site, 0, len(n.sites))
+	for _, s := range n.sites {
+		st := backend.SiteStopped
+		if s.started {
+			st = backend.SiteStarted
+		}
+		cfg := s.cfg
+		cfg.Bindings = slices.Clone(cfg.Bindings)
+		out = append(out, backend.Site{SiteConfig: cfg, State: st})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (n *Node) byName(name string) (*site, error) {
+	for _, s := range n.sites {
+		if strings.EqualFold(s.cfg.Name, name) {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("site %q: %w (IIS: Cannot find SITE object with identifier %q, 0x80070490)", name, backend.ErrNotFound, name)
+}
+
+// CreateSite creates a stopped site.
+func (n *Node) CreateSite(_ context.Context, cfg backend.SiteConfig) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	if _, ok := n.sites[cfg.ID]; ok {
+		return fmt.Errorf("create site %q: id %d: %w (IIS: Failed to add duplicate collection element, 0x800700b7)", cfg.Name, cfg.ID, backend.ErrExists)
+	}
+	if _, err := n.byName(cfg.Name); err == nil {
+		return fmt.Errorf("create site %q: name: %w (IIS: Failed to add duplicate collection element, 0x800700b7)", cfg.Name, backend.ErrExists)
+	}
+	for _, b := range cfg.Bindings {
+		if err := checkBinding(b); err != nil {
+			return fmt.Errorf("create site %q: %w", cfg.Name, err)
+		}
+	}
+	cfg.Bindings = slices.Clone(cfg.Bindings)
+	backend.SortBindings(cfg.Bindings)
+	n.sites[cfg.ID] = &site{cfg: cfg}
+	return nil
+}
+
+func checkBinding(b backend.Binding) error {
+	a, err := netip.ParseAddr(b.IP)
+	if err != nil || !a.Is4() || !a.IsLoopback() {
+		return fmt.Errorf("binding %s: %w: the simulator serves loopback addresses (127.0.0.0/8) only; use one such as 127.0.10.1", b, backend.ErrUnsupported)
+	}
+	return nil
+}
+
+// UpdateBindings adds and removes bindings in one commit; a started site
+// keeps running and serves the new set at once, as IIS does.
+func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []backend.Binding) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	s, err := n.byName(name)
+	if err != nil {
+		return err
+	}
+	for _, b := range add {
+		if err := checkBinding(b); err != nil {
+			return fmt.Errorf("update bindings of %q: %w", name, err)
+		}
+	}
+	old := s.cfg.Bindings
+	next := make([]backend.Binding, 0, len(old)+len(add))
+	drop := map[string]bool{}
+	for _, b := range remove {
+		drop[b.Key()] = true
+	}
+	for _, b := range old {
+		if !drop[b.Key()] {
+			next = append(next, b)
+		}
+	}
+	next = append(next, add...)
+	backend.SortBindings(next)
+	s.cfg.Bindings = next
+	if s.started {
+		if err := n.checkStartable(s); err != nil {
+			s.cfg.Bindings = old
+			return fmt.Errorf("update bindings of %q: %w", name, err)
+		}
+		if err := n.syncListenersLocked(); err != nil {
+			s.cfg.Bindings = old
+			_ = n.syncListenersLocked()
+			return fmt.Errorf("update bindings of %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// SetPhysicalPath changes the site's root folder.
+func (n *Node) SetPhysicalPath(_ context.Context, name, path string) error {
+	return n.edit(name, func(s *site) { s.cfg.PhysicalPath = path })
+}
+
+// SetAppPool changes the site's application pool.
+func (n *Node) SetAppPool(_ context.Context, name, pool string) error {
+	return n.edit(name, func(s *site) { s.cfg.AppPool = pool })
+}
+
+// SetAutoStart sets serverAutoStart.
+func (n *Node) SetAutoStart(_ context.Context, name string, on bool) error {
+	return n.edit(name, func(s *site) { s.cfg.AutoStart = on })
+}
+
+func (n *Node) edit(name string, f func(*site)) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	s, err := n.byName(name)
+	if err != nil {
+		return err
+	}
+	f(s)
+	return nil
+}
+
+// RenameSite renames a site, keeping its ID.
+func (n *Node) RenameSite(_ context.Context, from, to string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	s, err := n.byName(from)
+	if err != nil {
+		return err
+	}
+	if o, err := n.byName(to); err == nil && o != s {
+		return fmt.Errorf("rename site %q to %q: %w", from, to, backend.ErrExists)
+	}
+	s.cfg.Name = to
+	return nil
+}
+
+// StartSite starts a site: its addresses must be on the node and no other
+// started site may hold one of its ip:port:hostName.
+func (n *Node) StartSite(_ context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	s, err := n.byName(name)
+	if err != nil {
+		return err
+	}
+	if s.started {
+		return nil
+	}
+	if err := n.checkStartable(s); err != nil {
+		return fmt.Errorf("start site %q: %w", name, err)
+	}
+	s.started = true
+	if err := n.syncListenersLocked(); err != nil {
+		s.started = false
+		_ = n.syncListenersLocked()
+		return fmt.Errorf("start site %q: %w", name, err)
+	}
+	return nil
+}
+
+func (n *Node) checkStartable(s *site) error {
+	for _, b := range s.cfg.Bindings {
+		if _, ok := n.addrs[b.IP]; !ok {
+			return fmt.Errorf("binding %s: %w (IIS: The requested address is not valid in its context)", b, backend.ErrAddressNotHeld)
+		}
+		for _, o := range n.sites {
+			if o == s || !o.started {
+				continue
+			}
+			for _, ob := range o.cfg.Bindings {
+				sameSocket := ob.IP == b.IP && ob.Port == b.Port
+				if sameSocket && (strings.EqualFold(ob.HostName, b.HostName) || ob.Protocol != b.Protocol) {
+					return fmt.Errorf("binding %s is held by started site %q: %w (IIS: Cannot create a file when that file already exists, 0x800700b7)", b, o.cfg.Name, backend.ErrBindingConflict)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// StopSite stops a site.
+func (n *Node) StopSite(_ context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	s, err := n.byName(name)
+	if err != nil {
+		return err
+	}
+	s.started = false
+	return n.syncListenersLocked()
+}
+
+// DeleteSite deletes a site (stopping it first).
+func (n *Node) DeleteSite(_ context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	s, err := n.byName(name)
+	if err != nil {
+		return err
+	}
+	delete(n.sites, s.cfg.ID)
+	return n.syncListenersLocked()
+}
+
+// ListAddresses returns the addresses the node holds.
+func (n *Node) ListAddresses(_ context.Context) ([]backend.Address, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return nil, err
+	}
+	out := make([]backend.Address, 0, len(n.addrs))
+	for _, a := range n.addrs {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CIDR < out[j].CIDR })
+	return out, nil
+}
+
+// AddAddress adds a loopback address; it fails when another live node
+// holds it (duplicate address detection).
+func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
+	p, err := netip.ParsePrefix(a.CIDR)
+	if err != nil {
+		return fmt.Errorf("add address %q: %w", a.CIDR, err)
+	}
+	if !p.Addr().Is4() || !p.Addr().IsLoopback() {
+		return fmt.Errorf("add address %s: %w: the simulator only holds loopback addresses (127.0.0.0/8); use one such as 127.0.10.1/32", a.CIDR, backend.ErrUnsupported)
+	}
+	ip := p.Addr().String()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	n.w.mu.Lock()
+	owner, held := n.w.liveOwner(n.w.addrOwner, ip)
+	if held && owner != n.name {
+		n.w.mu.Unlock()
+		return fmt.Errorf("add address %s: %w (duplicate address detected: %s holds it)", a.CIDR, backend.ErrAddressInUse, owner)
+	}
+	n.w.addrOwner[ip] = n.name
+	n.w.mu.Unlock()
+	n.addrs[ip] = a
+	return nil
+}
+
+// RemoveAddress removes an address; removing an absent one is no error.
+func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
+	p, err := netip.ParsePrefix(a.CIDR)
+	if err != nil {
+		return fmt.Errorf("remove address %q: %w", a.CIDR, err)
+	}
+	ip := p.Addr().String()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.up(); err != nil {
+		return err
+	}
+	delete(n.addrs, ip)
+	n.w.mu.Lock()
+	if n.w.addrOwner[ip] == n.name {
+		delete(n.w.addrOwner, ip)
+	}
+	n.w.mu.Unlock()
+	// A started site whose address left stops listening there, as HTTP.sys does.
+	return n.syncListenersLocked()
+}
+
+// ListVolumes returns every volume known in the world; Online when this
+// node holds it.
+func (n *Node) ListVolumes(_ context.Context) ([]backend.Volume, error) {
+	n.mu.Lock()
+	if err := n.up(); err != nil {
+		n.mu.Unlock()
+		return nil, err
+	}
+	n.mu.Unlock()
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	out := make([]backend.Volume, 0, len(n.w.volRoots))
+	for id, root := range n.w.volRoots {
+		kind, ident, _ := strings.Cut(id, ":")
+		owner, ok := n.w.liveOwner(n.w.volOwner, id)
+		out = append(out, backend.Volume{ID: backend.VolumeID{Kind: kind, ID: ident}, Root: root, Online: ok && owner == n.name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
+	return out, nil
+}
+
+// BringOnline mounts a volume at root on this node; it fails while another
+// live node holds it (a shared disk's reservation, a mirror's locked target).
+func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) error {
+	n.mu.Lock()
+	if err := n.up(); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	n.mu.Unlock()
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	key := id.String()
+	if owner, ok := n.w.liveOwner(n.w.volOwner, key); ok && owner != n.name {
+		what := "reserved by"
+		if id.Kind == backend.VolumeMirror {
+			what = "the mirror source is on"
+		}
+		return fmt.Errorf("bring volume %s online: %w (%s %s)", id, backend.ErrVolumeReserved, what, owner)
+	}
+	n.w.volOwner[key] = n.name
+	n.w.volRoots[key] = root
+	return ensureDir(n.w.VolumeDir(id))
+}
+
+// TakeOffline releases a volume held by this node.
+func (n *Node) TakeOffline(_ context.Context, id backend.VolumeID) error {
+	n.mu.Lock()
+	if err := n.up(); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	n.mu.Unlock()
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	if n.w.volOwner[id.String()] == n.name {
+		delete(n.w.volOwner, id.String())
+	}
+	return nil
+}
+
+// Probe checks a binding over the network.
+func (n *Node) Probe(ctx context.Context, b backend.Binding, path string, timeout time.Duration) error {
+	return n.probe.Probe(ctx, b, path, timeout)
+}

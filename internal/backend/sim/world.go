@@ -1,0 +1,194 @@
+// Package sim is a simulated IIS that really serves: each started site
+// listens on its bindings' loopback addresses and ports, HTTP and HTTPS serve
+// files from the site's physical path (mapped under a root folder), FTP
+// answers a 220 banner. It keeps IIS's rules and a node's: unique site IDs
+// and names, one started site per ip:port:hostName, no start without the
+// address, no content while the volume is offline, one live holder per
+// address and per volume.
+package sim
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+)
+
+// World is the shared medium of the simulated nodes: the network (who holds
+// which address) and the storage (who holds which volume, where its files
+// live).
+type World struct {
+	mu        sync.Mutex
+	root      string
+	log       logr.Logger
+	nodes     map[string]*Node
+	addrOwner map[string]string // ip -> node
+	volOwner  map[string]string // volume id -> node
+	volRoots  map[string]string // volume id -> mount root as declared
+	certs     map[string]tls.Certificate
+}
+
+// NewWorld returns a world whose files live under root.
+func NewWorld(root string, log logr.Logger) *World {
+	return &World{
+		root: root, log: log,
+		nodes:     map[string]*Node{},
+		addrOwner: map[string]string{},
+		volOwner:  map[string]string{},
+		volRoots:  map[string]string{},
+		certs:     map[string]tls.Certificate{},
+	}
+}
+
+// Root returns the folder holding the world's files.
+func (w *World) Root() string { return w.root }
+
+// Node returns the simulated node named name, creating it powered on.
+func (w *World) Node(name string) *Node {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n, ok := w.nodes[name]; ok {
+		return n
+	}
+	n := &Node{w: w, name: name, powered: true, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
+	w.nodes[name] = n
+	return n
+}
+
+// Nodes returns the names of the world's nodes, sorted.
+func (w *World) Nodes() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var names []string
+	for n := range w.nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// VolumeDir returns the folder holding a volume's files; a test or the demo
+// writes site content there.
+func (w *World) VolumeDir(id backend.VolumeID) string {
+	return filepath.Join(w.root, "volumes", sanitize(id.String()))
+}
+
+// LocalDir returns the folder holding a node's local (unprotected) drive.
+func (w *World) LocalDir(node, drive string) string {
+	return filepath.Join(w.root, "nodes", sanitize(node), strings.ToUpper(drive))
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// liveOwner returns the node holding key in owners, if that node is powered.
+// A powered-off node's claims lapse: its reservation and its ARP entry die
+// with it. Caller holds w.mu.
+func (w *World) liveOwner(owners map[string]string, key string) (string, bool) {
+	n, ok := owners[key]
+	if !ok {
+		return "", false
+	}
+	if node := w.nodes[n]; node == nil || !node.isPowered() {
+		delete(owners, key)
+		return "", false
+	}
+	return n, true
+}
+
+// certificate returns a self-signed certificate standing in for the one
+// with thumbprint, generated once.
+func (w *World) certificate(thumbprint, host string) (tls.Certificate, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := strings.ToUpper(thumbprint)
+	if c, ok := w.certs[key]; ok {
+		return c, nil
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	names := []string{"localhost"}
+	if host != "" {
+		names = append(names, host)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "sitekeeper-sim " + key},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	c := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}
+	w.certs[key] = c
+	return c, nil
+}
+
+// hostPath maps a Windows path on node to a folder of the world: on a
+// protected volume's folder when a volume is mounted there (ok=false when
+// that volume is not online on node), else on the node's local drive.
+func (w *World) hostPath(node, winPath string) (string, bool, error) {
+	p := strings.ReplaceAll(winPath, "/", `\`)
+	if len(p) < 2 || p[1] != ':' {
+		return "", false, fmt.Errorf("path %q is not absolute", winPath)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	bestID, bestRoot := "", ""
+	for id, root := range w.volRoots {
+		r := strings.TrimRight(strings.ReplaceAll(root, "/", `\`), `\`)
+		if strings.EqualFold(p, r) || (len(p) > len(r) && strings.EqualFold(p[:len(r)], r) && p[len(r)] == '\\') {
+			if len(r) > len(bestRoot) {
+				bestID, bestRoot = id, r
+			}
+		}
+	}
+	var base, rest string
+	if bestID != "" {
+		if owner, ok := w.liveOwner(w.volOwner, bestID); !ok || owner != node {
+			return "", false, nil
+		}
+		base = filepath.Join(w.root, "volumes", sanitize(bestID))
+		rest = p[len(bestRoot):]
+	} else {
+		base = filepath.Join(w.root, "nodes", sanitize(node), strings.ToUpper(p[:1]))
+		rest = p[2:]
+	}
+	parts := strings.FieldsFunc(rest, func(r rune) bool { return r == '\\' })
+	for _, c := range parts {
+		if c == ".." || c == "." {
+			return "", false, fmt.Errorf("path %q escapes its volume", winPath)
+		}
+	}
+	return filepath.Join(append([]string{base}, parts...)...), true, nil
+}
+
+func ensureDir(p string) error { return os.MkdirAll(p, 0o755) }
