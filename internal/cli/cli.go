@@ -98,6 +98,7 @@ drift repair and first set-up are one loop.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newValidateCmd(s),
+		newPlanCmd(s),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)

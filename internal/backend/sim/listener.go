@@ -32,6 +32,9 @@ type listener struct {
 
 func (l *listener) close() {
 	if l.srv != nil {
+		// Close the socket ourselves too: Serve may not have started
+		// tracking it yet, and would then serve on after srv.Close.
+		_ = l.ln.Close()
 		_ = l.srv.Close()
 		return
 	}

@@ -98,6 +98,10 @@ func (n *Node) PowerOn() {
 	slices.Sort(ids)
 	for _, id := range ids {
 		s := n.sites[id]
+		if err := n.checkStartable(s); err != nil {
+			n.w.log.Info("Auto-start failed", "node", n.name, "site", s.cfg.Name, "error", err.Error())
+			continue
+		}
 		s.started = true
 		if err := n.syncListenersLocked(); err != nil {
 			s.started = false

@@ -178,9 +178,12 @@ func (w *World) hostPath(node, winPath string) (string, bool, error) {
 		}
 		base = filepath.Join(w.root, "volumes", sanitize(bestID))
 		rest = p[len(bestRoot):]
-	} else {
-		base = filepath.Join(w.root, "nodes", sanitize(node), strings.ToUpper(p[:1]))
+	} else if strings.EqualFold(p[:1], "C") {
+		base = filepath.Join(w.root, "nodes", sanitize(node), "C")
 		rest = p[2:]
+	} else {
+		// Any other drive is protected storage that this node does not hold.
+		return "", false, nil
 	}
 	parts := strings.FieldsFunc(rest, func(r rune) bool { return r == '\\' })
 	for _, c := range parts {

@@ -1,0 +1,214 @@
+// Package agent is the node agent's reconciler: for one resource group at a
+// time it observes the node, computes the plan, executes it and reports
+// status once. The loop around it (queue.go) de-duplicates keys, retries with
+// backoff and resyncs on a timer; health.go runs the site checks.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
+	"github.com/sitekeeper/sitekeeper/internal/health"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
+)
+
+// Source gives the agent the cluster's desired state: objects, which node
+// serves each group, deletions in progress, suspended groups.
+type Source interface {
+	Desired(ctx context.Context) (*plan.Desired, error)
+}
+
+// Phase summarises a node's view of a group.
+type Phase string
+
+// Phases.
+const (
+	PhaseConverged   Phase = "Converged"
+	PhaseProgressing Phase = "Progressing"
+	PhaseFailed      Phase = "Failed"  // a step failed; retried with backoff
+	PhaseStalled     Phase = "Stalled" // a step failed in a way that needs a human
+)
+
+// Report is what a node says about one group after a reconcile.
+type Report struct {
+	Node   string `json:"node"`
+	Group  string `json:"group"`
+	Active bool   `json:"active"`
+	Phase  Phase  `json:"phase"`
+	// Healthy is false once the group's sites failed their checks after
+	// local recovery: the signal for the placement controller to fail over.
+	Healthy bool   `json:"healthy"`
+	Message string `json:"message,omitempty"`
+	// Generations maps "Kind/name" to the generation converged here.
+	Generations map[string]int64 `json:"generations,omitempty"`
+	// Released is true when the node holds nothing of the group in service
+	// (sites stopped, addresses removed, volumes offline).
+	Released bool `json:"released"`
+}
+
+// Reporter stores reports (status).
+type Reporter interface {
+	Report(ctx context.Context, r Report) error
+}
+
+// Result tells the loop when to come back.
+type Result struct {
+	RequeueAfter time.Duration
+}
+
+// StalledError is a failure that retrying will not fix.
+type StalledError struct{ Err error }
+
+func (e *StalledError) Error() string { return e.Err.Error() }
+func (e *StalledError) Unwrap() error { return e.Err }
+
+// Agent reconciles one node.
+type Agent struct {
+	Node     string
+	Backend  backend.Node
+	Source   Source
+	Reporter Reporter
+	Clock    clock.Clock
+	Log      logr.Logger
+	// OnStep, when set, is told of every executed step (events).
+	OnStep func(s plan.Step, err error)
+
+	mu       sync.Mutex
+	applied  map[v1alpha1.Ref]plan.Applied
+	last     map[string]Report
+	trackers map[string]*health.Tracker // by site name
+	unhealth map[string]string          // group -> why, after local recovery failed
+}
+
+func (a *Agent) init() {
+	if a.applied == nil {
+		a.applied = map[v1alpha1.Ref]plan.Applied{}
+		a.last = map[string]Report{}
+		a.trackers = map[string]*health.Tracker{}
+		a.unhealth = map[string]string{}
+	}
+	if a.Clock == nil {
+		a.Clock = clock.Real{}
+	}
+}
+
+// Reconcile converges the node on the desired state of one group. It is
+// level-triggered: it re-reads everything and never asks why it was called.
+func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
+	a.mu.Lock()
+	a.init()
+	a.mu.Unlock()
+	shared, err := a.Source.Desired(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("read desired state: %w", err)
+	}
+	dd := *shared // the source's value is shared; only Applied is ours
+	d := &dd
+	a.mu.Lock()
+	d.Applied = map[string]map[v1alpha1.Ref]plan.Applied{a.Node: maps.Clone(a.applied)}
+	a.mu.Unlock()
+	obs, err := plan.Observe(ctx, a.Node, a.Backend)
+	if err != nil {
+		return Result{}, err
+	}
+	steps := plan.ComputeGroup(d, obs, group)
+	active := strings.EqualFold(d.Active[group], a.Node)
+	rep := Report{Node: a.Node, Group: group, Active: active, Phase: PhaseConverged, Healthy: true}
+
+	var runErr error
+	for _, s := range steps {
+		err := plan.Execute(ctx, a.Backend, s)
+		if a.OnStep != nil {
+			a.OnStep(s, err)
+		}
+		if err != nil {
+			runErr = err
+			break
+		}
+		a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
+	}
+	g, known := d.Graph.Group(group)
+	switch {
+	case runErr != nil && backend.NeedsHuman(runErr):
+		rep.Phase, rep.Message = PhaseStalled, runErr.Error()
+		runErr = &StalledError{runErr}
+	case runErr != nil:
+		rep.Phase, rep.Message = PhaseFailed, runErr.Error()
+	case known:
+		a.mu.Lock()
+		for _, m := range g.Members {
+			a.applied[m] = plan.Applied{Generation: d.Graph.Object(m).Meta().Generation, Active: active}
+		}
+		a.mu.Unlock()
+	}
+	if known {
+		rep.Generations = map[string]int64{}
+		a.mu.Lock()
+		for _, m := range g.Members {
+			if ap, ok := a.applied[m]; ok {
+				rep.Generations[m.String()] = ap.Generation
+			}
+		}
+		if why, bad := a.unhealth[group]; bad && active {
+			rep.Healthy, rep.Message = false, why
+		}
+		if !active {
+			delete(a.unhealth, group)
+		}
+		a.mu.Unlock()
+		rep.Released = !active && runErr == nil
+	}
+	if err := a.report(ctx, rep); err != nil {
+		return Result{}, err
+	}
+	return Result{}, runErr
+}
+
+// report writes the status only when it changed.
+func (a *Agent) report(ctx context.Context, r Report) error {
+	if a.Reporter == nil {
+		return nil
+	}
+	a.mu.Lock()
+	prev, ok := a.last[r.Group]
+	a.mu.Unlock()
+	if ok && sameReport(prev, r) {
+		return nil
+	}
+	if err := a.Reporter.Report(ctx, r); err != nil {
+		return fmt.Errorf("report status of group %s: %w", r.Group, err)
+	}
+	a.mu.Lock()
+	a.last[r.Group] = r
+	a.mu.Unlock()
+	return nil
+}
+
+// ForgetReports makes the next reconcile write status again (after the
+// store lost it, or a reconnect).
+func (a *Agent) ForgetReports() {
+	a.mu.Lock()
+	a.last = map[string]Report{}
+	a.mu.Unlock()
+}
+
+func sameReport(a, b Report) bool {
+	return a.Node == b.Node && a.Group == b.Group && a.Active == b.Active && a.Phase == b.Phase &&
+		a.Healthy == b.Healthy && a.Message == b.Message && a.Released == b.Released && maps.Equal(a.Generations, b.Generations)
+}
+
+// IsStalled reports whether err needs a human.
+func IsStalled(err error) bool {
+	var s *StalledError
+	return errors.As(err, &s)
+}

@@ -1,0 +1,252 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
+	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
+)
+
+type staticSource struct{ d *plan.Desired }
+
+func (s staticSource) Desired(context.Context) (*plan.Desired, error) { return s.d, nil }
+
+type recorder struct {
+	mu      sync.Mutex
+	reports []Report
+}
+
+func (r *recorder) Report(_ context.Context, rep Report) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports = append(r.reports, rep)
+	return nil
+}
+
+func manifestFor(port int32) string {
+	return fmt.Sprintf(`apiVersion: sitekeeper.io/v1alpha1
+kind: IPResource
+metadata: {name: vip-web1, generation: 1}
+spec: {address: 127.0.20.1/32}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: VolumeResource
+metadata: {name: vol-web1, generation: 1}
+spec:
+  driveLetter: E
+  source: {mirror: {volume: E}}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: web1, generation: 1}
+spec:
+  siteID: 2
+  physicalPath: 'E:\web1'
+  bindings: [{protocol: http, ipRef: vip-web1, port: %d}]
+  health: {interval: 1s, timeout: 500ms, failureThreshold: 2, localRestarts: 1}
+  placement: {nodes: [node1, node2]}
+`, port)
+}
+
+func desiredFor(t *testing.T, port int32, active string) *plan.Desired {
+	t.Helper()
+	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(port)))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	res := manifest.ValidateObjects(manifest.Objects(docs))
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	return &plan.Desired{Graph: res.Graph, Active: map[string]string{"web1": active}}
+}
+
+func TestReconcileConvergesAndReportsOnce(t *testing.T) {
+	n := fake.New()
+	rec := &recorder{}
+	a := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Reporter: rec, Log: logr.Discard()}
+	ctx := context.Background()
+	if _, err := a.Reconcile(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"BringOnline Mirror:E", "AddAddress 127.0.20.1/32", "CreateSite web1", "StartSite web1"}
+	if diff := cmp.Diff(want, n.TakeCalls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if _, err := a.Reconcile(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	if calls := n.TakeCalls(); len(calls) != 0 {
+		t.Errorf("converged node made calls: %v", calls)
+	}
+	if len(rec.reports) != 1 {
+		t.Fatalf("status written %d times, want once: %+v", len(rec.reports), rec.reports)
+	}
+	r := rec.reports[0]
+	if !r.Active || r.Phase != PhaseConverged || !r.Healthy || r.Generations["IISSite/web1"] != 1 {
+		t.Errorf("report: %+v", r)
+	}
+}
+
+func TestFailedStepsRetryOrStall(t *testing.T) {
+	tests := []struct {
+		name    string
+		fail    error
+		phase   Phase
+		stalled bool
+	}{
+		{"transient", errors.New("RPC server unavailable"), PhaseFailed, false},
+		{"address held by an unknown machine", backend.ErrAddressInUse, PhaseStalled, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := fake.New()
+			n.Fail["AddAddress"] = tt.fail
+			rec := &recorder{}
+			a := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Reporter: rec, Log: logr.Discard()}
+			_, err := a.Reconcile(context.Background(), "web1")
+			if err == nil || IsStalled(err) != tt.stalled {
+				t.Fatalf("err %v, stalled=%v, want stalled=%v", err, IsStalled(err), tt.stalled)
+			}
+			if diff := cmp.Diff([]string{"BringOnline Mirror:E", "AddAddress 127.0.20.1/32"}, n.TakeCalls()); diff != "" {
+				t.Errorf("the failed step must stop the rest (-want +got):\n%s", diff)
+			}
+			if rec.reports[0].Phase != tt.phase {
+				t.Errorf("phase %s, want %s", rec.reports[0].Phase, tt.phase)
+			}
+		})
+	}
+}
+
+func TestLocalRecoveryThenUnhealthy(t *testing.T) {
+	n := fake.New()
+	rec := &recorder{}
+	clk := clock.NewFake(time.Unix(1000, 0))
+	var events []string
+	a := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Reporter: rec, Clock: clk, Log: logr.Discard(),
+		OnStep: func(s plan.Step, err error) { events = append(events, string(s.Action)+" "+s.Target) }}
+	ctx := context.Background()
+	if _, err := a.Reconcile(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	n.TakeCalls()
+	n.ProbeErr["127.0.20.1:8080:"] = errors.New("connection refused")
+	var changed []string
+	for i := 0; i < 4; i++ { // threshold 2, one local restart: fail, restart, fail, unhealthy
+		clk.Advance(time.Second)
+		c, err := a.CheckHealth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed = append(changed, c...)
+	}
+	if diff := cmp.Diff([]string{"StopSite web1", "StartSite web1"}, n.TakeCalls()); diff != "" {
+		t.Errorf("local restart (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web1"}, changed); diff != "" {
+		t.Fatalf("groups turned unhealthy (-want +got):\n%s", diff)
+	}
+	if _, err := a.Reconcile(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	last := rec.reports[len(rec.reports)-1]
+	if last.Healthy || last.Message == "" {
+		t.Errorf("report after failed local recovery: %+v", last)
+	}
+}
+
+func freePort(t *testing.T) int32 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return int32(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestAgainstTheSimulator drives the real simulated IIS: the site serves its
+// content over HTTP, drift is repaired, a switchover moves it.
+func TestAgainstTheSimulator(t *testing.T) {
+	w := sim.NewWorld(t.TempDir(), logr.Discard())
+	n1, n2 := w.Node("node1"), w.Node("node2")
+	t.Cleanup(func() { n1.PowerOff(); n2.PowerOff() })
+	dir := w.VolumeDir(backend.VolumeID{Kind: backend.VolumeMirror, ID: "E"})
+	if err := os.MkdirAll(filepath.Join(dir, "web1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web1", "index.html"), []byte("web1 content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	d := desiredFor(t, port, "node1")
+	src := staticSource{d}
+	a1 := &Agent{Node: "node1", Backend: n1, Source: src, Log: logr.Discard()}
+	a2 := &Agent{Node: "node2", Backend: n2, Source: src, Log: logr.Discard()}
+	ctx := context.Background()
+	reconcileAll := func() {
+		t.Helper()
+		// take-downs first, as the placement controller orders a move
+		for _, a := range []*Agent{a1, a2} {
+			if d.Active["web1"] != a.Node {
+				if _, err := a.Reconcile(ctx, "web1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, a := range []*Agent{a1, a2} {
+			if d.Active["web1"] == a.Node {
+				if _, err := a.Reconcile(ctx, "web1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	fetch := func() (string, string) {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.20.1:%d/", port))
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("X-Sitekeeper-Node")
+	}
+	reconcileAll()
+	if body, node := fetch(); body != "web1 content" || node != "node1" {
+		t.Fatalf("served %q by %s", body, node)
+	}
+	sites, _ := n2.ListSites(ctx)
+	if len(sites) != 1 || sites[0].State != backend.SiteStopped || sites[0].AutoStart {
+		t.Fatalf("standby instance on node2: %+v", sites)
+	}
+	// Drift: stopped behind sitekeeper's back, repaired.
+	if err := n1.StopSite(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAll()
+	if body, _ := fetch(); body != "web1 content" {
+		t.Fatalf("after drift repair: %q", body)
+	}
+	d.Active["web1"] = "node2"
+	reconcileAll()
+	if body, node := fetch(); body != "web1 content" || node != "node2" {
+		t.Fatalf("after switchover served %q by %s", body, node)
+	}
+}

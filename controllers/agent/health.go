@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/health"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
+)
+
+// CheckHealth probes every site of the groups active on this node whose
+// check is due, restarts failing sites in place within their budget, and
+// returns the groups whose health changed (to be reconciled, so that their
+// status says so).
+func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
+	a.mu.Lock()
+	a.init()
+	a.mu.Unlock()
+	d, err := a.Source.Desired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := a.Clock.Now()
+	var changed []string
+	seen := map[string]bool{}
+	for gi := range d.Graph.Groups {
+		g := &d.Graph.Groups[gi]
+		if !strings.EqualFold(d.Active[g.Name], a.Node) || d.Suspended[g.Name] {
+			continue
+		}
+		for _, m := range g.Members {
+			s, ok := d.Graph.Object(m).(*v1alpha1.IISSite)
+			if !ok {
+				continue
+			}
+			seen[s.Metadata.Name] = true
+			// Only a site this node converged as active is checked: a site
+			// still being brought up is not failing.
+			a.mu.Lock()
+			ap, converged := a.applied[m]
+			a.mu.Unlock()
+			if !converged || !ap.Active {
+				continue
+			}
+			tr := a.tracker(s)
+			if !tr.Due(now) {
+				continue
+			}
+			cfg := plan.RenderSite(s, d.Graph, a.Node)
+			var probeErr error
+			for _, b := range cfg.Bindings {
+				if err := a.Backend.Probe(ctx, b, s.Spec.Health.Path, s.Spec.Health.Timeout.Duration); err != nil {
+					probeErr = err
+					break
+				}
+			}
+			wasFailed := tr.Failed
+			switch tr.Record(now, probeErr) {
+			case health.Restart:
+				a.Log.Info("Restarting failing site in place", "node", a.Node, "site", s.Metadata.Name, "restart", tr.Restarts, "of", tr.Policy.LocalRestarts, "error", probeErr.Error())
+				a.event(plan.Step{Node: a.Node, Action: plan.StopSite, Target: v1alpha1.RefOf(s).String(), Group: g.Name, SiteName: s.Metadata.Name,
+					Reason: fmt.Sprintf("local recovery %d/%d: %v", tr.Restarts, tr.Policy.LocalRestarts, probeErr)}, a.restart(ctx, s.Metadata.Name))
+			case health.Failed:
+				a.mu.Lock()
+				a.unhealth[g.Name] = fmt.Sprintf("IISSite/%s fails its health checks after %d local restart(s): %v", s.Metadata.Name, tr.Restarts, probeErr)
+				a.mu.Unlock()
+				a.Log.Info("Site failed after local recovery", "node", a.Node, "site", s.Metadata.Name, "group", g.Name, "error", probeErr.Error())
+				changed = append(changed, g.Name)
+			default:
+				if wasFailed && !tr.Failed {
+					a.mu.Lock()
+					delete(a.unhealth, g.Name)
+					a.mu.Unlock()
+					changed = append(changed, g.Name)
+				}
+			}
+		}
+	}
+	a.mu.Lock()
+	for name, tr := range a.trackers {
+		if !seen[name] {
+			tr.Reset()
+		}
+	}
+	a.mu.Unlock()
+	return changed, nil
+}
+
+func (a *Agent) restart(ctx context.Context, site string) error {
+	if err := a.Backend.StopSite(ctx, site); err != nil {
+		return err
+	}
+	return a.Backend.StartSite(ctx, site)
+}
+
+func (a *Agent) event(s plan.Step, err error) {
+	if a.OnStep != nil {
+		a.OnStep(s, err)
+	}
+}
+
+func (a *Agent) tracker(s *v1alpha1.IISSite) *health.Tracker {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := s.Spec.Health
+	p := health.Policy{Interval: h.Interval.Duration, FailureThreshold: int(h.FailureThreshold), LocalRestarts: int(h.LocalRestarts)}
+	tr, ok := a.trackers[s.Metadata.Name]
+	if !ok {
+		tr = &health.Tracker{Policy: p}
+		a.trackers[s.Metadata.Name] = tr
+	}
+	tr.Policy = p
+	return tr
+}
