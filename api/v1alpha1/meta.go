@@ -54,6 +54,9 @@ type ObjectMeta struct {
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 	// CreationTimestamp is when the store first saw the object; read-only.
 	CreationTimestamp *time.Time `json:"creationTimestamp,omitempty"`
+	// DeletionTimestamp is set when a delete was asked for: the object is
+	// being taken out of service on every node and is then removed; read-only.
+	DeletionTimestamp *time.Time `json:"deletionTimestamp,omitempty"`
 }
 
 // Duration is a time span written as a Go duration string ("5s", "1m30s").

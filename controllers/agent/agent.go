@@ -72,6 +72,10 @@ type StalledError struct{ Err error }
 func (e *StalledError) Error() string { return e.Err.Error() }
 func (e *StalledError) Unwrap() error { return e.Err }
 
+// DeletingGroup is the key under which every deleted object is taken out of
+// service, sites before addresses before volumes.
+const DeletingGroup = "deleting"
+
 // Agent reconciles one node.
 type Agent struct {
 	Node     string
@@ -82,6 +86,8 @@ type Agent struct {
 	Log      logr.Logger
 	// OnStep, when set, is told of every executed step (events).
 	OnStep func(s plan.Step, err error)
+	// OnDeleted, when set, hears the objects whose deletion converged here.
+	OnDeleted func(ctx context.Context, refs []v1alpha1.Ref) error
 
 	mu       sync.Mutex
 	applied  map[v1alpha1.Ref]plan.Applied
@@ -167,6 +173,15 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		}
 		a.mu.Unlock()
 		rep.Released = !active && runErr == nil
+	}
+	if group == DeletingGroup && runErr == nil && a.OnDeleted != nil && len(d.Deleting) > 0 {
+		var refs []v1alpha1.Ref
+		for _, del := range d.Deleting {
+			refs = append(refs, v1alpha1.RefOf(del.Object))
+		}
+		if err := a.OnDeleted(ctx, refs); err != nil {
+			return Result{}, fmt.Errorf("confirm deletions: %w", err)
+		}
 	}
 	if err := a.report(ctx, rep); err != nil {
 		return Result{}, err

@@ -1,0 +1,286 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
+	"github.com/sitekeeper/sitekeeper/internal/version"
+)
+
+// Member runs one node's agent against the cluster store: it holds the
+// node's lease, reads the desired state, reports status and fences itself
+// when it cannot renew its lease.
+type Member struct {
+	Node     string
+	Store    *etcdstore.Store
+	Backend  backend.Node
+	LeaseTTL time.Duration
+	Resync   time.Duration
+	Log      logr.Logger
+
+	mu        sync.Mutex
+	lastRenew time.Time // monotonic reading of the last successful renewal
+	fenced    bool
+	dirty     bool
+	cache     *plan.Desired
+	kick      chan struct{}
+}
+
+// Run holds the lease and reconciles until ctx ends.
+func (m *Member) Run(ctx context.Context) error {
+	if m.LeaseTTL <= 0 {
+		m.LeaseTTL = 2 * time.Second
+	}
+	m.kick = make(chan struct{}, 1)
+	m.dirty = true
+	lease, err := m.register(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); m.keepAlive(ctx, lease) }()
+	go func() { defer wg.Done(); m.watch(ctx) }()
+	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log,
+		OnStep: func(s plan.Step, err error) {
+			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String()}
+			if err != nil {
+				e.Type, e.Reason, e.Message = "Warning", "StepFailed", err.Error()
+			}
+			m.Store.Event(context.WithoutCancel(ctx), e)
+		},
+		OnDeleted: m.ackDeleted,
+	}
+	a.Run(ctx, m.kick, Options{Resync: m.Resync})
+	wg.Wait()
+	return nil
+}
+
+func (m *Member) register(ctx context.Context) (clientv3.LeaseID, error) {
+	ttl := int64((m.LeaseTTL + time.Second - 1) / time.Second)
+	g, err := m.Store.Client.Grant(ctx, ttl)
+	if err != nil {
+		return 0, fmt.Errorf("grant lease for %s: %w", m.Node, err)
+	}
+	if _, err := m.Store.PutJSON(ctx, store.NodeKey(m.Node), store.NodeInfo{Name: m.Node, Started: time.Now().UTC(), Version: version.Version}, clientv3.WithLease(g.ID)); err != nil {
+		return 0, fmt.Errorf("register node %s: %w", m.Node, err)
+	}
+	// PutJSON skips an identical value; the lease must be attached anyway.
+	if _, err := m.Store.Client.Put(ctx, store.NodeKey(m.Node), nodeJSON(m.Node), clientv3.WithLease(g.ID)); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	m.lastRenew = time.Now()
+	m.mu.Unlock()
+	return g.ID, nil
+}
+
+func nodeJSON(node string) string {
+	return fmt.Sprintf(`{"name":%q,"version":%q}`, node, version.Version)
+}
+
+// keepAlive renews the lease every third of its TTL. A renewal that finds
+// the lease gone re-registers the node (it rejoins as standby: the leader
+// moved its groups away while it was gone).
+func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
+	renew := time.NewTicker(m.LeaseTTL / 3)
+	defer renew.Stop()
+	fence := time.NewTicker(50 * time.Millisecond)
+	defer fence.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// A clean stop hands the groups over at once.
+			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _ = m.Store.Client.Revoke(rctx, lease)
+			cancel()
+			return
+		case <-fence.C:
+			m.checkFence()
+		case <-renew.C:
+			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
+			_, err := m.Store.Client.KeepAliveOnce(rctx, lease)
+			cancel()
+			switch {
+			case err == nil:
+				m.mu.Lock()
+				m.lastRenew = time.Now()
+				m.mu.Unlock()
+				m.checkFence()
+			case errors.Is(err, rpctypes.ErrLeaseNotFound):
+				m.Log.Info("Lease expired; fenced, registering again", "node", m.Node)
+				m.setFenced(true)
+				if id, err := m.register(ctx); err == nil {
+					lease = id
+					m.markDirty()
+					m.checkFence()
+				}
+			case ctx.Err() == nil:
+				m.Log.V(1).Info("Lease renewal failed", "node", m.Node, "error", err.Error())
+			}
+		}
+	}
+}
+
+// checkFence fences the node once three quarters of the TTL passed without a
+// renewal, so that its groups are out of service before the lease expires.
+// The deadline is checked on the monotonic clock.
+func (m *Member) checkFence() {
+	m.mu.Lock()
+	late := time.Since(m.lastRenew) > m.LeaseTTL*3/4
+	m.mu.Unlock()
+	m.setFenced(late)
+}
+
+func (m *Member) setFenced(f bool) {
+	m.mu.Lock()
+	changed := m.fenced != f
+	m.fenced = f
+	m.mu.Unlock()
+	if changed {
+		if f {
+			m.Log.Info("Cannot renew lease: taking active groups out of service (self-fencing)", "node", m.Node)
+		} else {
+			m.Log.Info("Lease renewed: rejoining as standby", "node", m.Node)
+		}
+		m.signal()
+	}
+}
+
+// Fenced reports whether the node is fenced now.
+func (m *Member) Fenced() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fenced
+}
+
+func (m *Member) signal() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Member) markDirty() {
+	m.mu.Lock()
+	m.dirty = true
+	m.mu.Unlock()
+	m.signal()
+}
+
+func (m *Member) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		for range m.Store.Changes(ctx) {
+			m.markDirty()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+			m.markDirty()
+		}
+	}
+}
+
+// Desired implements Source: the store's desired state, cached until the
+// store changes; while fenced, no group is active here.
+func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
+	m.mu.Lock()
+	cache, dirty, fenced := m.cache, m.dirty, m.fenced
+	m.mu.Unlock()
+	if dirty || cache == nil {
+		d, err := m.load(ctx)
+		if err != nil && cache == nil {
+			return nil, err
+		}
+		if err == nil {
+			cache = d
+			m.mu.Lock()
+			m.cache, m.dirty = d, false
+			m.mu.Unlock()
+		}
+	}
+	if !fenced {
+		return cache, nil
+	}
+	d := *cache
+	d.Active = map[string]string{}
+	for g, n := range cache.Active {
+		if !strings.EqualFold(n, m.Node) {
+			d.Active[g] = n
+		}
+	}
+	return &d, nil
+}
+
+func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
+	snap, err := m.Store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	decisions, err := m.Store.Decisions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	suspended, err := etcdstore.GetPrefix[bool](ctx, m.Store, store.Prefix+"suspend/")
+	if err != nil {
+		return nil, err
+	}
+	var active []v1alpha1.Object
+	d := &plan.Desired{Active: map[string]string{}, Suspended: map[string]bool{}}
+	for _, o := range snap.Objects {
+		if o.Meta().DeletionTimestamp != nil {
+			d.Deleting = append(d.Deleting, plan.Deletion{Object: o, Group: DeletingGroup})
+		} else {
+			active = append(active, o)
+		}
+	}
+	sort.SliceStable(d.Deleting, func(i, j int) bool {
+		return v1alpha1.KindOrder(d.Deleting[i].Object.GetKind()) < v1alpha1.KindOrder(d.Deleting[j].Object.GetKind())
+	})
+	d.Graph = validation.Validate(active).Graph
+	nodeSuspended := suspended["Node/"+m.Node]
+	for _, g := range d.Graph.Groups {
+		if dec, ok := decisions[g.Name]; ok {
+			d.Active[g.Name] = dec.Active
+		}
+		if nodeSuspended {
+			d.Suspended[g.Name] = true
+		}
+		for _, mem := range g.Members {
+			if suspended[mem.Kind+"/"+mem.Name] {
+				d.Suspended[g.Name] = true
+			}
+		}
+	}
+	return d, nil
+}
+
+// Report implements Reporter.
+func (m *Member) Report(ctx context.Context, r Report) error {
+	_, err := m.Store.PutJSON(ctx, store.ReportKey(r.Group, r.Node), r)
+	return err
+}
+
+func (m *Member) ackDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
+	for _, r := range refs {
+		if _, err := m.Store.Client.Put(ctx, store.DeletedKey(r, m.Node), "true"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+// Package placement is the leader's controller: for every resource group it
+// decides which node serves it — keep it while healthy, fail over when the
+// active node's lease expires or it reports the group unhealthy after local
+// recovery, switch back automatically or on request — and derives every
+// object's status. Only one leader runs (etcd election).
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/controllers/agent"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+// GroupView is what the decision needs to know of a group.
+type GroupView struct {
+	Name      string
+	Members   []string
+	Placement v1alpha1.Placement
+	// Generation is the highest generation among the members that declare
+	// the placement; a new one with activeNode set is a manual switchover.
+	Generation int64
+	Suspended  bool
+}
+
+// World is the cluster as the leader sees it.
+type World struct {
+	Live           map[string]bool
+	SuspendedNodes map[string]bool
+	// Reports maps node to that node's report on the group.
+	Reports map[string]agent.Report
+}
+
+// Change is one decision taken, for the event log.
+type Change struct {
+	Reason  string // CamelCase
+	Message string
+	Warning bool
+}
+
+func (w World) eligible(g GroupView, d *store.Decision, n string, now time.Time) bool {
+	if !w.Live[n] || w.SuspendedNodes[n] {
+		return false
+	}
+	if len(recent(d.Failures[n], now, window(g))) >= maxFailures(g) {
+		return false
+	}
+	return true
+}
+
+func window(g GroupView) time.Duration {
+	if g.Placement.FailureWindow != nil {
+		return g.Placement.FailureWindow.Duration
+	}
+	return v1alpha1.DefaultFailureWindow
+}
+
+func maxFailures(g GroupView) int {
+	if g.Placement.MaxFailures > 0 {
+		return int(g.Placement.MaxFailures)
+	}
+	return v1alpha1.DefaultMaxFailures
+}
+
+func recent(ts []time.Time, now time.Time, w time.Duration) []time.Time {
+	var out []time.Time
+	for _, t := range ts {
+		if now.Sub(t) < w {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func unhealthy(r agent.Report, ok bool) bool { return ok && r.Active && !r.Healthy }
+
+// best returns the highest-priority eligible node other than skip.
+func (w World) best(g GroupView, d *store.Decision, skip string, now time.Time) string {
+	for _, n := range g.Placement.Nodes {
+		if n != skip && w.eligible(g, d, n, now) {
+			return n
+		}
+	}
+	return ""
+}
+
+// Decide returns the group's next decision and what changed. It is pure.
+func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.Decision, []Change) {
+	d := store.Decision{Group: g.Name}
+	if prev != nil {
+		d = *prev
+		d.Failures = map[string][]time.Time{}
+		for n, ts := range prev.Failures {
+			if r := recent(ts, now, window(g)); len(r) > 0 {
+				d.Failures[n] = r
+			}
+		}
+	}
+	d.Group, d.Members = g.Name, g.Members
+	if d.Failures == nil {
+		d.Failures = map[string][]time.Time{}
+	}
+	var changes []Change
+	set := func(reason, msg string, warning bool) {
+		d.Reason, d.Since = reason+": "+msg, now
+		changes = append(changes, Change{Reason: reason, Message: msg, Warning: warning})
+	}
+	if g.Suspended || (d.Active != "" && w.SuspendedNodes[d.Active]) {
+		return d, nil
+	}
+	// Move the group to target: at once when from is gone (its lease
+	// expired, so it fenced itself), else after from confirms its take-down.
+	move := func(from, to, reason, msg string, warning bool) {
+		set(reason, msg, warning)
+		if from == "" || !w.Live[from] {
+			d.Active, d.Target, d.Releasing = to, "", ""
+			return
+		}
+		d.Active, d.Target, d.Releasing = "", to, from
+	}
+	requested := g.Placement.ActiveNode != "" && (g.Placement.ActiveNode != d.Requested || g.Generation != d.RequestedGeneration)
+
+	switch {
+	case d.Target != "":
+		rep, ok := w.Reports[d.Releasing]
+		if !w.Live[d.Releasing] || (ok && !rep.Active && rep.Released) {
+			d.Active, d.Target, d.Releasing = d.Target, "", ""
+			return d, changes
+		}
+		if !w.eligible(g, &d, d.Target, now) {
+			if alt := w.best(g, &d, d.Releasing, now); alt != "" && alt != d.Target {
+				d.Target = alt
+			}
+		}
+		return d, changes
+	case d.Active != "" && !w.Live[d.Active]:
+		failed := d.Active
+		d.Failures[failed] = append(d.Failures[failed], now)
+		if to := w.best(g, &d, failed, now); to != "" {
+			move("", to, v1alpha1.ReasonFailedOver, fmt.Sprintf("%s lease expired; %s serves the group now", failed, to), true)
+		} else {
+			d.Active = ""
+			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s lease expired and no other node of %s can serve the group", failed, strings.Join(g.Placement.Nodes, ", ")), true)
+		}
+	case d.Active != "" && unhealthyReport(w, d.Active):
+		failed := d.Active
+		why := w.Reports[failed].Message
+		if to := w.best(g, &d, failed, now); to != "" {
+			d.Failures[failed] = append(d.Failures[failed], now)
+			move(failed, to, v1alpha1.ReasonFailedOver, fmt.Sprintf("%s reported the group unhealthy (%s); moving to %s", failed, why, to), true)
+		} else if !strings.HasPrefix(d.Reason, v1alpha1.ReasonNoHealthyNode) {
+			d.Failures[failed] = append(d.Failures[failed], now)
+			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s reported the group unhealthy (%s) and no other node can serve it; staying", failed, why), true)
+		}
+	case d.Active != "" && requested:
+		d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
+		to := g.Placement.ActiveNode
+		if to != d.Active && w.Live[to] && !w.SuspendedNodes[to] {
+			move(d.Active, to, "SwitchedOver", fmt.Sprintf("requested activeNode %s (generation %d)", to, g.Generation), false)
+		}
+	case d.Active != "" && g.Placement.Switchback == v1alpha1.SwitchbackAutomatic && len(g.Placement.Nodes) > 0 &&
+		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && firstIsPreferred(g):
+		first := g.Placement.Nodes[0]
+		move(d.Active, first, v1alpha1.ReasonSwitchedBack, fmt.Sprintf("automatic, %s healthy", first), false)
+	case d.Active == "":
+		to := ""
+		if a := g.Placement.ActiveNode; a != "" && w.eligible(g, &d, a, now) {
+			to = a
+		} else {
+			to = w.best(g, &d, "", now)
+		}
+		if requested {
+			d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
+		}
+		if to == "" {
+			if !strings.HasPrefix(d.Reason, v1alpha1.ReasonNoHealthyNode) {
+				set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("none of %s is live and below its failure threshold", strings.Join(g.Placement.Nodes, ", ")), true)
+			}
+			return d, changes
+		}
+		move("", to, "Placed", fmt.Sprintf("%s serves the group", to), false)
+	}
+	return d, changes
+}
+
+// firstIsPreferred: an explicit activeNode request pins the group; automatic
+// switchback applies only when no other node was asked for.
+func firstIsPreferred(g GroupView) bool {
+	return g.Placement.ActiveNode == "" || g.Placement.ActiveNode == g.Placement.Nodes[0]
+}
+
+func unhealthyReport(w World, node string) bool {
+	r, ok := w.Reports[node]
+	return unhealthy(r, ok)
+}
+
+// Inherit finds, for a group without a decision, the decision of a group
+// that shared members with it (the group was renamed, or merged).
+func Inherit(members []string, orphans map[string]store.Decision) (string, bool) {
+	for name, d := range orphans {
+		for _, m := range d.Members {
+			if slices.Contains(members, m) {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}

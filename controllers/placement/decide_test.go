@@ -1,0 +1,114 @@
+package placement
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/controllers/agent"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func group(sb v1alpha1.SwitchbackPolicy, active string, gen int64) GroupView {
+	return GroupView{Name: "web1", Members: []string{"IISSite/web1"}, Generation: gen,
+		Placement: v1alpha1.Placement{Nodes: []string{"node1", "node2"}, Switchback: sb, ActiveNode: active, MaxFailures: 3}}
+}
+
+func live(nodes ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range nodes {
+		m[n] = true
+	}
+	return m
+}
+
+func TestDecide(t *testing.T) {
+	healthy := func(n string) agent.Report { return agent.Report{Node: n, Active: true, Healthy: true} }
+	tests := []struct {
+		name       string
+		g          GroupView
+		prev       *store.Decision
+		w          World
+		wantActive string
+		wantTarget string
+		wantReason string // prefix of the change's reason, "" for none
+	}{
+		{"first placement on the primary", group("", "", 1), nil, World{Live: live("node1", "node2")}, "node1", "", "Placed"},
+		{"primary down at start: the next node", group("", "", 1), nil, World{Live: live("node2")}, "node2", "", "Placed"},
+		{"healthy: nothing to do", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": healthy("node1")}}, "node1", "", ""},
+		{"lease expired: fail over at once", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node2")}, "node2", "", "FailedOver"},
+		{"unhealthy after local recovery: move after take-down", group("", "", 1), &store.Decision{Active: "node1"},
+			World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": {Active: true, Healthy: false, Message: "probe failed"}}}, "", "node2", "FailedOver"},
+		{"move completes when the old node released", group("", "", 1), &store.Decision{Target: "node2", Releasing: "node1"},
+			World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": {Released: true}}}, "node2", "", ""},
+		{"move waits for the release", group("", "", 1), &store.Decision{Target: "node2", Releasing: "node1"},
+			World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": {Active: true, Healthy: true}}}, "", "node2", ""},
+		{"manual switchback stays after heal", group(v1alpha1.SwitchbackManual, "", 1), &store.Decision{Active: "node2"}, World{Live: live("node1", "node2")}, "node2", "", ""},
+		{"automatic switchback", group(v1alpha1.SwitchbackAutomatic, "", 1), &store.Decision{Active: "node2"}, World{Live: live("node1", "node2")}, "", "node1", "SwitchedBack"},
+		{"switchover request", group("", "node2", 2), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2")}, "", "node2", "SwitchedOver"},
+		{"an honoured request is not repeated", group("", "node2", 2), &store.Decision{Active: "node1", Requested: "node2", RequestedGeneration: 2}, World{Live: live("node1", "node2")}, "node1", "", ""},
+		{"no healthy node says so", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live()}, "", "", "NoHealthyNode"},
+		{"too many failures: not moved there again", group(v1alpha1.SwitchbackAutomatic, "", 1),
+			&store.Decision{Active: "node2", Failures: map[string][]time.Time{"node1": {t0.Add(-3 * time.Minute), t0.Add(-2 * time.Minute), t0.Add(-time.Minute)}}},
+			World{Live: live("node1", "node2")}, "node2", "", ""},
+		{"failures outside the window are forgotten", group(v1alpha1.SwitchbackAutomatic, "", 1),
+			&store.Decision{Active: "node2", Failures: map[string][]time.Time{"node1": {t0.Add(-3 * time.Hour), t0.Add(-2 * time.Hour), t0.Add(-time.Hour)}}},
+			World{Live: live("node1", "node2")}, "", "node1", "SwitchedBack"},
+		{"suspended group: untouched", func() GroupView { g := group("", "", 1); g.Suspended = true; return g }(), &store.Decision{Active: "node1"}, World{Live: live("node2")}, "node1", "", ""},
+		{"suspended active node: untouched", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node2"), SuspendedNodes: live("node1")}, "node1", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, changes := Decide(tt.g, tt.prev, tt.w, t0)
+			if d.Active != tt.wantActive || d.Target != tt.wantTarget {
+				t.Errorf("active %q target %q, want %q %q (reason %q)", d.Active, d.Target, tt.wantActive, tt.wantTarget, d.Reason)
+			}
+			var reason string
+			if len(changes) > 0 {
+				reason = changes[0].Reason
+			}
+			if reason != tt.wantReason {
+				t.Errorf("change reason %q, want %q (%+v)", reason, tt.wantReason, changes)
+			}
+		})
+	}
+}
+
+// TestFailoverSwitchbackStory replays F4/F5: node1 fails, the group moves to
+// node2; node1 is repaired; manual switchback keeps it on node2 until asked.
+func TestFailoverSwitchbackStory(t *testing.T) {
+	g := group(v1alpha1.SwitchbackManual, "", 1)
+	var log []string
+	step := func(prev *store.Decision, w World, at time.Duration) *store.Decision {
+		d, changes := Decide(g, prev, w, t0.Add(at))
+		for _, c := range changes {
+			log = append(log, c.Reason+": "+c.Message)
+		}
+		return &d
+	}
+	d := step(nil, World{Live: live("node1", "node2")}, 0)
+	d = step(d, World{Live: live("node2")}, time.Second)
+	d = step(d, World{Live: live("node1", "node2")}, time.Minute)
+	g.Placement.ActiveNode, g.Generation = "node1", 2
+	d = step(d, World{Live: live("node1", "node2")}, 2*time.Minute)
+	d = step(d, World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node2": {Released: true}}}, 2*time.Minute+time.Second)
+	want := []string{
+		"Placed: node1 serves the group",
+		"FailedOver: node1 lease expired; node2 serves the group now",
+		"SwitchedOver: requested activeNode node1 (generation 2)",
+	}
+	if diff := cmp.Diff(want, log); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if d.Active != "node1" || len(d.Failures["node1"]) != 1 {
+		t.Errorf("final decision %+v", d)
+	}
+	if !strings.HasPrefix(d.Reason, "SwitchedOver") {
+		t.Errorf("reason %q", d.Reason)
+	}
+}

@@ -1,0 +1,146 @@
+// Package etcd is the store on etcd: an embedded single-member server for
+// the default set-up, or an external cluster reached by its endpoints.
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// ServerOptions configure the embedded etcd.
+type ServerOptions struct {
+	// DataDir holds etcd's data.
+	DataDir string
+	// ClientAddr is host:port for clients; port 0 picks a free one.
+	ClientAddr string
+	// Fast tunes the member for tests: short ticks and no fsync.
+	Fast bool
+	// Verbose lets etcd's info logs through.
+	Verbose bool
+	Log     logr.Logger
+}
+
+// Server is an embedded etcd member.
+type Server struct {
+	etcd     *embed.Etcd
+	Endpoint string
+}
+
+// StartServer starts a one-member etcd inside the process.
+func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "sitekeeper"
+	cfg.Dir = o.DataDir
+	if o.ClientAddr == "" {
+		o.ClientAddr = "127.0.0.1:0"
+	}
+	clientAddr, err := resolvePort(o.ClientAddr)
+	if err != nil {
+		return nil, err
+	}
+	peerAddr, err := resolvePort("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	cu := url.URL{Scheme: "http", Host: clientAddr}
+	pu := url.URL{Scheme: "http", Host: peerAddr}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg.TickMs, cfg.ElectionMs = 50, 500
+	if o.Fast {
+		cfg.TickMs, cfg.ElectionMs = 10, 50
+		cfg.UnsafeNoFsync = true
+	}
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: o.Log.WithName("etcd"), verbose: o.Verbose}))
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", o.DataDir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 30s", o.DataDir)
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	return &Server{etcd: e, Endpoint: cu.String()}, nil
+}
+
+// Close stops the member.
+func (s *Server) Close() { s.etcd.Close() }
+
+// resolvePort picks a free port when addr asks for port 0. The port could
+// be taken again before etcd binds it; etcd then fails clearly.
+func resolvePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
+}
+
+// logrCore sends etcd's zap logs to Sitekeeper's logger: errors always,
+// the rest only when verbose. A normal shutdown logs nothing.
+type logrCore struct {
+	log     logr.Logger
+	verbose bool
+	fields  []zapcore.Field
+}
+
+func (c logrCore) Enabled(l zapcore.Level) bool {
+	if c.verbose {
+		return l >= zapcore.InfoLevel
+	}
+	return l >= zapcore.ErrorLevel
+}
+
+func (c logrCore) With(f []zapcore.Field) zapcore.Core {
+	return logrCore{log: c.log, verbose: c.verbose, fields: append(append([]zapcore.Field{}, c.fields...), f...)}
+}
+
+func (c logrCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c logrCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range append(append([]zapcore.Field{}, c.fields...), fields...) {
+		f.AddTo(enc)
+	}
+	kv := make([]any, 0, 2*len(enc.Fields))
+	for k, v := range enc.Fields {
+		kv = append(kv, k, v)
+	}
+	if e.Level >= zapcore.ErrorLevel {
+		c.log.Error(nil, e.Message, kv...)
+	} else {
+		c.log.V(1).Info(e.Message, kv...)
+	}
+	return nil
+}
+
+func (c logrCore) Sync() error { return nil }

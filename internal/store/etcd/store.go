@@ -1,0 +1,543 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
+)
+
+// Store is the cluster store on an etcd client.
+type Store struct {
+	Client *clientv3.Client
+	seq    atomic.Uint64
+	now    func() time.Time
+}
+
+// Connect opens a client to endpoints.
+func Connect(endpoints []string) (*Store, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 3 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return &Store{Client: c, now: time.Now}, nil
+}
+
+// Close closes the client.
+func (s *Store) Close() error { return s.Client.Close() }
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := s.Client.Get(ctx, store.Prefix+"ping"); err != nil {
+		return fmt.Errorf("store at %s does not answer: %w", strings.Join(s.Client.Endpoints(), ","), err)
+	}
+	return nil
+}
+
+func decodeObject(kv []byte, rev int64) (v1alpha1.Object, error) {
+	var tm v1alpha1.TypeMeta
+	if err := json.Unmarshal(kv, &tm); err != nil {
+		return nil, err
+	}
+	o := v1alpha1.New(tm.Kind)
+	if o == nil {
+		return nil, fmt.Errorf("unknown kind %q in store", tm.Kind)
+	}
+	if err := json.Unmarshal(kv, o); err != nil {
+		return nil, err
+	}
+	o.Meta().ResourceVersion = strconv.FormatInt(rev, 10)
+	return o, nil
+}
+
+// Snapshot is every object with its status at one revision.
+type Snapshot struct {
+	Objects  []v1alpha1.Object
+	Revision int64
+}
+
+// List returns every object (with status) at one revision.
+func (s *Store) List(ctx context.Context) (Snapshot, error) {
+	resp, err := s.Client.Get(ctx, store.Prefix+"objects/", clientv3.WithPrefix())
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("list objects: %w", err)
+	}
+	snap := Snapshot{Revision: resp.Header.Revision}
+	for _, kv := range resp.Kvs {
+		o, err := decodeObject(kv.Value, kv.ModRevision)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		snap.Objects = append(snap.Objects, o)
+	}
+	st, err := s.Client.Get(ctx, store.Prefix+"status/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("list status: %w", err)
+	}
+	byKey := map[string]v1alpha1.Status{}
+	for _, kv := range st.Kvs {
+		var status v1alpha1.Status
+		if json.Unmarshal(kv.Value, &status) == nil {
+			byKey[strings.TrimPrefix(string(kv.Key), store.Prefix+"status/")] = status
+		}
+	}
+	for _, o := range snap.Objects {
+		*o.StatusRef() = byKey[o.GetKind()+"/"+o.Meta().Name]
+	}
+	return snap, nil
+}
+
+// Get returns one object with its status.
+func (s *Store) Get(ctx context.Context, ref v1alpha1.Ref) (v1alpha1.Object, error) {
+	resp, err := s.Client.Get(ctx, store.ObjectKey(ref))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", ref, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("%s: %w", ref, store.ErrNotFound)
+	}
+	o, err := decodeObject(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := s.Client.Get(ctx, store.StatusKey(ref)); err == nil && len(st.Kvs) > 0 {
+		_ = json.Unmarshal(st.Kvs[0].Value, o.StatusRef())
+	}
+	return o, nil
+}
+
+// Outcome is what apply did to one object, in kubectl's words.
+type Outcome string
+
+// Outcomes.
+const (
+	Created    Outcome = "created"
+	Configured Outcome = "configured"
+	Unchanged  Outcome = "unchanged"
+	Deleted    Outcome = "deleted"
+)
+
+// ApplyResult is the outcome for one object.
+type ApplyResult struct {
+	Ref        v1alpha1.Ref
+	Outcome    Outcome
+	Generation int64
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	DryRun bool
+}
+
+// ValidationError carries every problem of a refused set.
+type ValidationError struct{ Errors diag.List }
+
+func (e *ValidationError) Error() string { return e.Errors.Error() }
+
+// Apply creates or updates objs as one transaction: the whole resulting
+// set (stored objects plus these) is validated first, nothing is written if
+// any object is invalid, and every write is a compare-and-swap on the
+// revision read. An object that carries a resourceVersion must still be at
+// that version. On a conflict with a concurrent writer the apply is
+// recomputed on fresh data (a few times) — never a silent lost update.
+func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt ApplyOptions) ([]ApplyResult, error) {
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		res, err := s.applyOnce(ctx, objs, opt)
+		if !errors.Is(err, errRetry) {
+			return res, err
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("apply: %w (%v)", store.ErrConflict, lastErr)
+}
+
+var errRetry = errors.New("store changed while applying")
+
+func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt ApplyOptions) ([]ApplyResult, error) {
+	snap, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stored := map[v1alpha1.Ref]v1alpha1.Object{}
+	for _, o := range snap.Objects {
+		stored[v1alpha1.RefOf(o)] = o
+	}
+	incoming := map[v1alpha1.Ref]bool{}
+	var set []v1alpha1.Object
+	for _, o := range objs {
+		incoming[v1alpha1.RefOf(o)] = true
+		set = append(set, v1alpha1.DeepCopy(o))
+	}
+	for ref, o := range stored {
+		if !incoming[ref] && o.Meta().DeletionTimestamp == nil {
+			set = append(set, o)
+		}
+	}
+	res := validation.Validate(set)
+	if len(res.Errors) > 0 {
+		// Only the incoming objects carry positions; stored ones are named.
+		for i := range res.Errors {
+			if res.Errors[i].Index >= len(objs) {
+				res.Errors[i].Index = -1
+				res.Errors[i].Message += " (stored object)"
+			}
+		}
+		return nil, &ValidationError{Errors: res.Errors}
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	var results []ApplyResult
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for i := range objs {
+		o := set[i] // defaulted copy
+		ref := v1alpha1.RefOf(o)
+		m := o.Meta()
+		*o.StatusRef() = v1alpha1.Status{}
+		old, exists := stored[ref]
+		key := store.ObjectKey(ref)
+		if m.ResourceVersion != "" {
+			want := m.ResourceVersion
+			if !exists || old.Meta().ResourceVersion != want {
+				return nil, fmt.Errorf("apply %s: resourceVersion %s is stale: %w", ref, want, store.ErrConflict)
+			}
+		}
+		if exists && old.Meta().DeletionTimestamp != nil {
+			return nil, fmt.Errorf("apply %s: it is being deleted; wait until `sitekeeper get` no longer lists it, then apply again", ref)
+		}
+		r := ApplyResult{Ref: ref}
+		if !exists {
+			m.UID = newUID()
+			m.Generation = 1
+			m.CreationTimestamp = &now
+			m.ResourceVersion = ""
+			m.DeletionTimestamp = nil
+			r.Outcome, r.Generation = Created, 1
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		} else {
+			om := old.Meta()
+			m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.ResourceVersion = om.UID, om.CreationTimestamp, nil, ""
+			m.Generation = om.Generation
+			if !bytes.Equal(o.SpecJSON(), old.SpecJSON()) {
+				m.Generation++
+			}
+			r.Generation = m.Generation
+			if m.Generation != om.Generation || !mapsEqual(m.Labels, om.Labels) || !mapsEqual(m.Annotations, om.Annotations) {
+				r.Outcome = Configured
+			} else {
+				r.Outcome = Unchanged
+			}
+			rev, _ := strconv.ParseInt(om.ResourceVersion, 10, 64)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+		}
+		results = append(results, r)
+		if r.Outcome == Unchanged {
+			continue
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, clientv3.OpPut(key, string(b)))
+	}
+	if opt.DryRun || len(ops) == 0 {
+		return results, nil
+	}
+	txn, err := s.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	if !txn.Succeeded {
+		return nil, errRetry
+	}
+	for _, r := range results {
+		if r.Outcome != Unchanged {
+			s.Event(ctx, store.Event{Type: "Normal", Reason: strings.ToUpper(string(r.Outcome[:1])) + string(r.Outcome[1:]), Object: r.Ref.String(), Message: fmt.Sprintf("%s %s (generation %d)", r.Ref, r.Outcome, r.Generation)})
+		}
+	}
+	return results, nil
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func newUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// MarkDeleted starts a two-phase delete: the object gets a deletion
+// timestamp, nodes take it out of service, then the leader removes it.
+func (s *Store) MarkDeleted(ctx context.Context, ref v1alpha1.Ref) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		resp, err := s.Client.Get(ctx, store.ObjectKey(ref))
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 {
+			return fmt.Errorf("%s: %w", ref, store.ErrNotFound)
+		}
+		o, err := decodeObject(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+		if err != nil {
+			return err
+		}
+		if o.Meta().DeletionTimestamp != nil {
+			return nil
+		}
+		now := s.now().UTC().Truncate(time.Second)
+		o.Meta().DeletionTimestamp = &now
+		o.Meta().ResourceVersion = ""
+		b, _ := json.Marshal(o)
+		txn, err := s.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(store.ObjectKey(ref), string(b))).Commit()
+		if err != nil {
+			return err
+		}
+		if txn.Succeeded {
+			s.Event(ctx, store.Event{Type: "Normal", Reason: "Deleting", Object: ref.String(), Message: ref.String() + " is being taken out of service on every node"})
+			return nil
+		}
+	}
+	return fmt.Errorf("delete %s: %w", ref, store.ErrConflict)
+}
+
+// Remove deletes an object's keys for good (the second phase of delete).
+func (s *Store) Remove(ctx context.Context, ref v1alpha1.Ref) error {
+	_, err := s.Client.Txn(ctx).Then(
+		clientv3.OpDelete(store.ObjectKey(ref)),
+		clientv3.OpDelete(store.StatusKey(ref)),
+		clientv3.OpDelete(store.Prefix+"deleted/"+ref.Kind+"/"+ref.Name+"/", clientv3.WithPrefix()),
+	).Commit()
+	return err
+}
+
+// UpdateSpec writes an object's spec with a compare-and-swap on its
+// resourceVersion; generation moves when spec changed.
+func (s *Store) UpdateSpec(ctx context.Context, o v1alpha1.Object) error {
+	ref := v1alpha1.RefOf(o)
+	cur, err := s.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if cur.Meta().ResourceVersion != o.Meta().ResourceVersion {
+		return fmt.Errorf("update %s: %w", ref, store.ErrConflict)
+	}
+	c := v1alpha1.DeepCopy(o)
+	if !bytes.Equal(c.SpecJSON(), cur.SpecJSON()) {
+		c.Meta().Generation = cur.Meta().Generation + 1
+	}
+	rev, _ := strconv.ParseInt(o.Meta().ResourceVersion, 10, 64)
+	c.Meta().ResourceVersion = ""
+	*c.StatusRef() = v1alpha1.Status{}
+	b, _ := json.Marshal(c)
+	txn, err := s.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", rev)).Then(clientv3.OpPut(store.ObjectKey(ref), string(b))).Commit()
+	if err != nil {
+		return err
+	}
+	if !txn.Succeeded {
+		return fmt.Errorf("update %s: %w", ref, store.ErrConflict)
+	}
+	return nil
+}
+
+// PutJSON writes v at key when its encoding differs from what is there.
+// It reports whether it wrote.
+func (s *Store) PutJSON(ctx context.Context, key string, v any, opts ...clientv3.OpOption) (bool, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, err
+	}
+	resp, err := s.Client.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	if len(resp.Kvs) > 0 && bytes.Equal(resp.Kvs[0].Value, b) {
+		return false, nil
+	}
+	if _, err := s.Client.Put(ctx, key, string(b), opts...); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// GetPrefix decodes every value under prefix into a map keyed by the rest
+// of the key.
+func GetPrefix[T any](ctx context.Context, s *Store, prefix string) (map[string]T, error) {
+	resp, err := s.Client.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]T{}
+	for _, kv := range resp.Kvs {
+		var v T
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			continue
+		}
+		out[strings.TrimPrefix(string(kv.Key), prefix)] = v
+	}
+	return out, nil
+}
+
+// Decisions returns every placement decision with its revision.
+func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error) {
+	resp, err := s.Client.Get(ctx, store.Prefix+"placement/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]store.Decision{}
+	for _, kv := range resp.Kvs {
+		var d store.Decision
+		if json.Unmarshal(kv.Value, &d) == nil {
+			d.Revision = kv.ModRevision
+			out[d.Group] = d
+		}
+	}
+	return out, nil
+}
+
+// PutDecision writes a decision with a compare-and-swap on its revision
+// (0: must not exist), guarded by the leader's election key so that a
+// deposed leader cannot write.
+func (s *Store) PutDecision(ctx context.Context, d store.Decision, leaderKey string, leaderRev int64) error {
+	b, _ := json.Marshal(d)
+	key := store.DecisionKey(d.Group)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", d.Revision)}
+	if leaderKey != "" {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(leaderKey), "=", leaderRev))
+	}
+	txn, err := s.Client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return err
+	}
+	if !txn.Succeeded {
+		return fmt.Errorf("placement of %s: %w", d.Group, store.ErrConflict)
+	}
+	return nil
+}
+
+// DeleteDecision removes a group's decision.
+func (s *Store) DeleteDecision(ctx context.Context, group string) error {
+	_, err := s.Client.Delete(ctx, store.DecisionKey(group))
+	return err
+}
+
+// Event records an event; failures to record are not fatal to the caller.
+func (s *Store) Event(ctx context.Context, e store.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.now().UTC()
+	}
+	b, _ := json.Marshal(e)
+	lease, err := s.Client.Grant(ctx, int64(store.EventRetention/time.Second))
+	if err != nil {
+		return
+	}
+	_, _ = s.Client.Put(ctx, store.EventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease.ID))
+}
+
+// Events returns the recorded events, oldest first.
+func (s *Store) Events(ctx context.Context) ([]store.Event, int64, error) {
+	resp, err := s.Client.Get(ctx, store.Prefix+"events/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []store.Event
+	for _, kv := range resp.Kvs {
+		var e store.Event
+		if json.Unmarshal(kv.Value, &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// WatchEvents streams events recorded after rev.
+func (s *Store) WatchEvents(ctx context.Context, rev int64) <-chan store.Event {
+	ch := make(chan store.Event)
+	go func() {
+		defer close(ch)
+		for resp := range s.Client.Watch(ctx, store.Prefix+"events/", clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+			for _, ev := range resp.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				var e store.Event
+				if json.Unmarshal(ev.Kv.Value, &e) == nil {
+					select {
+					case ch <- e:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// Changes signals (coalesced) every change under Prefix except events.
+func (s *Store) Changes(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		for resp := range s.Client.Watch(clientv3.WithRequireLeader(ctx), store.Prefix, clientv3.WithPrefix()) {
+			relevant := false
+			for _, ev := range resp.Events {
+				if !strings.HasPrefix(string(ev.Kv.Key), store.Prefix+"events/") {
+					relevant = true
+				}
+			}
+			if relevant {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// SortedKeys returns the keys of m in order.
+func SortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

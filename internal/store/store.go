@@ -1,0 +1,117 @@
+// Package store holds what the cluster shares: desired objects, their
+// status, node leases, the agents' reports, placement decisions, events and
+// maintenance flags. The only implementation is store/etcd: leases,
+// transactions and watches are etcd's.
+//
+// Key layout (every key lives under Prefix):
+//
+//	objects/<Kind>/<name>          desired object (metadata + spec), JSON;
+//	                               resourceVersion = the key's mod revision
+//	status/<Kind>/<name>           status of the object, written by the leader
+//	nodes/<node>                   NodeInfo, attached to the node's lease
+//	reports/<group>/<node>         the node agent's Report on a group
+//	placement/<group>              the leader's Decision: who serves the group
+//	deleted/<Kind>/<name>/<node>   a node's confirmation that a deleted object
+//	                               is out of service there
+//	suspend/<Kind>/<name>          maintenance flag (Kind "Node" for a node)
+//	events/<time>-<seq>            Event, kept for EventRetention
+//	sim/<node>                     simulator commands (power, stop a site)
+//	election/                      etcd election of the placement leader
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+)
+
+// Prefix is the root of every Sitekeeper key.
+const Prefix = "/sitekeeper/"
+
+// EventRetention is how long events are kept.
+const EventRetention = time.Hour
+
+// Sentinel errors.
+var (
+	// ErrNotFound: no such object.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the object changed since it was read.
+	ErrConflict = errors.New("conflict: the object was changed by someone else; read it again and retry")
+)
+
+// Keys.
+func ObjectKey(r v1alpha1.Ref) string     { return Prefix + "objects/" + r.Kind + "/" + r.Name }
+func StatusKey(r v1alpha1.Ref) string     { return Prefix + "status/" + r.Kind + "/" + r.Name }
+func NodeKey(node string) string          { return Prefix + "nodes/" + node }
+func ReportKey(group, node string) string { return Prefix + "reports/" + group + "/" + node }
+func DecisionKey(group string) string     { return Prefix + "placement/" + group }
+func DeletedKey(r v1alpha1.Ref, node string) string {
+	return Prefix + "deleted/" + r.Kind + "/" + r.Name + "/" + node
+}
+func SuspendKey(kind, name string) string { return Prefix + "suspend/" + kind + "/" + name }
+func SimKey(node string) string           { return Prefix + "sim/" + node }
+func EventKey(t time.Time, seq uint64) string {
+	return fmt.Sprintf("%sevents/%020d-%08d", Prefix, t.UnixNano(), seq)
+}
+
+// ElectionPrefix is the etcd election of the placement leader.
+const ElectionPrefix = Prefix + "election/"
+
+// NodeInfo is what an agent publishes under its lease.
+type NodeInfo struct {
+	Name    string    `json:"name"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Decision is the leader's choice of the node serving a group.
+type Decision struct {
+	Group string `json:"group"`
+	// Members are "Kind/name" of the group's objects, to carry a decision
+	// over when a group is renamed (its first site renamed).
+	Members []string `json:"members"`
+	// Active is the node that serves the group now ("" while moving or
+	// when no node can).
+	Active string `json:"active"`
+	// Target is the node the group moves to once Releasing confirmed.
+	Target string `json:"target,omitempty"`
+	// Releasing is the node that must confirm its take-down first.
+	Releasing string `json:"releasing,omitempty"`
+	// Reason says why, as an event does ("FailedOver: node1 lease expired").
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// Requested is the placement.activeNode already honoured, with the
+	// generation that asked for it.
+	Requested           string `json:"requested,omitempty"`
+	RequestedGeneration int64  `json:"requestedGeneration,omitempty"`
+	// Failures lists, per node, when the group failed there (lease expired
+	// or unhealthy after local recovery), for the anti-flapping threshold.
+	Failures map[string][]time.Time `json:"failures,omitempty"`
+	// Revision is the key's mod revision, for compare-and-swap.
+	Revision int64 `json:"-"`
+}
+
+// Event is one thing that happened, for `sitekeeper events`.
+type Event struct {
+	Time time.Time `json:"time"`
+	// Type is Normal or Warning.
+	Type string `json:"type"`
+	// Reason is a CamelCase word: FailedOver, SwitchedBack, Step, ...
+	Reason string `json:"reason"`
+	// Object is "Kind/name" or "group/<name>" or "node/<name>".
+	Object  string `json:"object"`
+	Node    string `json:"node,omitempty"`
+	Message string `json:"message"`
+}
+
+// SimCommand is a fault injected into a simulated node.
+type SimCommand struct {
+	// Powered is false after fail-node, true after heal-node.
+	Powered bool `json:"powered"`
+	// StopSite names a site to stop behind Sitekeeper's back.
+	StopSite string `json:"stopSite,omitempty"`
+	// Seq makes repeated commands distinct.
+	Seq int64 `json:"seq"`
+}
