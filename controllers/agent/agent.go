@@ -86,14 +86,18 @@ type Agent struct {
 	Log      logr.Logger
 	// OnStep, when set, is told of every executed step (events).
 	OnStep func(s plan.Step, err error)
+	// OnObserved, when set, hears the node's state after a reconcile that
+	// changed it.
+	OnObserved func(plan.Observed)
 	// OnDeleted, when set, hears the objects whose deletion converged here.
 	OnDeleted func(ctx context.Context, refs []v1alpha1.Ref) error
 
-	mu       sync.Mutex
-	applied  map[v1alpha1.Ref]plan.Applied
-	last     map[string]Report
-	trackers map[string]*health.Tracker // by site name
-	unhealth map[string]string          // group -> why, after local recovery failed
+	mu           sync.Mutex
+	observedOnce bool
+	applied      map[v1alpha1.Ref]plan.Applied
+	last         map[string]Report
+	trackers     map[string]*health.Tracker // by site name
+	unhealth     map[string]string          // group -> why, after local recovery failed
 }
 
 func (a *Agent) init() {
@@ -142,6 +146,14 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 			break
 		}
 		a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
+	}
+	if a.OnObserved != nil && len(steps) > 0 {
+		if after, err := plan.Observe(ctx, a.Node, a.Backend); err == nil {
+			a.OnObserved(after)
+		}
+	} else if a.OnObserved != nil && !a.observedOnce {
+		a.observedOnce = true
+		a.OnObserved(obs)
 	}
 	g, known := d.Graph.Group(group)
 	switch {

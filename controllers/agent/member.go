@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -32,6 +33,12 @@ type Member struct {
 	LeaseTTL time.Duration
 	Resync   time.Duration
 	Log      logr.Logger
+	// OnObserved, when set, hears what the node has after each reconcile.
+	OnObserved func(plan.Observed)
+
+	// crashed makes a stop look like a power loss: the lease is left to
+	// expire instead of being revoked.
+	crashed atomic.Bool
 
 	mu        sync.Mutex
 	lastRenew time.Time // monotonic reading of the last successful renewal
@@ -64,7 +71,8 @@ func (m *Member) Run(ctx context.Context) error {
 			}
 			m.Store.Event(context.WithoutCancel(ctx), e)
 		},
-		OnDeleted: m.ackDeleted,
+		OnDeleted:  m.ackDeleted,
+		OnObserved: m.OnObserved,
 	}
 	a.Run(ctx, m.kick, Options{Resync: m.Resync})
 	wg.Wait()
@@ -105,6 +113,9 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 	for {
 		select {
 		case <-ctx.Done():
+			if m.crashed.Load() {
+				return
+			}
 			// A clean stop hands the groups over at once.
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, _ = m.Store.Client.Revoke(rctx, lease)
@@ -161,6 +172,9 @@ func (m *Member) setFenced(f bool) {
 		m.signal()
 	}
 }
+
+// Crash marks the next stop as a power loss (no lease revoke).
+func (m *Member) Crash() { m.crashed.Store(true) }
 
 // Fenced reports whether the node is fenced now.
 func (m *Member) Fenced() bool {
@@ -228,20 +242,26 @@ func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
 }
 
 func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
-	snap, err := m.Store.List(ctx)
+	return LoadDesired(ctx, m.Store, m.Node)
+}
+
+// LoadDesired reads the desired state from the store as node sees it (a
+// suspended node has every group suspended).
+func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.Desired, error) {
+	snap, err := st.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	decisions, err := m.Store.Decisions(ctx)
+	decisions, err := st.Decisions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	suspended, err := etcdstore.GetPrefix[bool](ctx, m.Store, store.Prefix+"suspend/")
+	suspended, err := etcdstore.GetPrefix[bool](ctx, st, store.Prefix+"suspend/")
 	if err != nil {
 		return nil, err
 	}
 	var active []v1alpha1.Object
-	d := &plan.Desired{Active: map[string]string{}, Suspended: map[string]bool{}}
+	d := &plan.Desired{Active: map[string]string{}, Moving: map[string]string{}, Suspended: map[string]bool{}}
 	for _, o := range snap.Objects {
 		if o.Meta().DeletionTimestamp != nil {
 			d.Deleting = append(d.Deleting, plan.Deletion{Object: o, Group: DeletingGroup})
@@ -253,10 +273,13 @@ func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
 		return v1alpha1.KindOrder(d.Deleting[i].Object.GetKind()) < v1alpha1.KindOrder(d.Deleting[j].Object.GetKind())
 	})
 	d.Graph = validation.Validate(active).Graph
-	nodeSuspended := suspended["Node/"+m.Node]
+	nodeSuspended := suspended["Node/"+node]
 	for _, g := range d.Graph.Groups {
 		if dec, ok := decisions[g.Name]; ok {
 			d.Active[g.Name] = dec.Active
+			if dec.Target != "" {
+				d.Moving[g.Name] = dec.Target
+			}
 		}
 		if nodeSuspended {
 			d.Suspended[g.Name] = true

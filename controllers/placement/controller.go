@@ -30,6 +30,11 @@ type Controller struct {
 	OnDecision func(group string, c Change)
 	// Tick re-evaluates on a timer (failure windows, lease expiry).
 	Tick time.Duration
+	// Grace is how long a new leader waits for a never-placed group's
+	// preferred node to register (default 3s: more than a lease TTL).
+	Grace time.Duration
+
+	leadingSince time.Time
 }
 
 // Run campaigns for leadership and, once leader, reconciles until ctx ends
@@ -64,6 +69,7 @@ func (c *Controller) lead(ctx context.Context) error {
 		return fmt.Errorf("campaign: %w", err)
 	}
 	c.Log.V(1).Info("Elected placement leader", "identity", c.Identity)
+	c.leadingSince = c.Clock.Now()
 	changes := c.Store.Changes(ctx)
 	tick := time.NewTicker(c.Tick)
 	defer tick.Stop()
@@ -157,8 +163,15 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 				view.Suspended = true
 			}
 		}
-		w := World{Live: live, SuspendedNodes: suspendedNodes, Reports: byGroup[grp.Name]}
+		grace := c.Grace
+		if grace <= 0 {
+			grace = 3 * time.Second
+		}
+		w := World{Live: live, SuspendedNodes: suspendedNodes, Reports: byGroup[grp.Name], StartupGrace: now.Sub(c.leadingSince) < grace}
 		var prev *store.Decision
+		if _, ok := decisions[grp.Name]; !ok && len(live) == 0 {
+			continue // no node has registered yet: nothing to decide
+		}
 		if d, ok := decisions[grp.Name]; ok {
 			prev = &d
 		} else if old, ok := Inherit(view.Members, orphans); ok {

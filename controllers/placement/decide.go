@@ -33,6 +33,10 @@ type World struct {
 	SuspendedNodes map[string]bool
 	// Reports maps node to that node's report on the group.
 	Reports map[string]agent.Report
+	// StartupGrace is true while the leader has just started: a group never
+	// placed waits for its preferred node to register instead of going to
+	// whichever node came up first.
+	StartupGrace bool
 }
 
 // Change is one decision taken, for the event log.
@@ -168,6 +172,13 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		move(d.Active, first, v1alpha1.ReasonSwitchedBack, fmt.Sprintf("automatic, %s healthy", first), false)
 	case d.Active == "":
 		to := ""
+		preferred := g.Placement.ActiveNode
+		if preferred == "" && len(g.Placement.Nodes) > 0 {
+			preferred = g.Placement.Nodes[0]
+		}
+		if prev == nil && w.StartupGrace && !w.Live[preferred] {
+			return d, nil
+		}
 		if a := g.Placement.ActiveNode; a != "" && w.eligible(g, &d, a, now) {
 			to = a
 		} else {

@@ -40,6 +40,12 @@ type streams struct {
 	out, err io.Writer
 }
 
+// globalFlags are the flags every command has.
+type globalFlags struct {
+	endpointsFlag string
+	verbose       int
+}
+
 // Run executes the command line args and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	s := &streams{in: stdin, out: stdout, err: stderr}
@@ -96,9 +102,24 @@ drift repair and first set-up are one loop.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	g := &globalFlags{}
+	root.PersistentFlags().StringVar(&g.endpointsFlag, "endpoints", "", "store endpoints, comma-separated (default: $SITEKEEPER_ENDPOINTS, else the endpoint the last `sitekeeper up` recorded)")
+	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (repeat for more detail)")
 	root.AddCommand(
 		newValidateCmd(s),
-		newPlanCmd(s),
+		newPlanCmd(s, g),
+		newUpCmd(s, g),
+		newApplyCmd(s, g),
+		newDiffCmd(s, g),
+		newGetCmd(s, g),
+		newDescribeCmd(s, g),
+		newDeleteCmd(s, g),
+		newSwitchoverCmd(s, g),
+		newEventsCmd(s, g),
+		newSuspendCmd(s, g, true),
+		newSuspendCmd(s, g, false),
+		newClearFailuresCmd(s, g),
+		newSimCmd(s, g),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)

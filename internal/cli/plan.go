@@ -69,7 +69,7 @@ func printPlan(s *streams, p plan.Plan, output string) error {
 	return err
 }
 
-func newPlanCmd(s *streams) *cobra.Command {
+func newLocalPlanCmd(s *streams) *cobra.Command {
 	var ff fileFlags
 	var node, output string
 	var actives []string

@@ -19,6 +19,9 @@ type Desired struct {
 	// Active maps a group name to the node that should serve it; a group
 	// missing or mapped to "" is served nowhere.
 	Active map[string]string
+	// Moving maps a group to the node it moves to, while its old node
+	// releases it (for the reason of the take-down steps).
+	Moving map[string]string
 	// Deleting lists objects being removed: taken out of service and
 	// deleted on every node. They are not in Graph.
 	Deleting []Deletion
@@ -226,7 +229,10 @@ func (b *builder) bringUp(g *graph.Group) {
 func (b *builder) takeDown(g *graph.Group, active string) {
 	sites, ips, vols := b.members(g)
 	why := fmt.Sprintf("group %s is active on %s", g.Name, active)
-	if active == "" {
+	switch {
+	case active == "" && b.d.Moving[g.Name] != "":
+		why = fmt.Sprintf("group %s moves to %s", g.Name, b.d.Moving[g.Name])
+	case active == "":
 		why = fmt.Sprintf("group %s has no active node", g.Name)
 	}
 	for _, s := range sites {

@@ -112,7 +112,9 @@ func (c logrCore) Enabled(l zapcore.Level) bool {
 	if c.verbose {
 		return l >= zapcore.InfoLevel
 	}
-	return l >= zapcore.ErrorLevel
+	// Quiet unless verbose: etcd logs recoverable trouble at error level
+	// (a fresh data dir, a client gone); only a crash is worth showing.
+	return l >= zapcore.DPanicLevel
 }
 
 func (c logrCore) With(f []zapcore.Field) zapcore.Core {

@@ -346,31 +346,38 @@ func (s *Store) Remove(ctx context.Context, ref v1alpha1.Ref) error {
 	return err
 }
 
-// UpdateSpec writes an object's spec with a compare-and-swap on its
-// resourceVersion; generation moves when spec changed.
-func (s *Store) UpdateSpec(ctx context.Context, o v1alpha1.Object) error {
-	ref := v1alpha1.RefOf(o)
-	cur, err := s.Get(ctx, ref)
-	if err != nil {
-		return err
+// UpdateSpecs writes objects' specs in one transaction, each with a
+// compare-and-swap on its resourceVersion; generation moves when a spec
+// changed.
+func (s *Store) UpdateSpecs(ctx context.Context, objs ...v1alpha1.Object) error {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for _, o := range objs {
+		ref := v1alpha1.RefOf(o)
+		cur, err := s.Get(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if cur.Meta().ResourceVersion != o.Meta().ResourceVersion {
+			return fmt.Errorf("update %s: %w", ref, store.ErrConflict)
+		}
+		c := v1alpha1.DeepCopy(o)
+		if !bytes.Equal(c.SpecJSON(), cur.SpecJSON()) {
+			c.Meta().Generation = cur.Meta().Generation + 1
+		}
+		rev, _ := strconv.ParseInt(o.Meta().ResourceVersion, 10, 64)
+		c.Meta().ResourceVersion = ""
+		*c.StatusRef() = v1alpha1.Status{}
+		b, _ := json.Marshal(c)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", rev))
+		ops = append(ops, clientv3.OpPut(store.ObjectKey(ref), string(b)))
 	}
-	if cur.Meta().ResourceVersion != o.Meta().ResourceVersion {
-		return fmt.Errorf("update %s: %w", ref, store.ErrConflict)
-	}
-	c := v1alpha1.DeepCopy(o)
-	if !bytes.Equal(c.SpecJSON(), cur.SpecJSON()) {
-		c.Meta().Generation = cur.Meta().Generation + 1
-	}
-	rev, _ := strconv.ParseInt(o.Meta().ResourceVersion, 10, 64)
-	c.Meta().ResourceVersion = ""
-	*c.StatusRef() = v1alpha1.Status{}
-	b, _ := json.Marshal(c)
-	txn, err := s.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", rev)).Then(clientv3.OpPut(store.ObjectKey(ref), string(b))).Commit()
+	txn, err := s.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return err
 	}
 	if !txn.Succeeded {
-		return fmt.Errorf("update %s: %w", ref, store.ErrConflict)
+		return fmt.Errorf("update: %w", store.ErrConflict)
 	}
 	return nil
 }

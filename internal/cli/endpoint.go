@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+)
+
+// endpointFile is where `sitekeeper up` records its store endpoint, so
+// that later commands find it without flags.
+func endpointFile() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "sitekeeper", "endpoint"), nil
+}
+
+func recordEndpoint(ep string) error {
+	f, err := endpointFile()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(f, []byte(ep+"\n"), 0o600)
+}
+
+// endpoints resolves the store endpoints: --endpoints, then
+// SITEKEEPER_ENDPOINTS, then the endpoint the last `up` recorded.
+func (g *globalFlags) endpoints() ([]string, error) {
+	v := g.endpointsFlag
+	if v == "" {
+		v = os.Getenv("SITEKEEPER_ENDPOINTS")
+	}
+	if v == "" {
+		f, err := endpointFile()
+		if err == nil {
+			b, err := os.ReadFile(f)
+			if err == nil {
+				v = strings.TrimSpace(string(b))
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
+	}
+	if v == "" {
+		return nil, usagef("no store to talk to: start one with `sitekeeper up`, or pass --endpoints (or set SITEKEEPER_ENDPOINTS)")
+	}
+	var eps []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			if !strings.Contains(e, "://") {
+				e = "http://" + e
+			}
+			eps = append(eps, e)
+		}
+	}
+	return eps, nil
+}
+
+// connect opens the store and checks that it answers.
+func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
+	eps, err := g.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	s, err := etcdstore.Connect(eps)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w (is `sitekeeper up` running?)", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,377 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
+)
+
+func age(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	d := time.Since(*t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func readyOf(st v1alpha1.Status) string {
+	if c := v1alpha1.FindCondition(st.Conditions, v1alpha1.ConditionReady); c != nil {
+		if c.Status == v1alpha1.ConditionTrue {
+			return "True"
+		}
+		return string(c.Status) + " (" + c.Reason + ")"
+	}
+	return "Unknown"
+}
+
+func emit(w io.Writer, output string, v any) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return fmt.Errorf("unknown output %q", output)
+}
+
+func newGetCmd(s *streams, g *globalFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME] [-o table|wide|yaml|json]",
+		Short: "List objects, groups or nodes with their state",
+		Long: `Get lists iissites (site), ipresources (ip), volumeresources (vol), groups or
+nodes. Objects show their active node, readiness and age.`,
+		Example: `  sitekeeper get sites
+  sitekeeper get groups
+  sitekeeper get site WebSite1 -o yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usagef("get takes KIND [NAME]")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch output {
+			case "table", "wide", "yaml", "json":
+			default:
+				return usagef("unknown output format %q; use table, wide, yaml or json", output)
+			}
+			ctx := cmd.Context()
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				cs, err := readState(ctx, st)
+				if err != nil {
+					return err
+				}
+				switch strings.ToLower(args[0]) {
+				case "group", "groups", "grp":
+					return getGroups(s, cs, name, output)
+				case "node", "nodes", "no":
+					return getNodes(s, cs, name, output)
+				}
+				kind, ok := v1alpha1.ParseKind(args[0])
+				if !ok {
+					return usagef("unknown kind %q; use sites, ips, vols, groups or nodes", args[0])
+				}
+				var objs []v1alpha1.Object
+				for _, o := range cs.snap.Objects {
+					if o.GetKind() == kind && (name == "" || o.Meta().Name == name) {
+						objs = append(objs, o)
+					}
+				}
+				if name != "" && len(objs) == 0 {
+					return fmt.Errorf("%s %q: %w", kind, name, store.ErrNotFound)
+				}
+				if output == "yaml" || output == "json" {
+					if name != "" {
+						return emit(s.out, output, objs[0])
+					}
+					return emit(s.out, output, map[string]any{"apiVersion": v1alpha1.APIVersion, "kind": kind + "List", "items": objs})
+				}
+				tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+				if output == "wide" {
+					fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE\tGROUP\tNODES\tGENERATION\tOBSERVED")
+				} else {
+					fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE")
+				}
+				for _, o := range objs {
+					st := o.StatusRef()
+					active := st.ActiveNode
+					if active == "" {
+						active = "<none>"
+					}
+					state := readyOf(*st)
+					if o.Meta().DeletionTimestamp != nil {
+						state = "Deleting"
+					}
+					if output == "wide" {
+						grp, nodes := "-", "-"
+						if gr, ok := cs.graph.GroupOf(v1alpha1.RefOf(o)); ok {
+							grp, nodes = gr.Name, strings.Join(gr.Placement.Nodes, ",")
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp), grp, nodes, o.Meta().Generation, st.ObservedGeneration)
+					} else {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp))
+					}
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
+	return cmd
+}
+
+type groupRow struct {
+	Name       string   `json:"name"`
+	Members    []string `json:"members"`
+	Nodes      []string `json:"nodes"`
+	Switchback string   `json:"switchback"`
+	Active     string   `json:"active"`
+	Moving     string   `json:"moving,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Coupling   string   `json:"coupling,omitempty"`
+	Suspended  bool     `json:"suspended,omitempty"`
+}
+
+func (cs *clusterState) groupRows(name string) []groupRow {
+	var rows []groupRow
+	for gi := range cs.graph.Groups {
+		gr := &cs.graph.Groups[gi]
+		if name != "" && gr.Name != name {
+			continue
+		}
+		d := cs.decisions[gr.Name]
+		r := groupRow{Name: gr.Name, Nodes: gr.Placement.Nodes, Switchback: string(gr.Placement.Switchback), Active: d.Active, Reason: d.Reason, Coupling: validation.CouplingText(gr)}
+		if d.Target != "" {
+			r.Moving = d.Releasing + " -> " + d.Target
+		}
+		for _, m := range gr.Members {
+			r.Members = append(r.Members, m.String())
+			if cs.suspended[m.Kind+"/"+m.Name] {
+				r.Suspended = true
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func getGroups(s *streams, cs *clusterState, name, output string) error {
+	rows := cs.groupRows(name)
+	if name != "" && len(rows) == 0 {
+		return fmt.Errorf("group %q: %w", name, store.ErrNotFound)
+	}
+	if output == "yaml" || output == "json" {
+		return emit(s.out, output, rows)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tACTIVE\tNODES\tSWITCHBACK\tMEMBERS\tREASON")
+	for _, r := range rows {
+		active := r.Active
+		switch {
+		case r.Moving != "":
+			active = "moving " + r.Moving
+		case active == "":
+			active = "<none>"
+		}
+		if r.Suspended {
+			active += " (suspended)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, active, strings.Join(r.Nodes, ","), r.Switchback, len(r.Members), r.Reason)
+	}
+	return tw.Flush()
+}
+
+type nodeRow struct {
+	Name      string   `json:"name"`
+	Status    string   `json:"status"`
+	Active    []string `json:"activeGroups"`
+	Suspended bool     `json:"suspended,omitempty"`
+}
+
+func getNodes(s *streams, cs *clusterState, name, output string) error {
+	all := map[string]bool{}
+	for n := range cs.nodes {
+		all[n] = true
+	}
+	for _, gr := range cs.graph.Groups {
+		for _, n := range gr.Placement.Nodes {
+			all[n] = true
+		}
+	}
+	var rows []nodeRow
+	for _, n := range etcdstore.SortedKeys(all) {
+		if name != "" && n != name {
+			continue
+		}
+		r := nodeRow{Name: n, Status: "NotReady", Suspended: cs.suspended["Node/"+n], Active: []string{}}
+		if _, ok := cs.nodes[n]; ok {
+			r.Status = "Ready"
+		}
+		for g, d := range cs.decisions {
+			if d.Active == n {
+				r.Active = append(r.Active, g)
+			}
+		}
+		sort.Strings(r.Active)
+		rows = append(rows, r)
+	}
+	if name != "" && len(rows) == 0 {
+		return fmt.Errorf("node %q: %w", name, store.ErrNotFound)
+	}
+	if output == "yaml" || output == "json" {
+		return emit(s.out, output, rows)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tACTIVE GROUPS\tSUSPENDED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", r.Name, r.Status, strings.Join(r.Active, ","), r.Suspended)
+	}
+	return tw.Flush()
+}
+
+func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "describe KIND NAME",
+		Short:   "Show an object's spec, group and coupling, per-node state, conditions and recent events",
+		Example: `  sitekeeper describe site WebSite1`,
+		Args:    exactArgs(2, "KIND NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				cs, err := readState(ctx, st)
+				if err != nil {
+					return err
+				}
+				if strings.HasPrefix(strings.ToLower(args[0]), "group") {
+					rows := cs.groupRows(args[1])
+					if len(rows) == 0 {
+						return fmt.Errorf("group %q: %w", args[1], store.ErrNotFound)
+					}
+					return emit(s.out, "yaml", rows[0])
+				}
+				kind, ok := v1alpha1.ParseKind(args[0])
+				if !ok {
+					return usagef("unknown kind %q; use site, ip, vol or group", args[0])
+				}
+				ref := v1alpha1.Ref{Kind: kind, Name: args[1]}
+				o := cs.find(ref)
+				if o == nil {
+					return fmt.Errorf("%s: %w", ref, store.ErrNotFound)
+				}
+				m := o.Meta()
+				w := s.out
+				fmt.Fprintf(w, "Name:         %s\nKind:         %s\nGeneration:   %d (observed %d)\nCreated:      %s ago\n", m.Name, kind, m.Generation, o.StatusRef().ObservedGeneration, age(m.CreationTimestamp))
+				if m.DeletionTimestamp != nil {
+					fmt.Fprintf(w, "Deleting:     since %s\n", m.DeletionTimestamp.Format(time.RFC3339))
+				}
+				spec, _ := yaml.Marshal(map[string]any{"spec": specOf(o)})
+				fmt.Fprintf(w, "%s", spec)
+				if gr, ok := cs.graph.GroupOf(ref); ok {
+					d := cs.decisions[gr.Name]
+					members := make([]string, len(gr.Members))
+					for i, mm := range gr.Members {
+						members[i] = mm.String()
+					}
+					fmt.Fprintf(w, "Group:        %s\n  Members:    %s\n  Nodes:      %s (switchback %s)\n", gr.Name, strings.Join(members, ", "), strings.Join(gr.Placement.Nodes, " > "), gr.Placement.Switchback)
+					if txt := validation.CouplingText(gr); txt != "" {
+						fmt.Fprintf(w, "  Coupling:   %s; they always move together\n", txt)
+					}
+					fmt.Fprintf(w, "  Decision:   %s\n", d.Reason)
+					if len(d.Failures) > 0 {
+						fmt.Fprintf(w, "  Failures:   ")
+						for _, n := range etcdstore.SortedKeys(d.Failures) {
+							fmt.Fprintf(w, "%s=%d ", n, len(d.Failures[n]))
+						}
+						fmt.Fprintln(w, "(within the failure window; `sitekeeper clear-failures` resets)")
+					}
+				}
+				stt := o.StatusRef()
+				fmt.Fprintf(w, "Active node:  %s\nNodes:\n", orDash(stt.ActiveNode))
+				for _, n := range stt.Nodes {
+					fmt.Fprintf(w, "  %-12s %-12s %s\n", n.Node, n.State, n.Message)
+				}
+				fmt.Fprintf(w, "Conditions:\n")
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE")
+				for _, c := range stt.Conditions {
+					t := c.LastTransitionTime
+					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, age(&t), c.Message)
+				}
+				_ = tw.Flush()
+				events, _, err := st.Events(ctx)
+				if err != nil {
+					return err
+				}
+				grpName := ""
+				if gr, ok := cs.graph.GroupOf(ref); ok {
+					grpName = "group/" + gr.Name
+				}
+				var mine []store.Event
+				for _, e := range events {
+					if e.Object == ref.String() || e.Object == grpName {
+						mine = append(mine, e)
+					}
+				}
+				if len(mine) > 10 {
+					mine = mine[len(mine)-10:]
+				}
+				fmt.Fprintf(w, "Events:\n")
+				for _, e := range mine {
+					fmt.Fprintf(w, "  %s  %-7s  %-12s  %s\n", e.Time.Local().Format("15:04:05"), e.Type, e.Reason, e.Message)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func specOf(o v1alpha1.Object) any {
+	switch t := o.(type) {
+	case *v1alpha1.IISSite:
+		return t.Spec
+	case *v1alpha1.IPResource:
+		return t.Spec
+	case *v1alpha1.VolumeResource:
+		return t.Spec
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+)
+
+func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
+	var watch bool
+	var output string
+	cmd := &cobra.Command{
+		Use:     "events [--watch] [-o table|json]",
+		Short:   "List what happened: placement decisions, steps, applies and deletes",
+		Example: `  sitekeeper events --watch`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return usagef("unknown output format %q; use table or json", output)
+			}
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				events, rev, err := st.Events(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+				print := func(e store.Event) {
+					if output == "json" {
+						b, _ := json.Marshal(e)
+						fmt.Fprintln(s.out, string(b))
+						return
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05.000"), e.Type, e.Reason, e.Object, orDash(e.Node), e.Message)
+					if watch {
+						_ = tw.Flush()
+					}
+				}
+				if output == "table" {
+					fmt.Fprintln(tw, "TIME\tTYPE\tREASON\tOBJECT\tNODE\tMESSAGE")
+				}
+				for _, e := range events {
+					print(e)
+				}
+				if !watch {
+					return tw.Flush()
+				}
+				for e := range st.WatchEvents(ctx, rev) {
+					print(e)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep printing new events")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json (one event per line)")
+	return cmd
+}
+
+func newSuspendCmd(s *streams, g *globalFlags, suspend bool) *cobra.Command {
+	var node string
+	verb, short := "resume", "Let Sitekeeper act on an object's group (or a node) again"
+	if suspend {
+		verb, short = "suspend", "Stop Sitekeeper acting on an object's group (or a node): maintenance mode"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " (KIND NAME | --node NAME)",
+		Short: short,
+		Long: short + `. While suspended nothing is started, stopped or failed
+over; status keeps being observed.`,
+		Example: fmt.Sprintf("  sitekeeper %s iissite WebSite1\n  sitekeeper %s --node node1", verb, verb),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var key, what string
+			switch {
+			case node != "" && len(args) == 0:
+				key, what = store.SuspendKey("Node", node), "node/"+node
+			case node == "" && len(args) == 2:
+				kind, ok := v1alpha1.ParseKind(args[0])
+				if !ok {
+					return usagef("unknown kind %q; use iissite, ip or vol", args[0])
+				}
+				key, what = store.SuspendKey(kind, args[1]), strings.ToLower(kind)+"/"+args[1]
+			default:
+				return usagef("give KIND NAME or --node NAME")
+			}
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				var err error
+				if suspend {
+					_, err = st.Client.Put(ctx, key, "true")
+				} else {
+					_, err = st.Client.Delete(ctx, key)
+				}
+				if err != nil {
+					return err
+				}
+				st.Event(ctx, store.Event{Type: "Normal", Reason: strings.ToUpper(verb[:1]) + verb[1:] + "ed", Object: what, Message: what + " " + verb + "ed"})
+				fmt.Fprintf(s.out, "%s %sed\n", what, verb)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "a whole node")
+	return cmd
+}
+
+func newClearFailuresCmd(s *streams, g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "clear-failures KIND NAME",
+		Short: "Forget a group's recorded failures, so automatic moves may use every node again",
+		Args:  exactArgs(2, "KIND NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, ok := v1alpha1.ParseKind(args[0])
+			if !ok {
+				return usagef("unknown kind %q; use iissite, ip or vol", args[0])
+			}
+			ctx := cmd.Context()
+			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				cs, err := readState(ctx, st)
+				if err != nil {
+					return err
+				}
+				grp, ok := cs.graph.GroupOf(v1alpha1.Ref{Kind: kind, Name: args[1]})
+				if !ok {
+					return fmt.Errorf("%s/%s: %w", kind, args[1], store.ErrNotFound)
+				}
+				d, ok := cs.decisions[grp.Name]
+				if !ok {
+					fmt.Fprintf(s.out, "group %s has no recorded failures\n", grp.Name)
+					return nil
+				}
+				d.Failures = nil
+				if err := st.PutDecision(ctx, d, "", 0); err != nil {
+					return err
+				}
+				st.Event(ctx, store.Event{Type: "Normal", Reason: "FailuresCleared", Object: "group/" + grp.Name, Message: "failure history cleared"})
+				fmt.Fprintf(s.out, "group %s: failures cleared\n", grp.Name)
+				return nil
+			})
+		},
+	}
+}
+
+func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Inject faults into the simulated nodes of `sitekeeper up`",
+	}
+	send := func(cmd *cobra.Command, node string, c store.SimCommand, msg string) error {
+		ctx := cmd.Context()
+		return withStore(ctx, g, func(st *etcdstore.Store) error {
+			c.Seq = time.Now().UnixNano()
+			if _, err := st.PutJSON(ctx, store.SimKey(node), c); err != nil {
+				return err
+			}
+			st.Event(ctx, store.Event{Type: "Warning", Reason: "Simulated", Object: "node/" + node, Node: node, Message: msg})
+			fmt.Fprintln(s.out, msg)
+			return nil
+		})
+	}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "fail-node NODE", Short: "The node loses power: it stops renewing its lease, its listeners and addresses vanish",
+			Args: exactArgs(1, "NODE"),
+			RunE: func(c *cobra.Command, a []string) error {
+				return send(c, a[0], store.SimCommand{Powered: false}, a[0]+" lost power")
+			},
+		},
+		&cobra.Command{
+			Use: "heal-node NODE", Short: "The node boots again and rejoins as standby",
+			Args: exactArgs(1, "NODE"),
+			RunE: func(c *cobra.Command, a []string) error {
+				return send(c, a[0], store.SimCommand{Powered: true}, a[0]+" boots")
+			},
+		},
+		&cobra.Command{
+			Use: "stop-site NODE SITE", Short: "Stop a site in IIS behind Sitekeeper's back",
+			Args: exactArgs(2, "NODE SITE"),
+			RunE: func(c *cobra.Command, a []string) error {
+				return send(c, a[0], store.SimCommand{Powered: true, StopSite: a[1]}, fmt.Sprintf("site %s stopped on %s behind sitekeeper's back", a[1], a[0]))
+			},
+		},
+	)
+	return cmd
+}

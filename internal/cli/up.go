@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sitekeeper/sitekeeper/controllers/placement"
+	"github.com/sitekeeper/sitekeeper/internal/cluster"
+	"github.com/sitekeeper/sitekeeper/internal/logging"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+)
+
+func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
+	var ff fileFlags
+	var nodes []string
+	var dataDir, listen string
+	var leaseTTL time.Duration
+	var fast bool
+	cmd := &cobra.Command{
+		Use:   "up [-f DIR] [--nodes node1,node2] [--data-dir D] [--listen 127.0.0.1:PORT]",
+		Short: "Run the embedded default: store, placement controller and simulated nodes in one process",
+		Long: `Up runs a whole Sitekeeper cluster on this machine: an etcd store inside the
+process (data under --data-dir), the placement controller, and one agent per
+simulated node. The simulated IIS really serves each started site on its
+loopback addresses. Manifests given with -f are applied at start. The store
+endpoint is printed and recorded, so other commands in another terminal find
+it. Inject faults with 'sitekeeper sim'. Stop with Ctrl-C; start again on the
+same --data-dir to resume.`,
+		Example: `  sitekeeper up -f manifests/demo
+  sitekeeper up -f manifests/demo --nodes node1,node2,node3 --listen 127.0.0.1:23790`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := logging.New(s.err, g.verbose)
+			var docs []manifest.Document
+			if len(ff.files) > 0 {
+				var res interface{ Err() error }
+				d, r := manifest.LoadAndValidate(ff.files, manifest.Options{Recursive: ff.recursive, Stdin: s.in})
+				docs, res = d, r.Errors
+				if err := res.Err(); err != nil {
+					for _, e := range r.Errors {
+						fmt.Fprintln(s.err, e.Error())
+					}
+					return fmt.Errorf("%d error(s) in %s; nothing was started", len(r.Errors), strings.Join(ff.files, ", "))
+				}
+			}
+			return cluster.RunLocal(ctx, cluster.LocalOptions{
+				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 1, Log: log,
+				Ready: func(endpoint string, st *etcdstore.Store) error {
+					if err := recordEndpoint(endpoint); err != nil {
+						log.Error(err, "Record the store endpoint (other commands need --endpoints)")
+					}
+					fmt.Fprintf(s.out, "sitekeeper up: store at %s, data in %s, nodes %s\n", endpoint, dataDir, strings.Join(nodes, ", "))
+					if len(docs) == 0 {
+						return nil
+					}
+					results, err := st.Apply(ctx, manifest.Objects(docs), etcdstore.ApplyOptions{})
+					if err != nil {
+						return fmt.Errorf("apply %s: %w", strings.Join(ff.files, ", "), err)
+					}
+					printApplied(s, results, false)
+					return nil
+				},
+				OnDecision: func(group string, c placement.Change) {
+					fmt.Fprintf(s.out, "%s placement %s: %s: %s\n", time.Now().Format("15:04:05.000"), group, c.Reason, c.Message)
+				},
+			})
+		},
+	}
+	ff.register(cmd)
+	cmd.Flags().StringSliceVar(&nodes, "nodes", []string{"node1", "node2"}, "simulated nodes to run")
+	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "folder for the store's data and the simulated disks")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port)")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL; a node that misses it for this long is failed over")
+	cmd.Flags().BoolVar(&fast, "unsafe-fast-store", false, "tune the embedded store for tests (no fsync); never for real data")
+	_ = cmd.Flags().MarkHidden("unsafe-fast-store")
+	return cmd
+}
+
+func printApplied(s *streams, results []etcdstore.ApplyResult, dryRun bool) {
+	suffix := ""
+	if dryRun {
+		suffix = " (dry run)"
+	}
+	for _, r := range results {
+		fmt.Fprintf(s.out, "%s/%s %s%s\n", strings.ToLower(r.Ref.Kind), r.Ref.Name, r.Outcome, suffix)
+	}
+}
+
+// withStore runs f with a connected store.
+func withStore(ctx context.Context, g *globalFlags, f func(*etcdstore.Store) error) error {
+	st, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(st)
+}
