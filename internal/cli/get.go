@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
@@ -218,6 +219,8 @@ type nodeRow struct {
 	Status    string   `json:"status"`
 	Active    []string `json:"activeGroups"`
 	Suspended bool     `json:"suspended,omitempty"`
+	// What the node last reported it has (sites, addresses, volumes).
+	Observed *plan.Observed `json:"observed,omitempty"`
 }
 
 func getNodes(s *streams, cs *clusterState, name, output string) error {
@@ -245,6 +248,9 @@ func getNodes(s *streams, cs *clusterState, name, output string) error {
 			}
 		}
 		sort.Strings(r.Active)
+		if o, ok := cs.observed[n]; ok {
+			r.Observed = &o
+		}
 		rows = append(rows, r)
 	}
 	if name != "" && len(rows) == 0 {
@@ -254,9 +260,22 @@ func getNodes(s *streams, cs *clusterState, name, output string) error {
 		return emit(s.out, output, rows)
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tACTIVE GROUPS\tSUSPENDED")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", r.Name, r.Status, strings.Join(r.Active, ","), r.Suspended)
+		started, addrs := "-", "-"
+		if o := r.Observed; o != nil {
+			var up, ips []string
+			for _, st := range o.Sites {
+				if st.State == "Started" {
+					up = append(up, st.Name)
+				}
+			}
+			for _, a := range o.Addresses {
+				ips = append(ips, a.CIDR)
+			}
+			started, addrs = orDash(strings.Join(up, ",")), orDash(strings.Join(ips, ","))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Status, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
 	}
 	return tw.Flush()
 }

@@ -223,6 +223,7 @@ type clusterState struct {
 	nodes     map[string]store.NodeInfo
 	reports   map[string]agent.Report
 	suspended map[string]bool
+	observed  map[string]plan.Observed
 }
 
 func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
@@ -248,6 +249,9 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 		return nil, err
 	}
 	if c.suspended, err = etcdstore.GetPrefix[bool](ctx, st, store.Prefix+"suspend/"); err != nil {
+		return nil, err
+	}
+	if c.observed, err = etcdstore.GetPrefix[plan.Observed](ctx, st, store.Prefix+"observed/"); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -57,6 +57,7 @@ func (n *Node) up() error {
 // PowerOff simulates a power loss: listeners close, addresses vanish (they
 // were never persisted), volume reservations lapse, IIS stops.
 func (n *Node) PowerOff() {
+	defer n.w.persist()
 	n.mu.Lock()
 	n.powered = false
 	for _, s := range n.sites {
@@ -86,6 +87,7 @@ func (n *Node) PowerOff() {
 // PowerOn boots the node: IIS starts the sites whose serverAutoStart is
 // true, as the real one does; a protected site stays stopped.
 func (n *Node) PowerOn() {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.powered = true
@@ -143,6 +145,7 @@ func (n *Node) byName(name string) (*site, error) {
 
 // CreateSite creates a stopped site.
 func (n *Node) CreateSite(_ context.Context, cfg backend.SiteConfig) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -176,6 +179,7 @@ func checkBinding(b backend.Binding) error {
 // UpdateBindings adds and removes bindings in one commit; a started site
 // keeps running and serves the new set at once, as IIS does.
 func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []backend.Binding) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -234,6 +238,7 @@ func (n *Node) SetAutoStart(_ context.Context, name string, on bool) error {
 }
 
 func (n *Node) edit(name string, f func(*site)) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -249,6 +254,7 @@ func (n *Node) edit(name string, f func(*site)) error {
 
 // RenameSite renames a site, keeping its ID.
 func (n *Node) RenameSite(_ context.Context, from, to string) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -268,6 +274,7 @@ func (n *Node) RenameSite(_ context.Context, from, to string) error {
 // StartSite starts a site: its addresses must be on the node and no other
 // started site may hold one of its ip:port:hostName.
 func (n *Node) StartSite(_ context.Context, name string) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -314,6 +321,7 @@ func (n *Node) checkStartable(s *site) error {
 
 // StopSite stops a site.
 func (n *Node) StopSite(_ context.Context, name string) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -329,6 +337,7 @@ func (n *Node) StopSite(_ context.Context, name string) error {
 
 // DeleteSite deletes a site (stopping it first).
 func (n *Node) DeleteSite(_ context.Context, name string) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -360,6 +369,7 @@ func (n *Node) ListAddresses(_ context.Context) ([]backend.Address, error) {
 // AddAddress adds a loopback address; it fails when another live node
 // holds it (duplicate address detection).
 func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
+	defer n.w.persist()
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
 		return fmt.Errorf("add address %q: %w", a.CIDR, err)
@@ -385,8 +395,16 @@ func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
 	return nil
 }
 
+func ipOf(cidr string) string {
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		return p.Addr().String()
+	}
+	return cidr
+}
+
 // RemoveAddress removes an address; removing an absent one is no error.
 func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
+	defer n.w.persist()
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
 		return fmt.Errorf("remove address %q: %w", a.CIDR, err)
@@ -431,6 +449,7 @@ func (n *Node) ListVolumes(_ context.Context) ([]backend.Volume, error) {
 // BringOnline mounts a volume at root on this node; it fails while another
 // live node holds it (a shared disk's reservation, a mirror's locked target).
 func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	if err := n.up(); err != nil {
 		n.mu.Unlock()
@@ -454,6 +473,7 @@ func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) 
 
 // TakeOffline releases a volume held by this node.
 func (n *Node) TakeOffline(_ context.Context, id backend.VolumeID) error {
+	defer n.w.persist()
 	n.mu.Lock()
 	if err := n.up(); err != nil {
 		n.mu.Unlock()

@@ -219,3 +219,31 @@ func TestHTTPSAndFTP(t *testing.T) {
 		t.Errorf("probe of a stopped ftp site succeeded")
 	}
 }
+
+// TestRestartKeepsTheMachines: a new process on the same root finds the
+// nodes as they were, started sites serving again.
+func TestRestartKeepsTheMachines(t *testing.T) {
+	w, n1, _, cfg := setup(t)
+	bringUp(t, n1, cfg)
+	// The old process dies without a power loss: its sockets close.
+	n1.mu.Lock()
+	for k, l := range n1.listeners {
+		l.close()
+		delete(n1.listeners, k)
+	}
+	n1.mu.Unlock()
+	w2 := NewWorld(w.Root(), logr.Discard())
+	r1 := w2.Node("node1")
+	t.Cleanup(r1.PowerOff)
+	sites, err := r1.ListSites(ctx)
+	if err != nil || len(sites) != 1 || sites[0].State != backend.SiteStarted {
+		t.Fatalf("restored sites: %+v %v", sites, err)
+	}
+	if a, _ := r1.ListAddresses(ctx); len(a) != 1 {
+		t.Fatalf("restored addresses: %v", a)
+	}
+	code, body, err := get(fmt.Sprintf("http://127.0.10.1:%d/", cfg.Bindings[0].Port), "")
+	if err != nil || code != 200 || body != "hello from web1" {
+		t.Fatalf("served after restart: %d %q %v", code, body, err)
+	}
+}

@@ -32,6 +32,7 @@ import (
 // which address) and the storage (who holds which volume, where its files
 // live).
 type World struct {
+	saveMu    sync.Mutex
 	mu        sync.Mutex
 	root      string
 	log       logr.Logger
@@ -42,9 +43,10 @@ type World struct {
 	certs     map[string]tls.Certificate
 }
 
-// NewWorld returns a world whose files live under root.
+// NewWorld returns a world whose files live under root, restoring the
+// state a previous process left there.
 func NewWorld(root string, log logr.Logger) *World {
-	return &World{
+	w := &World{
 		root: root, log: log,
 		nodes:     map[string]*Node{},
 		addrOwner: map[string]string{},
@@ -52,6 +54,8 @@ func NewWorld(root string, log logr.Logger) *World {
 		volRoots:  map[string]string{},
 		certs:     map[string]tls.Certificate{},
 	}
+	w.restore()
+	return w
 }
 
 // Root returns the folder holding the world's files.

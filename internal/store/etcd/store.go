@@ -186,27 +186,36 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		stored[v1alpha1.RefOf(o)] = o
 	}
 	incoming := map[v1alpha1.Ref]bool{}
-	var set []v1alpha1.Object
 	for _, o := range objs {
 		incoming[v1alpha1.RefOf(o)] = true
-		set = append(set, v1alpha1.DeepCopy(o))
 	}
-	for ref, o := range stored {
-		if !incoming[ref] && o.Meta().DeletionTimestamp == nil {
+	// Stored objects first: a clash between a stored and an incoming object
+	// is reported on the incoming one, where the user can fix it.
+	var set []v1alpha1.Object
+	for _, ref := range sortedRefs(stored) {
+		if o := stored[ref]; !incoming[ref] && o.Meta().DeletionTimestamp == nil {
 			set = append(set, o)
 		}
 	}
+	offset := len(set)
+	for _, o := range objs {
+		set = append(set, v1alpha1.DeepCopy(o))
+	}
 	res := validation.Validate(set)
 	if len(res.Errors) > 0 {
-		// Only the incoming objects carry positions; stored ones are named.
+		// Errors carry the index of the incoming object (for file:line);
+		// stored objects have no position, so they say so.
 		for i := range res.Errors {
-			if res.Errors[i].Index >= len(objs) {
+			if res.Errors[i].Index < offset {
 				res.Errors[i].Index = -1
 				res.Errors[i].Message += " (stored object)"
+			} else {
+				res.Errors[i].Index -= offset
 			}
 		}
 		return nil, &ValidationError{Errors: res.Errors}
 	}
+	set = set[offset:]
 	now := s.now().UTC().Truncate(time.Second)
 	var results []ApplyResult
 	var cmps []clientv3.Cmp
@@ -278,6 +287,15 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		}
 	}
 	return results, nil
+}
+
+func sortedRefs(m map[v1alpha1.Ref]v1alpha1.Object) []v1alpha1.Ref {
+	refs := make([]v1alpha1.Ref, 0, len(m))
+	for r := range m {
+		refs = append(refs, r)
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	return refs
 }
 
 func mapsEqual(a, b map[string]string) bool {

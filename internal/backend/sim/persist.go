@@ -1,0 +1,120 @@
+package sim
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+)
+
+// The simulated machines outlive the process that simulates them, as real
+// nodes outlive their agent: IIS's configuration, run state and addresses
+// are saved under the world's root after every change and restored (sockets
+// reopened) by NewWorld. Killing `sitekeeper up` is an agent crash, not a
+// power loss.
+
+type savedSite struct {
+	Config  backend.SiteConfig `json:"config"`
+	Started bool               `json:"started"`
+}
+
+type savedNode struct {
+	Powered bool              `json:"powered"`
+	Sites   []savedSite       `json:"sites"`
+	Addrs   []backend.Address `json:"addresses"`
+}
+
+type savedWorld struct {
+	Nodes     map[string]savedNode `json:"nodes"`
+	AddrOwner map[string]string    `json:"addressOwners"`
+	VolOwner  map[string]string    `json:"volumeOwners"`
+	VolRoots  map[string]string    `json:"volumeRoots"`
+}
+
+func (w *World) statePath() string { return filepath.Join(w.root, "state.json") }
+
+// persist saves the world. It takes the locks one at a time, never the
+// world's and a node's together, so it cannot deadlock with a node method.
+func (w *World) persist() {
+	if w.root == "" {
+		return
+	}
+	w.saveMu.Lock()
+	defer w.saveMu.Unlock()
+	w.mu.Lock()
+	nodes := make(map[string]*Node, len(w.nodes))
+	for k, v := range w.nodes {
+		nodes[k] = v
+	}
+	sw := savedWorld{Nodes: map[string]savedNode{}, AddrOwner: clone(w.addrOwner), VolOwner: clone(w.volOwner), VolRoots: clone(w.volRoots)}
+	w.mu.Unlock()
+	for name, n := range nodes {
+		n.mu.Lock()
+		sn := savedNode{Powered: n.powered}
+		for _, s := range n.sites {
+			sn.Sites = append(sn.Sites, savedSite{Config: s.cfg, Started: s.started})
+		}
+		for _, a := range n.addrs {
+			sn.Addrs = append(sn.Addrs, a)
+		}
+		n.mu.Unlock()
+		sw.Nodes[name] = sn
+	}
+	b, err := json.Marshal(sw)
+	if err != nil {
+		return
+	}
+	if err := os.MkdirAll(w.root, 0o755); err != nil {
+		return
+	}
+	tmp := w.statePath() + ".tmp"
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		_ = os.Rename(tmp, w.statePath())
+	}
+}
+
+func clone(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// restore loads a saved world and reopens the sockets of started sites.
+func (w *World) restore() {
+	b, err := os.ReadFile(w.statePath())
+	if err != nil {
+		return
+	}
+	var sw savedWorld
+	if json.Unmarshal(b, &sw) != nil {
+		return
+	}
+	w.addrOwner, w.volOwner, w.volRoots = orEmpty(sw.AddrOwner), orEmpty(sw.VolOwner), orEmpty(sw.VolRoots)
+	for name, sn := range sw.Nodes {
+		n := &Node{w: w, name: name, powered: sn.Powered, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
+		for _, s := range sn.Sites {
+			n.sites[s.Config.ID] = &site{cfg: s.Config, started: s.Started}
+		}
+		for _, a := range sn.Addrs {
+			n.addrs[ipOf(a.CIDR)] = a
+		}
+		w.nodes[name] = n
+	}
+	for _, n := range w.nodes {
+		n.mu.Lock()
+		if err := n.syncListenersLocked(); err != nil {
+			w.log.Info("Could not reopen a listener after restart", "node", n.name, "error", err.Error())
+		}
+		n.mu.Unlock()
+	}
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

@@ -1,0 +1,198 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+func startStore(t *testing.T) *Store {
+	t.Helper()
+	srv, err := StartServer(context.Background(), ServerOptions{DataDir: t.TempDir(), Fast: true, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	st, err := Connect([]string{srv.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+const set = `apiVersion: sitekeeper.io/v1alpha1
+kind: IPResource
+metadata: {name: vip1}
+spec: {address: 127.0.30.1/32}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: VolumeResource
+metadata: {name: vol1}
+spec: {driveLetter: E, source: {mirror: {volume: E}}}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: web1}
+spec:
+  siteID: 2
+  physicalPath: 'E:\web1'
+  bindings: [{protocol: http, ipRef: vip1, port: 8080}]
+  placement: {nodes: [node1, node2]}
+`
+
+func objects(t *testing.T, y string) []v1alpha1.Object {
+	t.Helper()
+	docs, errs := manifest.Decode("t.yaml", []byte(y))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return manifest.Objects(docs)
+}
+
+func outcomes(rs []ApplyResult) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.Ref.String()+"="+string(r.Outcome))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestApplyLifecycle(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	rs, err := st.Apply(ctx, objects(t, set), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rs); got != "IPResource/vip1=created VolumeResource/vol1=created IISSite/web1=created" {
+		t.Errorf("first apply: %s", got)
+	}
+	rs, _ = st.Apply(ctx, objects(t, set), ApplyOptions{})
+	if got := outcomes(rs); strings.Count(got, "unchanged") != 3 {
+		t.Errorf("second apply: %s", got)
+	}
+	web, err := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.Meta().Generation != 1 || web.Meta().UID == "" || web.Meta().CreationTimestamp == nil || web.Meta().ResourceVersion == "" {
+		t.Errorf("server-set metadata: %+v", web.Meta())
+	}
+	labelled := strings.Replace(set, "metadata: {name: web1}", "metadata: {name: web1, labels: {team: a}}", 1)
+	rs, _ = st.Apply(ctx, objects(t, labelled), ApplyOptions{})
+	web2, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
+	if !strings.Contains(outcomes(rs), "IISSite/web1=configured") || web2.Meta().Generation != 1 {
+		t.Errorf("label change: %s, generation %d (want configured, generation unchanged)", outcomes(rs), web2.Meta().Generation)
+	}
+	changed := strings.Replace(labelled, "port: 8080", "port: 8081", 1)
+	if _, err := st.Apply(ctx, objects(t, changed), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	web3, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
+	if web3.Meta().Generation != 2 {
+		t.Errorf("spec change: generation %d, want 2", web3.Meta().Generation)
+	}
+	// A write carrying a stale resourceVersion is a conflict, never a lost update.
+	stale := objects(t, changed)
+	stale[2].Meta().ResourceVersion = web.Meta().ResourceVersion
+	if _, err := st.Apply(ctx, stale, ApplyOptions{}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("stale resourceVersion: %v, want ErrConflict", err)
+	}
+}
+
+func TestApplyRefusesInvalidSetAndKeepsWhatIsStored(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := st.List(ctx)
+	// A second site on the same ip:port:host is valid alone but not with
+	// what is stored.
+	clash := `apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: web2}
+spec:
+  siteID: 3
+  physicalPath: 'E:\web2'
+  bindings: [{protocol: http, ipRef: vip1, port: 8080}]
+  placement: {nodes: [node1, node2]}
+`
+	_, err := st.Apply(ctx, objects(t, clash), ApplyOptions{})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Error(), "already claimed by IISSite \"web1\"") {
+		t.Fatalf("clash: %v", err)
+	}
+	after, _ := st.List(ctx)
+	if len(after.Objects) != len(before.Objects) {
+		t.Errorf("a refused apply stored something: %d objects, had %d", len(after.Objects), len(before.Objects))
+	}
+}
+
+func TestConcurrentAppliesLoseNothingSilently(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			y := strings.Replace(set, "port: 8080", fmt.Sprintf("port: %d", 18080+i), 1)
+			_, errs[i] = st.Apply(ctx, objects(t, y), ApplyOptions{})
+		}(i)
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, store.ErrConflict) {
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	web, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
+	// Every apply that reported success wrote a new generation: none was
+	// silently overwritten by a concurrent one based on the same read.
+	if web.Meta().Generation != int64(1+ok) {
+		t.Errorf("generation %d after %d successful concurrent applies, want %d", web.Meta().Generation, ok, 1+ok)
+	}
+}
+
+func TestTwoPhaseDelete(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ref := v1alpha1.Ref{Kind: "IISSite", Name: "web1"}
+	if err := st.MarkDeleted(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	o, err := st.Get(ctx, ref)
+	if err != nil || o.Meta().DeletionTimestamp == nil {
+		t.Fatalf("after MarkDeleted: %v %+v", err, o)
+	}
+	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("apply during delete: %v", err)
+	}
+	if err := st.Remove(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, ref); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after Remove: %v", err)
+	}
+}
