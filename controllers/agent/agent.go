@@ -86,6 +86,8 @@ type Agent struct {
 	Log      logr.Logger
 	// OnStep, when set, is told of every executed step (events).
 	OnStep func(s plan.Step, err error)
+	// OnRecovery, when set, hears every local restart of a failing site.
+	OnRecovery func(target, message string, err error)
 	// OnObserved, when set, hears the node's state after a reconcile that
 	// changed it.
 	OnObserved func(plan.Observed)

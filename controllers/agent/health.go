@@ -60,8 +60,10 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 			switch tr.Record(now, probeErr) {
 			case health.Restart:
 				a.Log.Info("Restarting failing site in place", "node", a.Node, "site", s.Metadata.Name, "restart", tr.Restarts, "of", tr.Policy.LocalRestarts, "error", probeErr.Error())
-				a.event(plan.Step{Node: a.Node, Action: plan.StopSite, Target: v1alpha1.RefOf(s).String(), Group: g.Name, SiteName: s.Metadata.Name,
-					Reason: fmt.Sprintf("local recovery %d/%d: %v", tr.Restarts, tr.Policy.LocalRestarts, probeErr)}, a.restart(ctx, s.Metadata.Name))
+				err := a.restart(ctx, s.Metadata.Name)
+				if a.OnRecovery != nil {
+					a.OnRecovery(v1alpha1.RefOf(s).String(), fmt.Sprintf("%s: restarted IISSite/%s in place (local recovery %d/%d) after failed checks: %v", a.Node, s.Metadata.Name, tr.Restarts, tr.Policy.LocalRestarts, probeErr), err)
+				}
 			case health.Failed:
 				a.mu.Lock()
 				a.unhealth[g.Name] = fmt.Sprintf("IISSite/%s fails its health checks after %d local restart(s): %v", s.Metadata.Name, tr.Restarts, probeErr)
@@ -93,12 +95,6 @@ func (a *Agent) restart(ctx context.Context, site string) error {
 		return err
 	}
 	return a.Backend.StartSite(ctx, site)
-}
-
-func (a *Agent) event(s plan.Step, err error) {
-	if a.OnStep != nil {
-		a.OnStep(s, err)
-	}
 }
 
 func (a *Agent) tracker(s *v1alpha1.IISSite) *health.Tracker {

@@ -2,9 +2,14 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
 )
 
 // Backoff bounds for a group whose reconcile failed.
@@ -82,6 +87,32 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 		}
 	}
 	all()
+	// Only groups whose inputs changed are reconciled on a store change;
+	// the resync reconciles every group (watch events are hints).
+	seen := map[string]string{}
+	changed := func() {
+		d, err := a.Source.Desired(ctx)
+		if err != nil {
+			all()
+			return
+		}
+		cur := Fingerprints(d)
+		var keys []string
+		for g, f := range cur {
+			if seen[g] != f {
+				keys = append(keys, g)
+			}
+		}
+		for g := range seen {
+			if _, ok := cur[g]; !ok {
+				keys = append(keys, g)
+			}
+		}
+		seen = cur
+		sort.Strings(keys)
+		q.add(keys...)
+	}
+	changed()
 	resync := time.NewTicker(opt.Resync)
 	defer resync.Stop()
 	healthTick := time.NewTicker(opt.HealthTick)
@@ -119,7 +150,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			return
 		case <-q.wake:
 		case <-changes:
-			all()
+			changed()
 		case <-resync.C:
 			all()
 		case <-healthTick.C:
@@ -158,4 +189,28 @@ func (a *Agent) groups(ctx context.Context) ([]string, error) {
 		out = append(out, del.Group)
 	}
 	return out, nil
+}
+
+// Fingerprints summarises, per group, everything a reconcile of that group
+// depends on in the desired state: who serves it, whether it moves or is
+// suspended, and its members' generations.
+func Fingerprints(d *plan.Desired) map[string]string {
+	out := make(map[string]string, len(d.Graph.Groups)+1)
+	var b strings.Builder
+	for _, g := range d.Graph.Groups {
+		b.Reset()
+		fmt.Fprintf(&b, "%s|%s|%t", d.Active[g.Name], d.Moving[g.Name], d.Suspended[g.Name])
+		for _, m := range g.Members {
+			fmt.Fprintf(&b, "|%s@%d", m, d.Graph.Object(m).Meta().Generation)
+		}
+		out[g.Name] = b.String()
+	}
+	if len(d.Deleting) > 0 {
+		b.Reset()
+		for _, del := range d.Deleting {
+			fmt.Fprintf(&b, "%s|", v1alpha1.RefOf(del.Object))
+		}
+		out[DeletingGroup] = b.String()
+	}
+	return out
 }

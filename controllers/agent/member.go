@@ -71,6 +71,13 @@ func (m *Member) Run(ctx context.Context) error {
 			}
 			m.Store.Event(context.WithoutCancel(ctx), e)
 		},
+		OnRecovery: func(target, msg string, err error) {
+			e := store.Event{Type: "Warning", Reason: "LocalRestart", Object: target, Node: m.Node, Message: msg}
+			if err != nil {
+				e.Message += "; the restart failed: " + err.Error()
+			}
+			m.Store.Event(context.WithoutCancel(ctx), e)
+		},
 		OnDeleted:  m.ackDeleted,
 		OnObserved: m.OnObserved,
 	}
@@ -199,7 +206,7 @@ func (m *Member) markDirty() {
 
 func (m *Member) watch(ctx context.Context) {
 	for ctx.Err() == nil {
-		for range m.Store.Changes(ctx) {
+		for range m.Store.Changes(ctx, etcdstore.AgentInputs...) {
 			m.markDirty()
 		}
 		select {
@@ -248,7 +255,7 @@ func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
 // LoadDesired reads the desired state from the store as node sees it (a
 // suspended node has every group suspended).
 func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.Desired, error) {
-	snap, err := st.List(ctx)
+	snap, err := st.ListSpecs(ctx)
 	if err != nil {
 		return nil, err
 	}

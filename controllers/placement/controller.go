@@ -35,6 +35,9 @@ type Controller struct {
 	Grace time.Duration
 
 	leadingSince time.Time
+	// written caches the status last written per key, so that an unchanged
+	// status costs no store round trip.
+	written map[string]string
 }
 
 // Run campaigns for leadership and, once leader, reconciles until ctx ends
@@ -69,8 +72,9 @@ func (c *Controller) lead(ctx context.Context) error {
 		return fmt.Errorf("campaign: %w", err)
 	}
 	c.Log.V(1).Info("Elected placement leader", "identity", c.Identity)
+	c.written = map[string]string{}
 	c.leadingSince = c.Clock.Now()
-	changes := c.Store.Changes(ctx)
+	changes := c.Store.Changes(ctx, etcdstore.LeaderInputs...)
 	tick := time.NewTicker(c.Tick)
 	defer tick.Stop()
 	for {
@@ -207,9 +211,15 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 		for _, m := range grp.Members {
 			o := res.Graph.Object(m)
 			st := ComputeStatus(o, view, next, w, *o.StatusRef(), now)
-			if _, err := c.Store.PutJSON(ctx, store.StatusKey(m), st); err != nil {
+			key := store.StatusKey(m)
+			b, _ := json.Marshal(st)
+			if c.written[key] == string(b) {
+				continue
+			}
+			if _, err := c.Store.PutJSON(ctx, key, st); err != nil {
 				return err
 			}
+			c.written[key] = string(b)
 		}
 	}
 	for name := range orphans {

@@ -91,6 +91,9 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 			node.PowerOff() // stays down across restarts until heal-node
 			continue
 		}
+		if !node.Powered() {
+			node.PowerOn()
+		}
 		l.startMember(ctx, n)
 	}
 	wg.Add(1)
@@ -106,9 +109,9 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	for _, w := range waits {
 		<-w
 	}
-	for _, n := range o.Nodes {
-		l.World.Node(n).PowerOff()
-	}
+	// The simulated machines are frozen as they are, not powered off: a
+	// later `up` on the same data dir finds them serving as before.
+	l.World.Detach()
 	wg.Wait()
 	return nil
 }

@@ -6,6 +6,7 @@ package graph
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 )
@@ -63,22 +64,44 @@ func (g *Graph) Object(ref v1alpha1.Ref) v1alpha1.Object { return g.objects[ref]
 // VolumeFor returns the volume whose drive letter or mount path holds path,
 // the deepest mount winning, or nil.
 func VolumeFor(path string, vols []*v1alpha1.VolumeResource) *v1alpha1.VolumeResource {
+	return NewVolumeIndex(vols).For(path)
+}
+
+// VolumeIndex finds the volume holding a path; build it once per set.
+type VolumeIndex struct {
+	byRoot map[string]*v1alpha1.VolumeResource
+}
+
+func rootKey(drive string, parts []string) string {
+	return drive + `:\` + strings.Join(parts, `\`)
+}
+
+// NewVolumeIndex parses every volume's root once.
+func NewVolumeIndex(vols []*v1alpha1.VolumeResource) *VolumeIndex {
+	ix := &VolumeIndex{byRoot: map[string]*v1alpha1.VolumeResource{}}
+	for _, v := range vols {
+		if root, ok := VolumeRoot(v); ok {
+			k := rootKey(root.Drive, root.Parts)
+			if _, dup := ix.byRoot[k]; !dup {
+				ix.byRoot[k] = v
+			}
+		}
+	}
+	return ix
+}
+
+// For returns the volume holding path, the deepest mount winning, or nil.
+func (ix *VolumeIndex) For(path string) *v1alpha1.VolumeResource {
 	p, ok := ParseWinPath(path)
 	if !ok {
 		return nil
 	}
-	var best *v1alpha1.VolumeResource
-	bestDepth := -1
-	for _, v := range vols {
-		root, ok := VolumeRoot(v)
-		if !ok || !p.Within(root) {
-			continue
-		}
-		if len(root.Parts) > bestDepth {
-			best, bestDepth = v, len(root.Parts)
+	for k := len(p.Parts); k >= 0; k-- {
+		if v, ok := ix.byRoot[rootKey(p.Drive, p.Parts[:k])]; ok {
+			return v
 		}
 	}
-	return best
+	return nil
 }
 
 // VolumeRoot returns the path where v appears on a node.
@@ -107,6 +130,7 @@ func Build(objs []v1alpha1.Object) *Graph {
 		}
 	}
 	sortRefs(refs)
+	volIndex := NewVolumeIndex(vols)
 
 	parent := map[v1alpha1.Ref]v1alpha1.Ref{}
 	var find func(v1alpha1.Ref) v1alpha1.Ref
@@ -141,7 +165,7 @@ func Build(objs []v1alpha1.Object) *Graph {
 			edges = append(edges, Coupling{Site: r, Resource: ip, Via: "binding"})
 			union(r, ip)
 		}
-		if v := VolumeFor(s.Spec.PhysicalPath, vols); v != nil {
+		if v := volIndex.For(s.Spec.PhysicalPath); v != nil {
 			vr := v1alpha1.RefOf(v)
 			edges = append(edges, Coupling{Site: r, Resource: vr, Via: "physicalPath"})
 			union(r, vr)

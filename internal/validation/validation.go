@@ -85,8 +85,9 @@ func validate(objs []v1alpha1.Object, partial bool) Result {
 		}
 		v.placement(o, o.PlacementSpec(), "spec.placement")
 	}
+	volIndex := graph.NewVolumeIndex(vols)
 	for _, s := range sites {
-		v.site(s, ips, vols)
+		v.site(s, ips, volIndex)
 	}
 	v.duplicateAddresses(ips)
 	v.duplicateVolumes(vols)
@@ -238,7 +239,7 @@ func (v *validator) volume(vol *v1alpha1.VolumeResource) {
 	}
 }
 
-func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResource, vols []*v1alpha1.VolumeResource) {
+func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResource, vols *graph.VolumeIndex) {
 	spec := s.Spec
 	if spec.SiteID < 1 || spec.SiteID > 4294967295 {
 		v.add(s, "spec.siteID", "must be between 1 and 4294967295; give the site the ID it has (or will have) in IIS")
@@ -321,7 +322,7 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 	default:
 		if _, ok := graph.ParseWinPath(spec.PhysicalPath); !ok {
 			v.add(s, "spec.physicalPath", "%q is not an absolute Windows path; write it like E:\\sites\\%s", spec.PhysicalPath, s.Metadata.Name)
-		} else if graph.VolumeFor(spec.PhysicalPath, vols) == nil && !v.partial {
+		} else if vols.For(spec.PhysicalPath) == nil && !v.partial {
 			v.add(s, "spec.physicalPath", "%q does not lie on any VolumeResource, so it would not move with the site; declare a VolumeResource for its drive or mount path", spec.PhysicalPath)
 		}
 	}

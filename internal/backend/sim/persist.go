@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
@@ -34,14 +35,33 @@ type savedWorld struct {
 
 func (w *World) statePath() string { return filepath.Join(w.root, "state.json") }
 
-// persist saves the world. It takes the locks one at a time, never the
-// world's and a node's together, so it cannot deadlock with a node method.
+// persist schedules a save of the world shortly after a change, so that a
+// burst of changes is written once.
 func (w *World) persist() {
 	if w.root == "" {
 		return
 	}
 	w.saveMu.Lock()
 	defer w.saveMu.Unlock()
+	if w.saveQueued {
+		return
+	}
+	w.saveQueued = true
+	time.AfterFunc(saveDelay, func() {
+		w.saveMu.Lock()
+		w.saveQueued = false
+		w.saveMu.Unlock()
+		w.Save()
+	})
+}
+
+const saveDelay = 20 * time.Millisecond
+
+// Save writes the world now. It takes the locks one at a time, never the
+// world's and a node's together, so it cannot deadlock with a node method.
+func (w *World) Save() {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
 	w.mu.Lock()
 	nodes := make(map[string]*Node, len(w.nodes))
 	for k, v := range w.nodes {
@@ -117,4 +137,25 @@ func orEmpty(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// Detach closes every socket of the world's nodes and saves their state, as
+// a simulator process does when it stops: the machines are frozen as they
+// are, and a later NewWorld on the same root picks them up.
+func (w *World) Detach() {
+	w.mu.Lock()
+	nodes := make([]*Node, 0, len(w.nodes))
+	for _, n := range w.nodes {
+		nodes = append(nodes, n)
+	}
+	w.mu.Unlock()
+	for _, n := range nodes {
+		n.mu.Lock()
+		for k, l := range n.listeners {
+			l.close()
+			delete(n.listeners, k)
+		}
+		n.mu.Unlock()
+	}
+	w.Save()
 }

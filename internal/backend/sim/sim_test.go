@@ -225,13 +225,8 @@ func TestHTTPSAndFTP(t *testing.T) {
 func TestRestartKeepsTheMachines(t *testing.T) {
 	w, n1, _, cfg := setup(t)
 	bringUp(t, n1, cfg)
-	// The old process dies without a power loss: its sockets close.
-	n1.mu.Lock()
-	for k, l := range n1.listeners {
-		l.close()
-		delete(n1.listeners, k)
-	}
-	n1.mu.Unlock()
+	// The old process stops without a power loss: its sockets close.
+	w.Detach()
 	w2 := NewWorld(w.Root(), logr.Discard())
 	r1 := w2.Node("node1")
 	t.Cleanup(r1.PowerOff)

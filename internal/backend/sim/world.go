@@ -32,7 +32,9 @@ import (
 // which address) and the storage (who holds which volume, where its files
 // live).
 type World struct {
-	saveMu    sync.Mutex
+	writeMu    sync.Mutex
+	saveMu     sync.Mutex
+	saveQueued bool
 	mu        sync.Mutex
 	root      string
 	log       logr.Logger

@@ -29,6 +29,10 @@ type ServerOptions struct {
 	Log     logr.Logger
 }
 
+// MaxTxnOps is the largest transaction the embedded member accepts; an
+// external etcd needs --max-txn-ops at least this for large applies.
+const MaxTxnOps = 16384
+
 // Server is an embedded etcd member.
 type Server struct {
 	etcd     *embed.Etcd
@@ -62,6 +66,9 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		cfg.UnsafeNoFsync = true
 	}
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
+	// One apply is one transaction (all or nothing): allow large sets.
+	cfg.MaxTxnOps = MaxTxnOps
+	cfg.MaxRequestBytes = 16 << 20
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: o.Log.WithName("etcd"), verbose: o.Verbose}))
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

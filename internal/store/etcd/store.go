@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,10 @@ type Store struct {
 	Client *clientv3.Client
 	seq    atomic.Uint64
 	now    func() time.Time
+
+	leaseMu   sync.Mutex
+	evLease   clientv3.LeaseID
+	evLeaseAt time.Time
 }
 
 // Connect opens a client to endpoints.
@@ -79,7 +84,12 @@ type Snapshot struct {
 }
 
 // List returns every object (with status) at one revision.
-func (s *Store) List(ctx context.Context) (Snapshot, error) {
+func (s *Store) List(ctx context.Context) (Snapshot, error) { return s.list(ctx, true) }
+
+// ListSpecs returns every object without status (what agents need).
+func (s *Store) ListSpecs(ctx context.Context) (Snapshot, error) { return s.list(ctx, false) }
+
+func (s *Store) list(ctx context.Context, withStatus bool) (Snapshot, error) {
 	resp, err := s.Client.Get(ctx, store.Prefix+"objects/", clientv3.WithPrefix())
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("list objects: %w", err)
@@ -91,6 +101,9 @@ func (s *Store) List(ctx context.Context) (Snapshot, error) {
 			return Snapshot{}, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		snap.Objects = append(snap.Objects, o)
+	}
+	if !withStatus {
+		return snap, nil
 	}
 	st, err := s.Client.Get(ctx, store.Prefix+"status/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
 	if err != nil {
@@ -275,17 +288,22 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		return results, nil
 	}
 	txn, err := s.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil && strings.Contains(err.Error(), "too many operations") {
+		return nil, fmt.Errorf("apply: etcd refused one transaction of %d writes (%w); start etcd with --max-txn-ops=%d or apply fewer objects at once", len(ops)+len(cmps), err, MaxTxnOps)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
 	if !txn.Succeeded {
 		return nil, errRetry
 	}
+	var events []store.Event
 	for _, r := range results {
 		if r.Outcome != Unchanged {
-			s.Event(ctx, store.Event{Type: "Normal", Reason: strings.ToUpper(string(r.Outcome[:1])) + string(r.Outcome[1:]), Object: r.Ref.String(), Message: fmt.Sprintf("%s %s (generation %d)", r.Ref, r.Outcome, r.Generation)})
+			events = append(events, store.Event{Type: "Normal", Reason: strings.ToUpper(string(r.Outcome[:1])) + string(r.Outcome[1:]), Object: r.Ref.String(), Message: fmt.Sprintf("%s %s (generation %d)", r.Ref, r.Outcome, r.Generation)})
 		}
 	}
+	s.EventBatch(ctx, events)
 	return results, nil
 }
 
@@ -482,16 +500,44 @@ func (s *Store) DeleteDecision(ctx context.Context, group string) error {
 }
 
 // Event records an event; failures to record are not fatal to the caller.
-func (s *Store) Event(ctx context.Context, e store.Event) {
-	if e.Time.IsZero() {
-		e.Time = s.now().UTC()
+func (s *Store) Event(ctx context.Context, e store.Event) { s.EventBatch(ctx, []store.Event{e}) }
+
+// EventBatch records events in one write. Events share a lease renewed
+// every few minutes, so they expire about EventRetention after they were
+// written without one lease per event.
+func (s *Store) EventBatch(ctx context.Context, events []store.Event) {
+	if len(events) == 0 {
+		return
 	}
-	b, _ := json.Marshal(e)
-	lease, err := s.Client.Grant(ctx, int64(store.EventRetention/time.Second))
+	lease, err := s.eventLease(ctx)
 	if err != nil {
 		return
 	}
-	_, _ = s.Client.Put(ctx, store.EventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease.ID))
+	var ops []clientv3.Op
+	for _, e := range events {
+		if e.Time.IsZero() {
+			e.Time = s.now().UTC()
+		}
+		b, _ := json.Marshal(e)
+		ops = append(ops, clientv3.OpPut(store.EventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease)))
+	}
+	_, _ = s.Client.Txn(ctx).Then(ops...).Commit()
+}
+
+const eventLeaseSlice = 5 * time.Minute
+
+func (s *Store) eventLease(ctx context.Context) (clientv3.LeaseID, error) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if s.evLease != 0 && time.Since(s.evLeaseAt) < eventLeaseSlice {
+		return s.evLease, nil
+	}
+	g, err := s.Client.Grant(ctx, int64((store.EventRetention+eventLeaseSlice)/time.Second))
+	if err != nil {
+		return 0, err
+	}
+	s.evLease, s.evLeaseAt = g.ID, time.Now()
+	return g.ID, nil
 }
 
 // Events returns the recorded events, oldest first.
@@ -534,16 +580,29 @@ func (s *Store) WatchEvents(ctx context.Context, rev int64) <-chan store.Event {
 	return ch
 }
 
-// Changes signals (coalesced) every change under Prefix except events.
-func (s *Store) Changes(ctx context.Context) <-chan struct{} {
+// Watched key families, for Changes.
+var (
+	// AgentInputs are what a node agent's desired state is made of.
+	AgentInputs = []string{"objects/", "placement/", "suspend/"}
+	// LeaderInputs are what the placement leader decides from.
+	LeaderInputs = []string{"objects/", "placement/", "suspend/", "nodes/", "reports/", "deleted/"}
+)
+
+// Changes signals (coalesced) every change under Prefix+p for p in
+// families (all but events when none are given).
+func (s *Store) Changes(ctx context.Context, families ...string) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	go func() {
 		defer close(ch)
 		for resp := range s.Client.Watch(clientv3.WithRequireLeader(ctx), store.Prefix, clientv3.WithPrefix()) {
 			relevant := false
 			for _, ev := range resp.Events {
-				if !strings.HasPrefix(string(ev.Kv.Key), store.Prefix+"events/") {
-					relevant = true
+				key := strings.TrimPrefix(string(ev.Kv.Key), store.Prefix)
+				if len(families) == 0 {
+					relevant = relevant || !strings.HasPrefix(key, "events/")
+				}
+				for _, f := range families {
+					relevant = relevant || strings.HasPrefix(key, f)
 				}
 			}
 			if relevant {
