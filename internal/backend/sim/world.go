@@ -35,14 +35,14 @@ type World struct {
 	writeMu    sync.Mutex
 	saveMu     sync.Mutex
 	saveQueued bool
-	mu        sync.Mutex
-	root      string
-	log       logr.Logger
-	nodes     map[string]*Node
-	addrOwner map[string]string // ip -> node
-	volOwner  map[string]string // volume id -> node
-	volRoots  map[string]string // volume id -> mount root as declared
-	certs     map[string]tls.Certificate
+	mu         sync.Mutex
+	root       string
+	log        logr.Logger
+	nodes      map[string]*Node
+	addrOwner  map[string]string // ip -> node
+	volOwner   map[string]string // volume id -> node
+	volRoots   map[string]string // volume id -> mount root as declared
+	certs      map[string]tls.Certificate
 }
 
 // NewWorld returns a world whose files live under root, restoring the
