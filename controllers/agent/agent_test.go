@@ -186,7 +186,7 @@ func freePort(t *testing.T) int32 {
 func TestAgainstTheSimulator(t *testing.T) {
 	w := sim.NewWorld(t.TempDir(), logr.Discard())
 	n1, n2 := w.Node("node1"), w.Node("node2")
-	t.Cleanup(func() { n1.PowerOff(); n2.PowerOff() })
+	t.Cleanup(func() { n1.PowerOff(); n2.PowerOff(); w.Close() })
 	dir := w.VolumeDir(backend.VolumeID{Kind: backend.VolumeMirror, ID: "E"})
 	if err := os.MkdirAll(filepath.Join(dir, "web1"), 0o755); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,7 @@ func BenchmarkConverge100SimSites(b *testing.B) {
 			b.Fatalf("%d sites started, want 100", started)
 		}
 		n.PowerOff()
+		w.Close()
 		b.StartTimer()
 	}
 }

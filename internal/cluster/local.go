@@ -112,6 +112,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	// The simulated machines are frozen as they are, not powered off: a
 	// later `up` on the same data dir finds them serving as before.
 	l.World.Detach()
+	l.World.Close()
 	wg.Wait()
 	return nil
 }

@@ -43,7 +43,7 @@ func (w *World) persist() {
 	}
 	w.saveMu.Lock()
 	defer w.saveMu.Unlock()
-	if w.saveQueued {
+	if w.saveQueued || w.closed {
 		return
 	}
 	w.saveQueued = true
@@ -62,6 +62,12 @@ const saveDelay = 20 * time.Millisecond
 func (w *World) Save() {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
+	w.saveMu.Lock()
+	closed := w.closed
+	w.saveMu.Unlock()
+	if closed {
+		return
+	}
 	w.mu.Lock()
 	nodes := make(map[string]*Node, len(w.nodes))
 	for k, v := range w.nodes {
@@ -158,4 +164,14 @@ func (w *World) Detach() {
 		n.mu.Unlock()
 	}
 	w.Save()
+}
+
+// Close stops saving (after a last save), for a world whose folder is about
+// to be removed.
+func (w *World) Close() {
+	w.saveMu.Lock()
+	w.closed = true
+	w.saveMu.Unlock()
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
 }

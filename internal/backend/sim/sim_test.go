@@ -39,7 +39,7 @@ func setup(t *testing.T) (*World, *Node, *Node, backend.SiteConfig) {
 	t.Helper()
 	w := NewWorld(t.TempDir(), logr.Discard())
 	n1, n2 := w.Node("node1"), w.Node("node2")
-	t.Cleanup(func() { n1.PowerOff(); n2.PowerOff() })
+	t.Cleanup(func() { n1.PowerOff(); n2.PowerOff(); w.Close() })
 	cfg := backend.SiteConfig{ID: 2, Name: "web1", PhysicalPath: `E:\sites\web1`, AppPool: "DefaultAppPool",
 		Bindings: []backend.Binding{{Protocol: "http", IP: "127.0.10.1", Port: freePort(t)}}}
 	if err := os.MkdirAll(filepath.Join(w.VolumeDir(vol), "sites", "web1"), 0o755); err != nil {
@@ -229,7 +229,7 @@ func TestRestartKeepsTheMachines(t *testing.T) {
 	w.Detach()
 	w2 := NewWorld(w.Root(), logr.Discard())
 	r1 := w2.Node("node1")
-	t.Cleanup(r1.PowerOff)
+	t.Cleanup(func() { r1.PowerOff(); w2.Close() })
 	sites, err := r1.ListSites(ctx)
 	if err != nil || len(sites) != 1 || sites[0].State != backend.SiteStarted {
 		t.Fatalf("restored sites: %+v %v", sites, err)

@@ -35,6 +35,7 @@ type World struct {
 	writeMu    sync.Mutex
 	saveMu     sync.Mutex
 	saveQueued bool
+	closed     bool
 	mu         sync.Mutex
 	root       string
 	log        logr.Logger
