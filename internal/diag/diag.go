@@ -93,3 +93,13 @@ func (l List) Sort() {
 		return a.Message < b.Message
 	})
 }
+
+// Clip shortens a value quoted in a message, so that a hostile megabyte-long
+// value does not become a megabyte-long error.
+func Clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max/2] + "…" + s[len(s)-max/2:]
+}

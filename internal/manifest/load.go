@@ -252,7 +252,8 @@ func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
 	if kindNode == nil || kindNode.Kind != yaml.ScalarNode || kindNode.Value == "" {
 		return nil, errAt(root.Line, "", name, "kind", "missing; set kind to IISSite, IPResource or VolumeResource")
 	}
-	kind := kindNode.Value
+	kind := diag.Clip(kindNode.Value)
+	name = diag.Clip(name)
 	obj := v1alpha1.New(kind)
 	if obj == nil {
 		hint := ""
@@ -265,7 +266,7 @@ func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
 	if av == nil || av.Value != v1alpha1.APIVersion {
 		line, got := root.Line, ""
 		if av != nil {
-			line, got = av.Line, av.Value
+			line, got = av.Line, diag.Clip(av.Value)
 		}
 		return nil, errAt(line, kind, name, "apiVersion", fmt.Sprintf("is %q; set apiVersion: %s", got, v1alpha1.APIVersion))
 	}

@@ -39,8 +39,13 @@ type validator struct {
 }
 
 func (v *validator) add(o v1alpha1.Object, field, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = diag.Clip(s)
+		}
+	}
 	v.errs = append(v.errs, diag.Error{
-		Kind: o.GetKind(), Name: o.Meta().Name, Field: field,
+		Kind: o.GetKind(), Name: diag.Clip(o.Meta().Name), Field: field,
 		Message: fmt.Sprintf(format, args...), Index: v.index[o],
 	})
 }
