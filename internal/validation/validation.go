@@ -38,6 +38,9 @@ type validator struct {
 	errs    diag.List
 }
 
+// ownText is text Sitekeeper composed (not a user value): never clipped.
+type ownText string
+
 func (v *validator) add(o v1alpha1.Object, field, format string, args ...any) {
 	for i, a := range args {
 		if s, ok := a.(string); ok {
@@ -428,7 +431,7 @@ func (v *validator) groups(g *graph.Graph) {
 				continue
 			}
 			if !samePlacement(*p, *first.PlacementSpec()) {
-				v.add(o, "spec.placement", "differs from %s's, but they are in one resource group (%s) and always move together; give them the same placement, or give each site its own IP and volume", v1alpha1.RefOf(first), couplingText(grp))
+				v.add(o, "spec.placement", "differs from %s's, but they are in one resource group (%s) and always move together; give them the same placement, or give each site its own IP and volume", v1alpha1.RefOf(first), ownText(couplingText(grp)))
 			}
 		}
 	}
