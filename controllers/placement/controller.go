@@ -47,7 +47,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.Clock = clock.Real{}
 	}
 	if c.Tick <= 0 {
-		c.Tick = 200 * time.Millisecond
+		c.Tick = time.Second
 	}
 	for ctx.Err() == nil {
 		if err := c.lead(ctx); err != nil && ctx.Err() == nil {
