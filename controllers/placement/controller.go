@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -38,7 +39,11 @@ type Controller struct {
 	// written caches the status last written per key, so that an unchanged
 	// status costs no store round trip.
 	written map[string]string
+	leading atomic.Bool
 }
+
+// IsLeader reports whether this controller leads now.
+func (c *Controller) IsLeader() bool { return c.leading.Load() }
 
 // Run campaigns for leadership and, once leader, reconciles until ctx ends
 // or leadership is lost (then it campaigns again).
@@ -72,6 +77,8 @@ func (c *Controller) lead(ctx context.Context) error {
 		return fmt.Errorf("campaign: %w", err)
 	}
 	c.Log.V(1).Info("Elected placement leader", "identity", c.Identity)
+	c.leading.Store(true)
+	defer c.leading.Store(false)
 	c.written = map[string]string{}
 	c.leadingSince = c.Clock.Now()
 	changes := c.Store.Changes(ctx, etcdstore.LeaderInputs...)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -95,6 +96,8 @@ nodes. Objects show their active node, readiness and age.`,
 					return err
 				}
 				switch strings.ToLower(args[0]) {
+				case "source", "sources", "src":
+					return getSources(ctx, s, st, name, output)
 				case "group", "groups", "grp":
 					return getGroups(s, cs, name, output)
 				case "node", "nodes", "no":
@@ -293,6 +296,9 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if strings.HasPrefix(strings.ToLower(args[0]), "source") {
+					return describeSource(ctx, s, st, args[1])
+				}
 				if strings.HasPrefix(strings.ToLower(args[0]), "group") {
 					rows := cs.groupRows(args[1])
 					if len(rows) == 0 {
@@ -393,4 +399,114 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+type sourceRow struct {
+	store.Source
+	Ready   bool               `json:"ready"`
+	Message string             `json:"message"`
+	Nodes   []store.SourceNode `json:"nodes,omitempty"`
+}
+
+func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourceRow, error) {
+	srcs, err := etcdstore.GetPrefix[store.Source](ctx, st, store.Prefix+"sources/")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := etcdstore.GetPrefix[store.SourceNode](ctx, st, store.Prefix+"sourcenodes/")
+	if err != nil {
+		return nil, err
+	}
+	var rows []sourceRow
+	for _, k := range etcdstore.SortedKeys(srcs) {
+		src := srcs[k]
+		if name != "" && src.Name != name {
+			continue
+		}
+		r := sourceRow{Source: src, Ready: src.LastAttempt.Error == "" && src.Revision != ""}
+		switch {
+		case src.LastAttempt.Error != "":
+			r.Message = fmt.Sprintf("revision %s refused; %s stays in force: %s", src.LastAttempt.Revision, orDash(src.Revision), strings.SplitN(src.LastAttempt.Error, "\n", 2)[0])
+		default:
+			r.Message = fmt.Sprintf("applied %s", src.Revision)
+		}
+		var behind []string
+		for _, nk := range etcdstore.SortedKeys(nodes) {
+			if n := nodes[nk]; strings.HasPrefix(nk, src.Name+"/") {
+				r.Nodes = append(r.Nodes, n)
+				if n.Revision != src.Revision && n.Revision != src.LastAttempt.Revision {
+					behind = append(behind, fmt.Sprintf("%s has %s", n.Node, n.Revision))
+				}
+			}
+		}
+		if len(behind) > 0 {
+			r.Message += "; checkout differs: " + strings.Join(behind, ", ")
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func getSources(ctx context.Context, s *streams, st *etcdstore.Store, name, output string) error {
+	rows, err := readSources(ctx, st, name)
+	if err != nil {
+		return err
+	}
+	if name != "" && len(rows) == 0 {
+		return fmt.Errorf("source %q: %w", name, store.ErrNotFound)
+	}
+	if output == "yaml" || output == "json" {
+		return emit(s.out, output, rows)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tREADY\tREVISION\tOBJECTS\tAGE\tMESSAGE")
+	for _, r := range rows {
+		t := r.AppliedAt
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%d\t%s\t%s\n", r.Name, r.Ready, shortRev(r.Revision), len(r.Inventory), age(&t), r.Message)
+	}
+	return tw.Flush()
+}
+
+func shortRev(r string) string {
+	if k, id, ok := strings.Cut(r, ":"); ok && len(id) > 12 {
+		dirty := ""
+		if strings.HasSuffix(id, "-dirty") {
+			dirty = "-dirty"
+		}
+		return k + ":" + id[:12] + dirty
+	}
+	return orDash(r)
+}
+
+func describeSource(ctx context.Context, s *streams, st *etcdstore.Store, name string) error {
+	rows, err := readSources(ctx, st, name)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("source %q: %w", name, store.ErrNotFound)
+	}
+	r := rows[0]
+	w := s.out
+	fmt.Fprintf(w, "Name:        %s\nFolder:      %s\nRevision:    %s (applied %s by %s)\nPrune:       %t\n", r.Name, r.Path, orDash(r.Revision), r.AppliedAt.Local().Format(time.RFC3339), orDash(r.AppliedBy), r.Prune)
+	fmt.Fprintf(w, "Last change: %s at %s\n", r.LastAttempt.Revision, r.LastAttempt.Time.Local().Format(time.RFC3339))
+	if r.LastAttempt.Error != "" {
+		fmt.Fprintf(w, "Refused:     nothing of this change was applied; fix these and save:\n")
+		for _, l := range strings.Split(r.LastAttempt.Error, "\n") {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	fmt.Fprintf(w, "Nodes:\n")
+	for _, n := range r.Nodes {
+		mark := ""
+		if n.Revision != r.Revision {
+			mark = "  (differs from the applied revision)"
+		}
+		fmt.Fprintf(w, "  %-10s %s%s\n", n.Node, n.Revision, mark)
+	}
+	fmt.Fprintf(w, "Inventory:\n")
+	for _, e := range r.Inventory {
+		fmt.Fprintf(w, "  %-40s %-11s %s\n", e.Ref, e.Outcome, e.File)
+	}
+	return nil
 }

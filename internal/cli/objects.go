@@ -23,9 +23,9 @@ import (
 
 func newApplyCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
-	var dryRun bool
+	var dryRun, force bool
 	cmd := &cobra.Command{
-		Use:   "apply -f PATH [-R] [--dry-run]",
+		Use:   "apply -f PATH [-R] [--dry-run] [--force-conflicts]",
 		Short: "Create or update objects from manifests (the whole set validated first)",
 		Long: `Apply validates the manifests, then the whole resulting set (what is stored
 plus these), and writes them in one transaction: nothing is stored if any
@@ -42,7 +42,12 @@ object is invalid. Each object is reported created, configured or unchanged.`,
 				return reportInvalid(s, res.Errors)
 			}
 			return withStore(cmd.Context(), g, func(st *etcdstore.Store) error {
-				results, err := st.Apply(cmd.Context(), manifest.Objects(docs), etcdstore.ApplyOptions{DryRun: dryRun})
+				results, err := st.Apply(cmd.Context(), manifest.Objects(docs), etcdstore.ApplyOptions{DryRun: dryRun, ForceConflicts: force})
+				var oe *etcdstore.OwnedError
+				if errors.As(err, &oe) {
+					fmt.Fprintf(s.err, "warning: %v\n", err)
+					return silentError{ExitError}
+				}
 				var ve *etcdstore.ValidationError
 				if errors.As(err, &ve) {
 					manifest.Locate(ve.Errors, docs)
@@ -58,6 +63,7 @@ object is invalid. Each object is reported created, configured or unchanged.`,
 	}
 	ff.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate against the store and print what would change, without writing")
+	cmd.Flags().BoolVar(&force, "force-conflicts", false, "change objects a manifest folder owns (its next change set will undo it)")
 	return cmd
 }
 
@@ -268,9 +274,9 @@ func (c *clusterState) find(ref v1alpha1.Ref) v1alpha1.Object {
 
 func newSwitchoverCmd(s *streams, g *globalFlags) *cobra.Command {
 	var to string
-	var wait bool
+	var wait, force bool
 	cmd := &cobra.Command{
-		Use:   "switchover KIND NAME --to NODE [--wait]",
+		Use:   "switchover KIND NAME --to NODE [--wait] [--force]",
 		Short: "Move a resource group to another node (any member names its group)",
 		Long: `Switchover sets placement.activeNode to NODE on the group's members that
 declare the placement (a new generation): the placement controller stops the
@@ -306,6 +312,18 @@ switchback after a failover.`,
 					if o == nil || o.PlacementSpec().IsZero() {
 						continue
 					}
+					if src := o.Meta().Annotations[v1alpha1.AnnotationSource]; src != "" && !force {
+						file := ""
+						if rows, err := readSources(ctx, st, src); err == nil && len(rows) == 1 {
+							for _, e := range rows[0].Inventory {
+								if e.Ref == m.String() {
+									file = rows[0].Path + "/" + e.File
+								}
+							}
+						}
+						fmt.Fprintf(s.out, "%s is managed by source %s; commit this change instead (or pass --force):\n  %s: %s: set spec.placement.activeNode: %s\n", m, src, orDash(file), m, to)
+						return silentError{ExitError}
+					}
 					c := v1alpha1.DeepCopy(o)
 					c.PlacementSpec().ActiveNode = to
 					changed = append(changed, c)
@@ -336,6 +354,7 @@ switchback after a failover.`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the node that should serve the group")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the group serves from NODE")
+	cmd.Flags().BoolVar(&force, "force", false, "switch over a folder-owned group anyway (its next change set may move it back)")
 	return cmd
 }
 

@@ -3,11 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
+	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/cluster"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
@@ -21,6 +24,7 @@ func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
 	var dataDir, listen string
 	var leaseTTL time.Duration
 	var fast bool
+	var gf gitopsFlags
 	cmd := &cobra.Command{
 		Use:   "up [-f DIR] [--nodes node1,node2] [--data-dir D] [--listen 127.0.0.1:PORT]",
 		Short: "Run the embedded default: store, placement controller and simulated nodes in one process",
@@ -38,6 +42,10 @@ same --data-dir to resume.`,
 			ctx := cmd.Context()
 			log := logging.New(s.err, g.verbose)
 			var docs []manifest.Document
+			folder := watchedFolder(ff.files)
+			if folder != "" && gf.watch {
+				ff.files = nil // the folder watch applies it, valid or not
+			}
 			if len(ff.files) > 0 {
 				var res interface{ Err() error }
 				d, r := manifest.LoadAndValidate(ff.files, manifest.Options{Recursive: ff.recursive, Stdin: s.in})
@@ -69,10 +77,31 @@ same --data-dir to resume.`,
 				OnDecision: func(group string, c placement.Change) {
 					fmt.Fprintf(s.out, "%s placement %s: %s: %s\n", time.Now().Format("15:04:05.000"), group, c.Reason, c.Message)
 				},
+				Run: func(ctx context.Context, st *etcdstore.Store) {
+					if folder == "" || !gf.watch {
+						return
+					}
+					r := gf.reconciler(st, folder, "local", log)
+					r.OnApplied = func(rev string, results []etcdstore.ApplyResult, err error) {
+						if err != nil {
+							fmt.Fprintf(s.out, "%s source %s: revision %s NOT applied (the last good revision stays in force):\n%s\n", time.Now().Format("15:04:05.000"), r.Source.Name, rev, err)
+							return
+						}
+						for _, res := range results {
+							if res.Outcome != etcdstore.Unchanged {
+								fmt.Fprintf(s.out, "%s source %s: %s/%s %s\n", time.Now().Format("15:04:05.000"), r.Source.Name, strings.ToLower(res.Ref.Kind), res.Ref.Name, res.Outcome)
+							}
+						}
+					}
+					if err := r.Run(ctx); err != nil {
+						log.Error(err, "Folder watch stopped", "dir", folder)
+					}
+				},
 			})
 		},
 	}
 	ff.register(cmd)
+	gf.register(cmd)
 	cmd.Flags().StringSliceVar(&nodes, "nodes", []string{"node1", "node2"}, "simulated nodes to run")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "folder for the store's data and the simulated disks")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port)")
@@ -100,4 +129,41 @@ func withStore(ctx context.Context, g *globalFlags, f func(*etcdstore.Store) err
 	}
 	defer st.Close()
 	return f(st)
+}
+
+// gitopsFlags configure the watch of a manifest folder.
+type gitopsFlags struct {
+	watch      bool
+	prune      bool
+	allowEmpty bool
+	resync     time.Duration
+	name       string
+}
+
+func (f *gitopsFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.watch, "watch", true, "when -f is one folder, watch it and apply every change (GitOps)")
+	cmd.Flags().BoolVar(&f.prune, "prune", true, "delete objects this folder applied once they leave it")
+	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty folder delete every object it owned (refused by default: a bad checkout looks like that)")
+	cmd.Flags().DurationVar(&f.resync, "resync", 60*time.Second, "re-read the whole folder this often even without events")
+	cmd.Flags().StringVar(&f.name, "source-name", "", "name of the source (default: the folder's name)")
+}
+
+func (f *gitopsFlags) reconciler(st *etcdstore.Store, dir, node string, log logr.Logger) *gitops.Reconciler {
+	name := f.name
+	if name == "" {
+		name = gitops.DefaultName(dir)
+	}
+	return &gitops.Reconciler{Store: st, Node: node, Log: log.WithName("gitops"),
+		Source: gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync}}
+}
+
+// watchedFolder returns the folder when files is exactly one folder.
+func watchedFolder(files []string) string {
+	if len(files) != 1 || files[0] == "-" {
+		return ""
+	}
+	if st, err := os.Stat(files[0]); err == nil && st.IsDir() {
+		return files[0]
+	}
+	return ""
 }

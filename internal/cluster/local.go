@@ -40,6 +40,9 @@ type LocalOptions struct {
 	Ready func(endpoint string, s *etcdstore.Store) error
 	// OnDecision hears placement changes (the live log).
 	OnDecision func(group string, c placement.Change)
+	// Run, when set, runs beside the cluster with its store (the folder
+	// watch of GitOps) until the cluster stops.
+	Run func(ctx context.Context, st *etcdstore.Store)
 }
 
 // Local is a running embedded cluster.
@@ -98,6 +101,10 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); l.watchSim(ctx) }()
+	if o.Run != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); o.Run(ctx, st) }()
+	}
 	<-ctx.Done()
 	l.mu.Lock()
 	var waits []chan struct{}

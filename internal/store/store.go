@@ -16,6 +16,10 @@
 //	suspend/<Kind>/<name>          maintenance flag (Kind "Node" for a node)
 //	events/<time>-<seq>            Event, kept for EventRetention
 //	sim/<node>                     simulator commands (power, stop a site)
+//	sources/<name>                 a manifest folder's applied revision and
+//	                               inventory (GitOps)
+//	sourcenodes/<name>/<node>      the revision each node's checkout has
+//	observed/<node>                what a node last reported it has
 //	election/                      etcd election of the placement leader
 package store
 
@@ -55,6 +59,9 @@ func SimKey(node string) string           { return Prefix + "sim/" + node }
 func EventKey(t time.Time, seq uint64) string {
 	return fmt.Sprintf("%sevents/%020d-%08d", Prefix, t.UnixNano(), seq)
 }
+
+func SourceKey(name string) string           { return Prefix + "sources/" + name }
+func SourceNodeKey(name, node string) string { return Prefix + "sourcenodes/" + name + "/" + node }
 
 // ElectionPrefix is the etcd election of the placement leader.
 const ElectionPrefix = Prefix + "election/"
@@ -114,4 +121,44 @@ type SimCommand struct {
 	StopSite string `json:"stopSite,omitempty"`
 	// Seq makes repeated commands distinct.
 	Seq int64 `json:"seq"`
+}
+
+// Source is a manifest folder applied as one change set (GitOps).
+type Source struct {
+	Name string `json:"name"`
+	// Path is the folder as the applying node sees it.
+	Path string `json:"path"`
+	// Revision is the revision in force ("git:<commit>" or "sha256:<hash>").
+	Revision  string    `json:"revision,omitempty"`
+	AppliedAt time.Time `json:"appliedAt,omitzero"`
+	AppliedBy string    `json:"appliedBy,omitempty"`
+	// Inventory lists the objects this source owns, with the outcome of the
+	// last apply and the file each came from.
+	Inventory []InventoryEntry `json:"inventory,omitempty"`
+	// LastAttempt is the latest change set seen, applied or refused.
+	LastAttempt Attempt `json:"lastAttempt"`
+	Prune       bool    `json:"prune"`
+}
+
+// InventoryEntry is one object owned by a source.
+type InventoryEntry struct {
+	Ref     string `json:"ref"`
+	File    string `json:"file,omitempty"`
+	Outcome string `json:"outcome"`
+}
+
+// Attempt is one change set's outcome.
+type Attempt struct {
+	Revision string    `json:"revision"`
+	Time     time.Time `json:"time"`
+	// Error is empty when the change set was applied; otherwise every
+	// problem, one per line (file:line: object: field: message).
+	Error string `json:"error,omitempty"`
+}
+
+// SourceNode is the revision one node's checkout holds.
+type SourceNode struct {
+	Node     string    `json:"node"`
+	Revision string    `json:"revision"`
+	Seen     time.Time `json:"seen"`
 }

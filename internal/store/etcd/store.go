@@ -150,7 +150,15 @@ const (
 	Configured Outcome = "configured"
 	Unchanged  Outcome = "unchanged"
 	Deleted    Outcome = "deleted"
+	Pruned     Outcome = "pruned"
 )
+
+func setAnnotation(m *v1alpha1.ObjectMeta, k, v string) {
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	m.Annotations[k] = v
+}
 
 // ApplyResult is the outcome for one object.
 type ApplyResult struct {
@@ -162,6 +170,25 @@ type ApplyResult struct {
 // ApplyOptions tune Apply.
 type ApplyOptions struct {
 	DryRun bool
+	// Owner names the source applying (a manifest folder); every object
+	// gets the sitekeeper.io/source annotation. Objects owned by another
+	// source are refused.
+	Owner string
+	// Prune lists objects to delete in the same transaction (a folder's
+	// objects that left it); they are left out of the validated set.
+	Prune []v1alpha1.Ref
+	// ForceConflicts lets a CLI apply change an object a folder owns.
+	ForceConflicts bool
+}
+
+// OwnedError is an apply that would change an object a source owns.
+type OwnedError struct {
+	Ref    v1alpha1.Ref
+	Source string
+}
+
+func (e *OwnedError) Error() string {
+	return fmt.Sprintf("%s is managed by source %q: the next change of that folder will undo this apply; commit the change there instead, or pass --force-conflicts", e.Ref, e.Source)
 }
 
 // ValidationError carries every problem of a refused set.
@@ -202,11 +229,15 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 	for _, o := range objs {
 		incoming[v1alpha1.RefOf(o)] = true
 	}
+	pruned := map[v1alpha1.Ref]bool{}
+	for _, r := range opt.Prune {
+		pruned[r] = true
+	}
 	// Stored objects first: a clash between a stored and an incoming object
 	// is reported on the incoming one, where the user can fix it.
 	var set []v1alpha1.Object
 	for _, ref := range sortedRefs(stored) {
-		if o := stored[ref]; !incoming[ref] && o.Meta().DeletionTimestamp == nil {
+		if o := stored[ref]; !incoming[ref] && !pruned[ref] && o.Meta().DeletionTimestamp == nil {
 			set = append(set, o)
 		}
 	}
@@ -249,6 +280,22 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		if exists && old.Meta().DeletionTimestamp != nil {
 			return nil, fmt.Errorf("apply %s: it is being deleted; wait until `sitekeeper get` no longer lists it, then apply again", ref)
 		}
+		if exists {
+			owner := old.Meta().Annotations[v1alpha1.AnnotationSource]
+			switch {
+			case opt.Owner != "" && owner != "" && owner != opt.Owner:
+				return nil, fmt.Errorf("apply %s: it is managed by source %q, not %q; remove it from one of the folders", ref, owner, opt.Owner)
+			case opt.Owner == "" && owner != "" && !opt.ForceConflicts:
+				return nil, &OwnedError{Ref: ref, Source: owner}
+			case opt.Owner == "" && owner != "":
+				// --force-conflicts: the object keeps its owner, so the
+				// folder's next change set restores what it says.
+				setAnnotation(m, v1alpha1.AnnotationSource, owner)
+			}
+		}
+		if opt.Owner != "" {
+			setAnnotation(m, v1alpha1.AnnotationSource, opt.Owner)
+		}
 		r := ApplyResult{Ref: ref}
 		if !exists {
 			m.UID = newUID()
@@ -283,6 +330,21 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 			return nil, err
 		}
 		ops = append(ops, clientv3.OpPut(key, string(b)))
+	}
+	for _, ref := range opt.Prune {
+		old, ok := stored[ref]
+		if !ok || old.Meta().DeletionTimestamp != nil {
+			continue
+		}
+		c := v1alpha1.DeepCopy(old)
+		c.Meta().DeletionTimestamp = &now
+		c.Meta().ResourceVersion = ""
+		*c.StatusRef() = v1alpha1.Status{}
+		b, _ := json.Marshal(c)
+		rev, _ := strconv.ParseInt(old.Meta().ResourceVersion, 10, 64)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", rev))
+		ops = append(ops, clientv3.OpPut(store.ObjectKey(ref), string(b)))
+		results = append(results, ApplyResult{Ref: ref, Outcome: Pruned, Generation: old.Meta().Generation})
 	}
 	if opt.DryRun || len(ops) == 0 {
 		return results, nil

@@ -1,0 +1,265 @@
+// Package gitops applies a manifest folder (a git checkout kept fresh by any
+// sync tool) as one change set: the whole folder is loaded and validated,
+// applied in one transaction with pruning of the objects that folder owns,
+// or refused whole with the reason in the source's status and events.
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/gitrev"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/watch"
+)
+
+// Source configures one watched folder.
+type Source struct {
+	// Name identifies the source; objects it applies carry it in the
+	// sitekeeper.io/source annotation.
+	Name string
+	Dir  string
+	// Prune deletes owned objects that left the folder (default on).
+	Prune bool
+	// AllowEmpty lets a change set with no manifest delete everything the
+	// source owned.
+	AllowEmpty bool
+	Resync     time.Duration
+	Debounce   time.Duration
+}
+
+// Reconciler applies one source.
+type Reconciler struct {
+	Store  *etcdstore.Store
+	Source Source
+	// Node is the node this checkout lives on (for "behind" reporting).
+	Node string
+	// IsLeader tells whether this process may apply; nil means always.
+	// Only the leader applies, so two checkouts at different commits
+	// never fight.
+	IsLeader func() bool
+	Log      logr.Logger
+	// OnApplied, when set, hears each change set's outcome.
+	OnApplied func(rev string, results []etcdstore.ApplyResult, err error)
+}
+
+// DefaultName derives a source name from a folder.
+func DefaultName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	base := strings.ToLower(filepath.Base(abs))
+	var b strings.Builder
+	for _, r := range base {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if name == "" {
+		name = "manifests"
+	}
+	return name
+}
+
+// Run watches the folder and applies each change set until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	if _, err := os.Stat(r.Source.Dir); err != nil {
+		return fmt.Errorf("manifest folder %s: %w", r.Source.Dir, err)
+	}
+	var also []string
+	if g, ok := gitrev.GitDir(r.Source.Dir); ok {
+		also = append(also, g)
+	}
+	return watch.Folder(ctx, r.Source.Dir, watch.Options{Debounce: r.Source.Debounce, Resync: r.Source.Resync, Also: also, Log: r.Log}, func(reason string) {
+		if err := r.Sync(ctx, reason); err != nil && ctx.Err() == nil {
+			r.Log.Error(err, "Manifest folder not applied", "source", r.Source.Name, "dir", r.Source.Dir)
+		}
+	})
+}
+
+// readFolder loads every manifest file's bytes once.
+func readFolder(dir string) (map[string][]byte, error) {
+	files, err := manifest.ListFiles(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out[f] = b
+	}
+	return out, nil
+}
+
+// Sync applies the folder once: validate whole, apply, prune.
+func (r *Reconciler) Sync(ctx context.Context, reason string) error {
+	files, err := readFolder(r.Source.Dir)
+	if err != nil {
+		return err
+	}
+	rev := gitrev.Of(r.Source.Dir, files).ID
+	if r.Node != "" {
+		if _, err := r.Store.PutJSON(ctx, store.SourceNodeKey(r.Source.Name, r.Node), store.SourceNode{Node: r.Node, Revision: rev, Seen: time.Now().UTC().Truncate(time.Second)}); err != nil {
+			return err
+		}
+	}
+	if r.IsLeader != nil && !r.IsLeader() {
+		return nil
+	}
+	prev, err := r.source(ctx)
+	if err != nil {
+		return err
+	}
+	// Applying an unchanged folder writes nothing: Apply reports every
+	// object unchanged; the resync is how drift in the store is undone.
+	results, applyErr := r.apply(ctx, files, prev, rev)
+	if r.OnApplied != nil {
+		r.OnApplied(rev, results, applyErr)
+	}
+	return applyErr
+}
+
+func (r *Reconciler) source(ctx context.Context) (store.Source, error) {
+	m, err := etcdstore.GetPrefix[store.Source](ctx, r.Store, store.SourceKey(r.Source.Name))
+	if err != nil {
+		return store.Source{}, err
+	}
+	return m[""], nil
+}
+
+func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, rev string) ([]etcdstore.ApplyResult, error) {
+	src := prev
+	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
+	attempt := store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond)}
+	fail := func(err error) ([]etcdstore.ApplyResult, error) {
+		attempt.Error = err.Error()
+		if prev.LastAttempt.Revision == rev && prev.LastAttempt.Error == attempt.Error {
+			attempt.Time = prev.LastAttempt.Time // the same refusal again: no new write
+		}
+		src.LastAttempt = attempt
+		if _, perr := r.Store.PutJSON(ctx, store.SourceKey(r.Source.Name), src); perr != nil {
+			return nil, perr
+		}
+		if prev.LastAttempt.Revision != rev || prev.LastAttempt.Error != attempt.Error {
+			r.Store.Event(ctx, store.Event{Type: "Warning", Reason: "SourceRefused", Object: "source/" + r.Source.Name, Node: r.Node,
+				Message: fmt.Sprintf("revision %s not applied; %s stays in force: %s", rev, orNone(prev.Revision), firstLine(err.Error()))})
+		}
+		return nil, err
+	}
+	var docs []manifest.Document
+	var loadErrs []string
+	names := make([]string, 0, len(files))
+	for f := range files {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		d, errs := manifest.Decode(f, files[f])
+		docs = append(docs, d...)
+		for _, e := range errs {
+			loadErrs = append(loadErrs, e.Error())
+		}
+	}
+	if len(loadErrs) > 0 {
+		return fail(errors.New(strings.Join(loadErrs, "\n")))
+	}
+	res := manifest.ValidateObjects(manifest.Objects(docs))
+	if len(res.Errors) > 0 {
+		manifest.Locate(res.Errors, docs)
+		return fail(res.Errors)
+	}
+	if len(docs) == 0 && len(prev.Inventory) > 0 && !r.Source.AllowEmpty {
+		return fail(fmt.Errorf("the folder holds no manifest, but source %s owns %d object(s): refusing to delete them all (a bad checkout?); restore the files, or run with --allow-empty to really delete everything", r.Source.Name, len(prev.Inventory)))
+	}
+	present := map[v1alpha1.Ref]string{}
+	for _, d := range docs {
+		present[v1alpha1.RefOf(d.Object)] = d.File
+	}
+	var prune []v1alpha1.Ref
+	if r.Source.Prune {
+		snap, err := r.Store.ListSpecs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range snap.Objects {
+			ref := v1alpha1.RefOf(o)
+			if o.Meta().Annotations[v1alpha1.AnnotationSource] == r.Source.Name && present[ref] == "" && o.Meta().DeletionTimestamp == nil {
+				prune = append(prune, ref)
+			}
+		}
+	}
+	results, err := r.Store.Apply(ctx, manifest.Objects(docs), etcdstore.ApplyOptions{Owner: r.Source.Name, Prune: prune})
+	var ve *etcdstore.ValidationError
+	if errors.As(err, &ve) {
+		manifest.Locate(ve.Errors, docs)
+		return fail(ve.Errors)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	counts := map[etcdstore.Outcome]int{}
+	for _, res := range results {
+		counts[res.Outcome]++
+	}
+	changed := counts[etcdstore.Created]+counts[etcdstore.Configured]+counts[etcdstore.Pruned] > 0
+	if !changed && prev.Revision == rev && prev.LastAttempt.Error == "" {
+		attempt.Time = prev.LastAttempt.Time // nothing new: no new write
+	}
+	src.Revision, src.AppliedBy, src.LastAttempt = rev, r.Node, attempt
+	if changed || prev.Revision != rev {
+		src.AppliedAt = attempt.Time
+	}
+	src.Inventory = nil
+	for _, res := range results {
+		if res.Outcome == etcdstore.Pruned {
+			continue
+		}
+		file := present[res.Ref]
+		if rel, err := filepath.Rel(r.Source.Dir, file); err == nil {
+			file = rel
+		}
+		src.Inventory = append(src.Inventory, store.InventoryEntry{Ref: res.Ref.String(), File: filepath.ToSlash(file), Outcome: string(res.Outcome)})
+	}
+	if _, err := r.Store.PutJSON(ctx, store.SourceKey(r.Source.Name), src); err != nil {
+		return results, err
+	}
+	if prev.Revision != rev || changed || prev.LastAttempt.Error != "" {
+		r.Store.Event(ctx, store.Event{Type: "Normal", Reason: "SourceApplied", Object: "source/" + r.Source.Name, Node: r.Node,
+			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d unchanged, %d pruned", rev, counts[etcdstore.Created], counts[etcdstore.Configured], counts[etcdstore.Unchanged], counts[etcdstore.Pruned])})
+		r.Log.Info("Applied manifest folder", "source", r.Source.Name, "revision", rev, "created", counts[etcdstore.Created], "configured", counts[etcdstore.Configured], "pruned", counts[etcdstore.Pruned])
+	}
+	return results, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, rest, _ := strings.Cut(s, "\n")
+	if rest != "" {
+		return fmt.Sprintf("%s (and %d more)", line, strings.Count(rest, "\n")+1)
+	}
+	return line
+}

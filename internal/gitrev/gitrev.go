@@ -1,0 +1,200 @@
+// Package gitrev names the revision of a manifest folder: the commit id of
+// the git work tree holding it (read from .git without running git, with a
+// "-dirty" mark when a manifest differs from the index), else a hash of the
+// manifests' contents.
+package gitrev
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Revision describes a folder's revision.
+type Revision struct {
+	// ID is "git:<commit>" (with "-dirty" when files differ), or
+	// "sha256:<hash>" outside a git work tree.
+	ID string
+	// Commit is the commit id, empty outside git.
+	Commit string
+	Dirty  bool
+}
+
+// Of returns the revision of dir, whose manifest files (paths and contents)
+// are given so that the content hash and the dirty check read them once.
+func Of(dir string, files map[string][]byte) Revision {
+	root, gitDir, ok := findGit(dir)
+	if ok {
+		if commit, err := head(gitDir); err == nil {
+			dirty := isDirty(root, gitDir, files)
+			id := "git:" + commit
+			if dirty {
+				id += "-dirty"
+			}
+			return Revision{ID: id, Commit: commit, Dirty: dirty}
+		}
+	}
+	return Revision{ID: "sha256:" + contentHash(dir, files)}
+}
+
+func contentHash(dir string, files map[string][]byte) string {
+	h := sha256.New()
+	var names []string
+	for p := range files {
+		names = append(names, p)
+	}
+	sortStrings(names)
+	for _, p := range names {
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(files[p]))
+		h.Write(files[p])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// findGit walks up from dir to the work tree root holding .git (a folder,
+// or a file "gitdir: ..." as in worktrees and submodules).
+func findGit(dir string) (root, gitDir string, ok bool) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", false
+	}
+	for {
+		p := filepath.Join(d, ".git")
+		if st, err := os.Stat(p); err == nil {
+			if st.IsDir() {
+				return d, p, true
+			}
+			if b, err := os.ReadFile(p); err == nil {
+				if g, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir: "); ok {
+					if !filepath.IsAbs(g) {
+						g = filepath.Join(d, g)
+					}
+					return d, g, true
+				}
+			}
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", "", false
+		}
+		d = parent
+	}
+}
+
+// head resolves HEAD to a commit id: a detached id, a loose ref, or a
+// packed ref.
+func head(gitDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return "", err
+	}
+	h := strings.TrimSpace(string(b))
+	ref, isRef := strings.CutPrefix(h, "ref: ")
+	if !isRef {
+		return h, nil
+	}
+	common := gitDir
+	if c, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		common = filepath.Join(gitDir, strings.TrimSpace(string(c)))
+	}
+	for _, g := range []string{gitDir, common} {
+		if b, err := os.ReadFile(filepath.Join(g, filepath.FromSlash(ref))); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	packed, err := os.ReadFile(filepath.Join(common, "packed-refs"))
+	if err == nil {
+		for _, line := range strings.Split(string(packed), "\n") {
+			if id, name, ok := strings.Cut(line, " "); ok && name == ref {
+				return id, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("ref %s has no commit yet", ref)
+}
+
+// isDirty compares each manifest's blob id with the index entry of its
+// path; a missing entry (an untracked manifest) is dirty too. An index
+// this reader does not understand (version 4) counts as clean.
+func isDirty(root, gitDir string, files map[string][]byte) bool {
+	idx, ok := readIndex(filepath.Join(gitDir, "index"))
+	if !ok {
+		return false
+	}
+	for p, content := range files {
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return true
+		}
+		want, tracked := idx[filepath.ToSlash(rel)]
+		if !tracked {
+			return true
+		}
+		h := sha1.New()
+		fmt.Fprintf(h, "blob %d\x00", len(content))
+		h.Write(content)
+		if !bytes.Equal(h.Sum(nil), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// readIndex reads path -> blob id from a version 2 or 3 git index.
+func readIndex(path string) (map[string][]byte, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 12 || string(b[:4]) != "DIRC" {
+		return nil, false
+	}
+	version := binary.BigEndian.Uint32(b[4:8])
+	if version != 2 && version != 3 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint32(b[8:12]))
+	out := make(map[string][]byte, n)
+	off := 12
+	for i := 0; i < n; i++ {
+		if off+62 > len(b) {
+			return nil, false
+		}
+		start := off
+		sha := b[off+40 : off+60]
+		flags := binary.BigEndian.Uint16(b[off+60 : off+62])
+		off += 62
+		if version == 3 && flags&0x4000 != 0 {
+			off += 2
+		}
+		end := bytes.IndexByte(b[off:], 0)
+		if end < 0 {
+			return nil, false
+		}
+		name := string(b[off : off+end])
+		off += end
+		// Entries are padded with 1-8 NULs to a multiple of 8 bytes.
+		entryLen := off - start
+		off = start + (entryLen+8)&^7
+		out[name] = sha
+	}
+	return out, true
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// GitDir returns the .git folder of the work tree holding dir, if any.
+func GitDir(dir string) (string, bool) {
+	_, g, ok := findGit(dir)
+	return g, ok
+}
