@@ -59,10 +59,12 @@ func (m *Member) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Watch before the first read, so that nothing between them is missed.
+	changes := m.Store.Changes(ctx, etcdstore.AgentInputs...)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); m.keepAlive(ctx, lease) }()
-	go func() { defer wg.Done(); m.watch(ctx) }()
+	go func() { defer wg.Done(); m.watch(ctx, changes) }()
 	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log,
 		OnStep: func(s plan.Step, err error) {
 			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String()}
@@ -204,16 +206,20 @@ func (m *Member) markDirty() {
 	m.signal()
 }
 
-func (m *Member) watch(ctx context.Context) {
+func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 	for ctx.Err() == nil {
-		for range m.Store.Changes(ctx, etcdstore.AgentInputs...) {
+		for range changes {
 			m.markDirty()
 		}
 		select {
 		case <-ctx.Done():
+			return
 		case <-time.After(200 * time.Millisecond):
-			m.markDirty()
 		}
+		// The watch ended (store restarted, compaction): watch again and
+		// re-read everything.
+		changes = m.Store.Changes(ctx, etcdstore.AgentInputs...)
+		m.markDirty()
 	}
 }
 
@@ -287,6 +293,11 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 			if dec.Target != "" {
 				d.Moving[g.Name] = dec.Target
 			}
+		} else {
+			// The leader has not placed this group yet (new, or renamed):
+			// touch nothing until it has, rather than stop what may be
+			// serving under its old name.
+			d.Suspended[g.Name] = true
 		}
 		if nodeSuspended {
 			d.Suspended[g.Name] = true

@@ -101,6 +101,14 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); l.watchSim(ctx) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		seedContent(ctx, st, l.World)
+		for range st.Changes(ctx, "objects/") {
+			seedContent(ctx, st, l.World)
+		}
+	}()
 	if o.Run != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); o.Run(ctx, st) }()
@@ -139,7 +147,6 @@ func (l *Local) startMember(ctx context.Context, node string) {
 	l.agents[node] = m
 	go func() {
 		defer close(done)
-		seedContent(mctx, l.Store, l.World)
 		if err := m.Run(mctx); err != nil && mctx.Err() == nil {
 			l.opts.Log.Error(err, "Agent stopped", "node", node)
 		}

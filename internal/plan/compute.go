@@ -122,8 +122,21 @@ type builder struct {
 
 func computeNode(d *Desired, o Observed, only *string) Plan {
 	b := &builder{d: d, node: o.Node, ix: index(o)}
+	claimed := map[int64]bool{}
+	for gi := range d.Graph.Groups {
+		for _, m := range d.Graph.Groups[gi].Members {
+			if s, ok := d.Graph.Object(m).(*v1alpha1.IISSite); ok {
+				claimed[s.Spec.SiteID] = true
+			}
+		}
+	}
 	for _, del := range d.Deleting {
 		if only != nil && del.Group != *only {
+			continue
+		}
+		if s, ok := del.Object.(*v1alpha1.IISSite); ok && claimed[s.Spec.SiteID] {
+			// A desired site has its ID: the object was renamed (a delete and
+			// a create in the manifests); its IIS site is renamed, not deleted.
 			continue
 		}
 		b.remove(del.Object, del.Group, "deleted: taking it out of service on every node")

@@ -652,11 +652,20 @@ var (
 
 // Changes signals (coalesced) every change under Prefix+p for p in
 // families (all but events when none are given).
+//
+// The watch starts at the store's current revision, read before Changes
+// returns: whatever the caller reads afterwards, no later change is missed.
 func (s *Store) Changes(ctx context.Context, families ...string) <-chan struct{} {
 	ch := make(chan struct{}, 1)
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if resp, err := s.Client.Get(ctx, store.Prefix+"ping"); err == nil {
+		opts = append(opts, clientv3.WithRev(resp.Header.Revision+1))
+	} else {
+		ch <- struct{}{} // could not pin a revision: make the caller re-read
+	}
 	go func() {
 		defer close(ch)
-		for resp := range s.Client.Watch(clientv3.WithRequireLeader(ctx), store.Prefix, clientv3.WithPrefix()) {
+		for resp := range s.Client.Watch(clientv3.WithRequireLeader(ctx), store.Prefix, opts...) {
 			relevant := false
 			for _, ev := range resp.Events {
 				key := strings.TrimPrefix(string(ev.Kv.Key), store.Prefix)
