@@ -90,5 +90,3 @@ out; the Windows backend is what runs on real nodes.`,
 	_ = cmd.Flags().MarkHidden("watch")
 	return cmd
 }
-
-
