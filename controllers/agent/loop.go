@@ -117,8 +117,6 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 	defer resync.Stop()
 	healthTick := time.NewTicker(opt.HealthTick)
 	defer healthTick.Stop()
-	retry := time.NewTicker(minBackoff / 2)
-	defer retry.Stop()
 	for {
 		for {
 			key, ok := q.pop()
@@ -145,6 +143,12 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 				a.Log.Error(err, "Reconcile failed", "node", a.Node, "group", key, "retryIn", b.String(), "stalled", IsStalled(err))
 			}
 		}
+		// A retry timer only while something waits for a retry: an idle
+		// agent wakes for nothing.
+		var retry <-chan time.Time
+		if len(retryAt) > 0 {
+			retry = time.After(minBackoff / 2)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -157,7 +161,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			if changed, err := a.CheckHealth(ctx); err == nil {
 				q.add(changed...)
 			}
-		case <-retry.C:
+		case <-retry:
 			now := time.Now()
 			var due []string
 			for k, t := range retryAt {

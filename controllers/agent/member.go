@@ -117,7 +117,9 @@ func nodeJSON(node string) string {
 func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 	renew := time.NewTicker(m.LeaseTTL / 3)
 	defer renew.Stop()
-	fence := time.NewTicker(50 * time.Millisecond)
+	// The fence deadline is a timer re-armed at each renewal, not a poll.
+	fenceAfter := m.LeaseTTL * 3 / 4
+	fence := time.NewTimer(fenceAfter + time.Millisecond)
 	defer fence.Stop()
 	for {
 		select {
@@ -132,6 +134,7 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 			return
 		case <-fence.C:
 			m.checkFence()
+			fence.Reset(50 * time.Millisecond) // late: keep checking until renewed
 		case <-renew.C:
 			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
 			_, err := m.Store.Client.KeepAliveOnce(rctx, lease)
@@ -142,6 +145,7 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 				m.lastRenew = time.Now()
 				m.mu.Unlock()
 				m.checkFence()
+				fence.Reset(fenceAfter + time.Millisecond)
 			case errors.Is(err, rpctypes.ErrLeaseNotFound):
 				m.Log.Info("Lease expired; fenced, registering again", "node", m.Node)
 				m.setFenced(true)
