@@ -96,6 +96,7 @@ type Agent struct {
 
 	mu           sync.Mutex
 	observedOnce bool
+	nextDue      time.Time // the next health check, zero when none is due
 	applied      map[v1alpha1.Ref]plan.Applied
 	last         map[string]Report
 	trackers     map[string]*health.Tracker // by site name
@@ -164,7 +165,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		runErr = &StalledError{runErr}
 	case runErr != nil:
 		rep.Phase, rep.Message = PhaseFailed, runErr.Error()
-	case known:
+	case known && !d.Suspended[group]:
 		a.mu.Lock()
 		for _, m := range g.Members {
 			a.applied[m] = plan.Applied{Generation: d.Graph.Object(m).Meta().Generation, Active: active}

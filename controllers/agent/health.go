@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/health"
@@ -25,6 +26,12 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 	now := a.Clock.Now()
 	var changed []string
 	seen := map[string]bool{}
+	var nextDue time.Time
+	defer func() {
+		a.mu.Lock()
+		a.nextDue = nextDue
+		a.mu.Unlock()
+	}()
 	for gi := range d.Graph.Groups {
 		g := &d.Graph.Groups[gi]
 		if !strings.EqualFold(d.Active[g.Name], a.Node) || d.Suspended[g.Name] {
@@ -46,7 +53,13 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 			}
 			tr := a.tracker(s)
 			if !tr.Due(now) {
+				if due := tr.Last.Add(tr.Policy.Interval); nextDue.IsZero() || due.Before(nextDue) {
+					nextDue = due
+				}
 				continue
+			}
+			if due := now.Add(tr.Policy.Interval); nextDue.IsZero() || due.Before(nextDue) {
+				nextDue = due
 			}
 			cfg := plan.RenderSite(s, d.Graph, a.Node)
 			var probeErr error

@@ -33,6 +33,9 @@ func newQueue() *queue {
 }
 
 func (q *queue) add(keys ...string) {
+	if len(keys) == 0 {
+		return // waking the loop for nothing would make it spin
+	}
 	q.mu.Lock()
 	for _, k := range keys {
 		if !q.pending[k] {
@@ -63,7 +66,8 @@ func (q *queue) pop() (string, bool) {
 type Options struct {
 	// Resync re-lists every group on this period (watch events are hints).
 	Resync time.Duration
-	// HealthTick is how often due health checks are looked for.
+	// HealthTick is the shortest wait between two looks for due health
+	// checks.
 	HealthTick time.Duration
 }
 
@@ -74,7 +78,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 		opt.Resync = 30 * time.Second
 	}
 	if opt.HealthTick <= 0 {
-		opt.HealthTick = 250 * time.Millisecond
+		opt.HealthTick = 20 * time.Millisecond
 	}
 	q := newQueue()
 	backoff := map[string]time.Duration{}
@@ -115,8 +119,11 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 	changed()
 	resync := time.NewTicker(opt.Resync)
 	defer resync.Stop()
-	healthTick := time.NewTicker(opt.HealthTick)
-	defer healthTick.Stop()
+	health := func() {
+		if changed, err := a.CheckHealth(ctx); err == nil {
+			q.add(changed...)
+		}
+	}
 	for {
 		for {
 			key, ok := q.pop()
@@ -143,11 +150,18 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 				a.Log.Error(err, "Reconcile failed", "node", a.Node, "group", key, "retryIn", b.String(), "stalled", IsStalled(err))
 			}
 		}
-		// A retry timer only while something waits for a retry: an idle
-		// agent wakes for nothing.
-		var retry <-chan time.Time
+		// Timers only for what is due: an idle agent wakes for nothing
+		// but the next health check of a site it serves.
+		var retry, healthDue <-chan time.Time
 		if len(retryAt) > 0 {
 			retry = time.After(minBackoff / 2)
+		}
+		health()
+		a.mu.Lock()
+		next := a.nextDue
+		a.mu.Unlock()
+		if !next.IsZero() {
+			healthDue = time.After(max(time.Until(next), opt.HealthTick))
 		}
 		select {
 		case <-ctx.Done():
@@ -157,10 +171,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			changed()
 		case <-resync.C:
 			all()
-		case <-healthTick.C:
-			if changed, err := a.CheckHealth(ctx); err == nil {
-				q.add(changed...)
-			}
+		case <-healthDue:
 		case <-retry:
 			now := time.Now()
 			var due []string

@@ -50,6 +50,9 @@ type Reconciler struct {
 	// never fight.
 	IsLeader func() bool
 	Log      logr.Logger
+	// Trigger, when set, makes the folder be applied now (this process
+	// just became the leader).
+	Trigger <-chan struct{}
 	// OnApplied, when set, hears each change set's outcome.
 	OnApplied func(rev string, results []etcdstore.ApplyResult, err error)
 }
@@ -85,7 +88,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if g, ok := gitrev.GitDir(r.Source.Dir); ok {
 		also = append(also, g)
 	}
-	return watch.Folder(ctx, r.Source.Dir, watch.Options{Debounce: r.Source.Debounce, Resync: r.Source.Resync, Also: also, Log: r.Log}, func(reason string) {
+	return watch.Folder(ctx, r.Source.Dir, watch.Options{Debounce: r.Source.Debounce, Resync: r.Source.Resync, Also: also, Trigger: r.Trigger, Log: r.Log}, func(reason string) {
 		if err := r.Sync(ctx, reason); err != nil && ctx.Err() == nil {
 			r.Log.Error(err, "Manifest folder not applied", "source", r.Source.Name, "dir", r.Source.Dir)
 		}

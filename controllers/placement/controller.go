@@ -29,6 +29,8 @@ type Controller struct {
 	// OnDecision, when set, hears every decision change (the live log of
 	// `sitekeeper up`).
 	OnDecision func(group string, c Change)
+	// OnLead, when set, is called each time this controller becomes leader.
+	OnLead func()
 	// Tick re-evaluates on a timer (failure windows, lease expiry).
 	Tick time.Duration
 	// Grace is how long a new leader waits for a never-placed group's
@@ -52,7 +54,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.Clock = clock.Real{}
 	}
 	if c.Tick <= 0 {
-		c.Tick = time.Second
+		c.Tick = 5 * time.Second
 	}
 	for ctx.Err() == nil {
 		if err := c.lead(ctx); err != nil && ctx.Err() == nil {
@@ -79,11 +81,20 @@ func (c *Controller) lead(ctx context.Context) error {
 	c.Log.V(1).Info("Elected placement leader", "identity", c.Identity)
 	c.leading.Store(true)
 	defer c.leading.Store(false)
+	if c.OnLead != nil {
+		c.OnLead()
+	}
 	c.written = map[string]string{}
 	c.leadingSince = c.Clock.Now()
 	changes := c.Store.Changes(ctx, etcdstore.LeaderInputs...)
 	tick := time.NewTicker(c.Tick)
 	defer tick.Stop()
+	// One more look when the start-up grace ends, for groups that waited.
+	grace := c.Grace
+	if grace <= 0 {
+		grace = 3 * time.Second
+	}
+	graceEnd := time.After(grace + 10*time.Millisecond)
 	for {
 		if err := c.ReconcileAll(ctx, e.Key(), e.Rev()); err != nil && ctx.Err() == nil {
 			c.Log.Error(err, "Placement reconcile failed")
@@ -95,6 +106,7 @@ func (c *Controller) lead(ctx context.Context) error {
 			return fmt.Errorf("election session expired")
 		case <-changes:
 		case <-tick.C:
+		case <-graceEnd:
 		}
 	}
 }

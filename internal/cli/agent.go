@@ -62,19 +62,27 @@ out; the Windows backend is what runs on real nodes.`,
 				wg.Add(1)
 				go func() { defer wg.Done(); f(ctx) }()
 			}
-			run(func(ctx context.Context) { _ = ctrl.Run(ctx) })
 			if manifests != "" {
 				if fi, err := os.Stat(manifests); err != nil || !fi.IsDir() {
 					return fmt.Errorf("--manifests %s: not a folder", manifests)
 				}
 				r := gf.reconciler(st, manifests, node, log)
 				r.IsLeader = ctrl.IsLeader
+				lead := make(chan struct{}, 1)
+				r.Trigger = lead
+				ctrl.OnLead = func() {
+					select {
+					case lead <- struct{}{}:
+					default:
+					}
+				}
 				run(func(ctx context.Context) {
 					if err := r.Run(ctx); err != nil {
 						log.Error(err, "Folder watch stopped", "dir", manifests)
 					}
 				})
 			}
+			run(func(ctx context.Context) { _ = ctrl.Run(ctx) })
 			fmt.Fprintf(s.out, "sitekeeper agent: node %s, store %v\n", node, st.Client.Endpoints())
 			err = m.Run(ctx)
 			wg.Wait()

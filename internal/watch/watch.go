@@ -28,7 +28,9 @@ type Options struct {
 	// count (the .git folder of the work tree, so that a commit that
 	// changes no file still changes the revision).
 	Also []string
-	Log  logr.Logger
+	// Trigger fires a change set on demand (leadership gained).
+	Trigger <-chan struct{}
+	Log     logr.Logger
 }
 
 // Folder calls onChange once at start, then after each burst of changes
@@ -110,6 +112,8 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 			fire("change")
 		case <-resync.C:
 			fire("resync")
+		case <-o.Trigger:
+			fire("trigger")
 		}
 	}
 }

@@ -60,7 +60,7 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	cfg.TickMs, cfg.ElectionMs = 50, 500
+	cfg.TickMs, cfg.ElectionMs = 100, 1000
 	if o.Fast {
 		cfg.TickMs, cfg.ElectionMs = 10, 50
 		cfg.UnsafeNoFsync = true

@@ -571,6 +571,9 @@ func (s *Store) EventBatch(ctx context.Context, events []store.Event) {
 	if len(events) == 0 {
 		return
 	}
+	// Events are best effort: never let one block a caller for long.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	lease, err := s.eventLease(ctx)
 	if err != nil {
 		return
