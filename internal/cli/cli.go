@@ -121,6 +121,7 @@ drift repair and first set-up are one loop.`,
 		newSuspendCmd(s, g, false),
 		newClearFailuresCmd(s, g),
 		newSimCmd(s, g),
+		newImportCmd(s),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)
