@@ -39,9 +39,9 @@ type xmlBinding struct {
 }
 
 type xmlApp struct {
-	Path     string `xml:"path,attr"`
-	Pool     string `xml:"applicationPool,attr"`
-	VDirs    []struct {
+	Path  string `xml:"path,attr"`
+	Pool  string `xml:"applicationPool,attr"`
+	VDirs []struct {
 		Path         string `xml:"path,attr"`
 		PhysicalPath string `xml:"physicalPath,attr"`
 	} `xml:"virtualDirectory"`
