@@ -44,6 +44,7 @@ type Member struct {
 	lastRenew time.Time // monotonic reading of the last successful renewal
 	fenced    bool
 	dirty     bool
+	dirtyGen  uint64 // bumped by every change, so a reload racing one keeps it dirty
 	cache     *plan.Desired
 	kick      chan struct{}
 }
@@ -206,6 +207,7 @@ func (m *Member) signal() {
 func (m *Member) markDirty() {
 	m.mu.Lock()
 	m.dirty = true
+	m.dirtyGen++
 	m.mu.Unlock()
 	m.signal()
 }
@@ -231,7 +233,7 @@ func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 // store changes; while fenced, no group is active here.
 func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
 	m.mu.Lock()
-	cache, dirty, fenced := m.cache, m.dirty, m.fenced
+	cache, dirty, fenced, gen := m.cache, m.dirty, m.fenced, m.dirtyGen
 	m.mu.Unlock()
 	if dirty || cache == nil {
 		d, err := m.load(ctx)
@@ -241,7 +243,10 @@ func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
 		if err == nil {
 			cache = d
 			m.mu.Lock()
-			m.cache, m.dirty = d, false
+			m.cache = d
+			if m.dirtyGen == gen {
+				m.dirty = false // no change arrived while reading
+			}
 			m.mu.Unlock()
 		}
 	}
