@@ -22,6 +22,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 type staticSource struct{ d *plan.Desired }
@@ -71,7 +72,7 @@ func desiredFor(t *testing.T, port int32, active string) *plan.Desired {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	res := manifest.ValidateObjects(manifest.Objects(docs))
+	res := validation.Validate(manifest.Objects(docs))
 	if len(res.Errors) > 0 {
 		t.Fatal(res.Errors)
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
-	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 // BenchmarkConverge100SimSites: observe, plan and execute from an empty
@@ -34,7 +34,7 @@ func BenchmarkConverge100SimSites(b *testing.B) {
 		vol.Spec.Source.SharedDisk = &v1alpha1.SharedDiskSource{UniqueID: fmt.Sprintf("DISK%04d", i)}
 		objs = append(objs, ip, s, vol)
 	}
-	res := manifest.ValidateObjects(objs)
+	res := validation.Validate(objs)
 	if len(res.Errors) > 0 {
 		b.Fatal(res.Errors[0])
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
 	"github.com/sitekeeper/sitekeeper/internal/watch"
 )
 
@@ -184,7 +185,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	if len(loadErrs) > 0 {
 		return fail(errors.New(strings.Join(loadErrs, "\n")))
 	}
-	res := manifest.ValidateObjects(manifest.Objects(docs))
+	res := validation.Validate(manifest.Objects(docs))
 	if len(res.Errors) > 0 {
 		manifest.Locate(res.Errors, docs)
 		return fail(res.Errors)

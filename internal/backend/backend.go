@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -78,6 +79,15 @@ type Address struct {
 	CIDR string `json:"cidr"`
 	// Interface is the interface alias; empty means the default interface.
 	Interface string `json:"interface,omitempty"`
+}
+
+// IP returns the bare address ("10.0.0.5"), or CIDR itself when it does not
+// parse (so that it still keys a map consistently).
+func (a Address) IP() string {
+	if p, err := netip.ParsePrefix(a.CIDR); err == nil {
+		return p.Addr().String()
+	}
+	return a.CIDR
 }
 
 // VolumeID identifies a volume by a stable identity.

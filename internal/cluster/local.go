@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -178,7 +179,7 @@ func (l *Local) watchSim(ctx context.Context) {
 			}
 			node := strings.TrimPrefix(string(ev.Kv.Key), store.Prefix+"sim/")
 			var c store.SimCommand
-			if json.Unmarshal(ev.Kv.Value, &c) != nil || !known(l.opts.Nodes, node) {
+			if json.Unmarshal(ev.Kv.Value, &c) != nil || !slices.Contains(l.opts.Nodes, node) {
 				continue
 			}
 			n := l.World.Node(node)
@@ -202,15 +203,6 @@ func (l *Local) watchSim(ctx context.Context) {
 // the cluster.
 func (l *Local) publishObserved(ctx context.Context, o plan.Observed) {
 	_, _ = l.Store.PutJSON(ctx, store.Prefix+"observed/"+o.Node, o)
-}
-
-func known(nodes []string, n string) bool {
-	for _, x := range nodes {
-		if x == n {
-			return true
-		}
-	}
-	return false
 }
 
 func errString(err error) string {

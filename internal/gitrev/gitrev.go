@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -49,7 +50,7 @@ func contentHash(dir string, files map[string][]byte) string {
 	for p := range files {
 		names = append(names, p)
 	}
-	sortStrings(names)
+	sort.Strings(names)
 	for _, p := range names {
 		rel, _ := filepath.Rel(dir, p)
 		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(files[p]))
@@ -183,14 +184,6 @@ func readIndex(path string) (map[string][]byte, bool) {
 		out[name] = sha
 	}
 	return out, true
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // GitDir returns the .git folder of the work tree holding dir, if any.

@@ -5,6 +5,7 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -281,7 +282,7 @@ func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
 	if err := toJSON(&buf, root); err != nil {
 		return nil, errAt(root.Line, kind, name, "", err.Error())
 	}
-	if err := jsonUnmarshal(buf.Bytes(), obj); err != nil {
+	if err := json.Unmarshal(buf.Bytes(), obj); err != nil {
 		return nil, errAt(root.Line, kind, name, "", err.Error()+"; fix the value")
 	}
 	return doc, nil

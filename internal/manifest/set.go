@@ -56,8 +56,3 @@ func firstOr(paths []string) string {
 	}
 	return paths[0]
 }
-
-// ValidateObjects validates objects built in code (tests, the store).
-func ValidateObjects(objs []v1alpha1.Object) validation.Result {
-	return validation.Validate(objs)
-}

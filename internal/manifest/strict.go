@@ -280,7 +280,3 @@ func toJSON(b *bytes.Buffer, n *yaml.Node) error {
 	}
 	return nil
 }
-
-func jsonUnmarshal(data []byte, v any) error {
-	return json.Unmarshal(data, v)
-}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
-	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 // manySites returns n groups, each a site with its own IP and volume.
@@ -36,7 +36,7 @@ func manySites(n int) []v1alpha1.Object {
 
 func benchDesired(b *testing.B, n int) (*plan.Desired, plan.Observed) {
 	objs := manySites(n)
-	res := manifest.ValidateObjects(objs)
+	res := validation.Validate(objs)
 	if len(res.Errors) > 0 {
 		b.Fatal(res.Errors[0])
 	}

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -70,9 +69,7 @@ func index(o Observed) observedIndex {
 		ix.byName[strings.ToLower(s.Name)] = s
 	}
 	for _, a := range o.Addresses {
-		if p, err := netip.ParsePrefix(a.CIDR); err == nil {
-			ix.addrs[p.Addr().String()] = a
-		}
+		ix.addrs[a.IP()] = a
 	}
 	for _, v := range o.Volumes {
 		ix.vols[v.ID.String()] = v
@@ -216,7 +213,7 @@ func (b *builder) bringUp(g *graph.Group) {
 		if !ok {
 			continue
 		}
-		if _, held := b.ix.addrs[addrOf(want)]; !held {
+		if _, held := b.ix.addrs[want.IP()]; !held {
 			reason := here
 			if b.wasActive(ip) {
 				reason = "address removed outside sitekeeper; " + here
@@ -255,7 +252,7 @@ func (b *builder) takeDown(g *graph.Group, active string) {
 	}
 	for _, ip := range ips {
 		if a, ok := RenderAddress(ip, b.node); ok {
-			if held, ok := b.ix.addrs[addrOf(a)]; ok {
+			if held, ok := b.ix.addrs[a.IP()]; ok {
 				b.down = append(b.down, b.step(Step{Action: RemoveAddress, Target: ref(ip), Group: g.Name, Reason: why, Address: &held}))
 			}
 		}
@@ -284,7 +281,7 @@ func (b *builder) remove(obj v1alpha1.Object, group, why string) {
 	case *v1alpha1.IPResource:
 		for _, n := range append([]string{b.node}, o.Spec.Placement.Nodes...) {
 			if a, ok := RenderAddress(o, n); ok {
-				if held, ok := b.ix.addrs[addrOf(a)]; ok {
+				if held, ok := b.ix.addrs[a.IP()]; ok {
 					b.down = append(b.down, b.step(Step{Action: RemoveAddress, Target: ref(o), Group: group, Reason: why, Address: &held}))
 					break
 				}
@@ -421,14 +418,6 @@ func orNone(s string) string {
 }
 
 func ref(o v1alpha1.Object) string { return v1alpha1.RefOf(o).String() }
-
-func addrOf(a backend.Address) string {
-	p, err := netip.ParsePrefix(a.CIDR)
-	if err != nil {
-		return a.CIDR
-	}
-	return p.Addr().String()
-}
 
 // RenderSite renders s's IIS configuration for node: bindings on the
 // node's address of each IPResource, serverAutoStart off.

@@ -14,6 +14,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -29,7 +30,7 @@ func load(t *testing.T) []v1alpha1.Object {
 
 func desired(t *testing.T, objs []v1alpha1.Object, active string) *plan.Desired {
 	t.Helper()
-	res := manifest.ValidateObjects(objs)
+	res := validation.Validate(objs)
 	if len(res.Errors) > 0 {
 		t.Fatalf("invalid: %v", res.Errors)
 	}

@@ -431,7 +431,7 @@ func (v *validator) groups(g *graph.Graph) {
 				continue
 			}
 			if !samePlacement(*p, *first.PlacementSpec()) {
-				v.add(o, "spec.placement", "differs from %s's, but they are in one resource group (%s) and always move together; give them the same placement, or give each site its own IP and volume", v1alpha1.RefOf(first), ownText(couplingText(grp)))
+				v.add(o, "spec.placement", "differs from %s's, but they are in one resource group (%s) and always move together; give them the same placement, or give each site its own IP and volume", v1alpha1.RefOf(first), ownText(CouplingText(grp)))
 			}
 		}
 	}
@@ -448,11 +448,6 @@ func samePlacement(a, b v1alpha1.Placement) bool {
 	}
 	wa, wb := a.FailureWindow, b.FailureWindow
 	return (wa == nil) == (wb == nil) && (wa == nil || wa.Duration == wb.Duration)
-}
-
-// CouplingText explains what ties a group's members together.
-func couplingText(g *graph.Group) string {
-	return CouplingText(g)
 }
 
 // CouplingText explains what ties a group's members together, for errors

@@ -6,7 +6,6 @@ package fake
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -190,7 +189,7 @@ func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
 	if err := n.record("AddAddress " + a.CIDR); err != nil {
 		return err
 	}
-	n.Addrs[ipOf(a.CIDR)] = a
+	n.Addrs[a.IP()] = a
 	return nil
 }
 
@@ -201,15 +200,8 @@ func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
 	if err := n.record("RemoveAddress " + a.CIDR); err != nil {
 		return err
 	}
-	delete(n.Addrs, ipOf(a.CIDR))
+	delete(n.Addrs, a.IP())
 	return nil
-}
-
-func ipOf(cidr string) string {
-	if p, err := netip.ParsePrefix(cidr); err == nil {
-		return p.Addr().String()
-	}
-	return cidr
 }
 
 // ListVolumes returns the volumes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -46,6 +47,14 @@ func (n *Node) isPowered() bool {
 
 // Powered reports whether the node is up.
 func (n *Node) Powered() bool { return n.isPowered() }
+
+// checkUp is up() for callers that then take the world's lock (never held
+// together with the node's).
+func (n *Node) checkUp() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.up()
+}
 
 func (n *Node) up() error {
 	if !n.powered {
@@ -179,36 +188,29 @@ func checkBinding(b backend.Binding) error {
 // UpdateBindings adds and removes bindings in one commit; a started site
 // keeps running and serves the new set at once, as IIS does.
 func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []backend.Binding) error {
-	defer n.w.persist()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.up(); err != nil {
-		return err
-	}
-	s, err := n.byName(name)
-	if err != nil {
-		return err
-	}
 	for _, b := range add {
 		if err := checkBinding(b); err != nil {
 			return fmt.Errorf("update bindings of %q: %w", name, err)
 		}
 	}
-	old := s.cfg.Bindings
-	next := make([]backend.Binding, 0, len(old)+len(add))
-	drop := map[string]bool{}
-	for _, b := range remove {
-		drop[b.Key()] = true
-	}
-	for _, b := range old {
-		if !drop[b.Key()] {
-			next = append(next, b)
+	return n.withSite(name, func(s *site) error {
+		old := s.cfg.Bindings
+		next := make([]backend.Binding, 0, len(old)+len(add))
+		drop := map[string]bool{}
+		for _, b := range remove {
+			drop[b.Key()] = true
 		}
-	}
-	next = append(next, add...)
-	backend.SortBindings(next)
-	s.cfg.Bindings = next
-	if s.started {
+		for _, b := range old {
+			if !drop[b.Key()] {
+				next = append(next, b)
+			}
+		}
+		next = append(next, add...)
+		backend.SortBindings(next)
+		s.cfg.Bindings = next
+		if !s.started {
+			return nil
+		}
 		if err := n.checkStartable(s); err != nil {
 			s.cfg.Bindings = old
 			return fmt.Errorf("update bindings of %q: %w", name, err)
@@ -218,8 +220,8 @@ func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []back
 			_ = n.syncListenersLocked()
 			return fmt.Errorf("update bindings of %q: %w", name, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // SetPhysicalPath changes the site's root folder.
@@ -238,6 +240,12 @@ func (n *Node) SetAutoStart(_ context.Context, name string, on bool) error {
 }
 
 func (n *Node) edit(name string, f func(*site)) error {
+	return n.withSite(name, func(s *site) error { f(s); return nil })
+}
+
+// withSite runs f on the named site with the node locked and up, then
+// schedules a save: the preamble of every change to one site.
+func (n *Node) withSite(name string, f func(*site) error) error {
 	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -248,55 +256,38 @@ func (n *Node) edit(name string, f func(*site)) error {
 	if err != nil {
 		return err
 	}
-	f(s)
-	return nil
+	return f(s)
 }
 
 // RenameSite renames a site, keeping its ID.
 func (n *Node) RenameSite(_ context.Context, from, to string) error {
-	defer n.w.persist()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.up(); err != nil {
-		return err
-	}
-	s, err := n.byName(from)
-	if err != nil {
-		return err
-	}
-	if o, err := n.byName(to); err == nil && o != s {
-		return fmt.Errorf("rename site %q to %q: %w", from, to, backend.ErrExists)
-	}
-	s.cfg.Name = to
-	return nil
+	return n.withSite(from, func(s *site) error {
+		if o, err := n.byName(to); err == nil && o != s {
+			return fmt.Errorf("rename site %q to %q: %w", from, to, backend.ErrExists)
+		}
+		s.cfg.Name = to
+		return nil
+	})
 }
 
 // StartSite starts a site: its addresses must be on the node and no other
 // started site may hold one of its ip:port:hostName.
 func (n *Node) StartSite(_ context.Context, name string) error {
-	defer n.w.persist()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.up(); err != nil {
-		return err
-	}
-	s, err := n.byName(name)
-	if err != nil {
-		return err
-	}
-	if s.started {
+	return n.withSite(name, func(s *site) error {
+		if s.started {
+			return nil
+		}
+		if err := n.checkStartable(s); err != nil {
+			return fmt.Errorf("start site %q: %w", name, err)
+		}
+		s.started = true
+		if err := n.syncListenersLocked(); err != nil {
+			s.started = false
+			_ = n.syncListenersLocked()
+			return fmt.Errorf("start site %q: %w", name, err)
+		}
 		return nil
-	}
-	if err := n.checkStartable(s); err != nil {
-		return fmt.Errorf("start site %q: %w", name, err)
-	}
-	s.started = true
-	if err := n.syncListenersLocked(); err != nil {
-		s.started = false
-		_ = n.syncListenersLocked()
-		return fmt.Errorf("start site %q: %w", name, err)
-	}
-	return nil
+	})
 }
 
 func (n *Node) checkStartable(s *site) error {
@@ -321,34 +312,18 @@ func (n *Node) checkStartable(s *site) error {
 
 // StopSite stops a site.
 func (n *Node) StopSite(_ context.Context, name string) error {
-	defer n.w.persist()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.up(); err != nil {
-		return err
-	}
-	s, err := n.byName(name)
-	if err != nil {
-		return err
-	}
-	s.started = false
-	return n.syncListenersLocked()
+	return n.withSite(name, func(s *site) error {
+		s.started = false
+		return n.syncListenersLocked()
+	})
 }
 
 // DeleteSite deletes a site (stopping it first).
 func (n *Node) DeleteSite(_ context.Context, name string) error {
-	defer n.w.persist()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.up(); err != nil {
-		return err
-	}
-	s, err := n.byName(name)
-	if err != nil {
-		return err
-	}
-	delete(n.sites, s.cfg.ID)
-	return n.syncListenersLocked()
+	return n.withSite(name, func(s *site) error {
+		delete(n.sites, s.cfg.ID)
+		return n.syncListenersLocked()
+	})
 }
 
 // ListAddresses returns the addresses the node holds.
@@ -395,13 +370,6 @@ func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
 	return nil
 }
 
-func ipOf(cidr string) string {
-	if p, err := netip.ParsePrefix(cidr); err == nil {
-		return p.Addr().String()
-	}
-	return cidr
-}
-
 // RemoveAddress removes an address; removing an absent one is no error.
 func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
 	defer n.w.persist()
@@ -428,12 +396,9 @@ func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
 // ListVolumes returns every volume known in the world; Online when this
 // node holds it.
 func (n *Node) ListVolumes(_ context.Context) ([]backend.Volume, error) {
-	n.mu.Lock()
-	if err := n.up(); err != nil {
-		n.mu.Unlock()
+	if err := n.checkUp(); err != nil {
 		return nil, err
 	}
-	n.mu.Unlock()
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
 	out := make([]backend.Volume, 0, len(n.w.volRoots))
@@ -450,12 +415,9 @@ func (n *Node) ListVolumes(_ context.Context) ([]backend.Volume, error) {
 // live node holds it (a shared disk's reservation, a mirror's locked target).
 func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) error {
 	defer n.w.persist()
-	n.mu.Lock()
-	if err := n.up(); err != nil {
-		n.mu.Unlock()
+	if err := n.checkUp(); err != nil {
 		return err
 	}
-	n.mu.Unlock()
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
 	key := id.String()
@@ -468,18 +430,15 @@ func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) 
 	}
 	n.w.volOwner[key] = n.name
 	n.w.volRoots[key] = root
-	return ensureDir(n.w.VolumeDir(id))
+	return os.MkdirAll(n.w.VolumeDir(id), 0o755)
 }
 
 // TakeOffline releases a volume held by this node.
 func (n *Node) TakeOffline(_ context.Context, id backend.VolumeID) error {
 	defer n.w.persist()
-	n.mu.Lock()
-	if err := n.up(); err != nil {
-		n.mu.Unlock()
+	if err := n.checkUp(); err != nil {
 		return err
 	}
-	n.mu.Unlock()
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
 	if n.w.volOwner[id.String()] == n.name {

@@ -125,7 +125,7 @@ func (w *World) restore() {
 			n.sites[s.Config.ID] = &site{cfg: s.Config, started: s.Started}
 		}
 		for _, a := range sn.Addrs {
-			n.addrs[ipOf(a.CIDR)] = a
+			n.addrs[a.IP()] = a
 		}
 		w.nodes[name] = n
 	}

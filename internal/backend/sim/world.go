@@ -16,7 +16,6 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -200,5 +199,3 @@ func (w *World) hostPath(node, winPath string) (string, bool, error) {
 	}
 	return filepath.Join(append([]string{base}, parts...)...), true, nil
 }
-
-func ensureDir(p string) error { return os.MkdirAll(p, 0o755) }
