@@ -90,7 +90,6 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			a.Log.Error(err, "List groups", "node", a.Node)
 		}
 	}
-	all()
 	// Only groups whose inputs changed are reconciled on a store change;
 	// the resync reconciles every group (watch events are hints).
 	seen := map[string]string{}
@@ -116,7 +115,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 		sort.Strings(keys)
 		q.add(keys...)
 	}
-	changed()
+	changed() // nothing seen yet: every group
 	resync := time.NewTicker(opt.Resync)
 	defer resync.Stop()
 	health := func() {

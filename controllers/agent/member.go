@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -16,10 +17,10 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
-	"github.com/sitekeeper/sitekeeper/internal/validation"
 	"github.com/sitekeeper/sitekeeper/internal/version"
 )
 
@@ -95,21 +96,16 @@ func (m *Member) register(ctx context.Context) (clientv3.LeaseID, error) {
 	if err != nil {
 		return 0, fmt.Errorf("grant lease for %s: %w", m.Node, err)
 	}
-	if _, err := m.Store.PutJSON(ctx, store.NodeKey(m.Node), store.NodeInfo{Name: m.Node, Started: time.Now().UTC(), Version: version.Version}, clientv3.WithLease(g.ID)); err != nil {
+	// A plain put, not PutJSON: the key must be attached to the new lease
+	// even when its value is unchanged.
+	info, _ := json.Marshal(store.NodeInfo{Name: m.Node, Started: time.Now().UTC(), Version: version.Version})
+	if _, err := m.Store.Client.Put(ctx, store.NodeKey(m.Node), string(info), clientv3.WithLease(g.ID)); err != nil {
 		return 0, fmt.Errorf("register node %s: %w", m.Node, err)
-	}
-	// PutJSON skips an identical value; the lease must be attached anyway.
-	if _, err := m.Store.Client.Put(ctx, store.NodeKey(m.Node), nodeJSON(m.Node), clientv3.WithLease(g.ID)); err != nil {
-		return 0, err
 	}
 	m.mu.Lock()
 	m.lastRenew = time.Now()
 	m.mu.Unlock()
 	return g.ID, nil
-}
-
-func nodeJSON(node string) string {
-	return fmt.Sprintf(`{"name":%q,"version":%q}`, node, version.Version)
 }
 
 // keepAlive renews the lease every third of its TTL. A renewal that finds
@@ -294,7 +290,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 	sort.SliceStable(d.Deleting, func(i, j int) bool {
 		return v1alpha1.KindOrder(d.Deleting[i].Object.GetKind()) < v1alpha1.KindOrder(d.Deleting[j].Object.GetKind())
 	})
-	d.Graph = validation.Validate(active).Graph
+	d.Graph = graph.Of(active)
 	nodeSuspended := suspended["Node/"+node]
 	for _, g := range d.Graph.Groups {
 		if dec, ok := decisions[g.Name]; ok {

@@ -15,9 +15,9 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
+	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
-	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 // Controller is the placement leader.
@@ -42,6 +42,13 @@ type Controller struct {
 	// status costs no store round trip.
 	written map[string]string
 	leading atomic.Bool
+}
+
+func (c *Controller) grace() time.Duration {
+	if c.Grace > 0 {
+		return c.Grace
+	}
+	return 3 * time.Second
 }
 
 // IsLeader reports whether this controller leads now.
@@ -90,11 +97,7 @@ func (c *Controller) lead(ctx context.Context) error {
 	tick := time.NewTicker(c.Tick)
 	defer tick.Stop()
 	// One more look when the start-up grace ends, for groups that waited.
-	grace := c.Grace
-	if grace <= 0 {
-		grace = 3 * time.Second
-	}
-	graceEnd := time.After(grace + 10*time.Millisecond)
+	graceEnd := time.After(c.grace() + 10*time.Millisecond)
 	for {
 		if err := c.ReconcileAll(ctx, e.Key(), e.Rev()); err != nil && ctx.Err() == nil {
 			c.Log.Error(err, "Placement reconcile failed")
@@ -161,10 +164,10 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 			active = append(active, o)
 		}
 	}
-	res := validation.Validate(active)
+	g := graph.Of(active) // validated when stored
 	groups := map[string]bool{}
-	for gi := range res.Graph.Groups {
-		grp := &res.Graph.Groups[gi]
+	for gi := range g.Groups {
+		grp := &g.Groups[gi]
 		groups[grp.Name] = true
 	}
 	orphans := map[string]store.Decision{}
@@ -173,12 +176,12 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 			orphans[name] = d
 		}
 	}
-	for gi := range res.Graph.Groups {
-		grp := &res.Graph.Groups[gi]
+	for gi := range g.Groups {
+		grp := &g.Groups[gi]
 		view := GroupView{Name: grp.Name, Placement: grp.Placement}
 		for _, m := range grp.Members {
 			view.Members = append(view.Members, m.String())
-			o := res.Graph.Object(m)
+			o := g.Object(m)
 			if !o.PlacementSpec().IsZero() && o.Meta().Generation > view.Generation {
 				view.Generation = o.Meta().Generation
 			}
@@ -186,11 +189,7 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 				view.Suspended = true
 			}
 		}
-		grace := c.Grace
-		if grace <= 0 {
-			grace = 3 * time.Second
-		}
-		w := World{Live: live, SuspendedNodes: suspendedNodes, Reports: byGroup[grp.Name], StartupGrace: now.Sub(c.leadingSince) < grace}
+		w := World{Live: live, SuspendedNodes: suspendedNodes, Reports: byGroup[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace()}
 		var prev *store.Decision
 		if _, ok := decisions[grp.Name]; !ok && len(live) == 0 {
 			continue // no node has registered yet: nothing to decide
@@ -228,7 +227,7 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 			}
 		}
 		for _, m := range grp.Members {
-			o := res.Graph.Object(m)
+			o := g.Object(m)
 			st := ComputeStatus(o, view, next, w, *o.StatusRef(), now)
 			key := store.StatusKey(m)
 			b, _ := json.Marshal(st)

@@ -34,12 +34,9 @@ object is invalid. Each object is reported created, configured or unchanged.`,
   sitekeeper apply -f site.yaml --dry-run`,
 		Args: exactArgs(0, "no arguments (give manifests with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			docs, res, err := ff.load(s)
+			docs, err := ff.loadValid(s)
 			if err != nil {
 				return err
-			}
-			if len(res.Errors) > 0 {
-				return reportInvalid(s, res.Errors)
 			}
 			return withStore(cmd.Context(), g, func(st *etcdstore.Store) error {
 				results, err := st.Apply(cmd.Context(), manifest.Objects(docs), etcdstore.ApplyOptions{DryRun: dryRun, ForceConflicts: force})
@@ -65,6 +62,19 @@ object is invalid. Each object is reported created, configured or unchanged.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate against the store and print what would change, without writing")
 	cmd.Flags().BoolVar(&force, "force-conflicts", false, "change objects a manifest folder owns (its next change set will undo it)")
 	return cmd
+}
+
+// loadValid loads and validates the -f manifests; an invalid set is
+// reported (every error) and returned as exit status 1.
+func (f *fileFlags) loadValid(s *streams) ([]manifest.Document, error) {
+	docs, res, err := f.load(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Errors) > 0 {
+		return nil, reportInvalid(s, res.Errors)
+	}
+	return docs, nil
 }
 
 func reportInvalid(s *streams, errs diag.List) error {
@@ -93,12 +103,9 @@ func newDiffCmd(s *streams, g *globalFlags) *cobra.Command {
 		Short: "Show what apply would change (exit 1 when there is a difference)",
 		Args:  exactArgs(0, "no arguments (give manifests with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			docs, res, err := ff.load(s)
+			docs, err := ff.loadValid(s)
 			if err != nil {
 				return err
-			}
-			if len(res.Errors) > 0 {
-				return reportInvalid(s, res.Errors)
 			}
 			return withStore(cmd.Context(), g, func(st *etcdstore.Store) error {
 				different := false
@@ -244,7 +251,7 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 			live = append(live, v1alpha1.DeepCopy(o))
 		}
 	}
-	c.graph = validation.Validate(live).Graph
+	c.graph = graph.Of(live)
 	if c.decisions, err = st.Decisions(ctx); err != nil {
 		return nil, err
 	}

@@ -47,18 +47,17 @@ same --data-dir to resume.`,
 				ff.files = nil // the folder watch applies it, valid or not
 			}
 			if len(ff.files) > 0 {
-				var res interface{ Err() error }
 				d, r := manifest.LoadAndValidate(ff.files, manifest.Options{Recursive: ff.recursive, Stdin: s.in})
-				docs, res = d, r.Errors
-				if err := res.Err(); err != nil {
+				if len(r.Errors) > 0 {
 					for _, e := range r.Errors {
 						fmt.Fprintln(s.err, e.Error())
 					}
 					return fmt.Errorf("%d error(s) in %s; nothing was started", len(r.Errors), strings.Join(ff.files, ", "))
 				}
+				docs = d
 			}
 			return cluster.RunLocal(ctx, cluster.LocalOptions{
-				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 1, Log: log,
+				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 0, Log: log,
 				Ready: func(endpoint string, st *etcdstore.Store) error {
 					if err := recordEndpoint(endpoint); err != nil {
 						log.Error(err, "Record the store endpoint (other commands need --endpoints)")

@@ -216,7 +216,7 @@ func errString(err error) string {
 // simulated storage when the folder is empty, so a fresh demo serves
 // something readable.
 func seedContent(ctx context.Context, st *etcdstore.Store, w *sim.World) {
-	snap, err := st.List(ctx)
+	snap, err := st.ListSpecs(ctx)
 	if err != nil {
 		return
 	}
@@ -230,8 +230,9 @@ func seedContent(ctx context.Context, st *etcdstore.Store, w *sim.World) {
 			sites = append(sites, t)
 		}
 	}
+	volIndex := graph.NewVolumeIndex(vols)
 	for _, s := range sites {
-		v := graph.VolumeFor(s.Spec.PhysicalPath, vols)
+		v := volIndex.For(s.Spec.PhysicalPath)
 		if v == nil {
 			continue
 		}

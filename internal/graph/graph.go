@@ -112,6 +112,16 @@ func VolumeRoot(v *v1alpha1.VolumeResource) (WinPath, bool) {
 	return ParseWinPath(v.Spec.MountPath)
 }
 
+// Of defaults objs in place and derives their graph: for sets that were
+// validated when they were stored, where running every rule again would
+// be wasted work on a hot path.
+func Of(objs []v1alpha1.Object) *Graph {
+	for _, o := range objs {
+		v1alpha1.Default(o)
+	}
+	return Build(objs)
+}
+
 // Build derives the graph of objs. References that do not resolve are left
 // out (validation reports them).
 func Build(objs []v1alpha1.Object) *Graph {
