@@ -4,22 +4,21 @@ import "time"
 
 // Default values, in one place.
 const (
-	DefaultHTTPPort             = 80
-	DefaultHTTPSPort            = 443
-	DefaultFTPPort              = 21
-	DefaultFTPImplicitPort      = 990
-	DefaultAppPool              = "DefaultAppPool"
-	DefaultCertificateStore     = "My"
-	DefaultHealthInterval       = 5 * time.Second
-	DefaultHealthTimeout        = 2 * time.Second
-	DefaultFailureThreshold     = 3
-	DefaultLocalRestarts        = 2
-	DefaultHealthPath           = "/"
-	DefaultMaxFailures          = 3
-	DefaultFailureWindow        = time.Hour
-	DefaultSwitchback           = SwitchbackManual
-	AnnotationSource            = "sitekeeper.io/source"
-	AnnotationLastAppliedSource = "sitekeeper.io/last-applied"
+	DefaultHTTPPort         = 80
+	DefaultHTTPSPort        = 443
+	DefaultFTPPort          = 21
+	DefaultFTPImplicitPort  = 990
+	DefaultAppPool          = "DefaultAppPool"
+	DefaultCertificateStore = "My"
+	DefaultHealthInterval   = 5 * time.Second
+	DefaultHealthTimeout    = 2 * time.Second
+	DefaultFailureThreshold = 3
+	DefaultLocalRestarts    = 2
+	DefaultHealthPath       = "/"
+	DefaultMaxFailures      = 3
+	DefaultFailureWindow    = time.Hour
+	DefaultSwitchback       = SwitchbackManual
+	AnnotationSource        = "sitekeeper.io/source"
 )
 
 // Default fills every unset field of o that has a default. It is idempotent.

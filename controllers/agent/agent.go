@@ -224,14 +224,6 @@ func (a *Agent) report(ctx context.Context, r Report) error {
 	return nil
 }
 
-// ForgetReports makes the next reconcile write status again (after the
-// store lost it, or a reconnect).
-func (a *Agent) ForgetReports() {
-	a.mu.Lock()
-	a.last = map[string]Report{}
-	a.mu.Unlock()
-}
-
 func sameReport(a, b Report) bool {
 	return a.Node == b.Node && a.Group == b.Group && a.Active == b.Active && a.Phase == b.Phase &&
 		a.Healthy == b.Healthy && a.Message == b.Message && a.Released == b.Released && maps.Equal(a.Generations, b.Generations)

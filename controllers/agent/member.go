@@ -186,13 +186,6 @@ func (m *Member) setFenced(f bool) {
 // Crash marks the next stop as a power loss (no lease revoke).
 func (m *Member) Crash() { m.crashed.Store(true) }
 
-// Fenced reports whether the node is fenced now.
-func (m *Member) Fenced() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.fenced
-}
-
 func (m *Member) signal() {
 	select {
 	case m.kick <- struct{}{}:

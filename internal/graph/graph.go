@@ -61,12 +61,6 @@ func (g *Graph) Group(name string) (*Group, bool) {
 // Object returns the object of ref.
 func (g *Graph) Object(ref v1alpha1.Ref) v1alpha1.Object { return g.objects[ref] }
 
-// VolumeFor returns the volume whose drive letter or mount path holds path,
-// the deepest mount winning, or nil.
-func VolumeFor(path string, vols []*v1alpha1.VolumeResource) *v1alpha1.VolumeResource {
-	return NewVolumeIndex(vols).For(path)
-}
-
 // VolumeIndex finds the volume holding a path; build it once per set.
 type VolumeIndex struct {
 	byRoot map[string]*v1alpha1.VolumeResource

@@ -56,8 +56,4 @@ func (p WinPath) Within(root WinPath) bool {
 	return true
 }
 
-// Rel returns p's components below root (p must be Within root), in their
-// original spelling lost: lower-case.
-func (p WinPath) Rel(root WinPath) []string { return p.Parts[len(root.Parts):] }
-
 func isLetter(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') }

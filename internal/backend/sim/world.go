@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"math/big"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -73,18 +72,6 @@ func (w *World) Node(name string) *Node {
 	n := &Node{w: w, name: name, powered: true, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
 	w.nodes[name] = n
 	return n
-}
-
-// Nodes returns the names of the world's nodes, sorted.
-func (w *World) Nodes() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var names []string
-	for n := range w.nodes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // VolumeDir returns the folder holding a volume's files; a test or the demo

@@ -149,7 +149,6 @@ const (
 	Created    Outcome = "created"
 	Configured Outcome = "configured"
 	Unchanged  Outcome = "unchanged"
-	Deleted    Outcome = "deleted"
 	Pruned     Outcome = "pruned"
 )
 
