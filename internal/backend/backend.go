@@ -60,6 +60,10 @@ type SiteConfig struct {
 	// FTPSSL is the FTP site's SSL mode (None, Explicit, Implicit); empty
 	// for web sites.
 	FTPSSL string `json:"ftpSSL,omitempty"`
+	// FTPCertHash and FTPCertStore are an FTPS site's certificate; FTP keeps
+	// it in the site's configuration, not in HTTP.sys.
+	FTPCertHash  string `json:"ftpCertHash,omitempty"`
+	FTPCertStore string `json:"ftpCertStore,omitempty"`
 }
 
 // Site is an observed site: its configuration and run state.

@@ -425,6 +425,9 @@ func RenderSite(s *v1alpha1.IISSite, g *graph.Graph, node string) backend.SiteCo
 	cfg := backend.SiteConfig{ID: s.Spec.SiteID, Name: s.Metadata.Name, PhysicalPath: s.Spec.PhysicalPath, AppPool: s.Spec.AppPool}
 	if s.Spec.FTP != nil {
 		cfg.FTPSSL = string(s.Spec.FTP.SSL)
+		if c := s.Spec.FTP.Certificate; c != nil {
+			cfg.FTPCertHash, cfg.FTPCertStore = strings.ToUpper(c.Thumbprint), c.Store
+		}
 	}
 	for _, b := range s.Spec.Bindings {
 		ip, _ := g.Object(v1alpha1.Ref{Kind: v1alpha1.KindIPResource, Name: b.IPRef}).(*v1alpha1.IPResource)

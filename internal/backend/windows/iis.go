@@ -1,0 +1,361 @@
+package windows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+)
+
+// Script names.
+const (
+	scriptIISList   = "iis-list.ps1"
+	scriptIISChange = "iis-change.ps1"
+	scriptIISRun    = "iis-run.ps1"
+	scriptIP        = "ip.ps1"
+	scriptDisk      = "disk.ps1"
+	scriptFeatures  = "features.ps1"
+)
+
+// wireBinding is a binding as IIS stores it: protocol and bindingInformation.
+type wireBinding struct {
+	Protocol    string `json:"protocol"`
+	Information string `json:"bindingInformation"`
+	SSLFlags    int32  `json:"sslFlags,omitempty"`
+	CertHash    string `json:"certHash,omitempty"`
+	CertStore   string `json:"certStore,omitempty"`
+}
+
+type wireSite struct {
+	ID           int64             `json:"id"`
+	Name         string            `json:"name"`
+	Bindings     list[wireBinding] `json:"bindings"`
+	PhysicalPath string            `json:"physicalPath"`
+	AppPool      string            `json:"appPool"`
+	AutoStart    bool              `json:"serverAutoStart"`
+	WebState     string            `json:"webState"`
+	FTPState     string            `json:"ftpState"`
+	FTPPolicy    string            `json:"ftpPolicy"`
+	FTPCertHash  string            `json:"ftpCertHash"`
+}
+
+// ParseSiteList decodes iis-list.ps1's reply into observed sites. Web state
+// wins for a site with both web and FTP bindings; an FTP-only site's state
+// is its ftpServer state; anything unreadable is Unknown, never Stopped.
+func ParseSiteList(stdout []byte) ([]backend.Site, error) {
+	env, err := parseEnvelope(stdout)
+	if err != nil {
+		return nil, err
+	}
+	if !env.OK {
+		if env.Error == nil {
+			return nil, fmt.Errorf("list sites failed without saying why")
+		}
+		return nil, env.Error.asError()
+	}
+	var res struct {
+		Sites list[wireSite] `json:"sites"`
+	}
+	if err := json.Unmarshal(env.Result, &res); err != nil {
+		return nil, fmt.Errorf("decode site list: %w", err)
+	}
+	out := make([]backend.Site, 0, len(res.Sites))
+	for _, w := range res.Sites {
+		s := backend.Site{SiteConfig: backend.SiteConfig{ID: w.ID, Name: w.Name, PhysicalPath: w.PhysicalPath, AppPool: w.AppPool, AutoStart: w.AutoStart}}
+		for _, wb := range w.Bindings {
+			b, err := ParseBinding(wb.Protocol, wb.Information)
+			if err != nil {
+				return nil, fmt.Errorf("site %q: %w", w.Name, err)
+			}
+			b.SSLFlags = wb.SSLFlags
+			b.CertHash = strings.ToUpper(strings.TrimPrefix(wb.CertHash, "\u200e"))
+			if b.CertHash != "" {
+				b.CertStore = canonicalStore(wb.CertStore)
+			}
+			s.Bindings = append(s.Bindings, b)
+		}
+		backend.SortBindings(s.Bindings)
+		s.State = runState(w.WebState)
+		if w.WebState == "" && w.FTPState != "" {
+			s.State = runState(w.FTPState)
+		}
+		if w.FTPState != "" {
+			s.FTPSSL = "None"
+			if w.FTPCertHash != "" && !strings.EqualFold(w.FTPPolicy, "SslAllow") {
+				s.FTPSSL = "Explicit"
+				for _, b := range s.Bindings {
+					if b.Protocol == "ftp" && b.Port == 990 {
+						s.FTPSSL = "Implicit"
+					}
+				}
+			}
+			s.FTPCertHash = strings.ToUpper(w.FTPCertHash)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func runState(s string) backend.SiteState {
+	switch strings.ToLower(s) {
+	case "started":
+		return backend.SiteStarted
+	case "stopped":
+		return backend.SiteStopped
+	}
+	return backend.SiteUnknown
+}
+
+// canonicalStore spells certificate store names one way: HTTP.sys says
+// "MY", the UI "My".
+func canonicalStore(s string) string {
+	switch strings.ToLower(s) {
+	case "", "my":
+		return "My"
+	case "webhosting":
+		return "WebHosting"
+	}
+	return s
+}
+
+// ParseBinding splits IIS's bindingInformation ("ip:port:host") for http,
+// https and ftp. An empty IP and "*" both mean all unassigned addresses and
+// become "*"; an IPv6 address comes in brackets. Protocols compare
+// case-insensitively (appcmd prints "HTTP" too).
+func ParseBinding(protocol, info string) (backend.Binding, error) {
+	b := backend.Binding{Protocol: strings.ToLower(protocol)}
+	switch b.Protocol {
+	case "http", "https", "ftp":
+	default:
+		// net.tcp "808:*", net.pipe "*": kept whole, never served by us.
+		b.HostName = info
+		return b, nil
+	}
+	ip, rest := "", info
+	if strings.HasPrefix(info, "[") {
+		end := strings.Index(info, "]")
+		if end < 0 {
+			return b, fmt.Errorf("binding %s %q: unclosed IPv6 bracket", protocol, info)
+		}
+		ip, rest = info[1:end], strings.TrimPrefix(info[end+1:], ":")
+	} else {
+		var ok bool
+		ip, rest, ok = strings.Cut(info, ":")
+		if !ok {
+			return b, fmt.Errorf("binding %s %q: want ip:port:host", protocol, info)
+		}
+	}
+	port, host, _ := strings.Cut(rest, ":")
+	n, err := strconv.ParseInt(port, 10, 32)
+	if err != nil || n <= 0 || n > 65535 {
+		return b, fmt.Errorf("binding %s %q: bad port %q", protocol, info, port)
+	}
+	if ip == "" {
+		ip = "*"
+	}
+	b.IP, b.Port, b.HostName = ip, int32(n), host
+	return b, nil
+}
+
+// BindingInformation renders b as IIS stores it; IPv6 addresses get
+// brackets.
+func BindingInformation(b backend.Binding) string {
+	ip := b.IP
+	if strings.Contains(ip, ":") {
+		ip = "[" + ip + "]"
+	}
+	return fmt.Sprintf("%s:%d:%s", ip, b.Port, b.HostName)
+}
+
+// sslCert is one HTTP.sys certificate binding for iis-run.ps1 and
+// iis-change.ps1.
+type sslCert struct {
+	IP       string `json:"ip"`
+	Port     int32  `json:"port"`
+	HostName string `json:"hostName,omitempty"`
+	SNI      bool   `json:"sni,omitempty"`
+	Hash     string `json:"hash"`
+	Store    string `json:"store"`
+}
+
+// certificatesOf lists the HTTP.sys bindings a site's https bindings need:
+// by hostname:port for SNI (sslFlags bit 1), by ip:port otherwise, "*"
+// being 0.0.0.0.
+func certificatesOf(bs []backend.Binding) []sslCert {
+	var out []sslCert
+	for _, b := range bs {
+		if b.Protocol != "https" || b.CertHash == "" {
+			continue
+		}
+		c := sslCert{IP: b.IP, Port: b.Port, HostName: b.HostName, SNI: b.SSLFlags&1 != 0, Hash: b.CertHash, Store: canonicalStore(b.CertStore)}
+		if c.IP == "*" || c.IP == "" {
+			c.IP = "0.0.0.0"
+		}
+		if strings.Contains(c.IP, ":") {
+			c.IP = "[" + c.IP + "]"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func wire(bs []backend.Binding) []wireBinding {
+	out := make([]wireBinding, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, wireBinding{Protocol: b.Protocol, Information: BindingInformation(b), SSLFlags: b.SSLFlags})
+	}
+	return out
+}
+
+// changeRequest is iis-change.ps1's request; nil fields are left alone.
+type changeRequest struct {
+	Op           string        `json:"op"`
+	Name         string        `json:"name"`
+	NewName      string        `json:"newName,omitempty"`
+	ID           int64         `json:"id,omitempty"`
+	Add          []wireBinding `json:"add,omitempty"`
+	Remove       []wireBinding `json:"remove,omitempty"`
+	PhysicalPath *string       `json:"physicalPath,omitempty"`
+	AppPool      *string       `json:"appPool,omitempty"`
+	AutoStart    *bool         `json:"serverAutoStart,omitempty"`
+	FTPSSL       string        `json:"ftpSSL,omitempty"`
+	FTPCertHash  string        `json:"ftpCertHash,omitempty"`
+	FTPCertStore string        `json:"ftpCertStore,omitempty"`
+	// AddCerts and RemoveCerts are HTTP.sys bindings to change at once when
+	// the site is running (a binding changed on an active site).
+	AddCerts    []sslCert `json:"addCertificates,omitempty"`
+	RemoveCerts []sslCert `json:"removeCertificates,omitempty"`
+}
+
+// runRequest is iis-run.ps1's request.
+type runRequest struct {
+	Op           string    `json:"op"`
+	Name         string    `json:"name"`
+	Certificates []sslCert `json:"certificates,omitempty"`
+}
+
+// CreateRequest is the request that creates cfg as a stopped site with
+// serverAutoStart off unless cfg says otherwise.
+func createRequest(cfg backend.SiteConfig) changeRequest {
+	path, pool, auto := cfg.PhysicalPath, cfg.AppPool, cfg.AutoStart
+	return changeRequest{Op: "create", Name: cfg.Name, ID: cfg.ID, Add: wire(cfg.Bindings), PhysicalPath: &path, AppPool: &pool, AutoStart: &auto,
+		FTPSSL: cfg.FTPSSL, FTPCertHash: cfg.FTPCertHash, FTPCertStore: cfg.FTPCertStore}
+}
+
+// SiteChange is several changes to one site, committed together.
+type SiteChange struct {
+	Add, Remove  []backend.Binding
+	PhysicalPath *string
+	AppPool      *string
+	AutoStart    *bool
+}
+
+func (b *Backend) change(ctx context.Context, req changeRequest) error {
+	if err := runScript(ctx, b.run, scriptIISChange, req, nil); err != nil {
+		return fmt.Errorf("%s site %q: %w", req.Op, req.Name, err)
+	}
+	return nil
+}
+
+// ListSites implements backend.Sites.
+func (b *Backend) ListSites(ctx context.Context) ([]backend.Site, error) {
+	args, _ := ScriptArgs(scriptIISList)
+	stdout, stderr, exit, err := b.run.Run(ctx, PowerShell, args, []byte("{}"))
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", err)
+	}
+	sites, err := ParseSiteList(stdout)
+	if errors.Is(err, ErrFeatureMissing) {
+		// No IIS management module: appcmd still reads the configuration.
+		if ac, acErr := b.listSitesAppcmd(ctx); acErr == nil {
+			b.log.V(1).Info("Listed sites through appcmd", "reason", err.Error())
+			sites, err = ac, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list sites (exit %d, stderr %s): %w", exit, clip(strings.TrimSpace(string(stderr))), err)
+	}
+	b.certs.fill(sites)
+	return sites, nil
+}
+
+// CreateSite implements backend.Sites.
+func (b *Backend) CreateSite(ctx context.Context, cfg backend.SiteConfig) error {
+	if len(cfg.Bindings) == 0 {
+		return fmt.Errorf("create site %q: IIS needs at least one binding", cfg.Name)
+	}
+	if err := b.change(ctx, createRequest(cfg)); err != nil {
+		return err
+	}
+	return b.certs.record(cfg.Name, cfg.Bindings, nil)
+}
+
+// UpdateSite commits several changes to one site at once.
+func (b *Backend) UpdateSite(ctx context.Context, site string, c SiteChange) error {
+	req := changeRequest{Op: "update", Name: site, Add: wire(c.Add), Remove: wire(c.Remove), PhysicalPath: c.PhysicalPath, AppPool: c.AppPool, AutoStart: c.AutoStart,
+		AddCerts: certificatesOf(c.Add), RemoveCerts: certificatesOf(c.Remove)}
+	if err := b.change(ctx, req); err != nil {
+		return err
+	}
+	return b.certs.record(site, c.Add, c.Remove)
+}
+
+// UpdateBindings implements backend.Sites.
+func (b *Backend) UpdateBindings(ctx context.Context, site string, add, remove []backend.Binding) error {
+	return b.UpdateSite(ctx, site, SiteChange{Add: add, Remove: remove})
+}
+
+// SetPhysicalPath implements backend.Sites.
+func (b *Backend) SetPhysicalPath(ctx context.Context, site, path string) error {
+	return b.UpdateSite(ctx, site, SiteChange{PhysicalPath: &path})
+}
+
+// SetAppPool implements backend.Sites.
+func (b *Backend) SetAppPool(ctx context.Context, site, pool string) error {
+	return b.UpdateSite(ctx, site, SiteChange{AppPool: &pool})
+}
+
+// SetAutoStart implements backend.Sites.
+func (b *Backend) SetAutoStart(ctx context.Context, site string, on bool) error {
+	return b.UpdateSite(ctx, site, SiteChange{AutoStart: &on})
+}
+
+// RenameSite implements backend.Sites.
+func (b *Backend) RenameSite(ctx context.Context, from, to string) error {
+	if err := b.change(ctx, changeRequest{Op: "rename", Name: from, NewName: to}); err != nil {
+		return err
+	}
+	return b.certs.rename(from, to)
+}
+
+// DeleteSite implements backend.Sites.
+func (b *Backend) DeleteSite(ctx context.Context, site string) error {
+	if err := b.change(ctx, changeRequest{Op: "delete", Name: site}); err != nil {
+		return err
+	}
+	return b.certs.forget(site)
+}
+
+// StartSite implements backend.Sites: HTTP.sys certificate bindings first,
+// then the site.
+func (b *Backend) StartSite(ctx context.Context, site string) error {
+	req := runRequest{Op: "start", Name: site, Certificates: certificatesOf(b.certs.bindings(site))}
+	if err := runScript(ctx, b.run, scriptIISRun, req, nil); err != nil {
+		return fmt.Errorf("start site %q: %w", site, err)
+	}
+	return nil
+}
+
+// StopSite implements backend.Sites: the site, then its HTTP.sys
+// certificate bindings.
+func (b *Backend) StopSite(ctx context.Context, site string) error {
+	req := runRequest{Op: "stop", Name: site, Certificates: certificatesOf(b.certs.bindings(site))}
+	if err := runScript(ctx, b.run, scriptIISRun, req, nil); err != nil {
+		return fmt.Errorf("stop site %q: %w", site, err)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package windows
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/probe"
+)
+
+// Options configure the Windows backend.
+type Options struct {
+	// Runner runs commands; nil means ExecRunner.
+	Runner Runner
+	// DataDir holds the backend's own records (the https certificate book).
+	DataDir string
+	// ExtMirrBase is DataKeeper's install folder; empty means the
+	// ExtMirrBase environment variable, then the default install folder.
+	ExtMirrBase string
+	// DADTimeout bounds the wait for a new address to leave Tentative.
+	DADTimeout time.Duration
+	// SwitchoverTimeout bounds the wait for a mirror to become source here.
+	SwitchoverTimeout time.Duration
+	// Announce tells the network that ip moved here (gateway may be empty);
+	// nil means the platform's gratuitous ARP (none off Windows).
+	Announce func(ip, gateway string) error
+	Log      logr.Logger
+}
+
+// Backend is a Windows node: IIS, NetTCPIP and Storage through embedded
+// PowerShell scripts, DataKeeper through emcmd, probes over the network.
+type Backend struct {
+	probe.Network
+	run               Runner
+	log               logr.Logger
+	certs             *certBook
+	vols              volumeSet
+	extMirrBase       string
+	dadTimeout        time.Duration
+	switchoverTimeout time.Duration
+	announce          func(ip, gateway string) error
+}
+
+var _ backend.Node = (*Backend)(nil)
+
+// New returns the backend; it reads the certificate book from DataDir.
+func New(o Options) (*Backend, error) {
+	b := &Backend{run: o.Runner, log: o.Log, extMirrBase: o.ExtMirrBase, dadTimeout: o.DADTimeout, switchoverTimeout: o.SwitchoverTimeout, announce: o.Announce}
+	if b.run == nil {
+		b.run = ExecRunner{}
+	}
+	if b.extMirrBase == "" {
+		b.extMirrBase = os.Getenv("ExtMirrBase")
+	}
+	if b.dadTimeout == 0 {
+		b.dadTimeout = 10 * time.Second
+	}
+	if b.switchoverTimeout == 0 {
+		b.switchoverTimeout = 60 * time.Second
+	}
+	if b.announce == nil {
+		b.announce = gratuitousARP
+	}
+	path := ""
+	if o.DataDir != "" {
+		path = filepath.Join(o.DataDir, "https-certificates.json")
+	}
+	var err error
+	if b.certs, err = loadCertBook(path); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
