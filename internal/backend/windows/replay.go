@@ -17,15 +17,26 @@ type Recording struct {
 	// Name and Args are the argument vector.
 	Name string   `json:"name"`
 	Args []string `json:"args"`
-	// Stdin is the request the command read; part of the key.
-	Stdin  string `json:"stdin,omitempty"`
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr,omitempty"`
-	Exit   int    `json:"exit"`
+	// Stdin is the request the command read; part of the key unless
+	// AnyStdin is set.
+	Stdin    string `json:"stdin,omitempty"`
+	AnyStdin bool   `json:"anyStdin,omitempty"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr,omitempty"`
+	Exit     int    `json:"exit"`
 }
 
 // Key identifies a command: its argv and a hash of its stdin.
-func (r Recording) Key() string { return CommandKey(r.Name, r.Args, []byte(r.Stdin)) }
+func (r Recording) Key() string {
+	if r.AnyStdin {
+		return anyStdinKey(r.Name, r.Args)
+	}
+	return CommandKey(r.Name, r.Args, []byte(r.Stdin))
+}
+
+func anyStdinKey(name string, args []string) string {
+	return name + "\x00" + strings.Join(DescribeArgs(args), "\x00") + "\x00*"
+}
 
 // CommandKey is the replay key of a command: the argv (with an encoded
 // PowerShell script shown by its name, see DescribeArgs) joined with NUL, and
@@ -35,8 +46,9 @@ func CommandKey(name string, args []string, stdin []byte) string {
 	return name + "\x00" + strings.Join(DescribeArgs(args), "\x00") + "\x00" + hex.EncodeToString(sum[:8])
 }
 
-// Replay is a Runner for tests: it serves recorded outputs keyed by command,
-// records every call, and fails a command it has no recording for.
+// Replay is a Runner for tests: it serves recorded outputs keyed by command
+// (argv and stdin, or argv alone for an AnyStdin recording), records every
+// call, and fails a command it has no recording for.
 type Replay struct {
 	mu    sync.Mutex
 	recs  map[string][]Recording // a key may answer differently on each call
@@ -93,13 +105,18 @@ func (r *Replay) Run(_ context.Context, name string, args []string, stdin []byte
 	defer r.mu.Unlock()
 	call := Recording{Name: name, Args: append([]string(nil), args...), Stdin: string(stdin)}
 	r.Calls = append(r.Calls, call)
-	queue := r.recs[call.Key()]
+	key := call.Key()
+	queue := r.recs[key]
+	if len(queue) == 0 {
+		key = anyStdinKey(name, args)
+		queue = r.recs[key]
+	}
 	if len(queue) == 0 {
 		return nil, nil, -1, fmt.Errorf("replay: no recording for %s %s (stdin %s)", name, strings.Join(DescribeArgs(args), " "), clip(string(stdin)))
 	}
 	rec := queue[0]
 	if len(queue) > 1 {
-		r.recs[call.Key()] = queue[1:]
+		r.recs[key] = queue[1:]
 	}
 	return []byte(rec.Stdout), []byte(rec.Stderr), rec.Exit, nil
 }

@@ -3,6 +3,7 @@ package windows
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -127,9 +128,15 @@ type diskRequest struct {
 // at its root; a mirror when this node holds the source.
 func (b *Backend) ListVolumes(ctx context.Context) ([]backend.Volume, error) {
 	prot := b.protected()
+	ids := make([]backend.VolumeID, 0, len(prot))
+	for id := range prot {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
 	var disks []diskRef
 	var out []backend.Volume
-	for id, root := range prot {
+	for _, id := range ids {
+		root := prot[id]
 		switch id.Kind {
 		case backend.VolumeSharedDisk:
 			disks = append(disks, diskRefOf(id))
