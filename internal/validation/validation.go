@@ -218,7 +218,9 @@ func (v *validator) volume(vol *v1alpha1.VolumeResource) {
 		}
 	default:
 		p, ok := graph.ParseWinPath(s.MountPath)
-		if !ok {
+		if bad := badPathChars(s.MountPath); bad != "" {
+			v.add(vol, "spec.mountPath", "%q contains %s, which Windows does not allow in a path; rename the folder", s.MountPath, bad)
+		} else if !ok {
 			v.add(vol, "spec.mountPath", "%q is not an absolute Windows path without \"..\"; write it like C:\\ClusterStorage\\web", s.MountPath)
 		} else if len(p.Parts) == 0 {
 			v.add(vol, "spec.mountPath", "%q is a whole drive; use driveLetter for it", s.MountPath)
@@ -325,6 +327,8 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 	switch {
 	case spec.PhysicalPath == "":
 		v.add(s, "spec.physicalPath", "missing; set the site's root folder on a protected volume")
+	case badPathChars(spec.PhysicalPath) != "":
+		v.add(s, "spec.physicalPath", "%q contains %s, which Windows does not allow in a path; rename the folder", spec.PhysicalPath, badPathChars(spec.PhysicalPath))
 	case graph.HasDotDot(spec.PhysicalPath):
 		v.add(s, "spec.physicalPath", "%q contains \"..\" or \".\"; write the full path to the folder", spec.PhysicalPath)
 	default:
@@ -546,3 +550,14 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func isLetter(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') }
+
+// badPathChars names the first character Windows forbids in a path (beyond
+// the drive's colon): " < > | * ? and control characters such as a newline.
+func badPathChars(p string) string {
+	for i, r := range p {
+		if r < 0x20 || strings.ContainsRune(`"<>|*?`, r) || (r == ':' && i != 1) {
+			return fmt.Sprintf("%q", string(r))
+		}
+	}
+	return ""
+}
