@@ -101,6 +101,7 @@ type Agent struct {
 	last         map[string]Report
 	trackers     map[string]*health.Tracker // by site name
 	unhealth     map[string]string          // group -> why, after local recovery failed
+	preflightOK  map[bool]bool              // needFTP -> the backend's prerequisites passed
 }
 
 func (a *Agent) init() {
@@ -109,6 +110,7 @@ func (a *Agent) init() {
 		a.last = map[string]Report{}
 		a.trackers = map[string]*health.Tracker{}
 		a.unhealth = map[string]string{}
+		a.preflightOK = map[bool]bool{}
 	}
 	if a.Clock == nil {
 		a.Clock = clock.Real{}
@@ -130,6 +132,13 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	a.mu.Lock()
 	d.Applied = map[string]map[v1alpha1.Ref]plan.Applied{a.Node: maps.Clone(a.applied)}
 	a.mu.Unlock()
+	if err := a.prepare(ctx, d); err != nil {
+		rep := Report{Node: a.Node, Group: group, Phase: PhaseStalled, Message: err.Error()}
+		if rerr := a.report(ctx, rep); rerr != nil {
+			return Result{}, rerr
+		}
+		return Result{}, &StalledError{err}
+	}
 	obs, err := plan.Observe(ctx, a.Node, a.Backend)
 	if err != nil {
 		return Result{}, err
@@ -138,18 +147,14 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	active := strings.EqualFold(d.Active[group], a.Node)
 	rep := Report{Node: a.Node, Group: group, Active: active, Phase: PhaseConverged, Healthy: true}
 
-	var runErr error
-	for _, s := range steps {
-		err := plan.Execute(ctx, a.Backend, s)
+	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
 		if a.OnStep != nil {
 			a.OnStep(s, err)
 		}
-		if err != nil {
-			runErr = err
-			break
+		if err == nil {
+			a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
 		}
-		a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
-	}
+	})
 	if a.OnObserved != nil && len(steps) > 0 {
 		if after, err := plan.Observe(ctx, a.Node, a.Backend); err == nil {
 			a.OnObserved(after)

@@ -208,3 +208,34 @@ var (
 func NeedsHuman(err error) bool {
 	return errors.Is(err, ErrAddressInUse) || errors.Is(err, ErrUnsupported)
 }
+
+// VolumeProtector is a backend that must be told which volumes to watch
+// (the Windows backend cannot list every disk and mirror cheaply); the agent
+// calls Protect with the volumes of the groups placed on the node before
+// it observes.
+type VolumeProtector interface {
+	Protect(vols []Volume)
+}
+
+// Preflight is a backend that checks the node's prerequisites (SEED-FACTS
+// F1: the IIS features, and the FTP server when an FTP site is placed on
+// the node). The agent changes nothing on a node that fails the check.
+type Preflight interface {
+	CheckFeatures(ctx context.Context, needFTP bool) error
+}
+
+// SiteChange is several configuration changes to one site; nil fields are
+// left alone.
+type SiteChange struct {
+	Add, Remove  []Binding
+	PhysicalPath *string
+	AppPool      *string
+	AutoStart    *bool
+}
+
+// SiteUpdater is a backend that commits several changes to one site
+// together (the Windows backend: one CommitChanges), so IIS never runs a
+// half-changed site.
+type SiteUpdater interface {
+	UpdateSite(ctx context.Context, site string, c SiteChange) error
+}

@@ -61,3 +61,61 @@ func Observe(ctx context.Context, node string, n backend.Node) (Observed, error)
 	}
 	return o, nil
 }
+
+// configActions change a site's configuration and can be committed together.
+var configActions = map[Action]bool{UpdateBindings: true, SetPhysicalPath: true, SetAppPool: true, SetAutoStart: true}
+
+// ExecuteAll runs steps in order and stops at the first failure. On a
+// backend.SiteUpdater, consecutive configuration steps of one site are one
+// change, committed together. done is called for every step that ran (with
+// the error of its batch).
+func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Step, error)) error {
+	su, batching := n.(backend.SiteUpdater)
+	for i := 0; i < len(steps); {
+		j := i + 1
+		if batching && configActions[steps[i].Action] {
+			for j < len(steps) && configActions[steps[j].Action] && steps[j].SiteName == steps[i].SiteName && steps[j].Node == steps[i].Node {
+				j++
+			}
+		}
+		var err error
+		if j-i > 1 {
+			err = su.UpdateSite(ctx, steps[i].SiteName, merge(steps[i:j]))
+			if err != nil {
+				err = fmt.Errorf("%s: %w", steps[i].String(), err)
+			}
+		} else {
+			err = Execute(ctx, n, steps[i])
+		}
+		for _, s := range steps[i:j] {
+			if done != nil {
+				done(s, err)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+func merge(steps []Step) backend.SiteChange {
+	var c backend.SiteChange
+	for _, s := range steps {
+		switch s.Action {
+		case UpdateBindings:
+			c.Add, c.Remove = append(c.Add, s.Add...), append(c.Remove, s.Remove...)
+		case SetPhysicalPath:
+			v := s.Value
+			c.PhysicalPath = &v
+		case SetAppPool:
+			v := s.Value
+			c.AppPool = &v
+		case SetAutoStart:
+			v := s.AutoStart
+			c.AutoStart = &v
+		}
+	}
+	return c
+}

@@ -246,14 +246,6 @@ func createRequest(cfg backend.SiteConfig) changeRequest {
 		FTPSSL: cfg.FTPSSL, FTPCertHash: cfg.FTPCertHash, FTPCertStore: cfg.FTPCertStore}
 }
 
-// SiteChange is several changes to one site, committed together.
-type SiteChange struct {
-	Add, Remove  []backend.Binding
-	PhysicalPath *string
-	AppPool      *string
-	AutoStart    *bool
-}
-
 func (b *Backend) change(ctx context.Context, req changeRequest) error {
 	if err := runScript(ctx, b.run, scriptIISChange, req, nil); err != nil {
 		return fmt.Errorf("%s site %q: %w", req.Op, req.Name, err)
@@ -294,8 +286,8 @@ func (b *Backend) CreateSite(ctx context.Context, cfg backend.SiteConfig) error 
 	return b.certs.record(cfg.Name, cfg.Bindings, nil)
 }
 
-// UpdateSite commits several changes to one site at once.
-func (b *Backend) UpdateSite(ctx context.Context, site string, c SiteChange) error {
+// UpdateSite implements backend.SiteUpdater: one request, one commit.
+func (b *Backend) UpdateSite(ctx context.Context, site string, c backend.SiteChange) error {
 	req := changeRequest{Op: "update", Name: site, Add: wire(c.Add), Remove: wire(c.Remove), PhysicalPath: c.PhysicalPath, AppPool: c.AppPool, AutoStart: c.AutoStart,
 		AddCerts: certificatesOf(c.Add), RemoveCerts: certificatesOf(c.Remove)}
 	if err := b.change(ctx, req); err != nil {
@@ -306,22 +298,22 @@ func (b *Backend) UpdateSite(ctx context.Context, site string, c SiteChange) err
 
 // UpdateBindings implements backend.Sites.
 func (b *Backend) UpdateBindings(ctx context.Context, site string, add, remove []backend.Binding) error {
-	return b.UpdateSite(ctx, site, SiteChange{Add: add, Remove: remove})
+	return b.UpdateSite(ctx, site, backend.SiteChange{Add: add, Remove: remove})
 }
 
 // SetPhysicalPath implements backend.Sites.
 func (b *Backend) SetPhysicalPath(ctx context.Context, site, path string) error {
-	return b.UpdateSite(ctx, site, SiteChange{PhysicalPath: &path})
+	return b.UpdateSite(ctx, site, backend.SiteChange{PhysicalPath: &path})
 }
 
 // SetAppPool implements backend.Sites.
 func (b *Backend) SetAppPool(ctx context.Context, site, pool string) error {
-	return b.UpdateSite(ctx, site, SiteChange{AppPool: &pool})
+	return b.UpdateSite(ctx, site, backend.SiteChange{AppPool: &pool})
 }
 
 // SetAutoStart implements backend.Sites.
 func (b *Backend) SetAutoStart(ctx context.Context, site string, on bool) error {
-	return b.UpdateSite(ctx, site, SiteChange{AutoStart: &on})
+	return b.UpdateSite(ctx, site, backend.SiteChange{AutoStart: &on})
 }
 
 // RenameSite implements backend.Sites.

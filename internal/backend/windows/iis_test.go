@@ -132,7 +132,7 @@ func TestSiteOperationsRenderGoldenCommands(t *testing.T) {
 	steps := []error{
 		b.CreateSite(ctx, cfg),
 		b.StartSite(ctx, "WebSite1"),
-		b.UpdateSite(ctx, "WebSite1", SiteChange{
+		b.UpdateSite(ctx, "WebSite1", backend.SiteChange{
 			Add:          []backend.Binding{{Protocol: "http", IP: "10.0.0.5", Port: 8080}},
 			Remove:       []backend.Binding{{Protocol: "http", IP: "10.0.0.5", Port: 80, HostName: "www.example.com"}},
 			PhysicalPath: &path, AutoStart: &auto,

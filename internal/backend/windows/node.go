@@ -44,7 +44,12 @@ type Backend struct {
 	announce          func(ip, gateway string) error
 }
 
-var _ backend.Node = (*Backend)(nil)
+var (
+	_ backend.Node            = (*Backend)(nil)
+	_ backend.SiteUpdater     = (*Backend)(nil)
+	_ backend.VolumeProtector = (*Backend)(nil)
+	_ backend.Preflight       = (*Backend)(nil)
+)
 
 // New returns the backend; it reads the certificate book from DataDir.
 func New(o Options) (*Backend, error) {
