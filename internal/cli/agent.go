@@ -3,23 +3,59 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
+	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
+	"github.com/sitekeeper/sitekeeper/internal/backend/windows"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
+	"github.com/sitekeeper/sitekeeper/internal/winsvc"
 )
 
+func defaultBackend() string {
+	if runtime.GOOS == "windows" {
+		return "windows"
+	}
+	return "sim"
+}
+
+func defaultAgentDataDir() string {
+	if pd := os.Getenv("ProgramData"); runtime.GOOS == "windows" && pd != "" {
+		return filepath.Join(pd, "sitekeeper")
+	}
+	return ".sitekeeper-agent"
+}
+
+// openBackend returns the node backend the agent drives and how to let it go.
+func openBackend(name, node, dataDir string, log logr.Logger) (backend.Node, func(), error) {
+	if name == "windows" {
+		b, err := windows.New(windows.Options{DataDir: dataDir, Log: log.WithName("windows")})
+		return b, func() {}, err
+	}
+	world := sim.NewWorld(filepath.Join(dataDir, "sim"), log.WithName("sim"))
+	n := world.Node(node)
+	if !n.Powered() {
+		n.PowerOn()
+	}
+	return n, func() { world.Detach(); world.Close() }, nil
+}
+
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
-	var node, manifests, dataDir, backendName string
+	var node, manifests, dataDir, backendName, logFile, serviceName string
 	var leaseTTL time.Duration
 	var gf gitopsFlags
+	var runAgent func(ctx context.Context, logOut io.Writer) error
 	cmd := &cobra.Command{
 		Use:   "agent --node NAME [--manifests DIR] --endpoints HOST:PORT",
 		Short: "Run one node's agent against a cluster store (watch mode)",
@@ -30,69 +66,91 @@ kept fresh by any sync tool); only the elected leader applies it, so nodes
 whose checkouts differ never fight, and each node's revision shows in
 'sitekeeper get sources'.
 
-The backend on Linux is the simulator (--backend sim), for trying the agent
-out; the Windows backend is what runs on real nodes.`,
+On Windows the backend is the real node (--backend windows, the default
+there): IIS, virtual IPs and volumes, checked for the IIS features first.
+Elsewhere it is the simulator (--backend sim), for trying the agent out.
+Started by the Service Control Manager (see 'sitekeeper service install'),
+the agent runs as a Windows service and stops cleanly on service stop.`,
 		Example: `  sitekeeper agent --node node1 --endpoints 127.0.0.1:2379 --manifests /srv/sitekeeper/manifests`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if node == "" {
 				return usagef("--node is required")
 			}
-			if backendName != "sim" {
-				return usagef("--backend %q is not available in this build; use sim", backendName)
+			if backendName != "sim" && backendName != "windows" {
+				return usagef("--backend %q: use windows (on Windows nodes) or sim", backendName)
 			}
-			ctx := cmd.Context()
-			log := logging.New(s.err, g.verbose)
-			st, err := g.connect(ctx)
-			if err != nil {
-				return err
+			if backendName == "windows" && runtime.GOOS != "windows" {
+				return usagef("--backend windows drives IIS and runs only on Windows; use --backend sim here")
 			}
-			defer st.Close()
-			world := sim.NewWorld(filepath.Join(dataDir, "sim"), log.WithName("sim"))
-			defer world.Close()
-			defer world.Detach()
-			n := world.Node(node)
-			if !n.Powered() {
-				n.PowerOn()
+			logOut := s.err
+			service := winsvc.IsService()
+			if service && logFile == "" {
+				// A service has no console: its log goes to a file.
+				logFile = filepath.Join(dataDir, "logs", "agent.log")
 			}
-			ctrl := &placement.Controller{Store: st, Log: log.WithName("placement"), Identity: node}
-			m := &agent.Member{Node: node, Store: st, Backend: n, LeaseTTL: leaseTTL, Log: log.WithName(node)}
-			var wg sync.WaitGroup
-			run := func(f func(context.Context)) {
-				wg.Add(1)
-				go func() { defer wg.Done(); f(ctx) }()
+			if logFile != "" {
+				rot := &lumberjack.Logger{Filename: logFile, MaxSize: 20, MaxBackups: 5, Compress: true}
+				defer rot.Close()
+				logOut = rot
 			}
-			if manifests != "" {
-				if fi, err := os.Stat(manifests); err != nil || !fi.IsDir() {
-					return fmt.Errorf("--manifests %s: not a folder", manifests)
-				}
-				r := gf.reconciler(st, manifests, node, log)
-				r.IsLeader = ctrl.IsLeader
-				lead := make(chan struct{}, 1)
-				r.Trigger = lead
-				ctrl.OnLead = func() {
-					select {
-					case lead <- struct{}{}:
-					default:
-					}
-				}
-				run(func(ctx context.Context) {
-					if err := r.Run(ctx); err != nil {
-						log.Error(err, "Folder watch stopped", "dir", manifests)
-					}
-				})
+			if service {
+				return winsvc.Run(serviceName, func(ctx context.Context) error { return runAgent(ctx, logOut) })
 			}
-			run(func(ctx context.Context) { _ = ctrl.Run(ctx) })
-			fmt.Fprintf(s.out, "sitekeeper agent: node %s, store %v\n", node, st.Client.Endpoints())
-			err = m.Run(ctx)
-			wg.Wait()
-			return err
+			return runAgent(cmd.Context(), logOut)
 		},
+	}
+	runAgent = func(ctx context.Context, logOut io.Writer) error {
+		log := logging.New(logOut, g.verbose)
+		st, err := g.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		n, closeBackend, err := openBackend(backendName, node, dataDir, log)
+		if err != nil {
+			return err
+		}
+		defer closeBackend()
+		ctrl := &placement.Controller{Store: st, Log: log.WithName("placement"), Identity: node}
+		m := &agent.Member{Node: node, Store: st, Backend: n, LeaseTTL: leaseTTL, Log: log.WithName(node)}
+		var wg sync.WaitGroup
+		run := func(f func(context.Context)) {
+			wg.Add(1)
+			go func() { defer wg.Done(); f(ctx) }()
+		}
+		if manifests != "" {
+			if fi, err := os.Stat(manifests); err != nil || !fi.IsDir() {
+				return fmt.Errorf("--manifests %s: not a folder", manifests)
+			}
+			r := gf.reconciler(st, manifests, node, log)
+			r.IsLeader = ctrl.IsLeader
+			lead := make(chan struct{}, 1)
+			r.Trigger = lead
+			ctrl.OnLead = func() {
+				select {
+				case lead <- struct{}{}:
+				default:
+				}
+			}
+			run(func(ctx context.Context) {
+				if err := r.Run(ctx); err != nil {
+					log.Error(err, "Folder watch stopped", "dir", manifests)
+				}
+			})
+		}
+		run(func(ctx context.Context) { _ = ctrl.Run(ctx) })
+		fmt.Fprintf(s.out, "sitekeeper agent: node %s, store %v\n", node, st.Client.Endpoints())
+		err = m.Run(ctx)
+		wg.Wait()
+		return err
 	}
 	cmd.Flags().StringVar(&node, "node", "", "this node's name, as placement.nodes names it")
 	cmd.Flags().StringVar(&manifests, "manifests", "", "watch this manifest folder and apply it (GitOps)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper-agent", "folder for the simulator's machines")
-	cmd.Flags().StringVar(&backendName, "backend", "sim", "node backend: sim")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "folder for the agent's records (and the simulator's machines)")
+	cmd.Flags().StringVar(&backendName, "backend", defaultBackend(), "node backend: windows (real IIS) or sim")
+	cmd.Flags().StringVar(&logFile, "log-file", "", "log to this file, rotated at 20 MB with 5 compressed backups (default: stderr; as a Windows service DATA-DIR\\logs\\agent.log)")
+	cmd.Flags().StringVar(&serviceName, "service-name", winsvc.DefaultName, "the Windows service name, when started by the service control manager")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")
 	gf.register(cmd)
 	_ = cmd.Flags().MarkHidden("watch")

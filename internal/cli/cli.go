@@ -114,6 +114,7 @@ drift repair and first set-up are one loop.`,
 		newClearFailuresCmd(s, g),
 		newSimCmd(s, g),
 		newImportCmd(s),
+		newServiceCmd(s),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)
