@@ -10,7 +10,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
-const fixtures = "../../../shared/fixtures/windows/applicationhost"
+const fixtures = "../../test/fixtures/windows/applicationhost"
 
 // TestImportRealConfigurations: every real configuration imports without
 // a crash; the manifests are refused while fixes are listed, and validate
@@ -24,7 +24,7 @@ func TestImportRealConfigurations(t *testing.T) {
 		}
 	}
 	if len(configs) == 0 {
-		t.Skip("fixtures not found beside the checkout; they live in shared/")
+		t.Fatal("no fixtures in " + fixtures)
 	}
 	for _, f := range configs {
 		t.Run(filepath.Base(f), func(t *testing.T) {

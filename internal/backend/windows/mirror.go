@@ -13,7 +13,7 @@ import (
 // The replication product (SIOS DataKeeper) is driven through its command
 // line, emcmd, run directly by argv. No reference page of emcmd's output was
 // available: the parsing below follows how SIOS's own QA and Quick Start
-// scripts read it (shared/fixtures/windows/datakeeper), and the README lists
+// scripts read it (test/fixtures/windows/datakeeper), and the README lists
 // it for verification on a real installation.
 
 // MirrorRole is this node's part in a mirror.

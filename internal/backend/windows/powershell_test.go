@@ -16,8 +16,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// fixtures is the recorded real Windows output shared by the project.
-const fixtures = "../../../../shared/fixtures/windows"
+// fixtures is the recorded real Windows output (a copy of shared/fixtures).
+const fixtures = "../../../test/fixtures/windows"
 
 func fixture(t testing.TB, rel string) []byte {
 	t.Helper()

@@ -11,13 +11,13 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
 
-const fixtures = "../../../../../shared/fixtures/windows"
+const fixtures = "../../../../test/fixtures/windows"
 
 func open(t *testing.T, rel string) *os.File {
 	t.Helper()
 	f, err := os.Open(filepath.Join(fixtures, rel))
 	if err != nil {
-		t.Skipf("fixtures not found beside the checkout (%v); they live in shared/", err)
+		t.Fatalf("fixture: %v", err)
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
