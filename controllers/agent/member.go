@@ -44,6 +44,7 @@ type Member struct {
 	mu        sync.Mutex
 	lastRenew time.Time // monotonic reading of the last successful renewal
 	fenced    bool
+	suspect   bool // fenced since the cache was read: never bring up from it
 	dirty     bool
 	dirtyGen  uint64 // bumped by every change, so a reload racing one keeps it dirty
 	cache     *plan.Desired
@@ -69,11 +70,13 @@ func (m *Member) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); m.watch(ctx, changes) }()
 	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log,
 		OnStep: func(s plan.Step, err error) {
-			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String()}
+			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String(), Time: time.Now().UTC()}
 			if err != nil {
 				e.Type, e.Reason, e.Message = "Warning", "StepFailed", err.Error()
 			}
-			m.Store.Event(context.WithoutCancel(ctx), e)
+			// Never wait for the store between steps: a node cut off from
+			// quorum must finish its take-down before its lease expires.
+			go m.Store.Event(context.WithoutCancel(ctx), e)
 		},
 		OnRecovery: func(target, msg string, err error) {
 			e := store.Event{Type: "Warning", Reason: "LocalRestart", Object: target, Node: m.Node, Message: msg}
@@ -172,6 +175,9 @@ func (m *Member) setFenced(f bool) {
 	m.mu.Lock()
 	changed := m.fenced != f
 	m.fenced = f
+	if f {
+		m.suspect = true
+	}
 	m.mu.Unlock()
 	if changed {
 		if f {
@@ -222,34 +228,49 @@ func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 // store changes; while fenced, no group is active here.
 func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
 	m.mu.Lock()
-	cache, dirty, fenced, gen := m.cache, m.dirty, m.fenced, m.dirtyGen
+	cache, dirty, fenced, suspect, gen := m.cache, m.dirty, m.fenced, m.suspect, m.dirtyGen
 	m.mu.Unlock()
+	if fenced && cache != nil {
+		// No store read while fenced: the take-down must not wait on a
+		// store that has no quorum.
+		return withoutNode(cache, m.Node), nil
+	}
 	if dirty || cache == nil {
-		d, err := m.load(ctx)
+		lctx, cancel := context.WithTimeout(ctx, m.LeaseTTL)
+		d, err := m.load(lctx)
+		cancel()
 		if err != nil && cache == nil {
 			return nil, err
 		}
 		if err == nil {
-			cache = d
+			cache, suspect = d, false
 			m.mu.Lock()
-			m.cache = d
+			m.cache, m.suspect = d, false
 			if m.dirtyGen == gen {
 				m.dirty = false // no change arrived while reading
 			}
 			m.mu.Unlock()
 		}
 	}
-	if !fenced {
-		return cache, nil
+	if fenced || suspect {
+		// Fenced since the last good read: the placement may have moved
+		// while the node was cut off, so nothing starts here until a
+		// fresh read says so (it rejoins as standby).
+		return withoutNode(cache, m.Node), nil
 	}
-	d := *cache
-	d.Active = map[string]string{}
-	for g, n := range cache.Active {
-		if !strings.EqualFold(n, m.Node) {
-			d.Active[g] = n
+	return cache, nil
+}
+
+// withoutNode is d with no group active on node.
+func withoutNode(d *plan.Desired, node string) *plan.Desired {
+	c := *d
+	c.Active = map[string]string{}
+	for g, n := range d.Active {
+		if !strings.EqualFold(n, node) {
+			c.Active[g] = n
 		}
 	}
-	return &d, nil
+	return &c
 }
 
 func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
@@ -311,11 +332,20 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 
 // Report implements Reporter.
 func (m *Member) Report(ctx context.Context, r Report) error {
+	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
+	defer cancel()
 	_, err := m.Store.PutJSON(ctx, store.ReportKey(r.Group, r.Node), r)
 	return err
 }
 
+// storeTimeout bounds every store call on the reconcile path, so that a node
+// cut off from quorum notices its fence (at 3/4 of the TTL) and acts on it
+// well before its lease expires.
+func (m *Member) storeTimeout() time.Duration { return m.LeaseTTL / 8 }
+
 func (m *Member) ackDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
+	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
+	defer cancel()
 	for _, r := range refs {
 		if _, err := m.Store.Client.Put(ctx, store.DeletedKey(r, m.Node), "true"); err != nil {
 			return err
