@@ -20,6 +20,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/winsvc"
 )
 
@@ -55,6 +56,8 @@ func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
 	var node, manifests, dataDir, backendName, logFile, serviceName string
 	var leaseTTL time.Duration
 	var gf gitopsFlags
+	var mf memberFlags
+	var etcdMember bool
 	var runAgent func(ctx context.Context, logOut io.Writer) error
 	cmd := &cobra.Command{
 		Use:   "agent --node NAME [--manifests DIR] --endpoints HOST:PORT",
@@ -102,11 +105,23 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	}
 	runAgent = func(ctx context.Context, logOut io.Writer) error {
 		log := logging.New(logOut, g.verbose)
+		var srv *etcdstore.Server
+		if etcdMember {
+			var err error
+			if srv, err = mf.start(ctx, g, node, dataDir, log); err != nil {
+				return err
+			}
+			// Deferred first, so closed last: after the agent's client.
+			defer srv.Close()
+		}
 		st, err := g.connect(ctx)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
+		if srv != nil {
+			go srv.PromoteWhenCaughtUp(ctx, st, log)
+		}
 		n, closeBackend, err := openBackend(backendName, node, dataDir, log)
 		if err != nil {
 			return err
@@ -153,6 +168,8 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	cmd.Flags().StringVar(&serviceName, "service-name", winsvc.DefaultName, "the Windows service name, when started by the service control manager")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")
 	gf.register(cmd)
+	cmd.Flags().BoolVar(&etcdMember, "etcd-member", false, "run an etcd member in this process (two nodes plus `sitekeeper witness`); see --initial-cluster")
+	mf.register(cmd)
 	_ = cmd.Flags().MarkHidden("watch")
 	return cmd
 }

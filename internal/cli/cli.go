@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 )
 
 // Exit codes, as kubectl uses them.
@@ -45,6 +47,7 @@ type streams struct {
 type globalFlags struct {
 	endpointsFlag string
 	verbose       int
+	tls           etcdstore.TLSFiles
 }
 
 // Run executes the command line args and returns the process exit code.
@@ -97,6 +100,10 @@ drift repair and first set-up are one loop.`,
 	g := &globalFlags{}
 	root.PersistentFlags().StringVar(&g.endpointsFlag, "endpoints", "", "store endpoints, comma-separated (default: $SITEKEEPER_ENDPOINTS, else the endpoint the last `sitekeeper up` recorded)")
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (repeat for more detail)")
+	root.PersistentFlags().StringVar(&g.endpointsFlag, "etcd-endpoints", "", "same as --endpoints")
+	root.PersistentFlags().StringVar(&g.tls.CA, "etcd-cacert", "", "CA certificate (PEM) that signed the etcd members' certificates")
+	root.PersistentFlags().StringVar(&g.tls.Cert, "etcd-cert", "", "client certificate (PEM) for etcd; in member mode also the member's server certificate")
+	root.PersistentFlags().StringVar(&g.tls.Key, "etcd-key", "", "private key (PEM) of --etcd-cert")
 	root.AddCommand(
 		newValidateCmd(s),
 		newPlanCmd(s, g),
@@ -115,6 +122,8 @@ drift repair and first set-up are one loop.`,
 		newSimCmd(s, g),
 		newImportCmd(s),
 		newServiceCmd(s),
+		newWitnessCmd(s, g),
+		newMemberCmd(s, g),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)

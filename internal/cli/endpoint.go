@@ -58,7 +58,11 @@ func (g *globalFlags) endpoints() ([]string, error) {
 	for _, e := range strings.Split(v, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			if !strings.Contains(e, "://") {
-				e = "http://" + e
+				if g.tls.Enabled() {
+					e = "https://" + e
+				} else {
+					e = "http://" + e
+				}
 			}
 			eps = append(eps, e)
 		}
@@ -72,7 +76,7 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := etcdstore.Connect(eps)
+	s, err := etcdstore.ConnectTLS(eps, g.tls)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ nodes. Objects show their active node, readiness and age.`,
 				case "group", "groups", "grp":
 					return getGroups(s, cs, name, output)
 				case "node", "nodes", "no":
-					return getNodes(s, cs, name, output)
+					return getNodes(ctx, s, st, cs, name, output)
 				}
 				kind, ok := v1alpha1.ParseKind(args[0])
 				if !ok {
@@ -222,11 +222,19 @@ type nodeRow struct {
 	Status    string   `json:"status"`
 	Active    []string `json:"activeGroups"`
 	Suspended bool     `json:"suspended,omitempty"`
+	// LeaseRenewedAgo is how long ago the node last renewed its lease
+	// (whole seconds, as etcd counts them); empty when it holds none.
+	LeaseRenewedAgo string `json:"leaseRenewedAgo,omitempty"`
+	// Health is Healthy, or the groups whose sites fail their checks here.
+	Health string `json:"health"`
+	// Member is the node's etcd membership: leader, voter, learner,
+	// unreachable, or "-" when it runs no member.
+	Member string `json:"etcdMember"`
 	// What the node last reported it has (sites, addresses, volumes).
 	Observed *plan.Observed `json:"observed,omitempty"`
 }
 
-func getNodes(s *streams, cs *clusterState, name, output string) error {
+func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterState, name, output string) error {
 	all := map[string]bool{}
 	for n := range cs.nodes {
 		all[n] = true
@@ -236,14 +244,43 @@ func getNodes(s *streams, cs *clusterState, name, output string) error {
 			all[n] = true
 		}
 	}
+	leases := st.NodeLeases(ctx, store.NodeKey, etcdstore.SortedKeys(cs.nodes))
+	members := map[string]string{}
+	if ms, err := st.Members(ctx); err == nil {
+		for _, m := range ms {
+			role := "voter"
+			switch {
+			case !m.Healthy:
+				role = "unreachable"
+			case m.Learner:
+				role = "learner"
+			case m.Leader:
+				role = "leader"
+			}
+			members[m.Name] = role
+		}
+	}
 	var rows []nodeRow
 	for _, n := range etcdstore.SortedKeys(all) {
 		if name != "" && n != name {
 			continue
 		}
-		r := nodeRow{Name: n, Status: "NotReady", Suspended: cs.suspended["Node/"+n], Active: []string{}}
+		r := nodeRow{Name: n, Status: "NotReady", Suspended: cs.suspended["Node/"+n], Active: []string{}, Health: "Healthy", Member: orDash(members[n])}
 		if _, ok := cs.nodes[n]; ok {
 			r.Status = "Ready"
+		}
+		if l, ok := leases[n]; ok {
+			r.LeaseRenewedAgo = l.RenewedAgo.String()
+		}
+		var sick []string
+		for _, rep := range cs.reports {
+			if rep.Node == n && !rep.Healthy {
+				sick = append(sick, rep.Group)
+			}
+		}
+		if len(sick) > 0 {
+			sort.Strings(sick)
+			r.Health = "Unhealthy: " + strings.Join(sick, ",")
 		}
 		for g, d := range cs.decisions {
 			if d.Active == n {
@@ -263,7 +300,7 @@ func getNodes(s *streams, cs *clusterState, name, output string) error {
 		return emit(s.out, output, rows)
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tLEASE RENEWED\tHEALTH\tETCD MEMBER\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
 	for _, r := range rows {
 		started, addrs := "-", "-"
 		if o := r.Observed; o != nil {
@@ -278,7 +315,11 @@ func getNodes(s *streams, cs *clusterState, name, output string) error {
 			}
 			started, addrs = orDash(strings.Join(up, ",")), orDash(strings.Join(ips, ","))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Status, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
+		renewed := "-"
+		if r.LeaseRenewedAgo != "" {
+			renewed = r.LeaseRenewedAgo + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Status, renewed, r.Health, r.Member, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+
+	"github.com/sitekeeper/sitekeeper/internal/logging"
+	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+)
+
+// memberFlags configure an etcd member embedded in an agent or a witness.
+type memberFlags struct {
+	name, dataDir, peerURL, clientURL, initialCluster, state string
+	fast                                                     bool
+}
+
+func (f *memberFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.name, "etcd-name", "", "this member's name in --initial-cluster (default: the node's name)")
+	cmd.Flags().StringVar(&f.dataDir, "etcd-data-dir", "", "etcd's data folder (default: DATA-DIR/etcd)")
+	cmd.Flags().StringVar(&f.peerURL, "peer-url", "", "URL this member listens on and advertises to its peers: http(s)://IP:2380")
+	cmd.Flags().StringVar(&f.clientURL, "client-url", "", "URL this member serves clients on: http(s)://IP:2379")
+	cmd.Flags().StringVar(&f.initialCluster, "initial-cluster", "", "every member's name and peer URL: node1=http://10.0.0.11:2380,node2=...,witness=...")
+	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after `sitekeeper member add`)")
+	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "short raft ticks and no fsync (tests only)")
+	_ = cmd.Flags().MarkHidden("etcd-fast")
+}
+
+// start runs the member and waits until it joined the cluster.
+func (f *memberFlags) start(ctx context.Context, g *globalFlags, defaultName, dataDir string, log logr.Logger) (*etcdstore.Server, error) {
+	if f.name == "" {
+		f.name = defaultName
+	}
+	if f.dataDir == "" {
+		f.dataDir = filepath.Join(dataDir, "etcd")
+	}
+	if f.peerURL == "" || f.clientURL == "" || f.initialCluster == "" {
+		return nil, usagef("an etcd member needs --peer-url, --client-url and --initial-cluster")
+	}
+	if f.state != "new" && f.state != "existing" {
+		return nil, usagef("--initial-cluster-state %q: use new or existing", f.state)
+	}
+	srv, err := etcdstore.StartMember(ctx, etcdstore.MemberOptions{
+		Name: f.name, DataDir: f.dataDir, PeerURL: f.peerURL, ClientURL: f.clientURL,
+		InitialCluster: f.initialCluster, Existing: f.state == "existing", TLS: g.tls,
+		Fast: f.fast, Verbose: g.verbose > 0, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if g.endpointsFlag == "" {
+		g.endpointsFlag = srv.Endpoint
+	}
+	return srv, nil
+}
+
+func newWitnessCmd(s *streams, g *globalFlags) *cobra.Command {
+	var mf memberFlags
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "witness --etcd-name witness --peer-url URL --client-url URL --initial-cluster LIST",
+		Short: "Run only an etcd member, so two nodes keep quorum when one dies",
+		Long: `Witness runs an etcd member and nothing else: no agent, no IIS. With two
+nodes and a witness the store has three votes, so either node alone with
+the witness still has a quorum and fails over; a node cut off from both
+fences itself. Put the witness on a third machine (a small VM, or a
+Linux host): it stores the cluster's state but serves no site.`,
+		Example: `  sitekeeper witness --etcd-name witness --peer-url http://10.0.0.13:2380 --client-url http://10.0.0.13:2379 \
+    --initial-cluster node1=http://10.0.0.11:2380,node2=http://10.0.0.12:2380,witness=http://10.0.0.13:2380`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := logging.New(s.err, g.verbose)
+			if mf.name == "" {
+				mf.name = "witness"
+			}
+			srv, err := mf.start(ctx, g, "witness", dataDir, log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			st, err := g.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			go srv.PromoteWhenCaughtUp(ctx, st, log)
+			fmt.Fprintf(s.out, "sitekeeper witness: etcd member %s serving %s\n", mf.name, srv.Endpoint)
+			<-ctx.Done()
+			return nil
+		},
+	}
+	mf.register(cmd)
+	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper-witness", "folder for the member's data")
+	return cmd
+}
+
+func newMemberCmd(s *streams, g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "member list|add|remove",
+		Short: "Manage the etcd members of a cluster",
+		Long: `Member manages the store's membership. A new member is added as a learner:
+it copies the log without a vote, so adding a node never costs quorum, and
+it promotes itself to a voting member once it has caught up.`,
+	}
+	var output string
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the members, their role and health",
+		Example: "  sitekeeper member list --endpoints 10.0.0.11:2379",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ms, err := st.Members(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(s.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(ms)
+			}
+			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tROLE\tHEALTH\tPEER URLS\tCLIENT URLS")
+			for _, m := range ms {
+				role := "voter"
+				switch {
+				case m.Learner:
+					role = "learner"
+				case m.Leader:
+					role = "leader"
+				}
+				health := "healthy"
+				if !m.Healthy {
+					health = "unreachable"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, role, health, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	var peerURL string
+	add := &cobra.Command{
+		Use:     "add NAME --peer-url URL",
+		Short:   "Add a member as a learner and print how to start it",
+		Example: "  sitekeeper member add node3 --peer-url http://10.0.0.14:2380 --endpoints 10.0.0.11:2379",
+		Args:    exactArgs(1, "the new member's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if peerURL == "" {
+				return usagef("--peer-url is required")
+			}
+			st, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ic, err := st.AddLearner(cmd.Context(), args[0], peerURL)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "member %s added as a learner; start it with:\n  --etcd-name %s --peer-url %s --initial-cluster %s --initial-cluster-state existing\n", args[0], args[0], peerURL, ic)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&peerURL, "peer-url", "", "the new member's peer URL")
+	remove := &cobra.Command{
+		Use:     "remove NAME",
+		Short:   "Remove a member (stop its process first)",
+		Example: "  sitekeeper member remove node3",
+		Args:    exactArgs(1, "the member's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.RemoveMember(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "member %s removed\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(list, add, remove)
+	return cmd
+}

@@ -1,0 +1,334 @@
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// TLSFiles are PEM files for one side of a connection. One certificate
+// may serve as both server and client certificate (an "ExtKeyUsage" of
+// both), as k3s's embedded etcd does.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+// Enabled reports whether any file is set.
+func (t TLSFiles) Enabled() bool { return t.CA != "" || t.Cert != "" || t.Key != "" }
+
+func (t TLSFiles) info() transport.TLSInfo {
+	return transport.TLSInfo{TrustedCAFile: t.CA, CertFile: t.Cert, KeyFile: t.Key, ClientCertAuth: t.CA != ""}
+}
+
+// ClientTLS returns the client configuration for t (nil when disabled).
+func (t TLSFiles) ClientTLS() (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	if t.CA == "" {
+		return nil, errors.New("TLS to etcd needs --etcd-cacert (the CA that signed the members' certificates)")
+	}
+	c, err := t.info().ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd client TLS: %w", err)
+	}
+	return c, nil
+}
+
+// ConnectTLS connects to endpoints with t (plain when t is empty).
+func ConnectTLS(endpoints []string, t TLSFiles) (*Store, error) {
+	tc, err := t.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 3 * time.Second,
+		TLS:         tc,
+		Logger:      zap.NewNop(),
+		// Find the other members from the one we were given.
+		AutoSyncInterval: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return &Store{Client: c, now: time.Now}, nil
+}
+
+// MemberOptions configure one member of a multi-member etcd cluster
+// embedded in an agent or a witness.
+type MemberOptions struct {
+	// Name is the member's name in the initial cluster (the node's name).
+	Name    string
+	DataDir string
+	// PeerURL and ClientURL are what the member listens on and advertises:
+	// "http://10.0.0.11:2380", "https://10.0.0.11:2379".
+	PeerURL, ClientURL string
+	// InitialCluster is "node1=http://10.0.0.11:2380,node2=...,witness=...".
+	InitialCluster string
+	// Existing joins a running cluster (after `sitekeeper member add`),
+	// instead of forming a new one.
+	Existing bool
+	// TLS serves peer and client traffic with one certificate when set;
+	// the URLs must then be https.
+	TLS     TLSFiles
+	Fast    bool
+	Verbose bool
+	Log     logr.Logger
+}
+
+func parseURL(what, raw string) (url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return url.URL{}, fmt.Errorf("%s %q: want http(s)://host:port", what, raw)
+	}
+	return *u, nil
+}
+
+// ValidateInitialCluster checks "name=url,..." and that it names self.
+func ValidateInitialCluster(ic, self, peerURL string) error {
+	found := false
+	for _, part := range strings.Split(ic, ",") {
+		name, u, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" {
+			return fmt.Errorf("--initial-cluster entry %q: want name=http(s)://host:port", part)
+		}
+		if _, err := parseURL("--initial-cluster "+name, u); err != nil {
+			return err
+		}
+		if name == self {
+			found = true
+			if peerURL != "" && u != peerURL {
+				return fmt.Errorf("--initial-cluster says %s=%s, but this member's peer URL is %s; make them equal", name, u, peerURL)
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("--initial-cluster does not name this member %q; add %s=<its peer URL>", self, self)
+	}
+	return nil
+}
+
+// StartMember starts a member of a multi-member cluster and waits until it
+// has joined (a new cluster is ready once a quorum of members runs).
+func StartMember(ctx context.Context, o MemberOptions) (*Server, error) {
+	pu, err := parseURL("peer URL", o.PeerURL)
+	if err != nil {
+		return nil, err
+	}
+	cu, err := parseURL("client URL", o.ClientURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateInitialCluster(o.InitialCluster, o.Name, o.PeerURL); err != nil {
+		return nil, err
+	}
+	if o.TLS.Enabled() != (pu.Scheme == "https") || o.TLS.Enabled() != (cu.Scheme == "https") {
+		return nil, fmt.Errorf("with TLS files the peer and client URLs are https, without them http (peer %s, client %s)", o.PeerURL, o.ClientURL)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = o.Name
+	cfg.Dir = o.DataDir
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	cfg.InitialCluster = o.InitialCluster
+	cfg.InitialClusterToken = "sitekeeper"
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	if o.Existing {
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
+	if o.TLS.Enabled() {
+		cfg.ClientTLSInfo, cfg.PeerTLSInfo = o.TLS.info(), o.TLS.info()
+	}
+	cfg.TickMs, cfg.ElectionMs = 100, 1000
+	if o.Fast {
+		cfg.TickMs, cfg.ElectionMs = 50, 500
+		cfg.UnsafeNoFsync = true
+	}
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
+	cfg.MaxTxnOps = MaxTxnOps
+	cfg.MaxRequestBytes = 16 << 20
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: o.Log.WithName("etcd"), verbose: o.Verbose}))
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start etcd member %s in %s: %w", o.Name, o.DataDir, err)
+	}
+	wait := time.NewTicker(10 * time.Second)
+	defer wait.Stop()
+	for {
+		select {
+		case <-e.Server.ReadyNotify():
+			return &Server{etcd: e, Endpoint: cu.String()}, nil
+		case err := <-e.Err():
+			e.Close()
+			return nil, fmt.Errorf("etcd member %s: %w", o.Name, err)
+		case <-wait.C:
+			o.Log.Info("Waiting for a quorum of etcd members", "member", o.Name, "initialCluster", o.InitialCluster)
+		case <-ctx.Done():
+			e.Close()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// IsLearner reports whether the member runs as a learner.
+func (s *Server) IsLearner() bool { return s.etcd.Server.IsLearner() }
+
+// ID is the member's ID.
+func (s *Server) ID() uint64 { return uint64(s.etcd.Server.MemberID()) }
+
+// PromoteWhenCaughtUp promotes this member from learner to voter once the
+// leader says its log caught up, retrying until ctx ends; a voter returns
+// at once. A learner adds no vote, so a joining node never costs quorum.
+func (s *Server) PromoteWhenCaughtUp(ctx context.Context, st *Store, log logr.Logger) {
+	for s.IsLearner() {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := st.Client.MemberPromote(pctx, s.ID())
+		cancel()
+		switch {
+		case err == nil:
+			log.Info("Promoted from learner to voting member", "member", s.etcd.Config().Name)
+			return
+		case errors.Is(err, rpctypes.ErrGRPCMemberNotLearner), strings.Contains(err.Error(), "not a learner"):
+			return
+		}
+		log.V(1).Info("Learner not promoted yet", "reason", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// MemberInfo is one etcd member as `sitekeeper member list` shows it.
+type MemberInfo struct {
+	Name       string   `json:"name"`
+	ID         string   `json:"id"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	Learner    bool     `json:"learner"`
+	Leader     bool     `json:"leader"`
+	// Healthy is false when the member's client URL did not answer.
+	Healthy bool `json:"healthy"`
+}
+
+// Members lists the cluster's members with their role and health.
+func (st *Store) Members(ctx context.Context) ([]MemberInfo, error) {
+	resp, err := st.Client.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list etcd members: %w", err)
+	}
+	var out []MemberInfo
+	for _, m := range resp.Members {
+		mi := MemberInfo{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
+		for _, ep := range m.ClientURLs {
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			stat, err := st.Client.Status(sctx, ep)
+			cancel()
+			if err == nil {
+				mi.Healthy = true
+				mi.Leader = stat.Leader == m.ID
+				break
+			}
+		}
+		if mi.Name == "" {
+			mi.Name = "(not started yet)"
+		}
+		out = append(out, mi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// AddLearner adds a member as a learner and returns the --initial-cluster
+// the new member must start with.
+func (st *Store) AddLearner(ctx context.Context, name, peerURL string) (string, error) {
+	if _, err := parseURL("peer URL", peerURL); err != nil {
+		return "", err
+	}
+	var resp *clientv3.MemberAddResponse
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		resp, err = st.Client.MemberAddAsLearner(ctx, []string{peerURL})
+		// Right after a membership change etcd calls the cluster unhealthy
+		// until every member has been heard from again.
+		if err == nil || !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("add learner %s at %s: %w", name, peerURL, err)
+	}
+	var parts []string
+	for _, m := range resp.Members {
+		n := m.Name
+		if m.ID == resp.Member.ID {
+			n = name
+		}
+		for _, u := range m.PeerURLs {
+			parts = append(parts, n+"="+u)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ","), nil
+}
+
+// RemoveMember removes the member called name.
+func (st *Store) RemoveMember(ctx context.Context, name string) error {
+	resp, err := st.Client.MemberList(ctx)
+	if err != nil {
+		return fmt.Errorf("list etcd members: %w", err)
+	}
+	for _, m := range resp.Members {
+		if m.Name == name {
+			if _, err := st.Client.MemberRemove(ctx, m.ID); err != nil {
+				return fmt.Errorf("remove member %s: %w", name, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no etcd member named %q (sitekeeper member list shows them)", name)
+}
+
+// NodeLease says how fresh a node's registration is: how long ago its
+// lease was last renewed (granted TTL minus remaining, at etcd's one-second
+// granularity) and the TTL.
+type NodeLease struct {
+	RenewedAgo time.Duration
+	TTL        time.Duration
+}
+
+// NodeLeases returns the lease of every registered node by name.
+func (st *Store) NodeLeases(ctx context.Context, keyOf func(string) string, names []string) map[string]NodeLease {
+	out := map[string]NodeLease{}
+	for _, n := range names {
+		resp, err := st.Client.Get(ctx, keyOf(n))
+		if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+			continue
+		}
+		ttl, err := st.Client.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+		if err != nil || ttl.TTL < 0 {
+			continue
+		}
+		out[n] = NodeLease{RenewedAgo: time.Duration(ttl.GrantedTTL-ttl.TTL) * time.Second, TTL: time.Duration(ttl.GrantedTTL) * time.Second}
+	}
+	return out
+}
