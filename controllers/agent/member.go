@@ -144,6 +144,9 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 				m.mu.Lock()
 				m.lastRenew = time.Now()
 				m.mu.Unlock()
+				if lf, ok := m.Backend.(backend.LeaseFollower); ok {
+					lf.LeaseRenewed()
+				}
 				m.checkFence()
 				fence.Reset(fenceAfter + time.Millisecond)
 			case errors.Is(err, rpctypes.ErrLeaseNotFound):

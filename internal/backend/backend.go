@@ -239,3 +239,10 @@ type SiteChange struct {
 type SiteUpdater interface {
 	UpdateSite(ctx context.Context, site string, c SiteChange) error
 }
+
+// LeaseFollower is a backend whose hold on the node's resources follows the
+// agent's lease: the Linux backend gives virtual addresses a lifetime that
+// each renewal extends, so a dead or frozen agent's addresses expire.
+type LeaseFollower interface {
+	LeaseRenewed()
+}

@@ -17,8 +17,10 @@ import (
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/linux"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows"
+	"github.com/sitekeeper/sitekeeper/internal/cluster"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/winsvc"
@@ -38,22 +40,41 @@ func defaultAgentDataDir() string {
 	return ".sitekeeper-agent"
 }
 
+type backendOptions struct {
+	name, node, dataDir, iface string
+	leaseTTL                   time.Duration
+}
+
 // openBackend returns the node backend the agent drives and how to let it go.
-func openBackend(name, node, dataDir string, log logr.Logger) (backend.Node, func(), error) {
-	if name == "windows" {
-		b, err := windows.New(windows.Options{DataDir: dataDir, Log: log.WithName("windows")})
-		return b, func() {}, err
+// A simulated IIS comes with its world, whose site folders the agent fills.
+func openBackend(o backendOptions, log logr.Logger) (backend.Node, *sim.World, func(), error) {
+	if o.name == "windows" {
+		b, err := windows.New(windows.Options{DataDir: o.dataDir, Log: log.WithName("windows")})
+		return b, nil, func() {}, err
 	}
-	world := sim.NewWorld(filepath.Join(dataDir, "sim"), log.WithName("sim"))
-	n := world.Node(node)
+	world := sim.NewWorld(filepath.Join(o.dataDir, "sim"), log.WithName("sim"))
+	n := world.Node(o.node)
 	if !n.Powered() {
 		n.PowerOn()
 	}
-	return n, func() { world.Detach(); world.Close() }, nil
+	release := func() { world.Detach(); world.Close() }
+	if o.name != "linux" {
+		return n, world, release, nil
+	}
+	world.AllowAnyAddress()
+	// An address outlives a silent agent by half its lease at most (the
+	// kernel counts whole seconds): it expires before the lease does.
+	lifetime := ((o.leaseTTL/2 + time.Second - 1) / time.Second) * time.Second
+	ln, err := linux.New(n, linux.Options{Interface: o.iface, Lifetime: lifetime, Log: log.WithName("linux")})
+	if err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return ln, world, release, nil
 }
 
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
-	var node, manifests, dataDir, backendName, logFile, serviceName string
+	var node, manifests, dataDir, backendName, logFile, serviceName, iface string
 	var leaseTTL time.Duration
 	var gf gitopsFlags
 	var mf memberFlags
@@ -80,8 +101,11 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			if node == "" {
 				return usagef("--node is required")
 			}
-			if backendName != "sim" && backendName != "windows" {
-				return usagef("--backend %q: use windows (on Windows nodes) or sim", backendName)
+			if backendName != "sim" && backendName != "windows" && backendName != "linux" {
+				return usagef("--backend %q: use windows (on Windows nodes), linux (real addresses, simulated IIS) or sim", backendName)
+			}
+			if backendName == "linux" && iface == "" {
+				return usagef("--backend linux needs --interface, the interface virtual IPs go on")
 			}
 			if backendName == "windows" && runtime.GOOS != "windows" {
 				return usagef("--backend windows drives IIS and runs only on Windows; use --backend sim here")
@@ -122,7 +146,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		if srv != nil {
 			go srv.PromoteWhenCaughtUp(ctx, st, log)
 		}
-		n, closeBackend, err := openBackend(backendName, node, dataDir, log)
+		n, world, closeBackend, err := openBackend(backendOptions{name: backendName, node: node, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
 		if err != nil {
 			return err
 		}
@@ -133,6 +157,14 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		run := func(f func(context.Context)) {
 			wg.Add(1)
 			go func() { defer wg.Done(); f(ctx) }()
+		}
+		if world != nil {
+			run(func(ctx context.Context) {
+				cluster.SeedContent(ctx, st, world)
+				for range st.Changes(ctx, "objects/") {
+					cluster.SeedContent(ctx, st, world)
+				}
+			})
 		}
 		if manifests != "" {
 			if fi, err := os.Stat(manifests); err != nil || !fi.IsDir() {
@@ -163,7 +195,8 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	cmd.Flags().StringVar(&node, "node", "", "this node's name, as placement.nodes names it")
 	cmd.Flags().StringVar(&manifests, "manifests", "", "watch this manifest folder and apply it (GitOps)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "folder for the agent's records (and the simulator's machines)")
-	cmd.Flags().StringVar(&backendName, "backend", defaultBackend(), "node backend: windows (real IIS) or sim")
+	cmd.Flags().StringVar(&backendName, "backend", defaultBackend(), "node backend: windows (real IIS), linux (real virtual IPs with netlink, simulated IIS) or sim")
+	cmd.Flags().StringVar(&iface, "interface", "", "with --backend linux: the interface virtual IPs go on (eth0)")
 	cmd.Flags().StringVar(&logFile, "log-file", "", "log to this file, rotated at 20 MB with 5 compressed backups (default: stderr; as a Windows service DATA-DIR\\logs\\agent.log)")
 	cmd.Flags().StringVar(&serviceName, "service-name", winsvc.DefaultName, "the Windows service name, when started by the service control manager")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")

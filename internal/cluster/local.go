@@ -105,9 +105,9 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		seedContent(ctx, st, l.World)
+		SeedContent(ctx, st, l.World)
 		for range st.Changes(ctx, "objects/") {
-			seedContent(ctx, st, l.World)
+			SeedContent(ctx, st, l.World)
 		}
 	}()
 	if o.Run != nil {
@@ -212,10 +212,10 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// seedContent writes an index page into each site's folder of the
+// SeedContent writes an index page into each site's folder of the
 // simulated storage when the folder is empty, so a fresh demo serves
-// something readable.
-func seedContent(ctx context.Context, st *etcdstore.Store, w *sim.World) {
+// something readable and a simulated site answers its health checks.
+func SeedContent(ctx context.Context, st *etcdstore.Store, w *sim.World) {
 	snap, err := st.ListSpecs(ctx)
 	if err != nil {
 		return

@@ -167,7 +167,7 @@ func (n *Node) CreateSite(_ context.Context, cfg backend.SiteConfig) error {
 		return fmt.Errorf("create site %q: name: %w (IIS: Failed to add duplicate collection element, 0x800700b7)", cfg.Name, backend.ErrExists)
 	}
 	for _, b := range cfg.Bindings {
-		if err := checkBinding(b); err != nil {
+		if err := n.w.checkBinding(b); err != nil {
 			return fmt.Errorf("create site %q: %w", cfg.Name, err)
 		}
 	}
@@ -177,8 +177,11 @@ func (n *Node) CreateSite(_ context.Context, cfg backend.SiteConfig) error {
 	return nil
 }
 
-func checkBinding(b backend.Binding) error {
+func (w *World) checkBinding(b backend.Binding) error {
 	a, err := netip.ParseAddr(b.IP)
+	if w.anyAddress && err == nil {
+		return nil
+	}
 	if err != nil || !a.Is4() || !a.IsLoopback() {
 		return fmt.Errorf("binding %s: %w: the simulator serves loopback addresses (127.0.0.0/8) only; use one such as 127.0.10.1", b, backend.ErrUnsupported)
 	}
@@ -189,7 +192,7 @@ func checkBinding(b backend.Binding) error {
 // keeps running and serves the new set at once, as IIS does.
 func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []backend.Binding) error {
 	for _, b := range add {
-		if err := checkBinding(b); err != nil {
+		if err := n.w.checkBinding(b); err != nil {
 			return fmt.Errorf("update bindings of %q: %w", name, err)
 		}
 	}
@@ -349,7 +352,7 @@ func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
 	if err != nil {
 		return fmt.Errorf("add address %q: %w", a.CIDR, err)
 	}
-	if !p.Addr().Is4() || !p.Addr().IsLoopback() {
+	if !n.w.anyAddress && (!p.Addr().Is4() || !p.Addr().IsLoopback()) {
 		return fmt.Errorf("add address %s: %w: the simulator only holds loopback addresses (127.0.0.0/8); use one such as 127.0.10.1/32", a.CIDR, backend.ErrUnsupported)
 	}
 	ip := p.Addr().String()

@@ -42,7 +42,14 @@ type World struct {
 	volOwner   map[string]string // volume id -> node
 	volRoots   map[string]string // volume id -> mount root as declared
 	certs      map[string]tls.Certificate
+	// anyAddress lets sites bind any address the node holds, not only
+	// loopback ones: the Linux backend puts real addresses on interfaces.
+	anyAddress bool
 }
+
+// AllowAnyAddress lets the world's sites bind, and its nodes hold, any
+// address; the caller (the Linux backend) manages the real interfaces.
+func (w *World) AllowAnyAddress() { w.anyAddress = true }
 
 // NewWorld returns a world whose files live under root, restoring the
 // state a previous process left there.

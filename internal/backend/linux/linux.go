@@ -1,0 +1,276 @@
+//go:build linux
+
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
+)
+
+// Options configure the Linux backend.
+type Options struct {
+	// Interface carries addresses whose IPResource names none.
+	Interface string
+	// Lifetime is the valid lifetime given to an address and renewed at
+	// every lease renewal; at least one second (the kernel counts whole
+	// seconds). Zero means one second.
+	Lifetime time.Duration
+	// ProbeFor is how long an address may still be answered by another
+	// machine before AddAddress gives up with ErrAddressInUse.
+	ProbeFor time.Duration
+	Log      logr.Logger
+}
+
+// Node is a Linux host: real addresses, simulated IIS.
+type Node struct {
+	*sim.Node
+	opt Options
+
+	mu   sync.Mutex
+	held map[string]backend.Address // by bare IP: the addresses we added
+}
+
+var (
+	_ backend.Node          = (*Node)(nil)
+	_ backend.LeaseFollower = (*Node)(nil)
+)
+
+// New wraps a simulated node whose world allows any address.
+func New(n *sim.Node, o Options) (*Node, error) {
+	if o.Interface == "" {
+		return nil, errors.New("the Linux backend needs --interface (the interface virtual IPs go on)")
+	}
+	if _, err := netlink.LinkByName(o.Interface); err != nil {
+		return nil, fmt.Errorf("interface %q: %w", o.Interface, err)
+	}
+	if o.Lifetime < time.Second {
+		o.Lifetime = time.Second
+	}
+	if o.ProbeFor == 0 {
+		o.ProbeFor = 3 * time.Second
+	}
+	return &Node{Node: n, opt: o, held: map[string]backend.Address{}}, nil
+}
+
+func (n *Node) link(a backend.Address) (netlink.Link, string, error) {
+	name := a.Interface
+	if name == "" {
+		name = n.opt.Interface
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, name, fmt.Errorf("interface %q: %w", name, err)
+	}
+	return l, name, nil
+}
+
+func (n *Node) addr(a backend.Address) (*netlink.Addr, netip.Prefix, error) {
+	p, err := netip.ParsePrefix(a.CIDR)
+	if err != nil {
+		return nil, p, fmt.Errorf("address %q: %w", a.CIDR, err)
+	}
+	secs := int(n.opt.Lifetime / time.Second)
+	na := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, ValidLft: secs, PreferedLft: secs}
+	return na, p, nil
+}
+
+// ListAddresses implements backend.Addresses: what the kernel has on the
+// default interface and on every interface an added address named.
+func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
+	if _, err := n.Node.ListAddresses(ctx); err != nil {
+		return nil, err // a powered-off simulated node
+	}
+	names := map[string]bool{n.opt.Interface: true}
+	n.mu.Lock()
+	for _, a := range n.held {
+		if a.Interface != "" {
+			names[a.Interface] = true
+		}
+	}
+	n.mu.Unlock()
+	var out []backend.Address
+	for name := range names {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			continue
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, fmt.Errorf("list addresses of %s: %w", name, err)
+		}
+		for _, a := range addrs {
+			ones, _ := a.Mask.Size()
+			ip, _ := netip.AddrFromSlice(a.IP)
+			iface := ""
+			if name != n.opt.Interface {
+				iface = name
+			}
+			out = append(out, backend.Address{CIDR: netip.PrefixFrom(ip.Unmap(), ones).String(), Interface: iface})
+		}
+	}
+	n.syncSim(ctx, out)
+	sort.Slice(out, func(i, j int) bool { return out[i].CIDR < out[j].CIDR })
+	return out, nil
+}
+
+// syncSim keeps the simulated IIS's view of held addresses equal to the
+// kernel's for the addresses we manage (one may have expired by lifetime,
+// or survived an agent restart).
+func (n *Node) syncSim(ctx context.Context, have []backend.Address) {
+	onLink := map[string]backend.Address{}
+	for _, a := range have {
+		onLink[a.IP()] = a
+	}
+	simHas := map[string]bool{}
+	if sa, err := n.Node.ListAddresses(ctx); err == nil {
+		for _, a := range sa {
+			simHas[a.IP()] = true
+			if _, ok := onLink[a.IP()]; !ok {
+				_ = n.Node.RemoveAddress(ctx, a)
+			}
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ip := range n.held {
+		if _, ok := onLink[ip]; !ok {
+			delete(n.held, ip)
+		}
+	}
+	for ip, a := range onLink {
+		if _, ours := n.held[ip]; ours && !simHas[ip] {
+			_ = n.Node.AddAddress(ctx, a)
+		}
+	}
+}
+
+// AddAddress implements backend.Addresses: probe, add with a lifetime,
+// announce, then let the simulated IIS listen on it.
+func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
+	l, ifname, err := n.link(a)
+	if err != nil {
+		return err
+	}
+	na, p, err := n.addr(a)
+	if err != nil {
+		return err
+	}
+	if !n.present(l, p) {
+		if err := n.waitFree(ctx, ifname, p.Addr()); err != nil {
+			return fmt.Errorf("add address %s: %w", a.CIDR, err)
+		}
+	}
+	n.mu.Lock()
+	err = netlink.AddrReplace(l, na)
+	if err == nil {
+		n.held[p.Addr().String()] = a
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("add address %s to %s: %w", a.CIDR, ifname, err)
+	}
+	if err := announce(ifname, p.Addr(), 2); err != nil {
+		n.opt.Log.Error(err, "Gratuitous ARP failed; neighbours learn the move when their cache entry ages out", "address", a.CIDR)
+	}
+	return n.Node.AddAddress(ctx, a)
+}
+
+func (n *Node) present(l netlink.Link, p netip.Prefix) bool {
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == p.Addr() {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFree probes until no other machine answers for ip; one still
+// answering after ProbeFor is ErrAddressInUse.
+func (n *Node) waitFree(ctx context.Context, ifname string, ip netip.Addr) error {
+	deadline := time.Now().Add(n.opt.ProbeFor)
+	for {
+		mac, err := probe(ifname, ip, 100*time.Millisecond)
+		if errors.Is(err, errNoAnswer) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s still answers for %s", backend.ErrAddressInUse, mac, ip)
+		}
+		n.opt.Log.V(1).Info("Address still held elsewhere; waiting", "address", ip.String(), "holder", mac.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// RemoveAddress implements backend.Addresses; an absent address is fine.
+func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
+	if err := n.Node.RemoveAddress(ctx, a); err != nil && !errors.Is(err, backend.ErrPoweredOff) {
+		return err
+	}
+	l, ifname, err := n.link(a)
+	if err != nil {
+		return err
+	}
+	na, p, err := n.addr(a)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.held, p.Addr().String())
+	if err := netlink.AddrDel(l, na); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("remove address %s from %s: %w", a.CIDR, ifname, err)
+	}
+	return nil
+}
+
+// LeaseRenewed implements backend.LeaseFollower: the addresses we hold get
+// a fresh lifetime. A renewal proves the lease is alive, so no other node
+// can have been given these addresses: one that expired (renewals came
+// late) is put back.
+func (n *Node) LeaseRenewed() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range n.held {
+		l, ifname, err := n.link(a)
+		if err != nil {
+			continue
+		}
+		na, p, err := n.addr(a)
+		if err != nil {
+			continue
+		}
+		back := !n.present(l, p)
+		if err := netlink.AddrReplace(l, na); err != nil {
+			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)
+			continue
+		}
+		if back {
+			n.opt.Log.Info("Address expired between lease renewals; put back", "address", a.CIDR)
+			_ = announce(ifname, p.Addr(), 1)
+		}
+	}
+}
