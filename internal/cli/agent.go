@@ -160,8 +160,9 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		}
 		if world != nil {
 			run(func(ctx context.Context) {
+				changes := st.Changes(ctx, "objects/") // before the first read: miss nothing
 				cluster.SeedContent(ctx, st, world)
-				for range st.Changes(ctx, "objects/") {
+				for range changes {
 					cluster.SeedContent(ctx, st, world)
 				}
 			})

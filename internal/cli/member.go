@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ import (
 type memberFlags struct {
 	name, dataDir, peerURL, clientURL, initialCluster, state string
 	fast                                                     bool
+	election                                                 time.Duration
 }
 
 func (f *memberFlags) register(cmd *cobra.Command) {
@@ -28,7 +30,8 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.clientURL, "client-url", "", "URL this member serves clients on: http(s)://IP:2379")
 	cmd.Flags().StringVar(&f.initialCluster, "initial-cluster", "", "every member's name and peer URL: node1=http://10.0.0.11:2380,node2=...,witness=...")
 	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after `sitekeeper member add`)")
-	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "short raft ticks and no fsync (tests only)")
+	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 500*time.Millisecond, "raft election timeout; keep it under a third of --lease-ttl, so an election never fences the agents (raise it for members across a WAN)")
+	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
 	_ = cmd.Flags().MarkHidden("etcd-fast")
 }
 
@@ -49,14 +52,15 @@ func (f *memberFlags) start(ctx context.Context, g *globalFlags, defaultName, da
 	srv, err := etcdstore.StartMember(ctx, etcdstore.MemberOptions{
 		Name: f.name, DataDir: f.dataDir, PeerURL: f.peerURL, ClientURL: f.clientURL,
 		InitialCluster: f.initialCluster, Existing: f.state == "existing", TLS: g.tls,
-		Fast: f.fast, Verbose: g.verbose > 0, Log: log,
+		ElectionTimeout: f.election, Fast: f.fast, Verbose: g.verbose > 0, Log: log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if g.endpointsFlag == "" {
-		g.endpointsFlag = srv.Endpoint
-	}
+	// The process talks to its own member, as k3s does: a frozen or
+	// partitioned peer never holds its requests, and a member cut off from
+	// quorum fails them, which is what makes its agent fence.
+	g.endpointsFlag = srv.Endpoint
 	return srv, nil
 }
 
@@ -91,6 +95,7 @@ Linux host): it stores the cluster's state but serves no site.`,
 			}
 			defer st.Close()
 			go srv.PromoteWhenCaughtUp(ctx, st, log)
+			go srv.KeepLeadership(ctx, g.tls, 2*time.Second, log)
 			fmt.Fprintf(s.out, "sitekeeper witness: etcd member %s serving %s\n", mf.name, srv.Endpoint)
 			<-ctx.Done()
 			return nil

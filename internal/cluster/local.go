@@ -105,8 +105,9 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		changes := st.Changes(ctx, "objects/") // before the first read: miss nothing
 		SeedContent(ctx, st, l.World)
-		for range st.Changes(ctx, "objects/") {
+		for range changes {
 			SeedContent(ctx, st, l.World)
 		}
 	}()

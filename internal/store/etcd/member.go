@@ -83,10 +83,13 @@ type MemberOptions struct {
 	Existing bool
 	// TLS serves peer and client traffic with one certificate when set;
 	// the URLs must then be https.
-	TLS     TLSFiles
-	Fast    bool
-	Verbose bool
-	Log     logr.Logger
+	TLS TLSFiles
+	// ElectionTimeout is raft's election timeout (heartbeat a tenth of
+	// it); zero means 500 ms, for members on one LAN.
+	ElectionTimeout time.Duration
+	Fast            bool
+	Verbose         bool
+	Log             logr.Logger
 }
 
 func parseURL(what, raw string) (url.URL, error) {
@@ -152,11 +155,15 @@ func StartMember(ctx context.Context, o MemberOptions) (*Server, error) {
 	if o.TLS.Enabled() {
 		cfg.ClientTLSInfo, cfg.PeerTLSInfo = o.TLS.info(), o.TLS.info()
 	}
-	cfg.TickMs, cfg.ElectionMs = 100, 1000
-	if o.Fast {
-		cfg.TickMs, cfg.ElectionMs = 50, 500
-		cfg.UnsafeNoFsync = true
+	// A leaderless cluster renews no lease, so an election must end well
+	// inside the agents' fence deadline (3/4 of a 2 s lease): at most
+	// twice the election timeout passes before a new leader is in.
+	if o.ElectionTimeout == 0 {
+		o.ElectionTimeout = 500 * time.Millisecond
 	}
+	cfg.ElectionMs = uint(o.ElectionTimeout / time.Millisecond)
+	cfg.TickMs = max(cfg.ElectionMs/10, 10)
+	cfg.UnsafeNoFsync = o.Fast
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
 	cfg.MaxTxnOps = MaxTxnOps
 	cfg.MaxRequestBytes = 16 << 20
@@ -331,4 +338,51 @@ func (st *Store) NodeLeases(ctx context.Context, keyOf func(string) string, name
 		out[n] = NodeLease{RenewedAgo: time.Duration(ttl.GrantedTTL-ttl.TTL) * time.Second, TTL: time.Duration(ttl.GrantedTTL) * time.Second}
 	}
 	return out
+}
+
+// KeepLeadership moves raft leadership to this member whenever another
+// member holds it, checking every interval until ctx ends. The witness
+// runs it: etcd extends every lease by its TTL when leadership changes
+// hands, so a dying node that held leadership would delay its own
+// failover by a whole TTL plus an election.
+func (s *Server) KeepLeadership(ctx context.Context, tlsFiles TLSFiles, interval time.Duration, log logr.Logger) {
+	self := s.ID()
+	wait := interval / 4 // soon after start, then every interval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = interval
+		if s.IsLearner() {
+			continue
+		}
+		lead := uint64(s.etcd.Server.Leader())
+		if lead == 0 || lead == self {
+			continue
+		}
+		var leaderURLs []string
+		for _, m := range s.etcd.Server.Cluster().Members() {
+			if uint64(m.ID) == lead {
+				leaderURLs = m.ClientURLs
+			}
+		}
+		if len(leaderURLs) == 0 {
+			continue
+		}
+		st, err := ConnectTLS(leaderURLs, tlsFiles)
+		if err != nil {
+			continue
+		}
+		mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = st.Client.MoveLeader(mctx, self)
+		cancel()
+		st.Close()
+		if err == nil {
+			log.Info("Took raft leadership, so that losing a node never resets the leases", "member", s.etcd.Config().Name)
+		} else {
+			log.V(1).Info("Could not take raft leadership", "error", err.Error())
+		}
+	}
 }

@@ -1,0 +1,305 @@
+//go:build linux
+
+package netns
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// SiteManifests is one site on the VIP, placed node1 then node2.
+const SiteManifests = `apiVersion: sitekeeper.io/v1alpha1
+kind: IPResource
+metadata: {name: vip-web}
+spec: {address: ` + VIP + `/24, interface: eth0}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: VolumeResource
+metadata: {name: vol-web}
+spec: {driveLetter: E, source: {mirror: {volume: E}}}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: web}
+spec:
+  siteID: 7
+  physicalPath: 'E:\sites\web'
+  bindings: [{protocol: http, ipRef: vip-web, port: 80}]
+  health: {interval: 1s, timeout: 500ms, failureThreshold: 2}
+  placement: {nodes: [node1, node2]}
+`
+
+// Sitekeeper is Sitekeeper running in a lab: an agent with an embedded etcd
+// member on node1 and node2, a witness, all started by Start.
+type Sitekeeper struct {
+	Lab      *Lab
+	Bin, Dir string
+	LeaseTTL time.Duration
+	Procs    map[string]*exec.Cmd
+}
+
+func peer(h string) string   { return "http://" + Hosts[h] + ":2380" }
+func client(h string) string { return "http://" + Hosts[h] + ":2379" }
+
+// Endpoints are the three members' client URLs.
+func Endpoints() string {
+	return strings.Join([]string{Hosts["node1"] + ":2379", Hosts["node2"] + ":2379", Hosts["witness"] + ":2379"}, ",")
+}
+
+// Start starts (or restarts) host's process: "witness" runs the witness,
+// node1 and node2 an agent.
+func (s *Sitekeeper) Start(host string) error {
+	if s.Procs == nil {
+		s.Procs = map[string]*exec.Cmd{}
+	}
+	ic := fmt.Sprintf("node1=%s,node2=%s,witness=%s", peer("node1"), peer("node2"), peer("witness"))
+	log, err := os.OpenFile(filepath.Join(s.Dir, host+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	member := []string{"--peer-url", peer(host), "--client-url", client(host), "--initial-cluster", ic, "--data-dir", filepath.Join(s.Dir, host)}
+	var args []string
+	if host == "witness" {
+		args = append([]string{"witness", "--etcd-name", "witness"}, member...)
+	} else {
+		args = append([]string{"agent", "--node", host, "--backend", "linux", "--interface", "eth0", "--etcd-member",
+			"--lease-ttl", s.LeaseTTL.String()}, member...)
+	}
+	cmd, err := s.Lab.Start(host, log, s.Bin, args...)
+	if err != nil {
+		return err
+	}
+	s.Procs[host] = cmd
+	return nil
+}
+
+// WitnessLeads waits until the witness holds raft leadership, as it keeps
+// doing in steady state (see KeepLeadership): the measurements start from
+// there, not from a cluster still settling.
+func (s *Sitekeeper) WitnessLeads(ctx context.Context) error {
+	for {
+		out, err := s.CLI(ctx, "", "member", "list", "-o", "json")
+		if err == nil {
+			var ms []struct {
+				Name   string `json:"name"`
+				Leader bool   `json:"leader"`
+			}
+			if json.Unmarshal([]byte(out), &ms) == nil {
+				for _, m := range ms {
+					if m.Name == "witness" && m.Leader {
+						return nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the witness did not take raft leadership: %w (last: %s)", ctx.Err(), out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Signal sends sig to host's process.
+func (s *Sitekeeper) Signal(host string, sig syscall.Signal) error {
+	c := s.Procs[host]
+	if c == nil || c.Process == nil {
+		return fmt.Errorf("no process on %s", host)
+	}
+	return c.Process.Signal(sig)
+}
+
+// Kill kills host's process with SIGKILL and waits until it is gone.
+func (s *Sitekeeper) Kill(host string) {
+	if c := s.Procs[host]; c != nil && c.Process != nil {
+		_ = c.Process.Signal(syscall.SIGCONT)
+		_ = c.Process.Kill()
+		for i := 0; i < 100 && syscall.Kill(c.Process.Pid, 0) == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// StartAll starts the witness and both agents.
+func (s *Sitekeeper) StartAll() error {
+	for _, h := range []string{"witness", "node1", "node2"} {
+		if err := s.Start(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CLI runs a sitekeeper command from the client host.
+func (s *Sitekeeper) CLI(ctx context.Context, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Lab.NS("client"), s.Bin}, append(args, "--endpoints", Endpoints())...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Sample is one client request.
+type Sample struct {
+	At   time.Time
+	OK   bool
+	Node string // X-Sitekeeper-Node of the answer
+}
+
+// Poller is a client fetching http://VIP/ every interval from the client
+// host, each request on a new connection, as a browser after a failover.
+type Poller struct {
+	mu      sync.Mutex
+	samples []Sample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// Poll starts polling; Stop ends it.
+func (l *Lab) Poll(interval time.Duration) *Poller {
+	p := &Poller{stop: make(chan struct{}), done: make(chan struct{})}
+	hc := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DialContext: l.Dialer("client", 300*time.Millisecond), DisableKeepAlives: true}}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			s := Sample{At: time.Now()}
+			if resp, err := hc.Get("http://" + VIP + "/"); err == nil {
+				s.OK = resp.StatusCode == http.StatusOK
+				s.Node = resp.Header.Get("X-Sitekeeper-Node")
+				resp.Body.Close()
+			}
+			p.mu.Lock()
+			p.samples = append(p.samples, s)
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p
+}
+
+// Stop ends polling.
+func (p *Poller) Stop() {
+	close(p.stop)
+	<-p.done
+}
+
+// Last returns the latest sample.
+func (p *Poller) Last() Sample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.samples) == 0 {
+		return Sample{}
+	}
+	return p.samples[len(p.samples)-1]
+}
+
+// Since returns the samples taken at or after t.
+func (p *Poller) Since(t time.Time) []Sample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Sample
+	for _, s := range p.samples {
+		if !s.At.Before(t) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Outage is the longest time without a good answer in samples: from the
+// last good answer before a failure to the first good one after it.
+func Outage(samples []Sample) time.Duration {
+	var worst time.Duration
+	var lastOK time.Time
+	failing := false
+	for _, s := range samples {
+		switch {
+		case s.OK && failing:
+			if d := s.At.Sub(lastOK); d > worst {
+				worst = d
+			}
+			failing, lastOK = false, s.At
+		case s.OK:
+			lastOK = s.At
+		case !lastOK.IsZero():
+			failing = true
+		}
+	}
+	return worst
+}
+
+// Checker samples which hosts hold the VIP every 10 ms and remembers any
+// moment two held it at once.
+type Checker struct {
+	w     *Holds
+	mu    sync.Mutex
+	dual  []string
+	seen  map[string]int
+	stop  chan struct{}
+	done  chan struct{}
+	count int
+}
+
+// Check starts the dual-holder checker on node1 and node2.
+func (l *Lab) Check() (*Checker, error) {
+	w, err := l.Watcher("node1", "node2")
+	if err != nil {
+		return nil, err
+	}
+	c := &Checker{w: w, seen: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			h := w.Holders(VIP)
+			c.mu.Lock()
+			c.count++
+			for _, host := range h {
+				c.seen[host]++
+			}
+			if len(h) > 1 {
+				c.dual = append(c.dual, fmt.Sprintf("%s: %s held by %v", time.Now().Format("15:04:05.000"), VIP, h))
+			}
+			c.mu.Unlock()
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return c, nil
+}
+
+// Seen is how many samples found host holding the VIP so far.
+func (c *Checker) Seen(host string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[host]
+}
+
+// Stop ends the checker and returns every dual-holding moment and the
+// number of samples taken.
+func (c *Checker) Stop() ([]string, int) {
+	close(c.stop)
+	<-c.done
+	c.w.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dual, c.count
+}

@@ -1,0 +1,195 @@
+//go:build e2e && linux
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/hack/netns"
+)
+
+// realCluster is Sitekeeper on separate hosts (network namespaces): agents
+// with embedded etcd members on node1 and node2, a witness, a client
+// polling the VIP every 20 ms and a checker sampling both nodes' addresses
+// every 10 ms.
+type realCluster struct {
+	t       *testing.T
+	lab     *netns.Lab
+	sk      *netns.Sitekeeper
+	poll    *netns.Poller
+	checker *netns.Checker
+}
+
+func startRealCluster(t *testing.T) *realCluster {
+	t.Helper()
+	if err := netns.Available(); err != nil {
+		t.Skipf("skipping the real-cluster tests: %v", err)
+	}
+	lab, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "sitekeeper-netns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &realCluster{t: t, lab: lab, sk: &netns.Sitekeeper{Lab: lab, Bin: binary(t), Dir: dir, LeaseTTL: 2 * time.Second}}
+	t.Cleanup(func() {
+		if c.poll != nil {
+			c.poll.Stop()
+		}
+		if c.checker != nil {
+			if dual, _ := c.checker.Stop(); len(dual) > 0 {
+				t.Errorf("the VIP was held by both nodes %d time(s), first: %s", len(dual), dual[0])
+			}
+		}
+		lab.Close()
+		if left := lab.Leftovers(); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+		if t.Failed() {
+			for _, h := range []string{"node1", "node2", "witness"} {
+				if b, err := os.ReadFile(filepath.Join(c.sk.Dir, h+".log")); err == nil {
+					t.Logf("--- %s.log (tail)\n%s", h, tail(string(b), 6000))
+				}
+			}
+		}
+		if t.Failed() {
+			t.Logf("the processes' data is kept in %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	})
+	if c.checker, err = lab.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sk.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		out, err := c.sk.CLI(ctx, netns.SiteManifests, "apply", "-f", "-")
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("apply: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := c.sk.WitnessLeads(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.poll = lab.Poll(20 * time.Millisecond)
+	c.servedBy("node1", 30*time.Second)
+	if c.checker.Seen("node1") == 0 {
+		t.Fatal("the checker never saw node1 hold the VIP it serves: it watches the wrong thing")
+	}
+	return c
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// servedBy waits until the client's answers, asked from now on, come from
+// node.
+func (c *realCluster) servedBy(node string, within time.Duration) time.Time {
+	c.t.Helper()
+	from := time.Now()
+	deadline := from.Add(within)
+	for time.Now().Before(deadline) {
+		if s := c.poll.Last(); s.OK && s.Node == node && !s.At.Before(from) {
+			return s.At
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("the VIP was not served by %s within %s (last answer %+v)", node, within, c.poll.Last())
+	return time.Time{}
+}
+
+// onlyServedBy checks that every good answer since t came from node.
+func (c *realCluster) onlyServedBy(node string, since time.Time) {
+	c.t.Helper()
+	for _, s := range c.poll.Since(since) {
+		if s.OK && s.Node != node {
+			c.t.Fatalf("%s answered at %s; only %s should serve", s.Node, s.At.Format("15:04:05.000"), node)
+		}
+	}
+}
+
+func TestRealClusterKillActiveAgent(t *testing.T) {
+	c := startRealCluster(t)
+	at := time.Now()
+	c.sk.Kill("node1")
+	up := c.servedBy("node2", 20*time.Second)
+	if c.checker.Seen("node2") == 0 {
+		t.Error("node2 serves the VIP but the checker never saw it hold it")
+	}
+	t.Logf("kill -9 of the active agent: served by node2 %s later; client outage %s", up.Sub(at).Round(time.Millisecond), netns.Outage(c.poll.Since(at.Add(-time.Second))).Round(time.Millisecond))
+}
+
+func TestRealClusterFreezeAndThaw(t *testing.T) {
+	c := startRealCluster(t)
+	at := time.Now()
+	if err := c.sk.Signal("node1", syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	up := c.servedBy("node2", 20*time.Second)
+	if err := c.sk.Signal("node1", syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // the thawed agent finds its lease gone and rejoins as standby
+	c.onlyServedBy("node2", up)
+	t.Logf("SIGSTOP of the active agent: served by node2 %s later; node1 thawed and stayed standby", up.Sub(at).Round(time.Millisecond))
+}
+
+func TestRealClusterPartitionAndHeal(t *testing.T) {
+	c := startRealCluster(t)
+	at := time.Now()
+	if err := c.lab.Cut("node1"); err != nil {
+		t.Fatal(err)
+	}
+	up := c.servedBy("node2", 20*time.Second)
+	if err := c.lab.Heal("node1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	c.onlyServedBy("node2", up)
+	t.Logf("node1 cut off: served by node2 %s later; node1 healed and stayed standby", up.Sub(at).Round(time.Millisecond))
+}
+
+func TestRealClusterWitnessLossMovesNothing(t *testing.T) {
+	c := startRealCluster(t)
+	at := time.Now()
+	c.sk.Kill("witness")
+	time.Sleep(8 * time.Second)
+	c.onlyServedBy("node1", at)
+	if o := netns.Outage(c.poll.Since(at)); o > 200*time.Millisecond {
+		t.Errorf("losing the witness cost the client %s of outage", o)
+	}
+}
+
+func TestRealClusterRestartEverythingMovesNothing(t *testing.T) {
+	c := startRealCluster(t)
+	for _, h := range []string{"node2", "witness", "node1"} {
+		c.sk.Kill(h)
+	}
+	at := time.Now()
+	if err := c.sk.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	back := c.servedBy("node1", 30*time.Second)
+	time.Sleep(3 * time.Second)
+	c.onlyServedBy("node1", at)
+	t.Logf("everything restarted: node1 serves again after %s", back.Sub(at).Round(time.Millisecond))
+}
