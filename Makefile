@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/sitekeeper/sitekeeper/internal/version.Version=$(VERSION) -X github.com/sitekeeper/sitekeeper/internal/version.Commit=$(COMMIT)
 FUZZTIME ?= 10s
+RUNS ?= 20
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 .DEFAULT_GOAL := help
@@ -44,6 +45,11 @@ test: vet unit fuzz cross test-e2e ## The whole test suite: vet, unit tests (-ra
 bench: ## Run the benchmarks (figures for the issue notes)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+bench-failover: build ## Outage after kill -9 of the active node: keepalived vs Sitekeeper, in netns (root; RUNS=20)
+	@command -v keepalived >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq keepalived >/dev/null)
+	$(GO) build -o bin/bench-failover ./hack/bench-failover
+	./bin/bench-failover -runs $(RUNS) -sitekeeper $(BIN)
+
 demo: build ## Start a cluster on the embedded default, fail a node, switch back
 	./hack/demo.sh
 
@@ -55,4 +61,4 @@ verify: ## Fail when generate/fmt/tidy would change the tree
 clean: ## Remove build output
 	rm -rf bin
 
-.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench demo verify clean
+.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover demo verify clean

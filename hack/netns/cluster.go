@@ -44,7 +44,9 @@ type Sitekeeper struct {
 	Lab      *Lab
 	Bin, Dir string
 	LeaseTTL time.Duration
-	Procs    map[string]*exec.Cmd
+	// ElectionTimeout is raft's; zero keeps Sitekeeper's default.
+	ElectionTimeout time.Duration
+	Procs           map[string]*exec.Cmd
 }
 
 func peer(h string) string   { return "http://" + Hosts[h] + ":2380" }
@@ -67,6 +69,9 @@ func (s *Sitekeeper) Start(host string) error {
 		return err
 	}
 	member := []string{"--peer-url", peer(host), "--client-url", client(host), "--initial-cluster", ic, "--data-dir", filepath.Join(s.Dir, host)}
+	if s.ElectionTimeout > 0 {
+		member = append(member, "--etcd-election-timeout", s.ElectionTimeout.String())
+	}
 	var args []string
 	if host == "witness" {
 		args = append([]string{"witness", "--etcd-name", "witness"}, member...)
