@@ -88,6 +88,8 @@ type Agent struct {
 	OnStep func(s plan.Step, err error)
 	// OnRecovery, when set, hears every local restart of a failing site.
 	OnRecovery func(target, message string, err error)
+	// OnProbe, when set, hears every health check of an active site.
+	OnProbe func(group, site string, err error)
 	// OnObserved, when set, hears the node's state after a reconcile that
 	// changed it.
 	OnObserved func(plan.Observed)

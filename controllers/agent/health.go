@@ -69,6 +69,9 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 					break
 				}
 			}
+			if a.OnProbe != nil {
+				a.OnProbe(g.Name, s.Metadata.Name, probeErr)
+			}
 			wasFailed := tr.Failed
 			switch tr.Record(now, probeErr) {
 			case health.Restart:

@@ -45,6 +45,7 @@ type Member struct {
 	lastRenew time.Time // monotonic reading of the last successful renewal
 	fenced    bool
 	suspect   bool // fenced since the cache was read: never bring up from it
+	timings   *timings
 	dirty     bool
 	dirtyGen  uint64 // bumped by every change, so a reload racing one keeps it dirty
 	cache     *plan.Desired
@@ -68,8 +69,14 @@ func (m *Member) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.keepAlive(ctx, lease) }()
 	go func() { defer wg.Done(); m.watch(ctx, changes) }()
+	m.timings = newTimings(m.Node, emitAsync(ctx, m.Store))
 	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log,
+		OnProbe: func(group, _ string, err error) { m.timings.probe(group, err, time.Now()) },
 		OnStep: func(s plan.Step, err error) {
+			m.mu.Lock()
+			d := m.cache
+			m.mu.Unlock()
+			m.timings.step(d, s, err, time.Now())
 			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String(), Time: time.Now().UTC()}
 			if err != nil {
 				e.Type, e.Reason, e.Message = "Warning", "StepFailed", err.Error()
@@ -188,6 +195,12 @@ func (m *Member) setFenced(f bool) {
 		} else {
 			m.Log.Info("Lease renewed: rejoining as standby", "node", m.Node)
 		}
+		if m.timings != nil {
+			m.mu.Lock()
+			last := m.lastRenew
+			m.mu.Unlock()
+			m.timings.fenced(f, last, time.Now())
+		}
 		m.signal()
 	}
 }
@@ -296,7 +309,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 		return nil, err
 	}
 	var active []v1alpha1.Object
-	d := &plan.Desired{Active: map[string]string{}, Moving: map[string]string{}, Suspended: map[string]bool{}}
+	d := &plan.Desired{Active: map[string]string{}, Moving: map[string]string{}, Suspended: map[string]bool{}, Decided: map[string]plan.Decided{}}
 	for _, o := range snap.Objects {
 		if o.Meta().DeletionTimestamp != nil {
 			d.Deleting = append(d.Deleting, plan.Deletion{Object: o, Group: DeletingGroup})
@@ -312,6 +325,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 	for _, g := range d.Graph.Groups {
 		if dec, ok := decisions[g.Name]; ok {
 			d.Active[g.Name] = dec.Active
+			d.Decided[g.Name] = plan.Decided{Reason: dec.Reason, At: dec.Since}
 			if dec.Target != "" {
 				d.Moving[g.Name] = dec.Target
 			}

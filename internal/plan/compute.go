@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
@@ -29,6 +30,15 @@ type Desired struct {
 	Applied map[string]map[v1alpha1.Ref]Applied
 	// Suspended groups get no steps at all.
 	Suspended map[string]bool
+	// Decided says, per group, when and why the leader last placed it
+	// (for the failover timings in events; it changes no step).
+	Decided map[string]Decided
+}
+
+// Decided is the leader's last placement decision of a group.
+type Decided struct {
+	Reason string
+	At     time.Time
 }
 
 // Applied is what a node last converged for an object.

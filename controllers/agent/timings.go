@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+// takeover follows one group brought up here after the leader moved it:
+// when it was decided, when the last bring-up step finished, and when its
+// first health check passed.
+type takeover struct {
+	reason    string
+	decided   time.Time
+	broughtUp time.Time
+}
+
+// timings turns a failover or switchover into one event with its timings
+// (decided, brought up, first healthy probe), and a fence into one event
+// when the node is back (lost the store, fenced, took down, rejoined).
+type timings struct {
+	mu      sync.Mutex
+	node    string
+	pending map[string]*takeover // by group
+	done    map[string]time.Time // group -> decision already reported
+
+	fencedAt, lastDownAt time.Time
+	downSteps            int
+	emit                 func(store.Event)
+}
+
+func newTimings(node string, emit func(store.Event)) *timings {
+	return &timings{node: node, pending: map[string]*takeover{}, done: map[string]time.Time{}, emit: emit}
+}
+
+// moved reports whether a decision moved the group (not its first
+// placement), and is recent enough to time.
+func moved(d plan.Decided, now time.Time) bool {
+	r := d.Reason
+	return (strings.HasPrefix(r, "FailedOver") || strings.HasPrefix(r, "Switch")) && now.Sub(d.At) < 2*time.Minute
+}
+
+// step hears a step that ran on this node.
+func (t *timings) step(d *plan.Desired, s plan.Step, err error, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if s.Action.TakesDown() && !t.fencedAt.IsZero() {
+		t.downSteps++
+		t.lastDownAt = now
+		return
+	}
+	if s.Action != plan.StartSite || d == nil {
+		return
+	}
+	dec, ok := d.Decided[s.Group]
+	if !ok || !moved(dec, now) || t.done[s.Group].Equal(dec.At) {
+		return
+	}
+	p := t.pending[s.Group]
+	if p == nil || !p.decided.Equal(dec.At) {
+		p = &takeover{reason: dec.Reason, decided: dec.At}
+		t.pending[s.Group] = p
+	}
+	p.broughtUp = now
+}
+
+// probe hears a health check of a site of group.
+func (t *timings) probe(group string, err error, now time.Time) {
+	t.mu.Lock()
+	p := t.pending[group]
+	if err != nil || p == nil || p.broughtUp.IsZero() {
+		t.mu.Unlock()
+		return
+	}
+	delete(t.pending, group)
+	t.done[group] = p.decided
+	t.mu.Unlock()
+	kind, why, _ := strings.Cut(p.reason, ": ")
+	t.emit(store.Event{Type: "Normal", Reason: kind + "Timings", Object: "group/" + group, Node: t.node, Time: now.UTC(),
+		Message: fmt.Sprintf("%s: detected and decided %s (%s); brought up on %s %s (+%s); first healthy probe %s (+%s)",
+			group, stamp(p.decided), why, t.node, stamp(p.broughtUp), ms(p.broughtUp.Sub(p.decided)), stamp(now), ms(now.Sub(p.decided)))})
+}
+
+// fenced hears the node fence itself (true) or rejoin (false).
+func (t *timings) fenced(on bool, lastRenew, now time.Time) {
+	t.mu.Lock()
+	if on {
+		t.fencedAt, t.lastDownAt, t.downSteps = now, time.Time{}, 0
+		t.mu.Unlock()
+		return
+	}
+	fencedAt, down, n := t.fencedAt, t.lastDownAt, t.downSteps
+	t.fencedAt = time.Time{}
+	t.mu.Unlock()
+	if fencedAt.IsZero() {
+		return
+	}
+	msg := fmt.Sprintf("%s could not renew its lease after %s: fenced itself %s (+%s)", t.node, stamp(lastRenew), stamp(fencedAt), ms(fencedAt.Sub(lastRenew)))
+	if n > 0 {
+		msg += fmt.Sprintf(", took %d step(s) down by %s (+%s)", n, stamp(down), ms(down.Sub(lastRenew)))
+	}
+	msg += fmt.Sprintf("; back at %s as standby", stamp(now))
+	t.emit(store.Event{Type: "Warning", Reason: "Fenced", Object: "node/" + t.node, Node: t.node, Time: now.UTC(), Message: msg})
+}
+
+func stamp(t time.Time) string { return t.Local().Format("15:04:05.000") }
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// emitAsync writes an event without holding up the caller.
+func emitAsync(ctx context.Context, st interface {
+	Event(context.Context, store.Event)
+}) func(store.Event) {
+	return func(e store.Event) { go st.Event(context.WithoutCancel(ctx), e) }
+}
