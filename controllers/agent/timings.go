@@ -29,8 +29,8 @@ type timings struct {
 	pending map[string]*takeover // by group
 	done    map[string]time.Time // group -> decision already reported
 
-	fencedAt, lastDownAt time.Time
-	downSteps            int
+	fencedAt, lastDownAt, renewedBefore time.Time
+	downSteps                           int
 	emit                 func(store.Event)
 }
 
@@ -89,15 +89,16 @@ func (t *timings) probe(group string, err error, now time.Time) {
 			group, stamp(p.decided), why, t.node, stamp(p.broughtUp), ms(p.broughtUp.Sub(p.decided)), stamp(now), ms(now.Sub(p.decided)))})
 }
 
-// fenced hears the node fence itself (true) or rejoin (false).
+// fenced hears the node fence itself (true, with its last renewal) or
+// rejoin (false).
 func (t *timings) fenced(on bool, lastRenew, now time.Time) {
 	t.mu.Lock()
 	if on {
-		t.fencedAt, t.lastDownAt, t.downSteps = now, time.Time{}, 0
+		t.fencedAt, t.renewedBefore, t.lastDownAt, t.downSteps = now, lastRenew, time.Time{}, 0
 		t.mu.Unlock()
 		return
 	}
-	fencedAt, down, n := t.fencedAt, t.lastDownAt, t.downSteps
+	fencedAt, down, n, lastRenew := t.fencedAt, t.lastDownAt, t.downSteps, t.renewedBefore
 	t.fencedAt = time.Time{}
 	t.mu.Unlock()
 	if fencedAt.IsZero() {

@@ -53,7 +53,7 @@ func TestFenceEvent(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatal("an event while fenced (the store is unreachable)")
 	}
-	tm.fenced(false, last, last.Add(9*time.Second))
+	tm.fenced(false, last.Add(9*time.Second), last.Add(9*time.Second))
 	if len(got) != 1 || got[0].Reason != "Fenced" {
 		t.Fatalf("events: %+v", got)
 	}

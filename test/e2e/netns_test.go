@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"strings"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -127,6 +128,27 @@ func (c *realCluster) onlyServedBy(node string, since time.Time) {
 	}
 }
 
+// eventually waits until `sitekeeper events` shows want.
+func (c *realCluster) eventually(want string, within time.Duration) string {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	var out string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, _ = c.sk.CLI(ctx, "", "events")
+		cancel()
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, want) {
+				c.t.Logf("event: %s", line)
+				return out
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("events never showed %q:\n%s", want, out)
+	return ""
+}
+
 func TestRealClusterKillActiveAgent(t *testing.T) {
 	c := startRealCluster(t)
 	at := time.Now()
@@ -136,6 +158,7 @@ func TestRealClusterKillActiveAgent(t *testing.T) {
 		t.Error("node2 serves the VIP but the checker never saw it hold it")
 	}
 	t.Logf("kill -9 of the active agent: served by node2 %s later; client outage %s", up.Sub(at).Round(time.Millisecond), netns.Outage(c.poll.Since(at.Add(-time.Second))).Round(time.Millisecond))
+	c.eventually("FailedOverTimings", 10*time.Second)
 }
 
 func TestRealClusterFreezeAndThaw(t *testing.T) {
@@ -163,7 +186,7 @@ func TestRealClusterPartitionAndHeal(t *testing.T) {
 	if err := c.lab.Heal("node1"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(6 * time.Second)
+	c.eventually("fenced itself", 15*time.Second)
 	c.onlyServedBy("node2", up)
 	t.Logf("node1 cut off: served by node2 %s later; node1 healed and stayed standby", up.Sub(at).Round(time.Millisecond))
 }
