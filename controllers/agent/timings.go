@@ -31,7 +31,7 @@ type timings struct {
 
 	fencedAt, lastDownAt, renewedBefore time.Time
 	downSteps                           int
-	emit                 func(store.Event)
+	emit                                func(store.Event)
 }
 
 func newTimings(node string, emit func(store.Event)) *timings {
