@@ -248,16 +248,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 	members := map[string]string{}
 	if ms, err := st.Members(ctx); err == nil {
 		for _, m := range ms {
-			role := "voter"
-			switch {
-			case !m.Healthy:
-				role = "unreachable"
-			case m.Learner:
-				role = "learner"
-			case m.Leader:
-				role = "leader"
-			}
-			members[m.Name] = role
+			members[m.Name] = m.Role()
 		}
 	}
 	var rows []nodeRow

@@ -136,20 +136,9 @@ it promotes itself to a voting member once it has caught up.`,
 				return enc.Encode(ms)
 			}
 			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tROLE\tHEALTH\tPEER URLS\tCLIENT URLS")
+			fmt.Fprintln(tw, "NAME\tID\tROLE\tPEER URLS\tCLIENT URLS")
 			for _, m := range ms {
-				role := "voter"
-				switch {
-				case m.Learner:
-					role = "learner"
-				case m.Leader:
-					role = "leader"
-				}
-				health := "healthy"
-				if !m.Healthy {
-					health = "unreachable"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, role, health, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Role(), strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
 			}
 			return tw.Flush()
 		},

@@ -122,18 +122,27 @@ func Install(c Config) error {
 	return nil
 }
 
-// Uninstall stops and removes the service and its event log source.
-func Uninstall(name string) error {
+// open connects to the SCM and opens the installed service name.
+func open(name string) (*mgr.Service, func(), error) {
 	m, err := mgr.Connect()
 	if err != nil {
-		return fmt.Errorf("connect to the service control manager: %w", err)
+		return nil, nil, fmt.Errorf("connect to the service control manager: %w", err)
 	}
-	defer m.Disconnect()
 	s, err := m.OpenService(name)
 	if err != nil {
-		return fmt.Errorf("service %s is not installed", name)
+		m.Disconnect()
+		return nil, nil, fmt.Errorf("service %s is not installed", name)
 	}
-	defer s.Close()
+	return s, func() { s.Close(); m.Disconnect() }, nil
+}
+
+// Uninstall stops and removes the service and its event log source.
+func Uninstall(name string) error {
+	s, done, err := open(name)
+	if err != nil {
+		return err
+	}
+	defer done()
 	_, _ = s.Control(svc.Stop)
 	if err := s.Delete(); err != nil {
 		return fmt.Errorf("delete service %s: %w", name, err)
@@ -144,16 +153,11 @@ func Uninstall(name string) error {
 
 // Start starts the installed service.
 func Start(name string) error {
-	m, err := mgr.Connect()
+	s, done, err := open(name)
 	if err != nil {
-		return fmt.Errorf("connect to the service control manager: %w", err)
+		return err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s is not installed", name)
-	}
-	defer s.Close()
+	defer done()
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("start service %s: %w", name, err)
 	}
@@ -162,16 +166,11 @@ func Start(name string) error {
 
 // Stop stops the service and waits until it has stopped.
 func Stop(name string) error {
-	m, err := mgr.Connect()
+	s, done, err := open(name)
 	if err != nil {
-		return fmt.Errorf("connect to the service control manager: %w", err)
+		return err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s is not installed", name)
-	}
-	defer s.Close()
+	defer done()
 	st, err := s.Control(svc.Stop)
 	if err != nil {
 		return fmt.Errorf("stop service %s: %w", name, err)

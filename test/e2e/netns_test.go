@@ -5,8 +5,8 @@ package e2e
 import (
 	"context"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"

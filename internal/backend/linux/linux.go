@@ -77,6 +77,17 @@ func (n *Node) link(a backend.Address) (netlink.Link, string, error) {
 	return l, name, nil
 }
 
+// resolve finds a's interface and renders it as a netlink address with
+// the lifetime.
+func (n *Node) resolve(a backend.Address) (netlink.Link, string, *netlink.Addr, netip.Prefix, error) {
+	l, ifname, err := n.link(a)
+	if err != nil {
+		return nil, ifname, nil, netip.Prefix{}, err
+	}
+	na, p, err := n.addr(a)
+	return l, ifname, na, p, err
+}
+
 func (n *Node) addr(a backend.Address) (*netlink.Addr, netip.Prefix, error) {
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
@@ -160,11 +171,7 @@ func (n *Node) syncSim(ctx context.Context, have []backend.Address) {
 // AddAddress implements backend.Addresses: probe, add with a lifetime,
 // announce, then let the simulated IIS listen on it.
 func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
-	l, ifname, err := n.link(a)
-	if err != nil {
-		return err
-	}
-	na, p, err := n.addr(a)
+	l, ifname, na, p, err := n.resolve(a)
 	if err != nil {
 		return err
 	}
@@ -230,11 +237,7 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 	if err := n.Node.RemoveAddress(ctx, a); err != nil && !errors.Is(err, backend.ErrPoweredOff) {
 		return err
 	}
-	l, ifname, err := n.link(a)
-	if err != nil {
-		return err
-	}
-	na, p, err := n.addr(a)
+	l, ifname, na, p, err := n.resolve(a)
 	if err != nil {
 		return err
 	}
@@ -255,11 +258,7 @@ func (n *Node) LeaseRenewed() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, a := range n.held {
-		l, ifname, err := n.link(a)
-		if err != nil {
-			continue
-		}
-		na, p, err := n.addr(a)
+		l, ifname, na, p, err := n.resolve(a)
 		if err != nil {
 			continue
 		}

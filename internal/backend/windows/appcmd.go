@@ -116,7 +116,7 @@ func ParseSiteLines(stdout []byte, exit int) ([]SiteLine, error) {
 		if bs := rest[:st]; bs != "" {
 			for _, one := range splitBindings(bs) {
 				proto, info, _ := strings.Cut(one, "/")
-				b, err := ParseBinding(proto, info)
+				b, err := iisconfig.ParseBinding(proto, info)
 				if err != nil {
 					return nil, fmt.Errorf("appcmd list site line %d: %w", n+1, err)
 				}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend/windows/iisconfig"
 )
 
 // seedFixtures adds every recorded output under dir to f's corpus.
@@ -79,14 +81,14 @@ func FuzzParseBinding(f *testing.F) {
 		f.Add("http", s)
 	}
 	f.Fuzz(func(t *testing.T, proto, info string) {
-		b, err := ParseBinding(proto, info)
+		b, err := iisconfig.ParseBinding(proto, info)
 		if err != nil || b.Protocol == "net.tcp" || b.IP == "" {
 			return
 		}
 		if b.Port <= 0 || b.Port > 65535 {
 			t.Fatalf("%q → port %d", info, b.Port)
 		}
-		again, err := ParseBinding(proto, BindingInformation(b))
+		again, err := iisconfig.ParseBinding(proto, BindingInformation(b))
 		if err != nil || again != b {
 			t.Fatalf("%q → %+v → %q → %+v, %v", info, b, BindingInformation(b), again, err)
 		}

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/windows/iisconfig"
 )
 
 // Script names.
@@ -67,7 +67,7 @@ func ParseSiteList(stdout []byte) ([]backend.Site, error) {
 	for _, w := range res.Sites {
 		s := backend.Site{SiteConfig: backend.SiteConfig{ID: w.ID, Name: w.Name, PhysicalPath: w.PhysicalPath, AppPool: w.AppPool, AutoStart: w.AutoStart}}
 		for _, wb := range w.Bindings {
-			b, err := ParseBinding(wb.Protocol, wb.Information)
+			b, err := iisconfig.ParseBinding(wb.Protocol, wb.Information)
 			if err != nil {
 				return nil, fmt.Errorf("site %q: %w", w.Name, err)
 			}
@@ -120,45 +120,6 @@ func canonicalStore(s string) string {
 		return "WebHosting"
 	}
 	return s
-}
-
-// ParseBinding splits IIS's bindingInformation ("ip:port:host") for http,
-// https and ftp. An empty IP and "*" both mean all unassigned addresses and
-// become "*"; an IPv6 address comes in brackets. Protocols compare
-// case-insensitively (appcmd prints "HTTP" too).
-func ParseBinding(protocol, info string) (backend.Binding, error) {
-	b := backend.Binding{Protocol: strings.ToLower(protocol)}
-	switch b.Protocol {
-	case "http", "https", "ftp":
-	default:
-		// net.tcp "808:*", net.pipe "*": kept whole, never served by us.
-		b.HostName = info
-		return b, nil
-	}
-	ip, rest := "", info
-	if strings.HasPrefix(info, "[") {
-		end := strings.Index(info, "]")
-		if end < 0 {
-			return b, fmt.Errorf("binding %s %q: unclosed IPv6 bracket", protocol, info)
-		}
-		ip, rest = info[1:end], strings.TrimPrefix(info[end+1:], ":")
-	} else {
-		var ok bool
-		ip, rest, ok = strings.Cut(info, ":")
-		if !ok {
-			return b, fmt.Errorf("binding %s %q: want ip:port:host", protocol, info)
-		}
-	}
-	port, host, _ := strings.Cut(rest, ":")
-	n, err := strconv.ParseInt(port, 10, 32)
-	if err != nil || n <= 0 || n > 65535 {
-		return b, fmt.Errorf("binding %s %q: bad port %q", protocol, info, port)
-	}
-	if ip == "" {
-		ip = "*"
-	}
-	b.IP, b.Port, b.HostName = ip, int32(n), host
-	return b, nil
 }
 
 // BindingInformation renders b as IIS stores it; IPv6 addresses get

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/windows/iisconfig"
 )
 
 // psRec answers every run of script with stdout.
@@ -67,7 +68,7 @@ func TestParseBinding(t *testing.T) {
 		{proto: "http", info: "[::1:80:", wantErr: true},
 	}
 	for _, tt := range tests {
-		got, err := ParseBinding(tt.proto, tt.info)
+		got, err := iisconfig.ParseBinding(tt.proto, tt.info)
 		if (err != nil) != tt.wantErr {
 			t.Errorf("%s %q: err = %v, want error %t", tt.proto, tt.info, err, tt.wantErr)
 			continue

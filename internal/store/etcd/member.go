@@ -164,10 +164,7 @@ func StartMember(ctx context.Context, o MemberOptions) (*Server, error) {
 	cfg.ElectionMs = uint(o.ElectionTimeout / time.Millisecond)
 	cfg.TickMs = max(cfg.ElectionMs/10, 10)
 	cfg.UnsafeNoFsync = o.Fast
-	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
-	cfg.MaxTxnOps = MaxTxnOps
-	cfg.MaxRequestBytes = 16 << 20
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: o.Log.WithName("etcd"), verbose: o.Verbose}))
+	sitekeeperLimits(cfg, o.Log, o.Verbose)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd member %s in %s: %w", o.Name, o.DataDir, err)
@@ -230,6 +227,19 @@ type MemberInfo struct {
 	Leader     bool     `json:"leader"`
 	// Healthy is false when the member's client URL did not answer.
 	Healthy bool `json:"healthy"`
+}
+
+// Role is leader, voter, learner, or unreachable.
+func (m MemberInfo) Role() string {
+	switch {
+	case !m.Healthy:
+		return "unreachable"
+	case m.Learner:
+		return "learner"
+	case m.Leader:
+		return "leader"
+	}
+	return "voter"
 }
 
 // Members lists the cluster's members with their role and health.

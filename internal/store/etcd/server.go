@@ -65,11 +65,7 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		cfg.TickMs, cfg.ElectionMs = 10, 50
 		cfg.UnsafeNoFsync = true
 	}
-	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
-	// One apply is one transaction (all or nothing): allow large sets.
-	cfg.MaxTxnOps = MaxTxnOps
-	cfg.MaxRequestBytes = 16 << 20
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: o.Log.WithName("etcd"), verbose: o.Verbose}))
+	sitekeeperLimits(cfg, o.Log, o.Verbose)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", o.DataDir, err)
@@ -84,6 +80,17 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		return nil, ctx.Err()
 	}
 	return &Server{etcd: e, Endpoint: cu.String()}, nil
+}
+
+// sitekeeperLimits sets what every embedded member shares: compaction,
+// transactions large enough for one apply of a big folder, and logs
+// through logr.
+func sitekeeperLimits(cfg *embed.Config, log logr.Logger, verbose bool) {
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
+	// One apply is one transaction (all or nothing): allow large sets.
+	cfg.MaxTxnOps = MaxTxnOps
+	cfg.MaxRequestBytes = 16 << 20
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: log.WithName("etcd"), verbose: verbose}))
 }
 
 // Close stops the member.

@@ -156,7 +156,8 @@ func convert(xs xmlSite) (Site, error) {
 }
 
 // ParseBinding reads IIS's protocol and bindingInformation ("ip:port:host";
-// IPv6 addresses in brackets; "*" for all unassigned). Non-TCP protocols
+// IPv6 addresses in brackets; "*" or an empty IP for all unassigned, both
+// read as "*"). Protocols compare case-insensitively (appcmd prints "HTTP"). Non-TCP protocols
 // (net.pipe, net.tcp, msmq) keep their information in HostName with port 0.
 func ParseBinding(protocol, info string) (backend.Binding, error) {
 	b := backend.Binding{Protocol: strings.ToLower(protocol)}
@@ -184,6 +185,9 @@ func ParseBinding(protocol, info string) (backend.Binding, error) {
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 1 || port > 65535 {
 		return b, fmt.Errorf("binding %q: port %q is not a TCP port", info, portStr)
+	}
+	if ip == "" {
+		ip = "*" // an empty IP and "*" both mean all unassigned addresses
 	}
 	b.IP, b.Port, b.HostName = ip, int32(port), host
 	return b, nil
