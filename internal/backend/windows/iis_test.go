@@ -226,3 +226,27 @@ func TestCertificatesOfHTTPSBindings(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestReplayFromFiles drives the backend from a recording file, keyed by
+// the described argv and the exact request.
+func TestReplayFromFiles(t *testing.T) {
+	r, err := LoadReplay("testdata/replay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Runner: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sites, err := b.ListSites(ctx)
+	if err != nil || len(sites) != 1 || sites[0].Name != "WebSite1" || sites[0].State != backend.SiteStopped || sites[0].Bindings[0].HostName != "www.example.com" {
+		t.Fatalf("sites %+v, err %v", sites, err)
+	}
+	if err := b.StartSite(ctx, "WebSite1"); !errors.Is(err, backend.ErrUnsupported) || !strings.Contains(err.Error(), "0x800710D8") {
+		t.Errorf("start: %v, want the 0x800710D8 trap as ErrUnsupported", err)
+	}
+	if err := b.StopSite(ctx, "WebSite1"); err == nil || !strings.Contains(err.Error(), "no recording") {
+		t.Errorf("an unrecorded command: %v", err)
+	}
+}
