@@ -120,6 +120,7 @@ func (b *Backend) switchoverMirror(ctx context.Context, volume string) error {
 	for {
 		role, err := b.mirrorRole(ctx, volume)
 		if err == nil && role == MirrorSource {
+			b.checkMirroring(ctx, volume)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -131,4 +132,20 @@ func (b *Backend) switchoverMirror(ctx context.Context, volume string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// checkMirroring reads the mirror's state back after a switchover: the
+// volume serves either way, but a paused or broken mirror no longer
+// protects it, which an administrator must hear about.
+func (b *Backend) checkMirroring(ctx context.Context, volume string) {
+	out, err := b.emcmd(ctx, "GETMIRRORVOLINFO", volume)
+	if err == nil {
+		var st MirrorState
+		if st, err = ParseMirrorVolInfo(out); err == nil && st == MirrorMirroring {
+			return
+		} else if err == nil {
+			err = fmt.Errorf("mirror state %d, not mirroring (1)", st)
+		}
+	}
+	b.log.Error(err, "Mirror is source here but not replicating; the volume is unprotected until it resumes", "volume", volume)
 }

@@ -2,7 +2,10 @@ package windows
 
 import (
 	"context"
+	"fmt"
+
 	"errors"
+	"github.com/go-logr/logr"
 	"strings"
 	"testing"
 
@@ -128,8 +131,10 @@ func TestMirrorSwitchoverGolden(t *testing.T) {
 		Recording{Name: emcmd, Args: EmcmdArgs("SWITCHOVERVOLUME", "E"), Stdout: "Status = 0\r\n"},
 		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "E: TARGET\r\n"},
 		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "E: SOURCE\r\n"},
+		Recording{Name: emcmd, Args: EmcmdArgs("GETMIRRORVOLINFO", "E"), Stdout: "E: 1 10.0.0.12 4\r\n"},
 	)
-	b, err := New(Options{Runner: r, ExtMirrBase: base, SwitchoverTimeout: 5e9})
+	sink := &recordingSink{}
+	b, err := New(Options{Runner: r, ExtMirrBase: base, SwitchoverTimeout: 5e9, Log: logr.New(sink)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +152,9 @@ func TestMirrorSwitchoverGolden(t *testing.T) {
 		t.Errorf("a mirror's take-down is the next source's switchover: %v", err)
 	}
 	golden(t, "mirror.txt", rendered(r.Calls))
+	if !strings.Contains(strings.Join(sink.errors, "\n"), "mirror state 4") {
+		t.Errorf("a paused mirror after the switchover was not reported: %v", sink.errors)
+	}
 
 	failing := NewReplay(
 		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "E: TARGET\r\n"},
@@ -156,4 +164,16 @@ func TestMirrorSwitchoverGolden(t *testing.T) {
 	if err := b2.BringOnline(ctx, id, `E:\`); err == nil || !strings.Contains(err.Error(), "exited 5") {
 		t.Errorf("failed switchover: %v", err)
 	}
+}
+
+// recordingSink keeps the error messages logged through logr.
+type recordingSink struct{ errors []string }
+
+func (s *recordingSink) Init(logr.RuntimeInfo)          {}
+func (s *recordingSink) Enabled(int) bool               { return true }
+func (s *recordingSink) Info(int, string, ...any)       {}
+func (s *recordingSink) WithValues(...any) logr.LogSink { return s }
+func (s *recordingSink) WithName(string) logr.LogSink   { return s }
+func (s *recordingSink) Error(err error, msg string, kv ...any) {
+	s.errors = append(s.errors, fmt.Sprint(msg, ": ", err))
 }
