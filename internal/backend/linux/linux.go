@@ -113,6 +113,7 @@ func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
 	}
 	n.mu.Unlock()
 	var out []backend.Address
+	timed := map[string]bool{} // addresses with a finite lifetime: ours
 	for name := range names {
 		l, err := netlink.LinkByName(name)
 		if err != nil {
@@ -130,17 +131,22 @@ func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
 				iface = name
 			}
 			out = append(out, backend.Address{CIDR: netip.PrefixFrom(ip.Unmap(), ones).String(), Interface: iface})
+			if a.ValidLft > 0 && uint32(a.ValidLft) != ^uint32(0) {
+				timed[ip.Unmap().String()] = true
+			}
 		}
 	}
-	n.syncSim(ctx, out)
+	n.syncSim(ctx, out, timed)
 	sort.Slice(out, func(i, j int) bool { return out[i].CIDR < out[j].CIDR })
 	return out, nil
 }
 
 // syncSim keeps the simulated IIS's view of held addresses equal to the
-// kernel's for the addresses we manage (one may have expired by lifetime,
-// or survived an agent restart).
-func (n *Node) syncSim(ctx context.Context, have []backend.Address) {
+// kernel's for the addresses we manage: one may have expired by lifetime,
+// or survived an agent restart. An address with a finite lifetime is one
+// this backend added (the host's own addresses have none): a restarted
+// agent adopts it, so its lease keeps it alive, or its plan removes it.
+func (n *Node) syncSim(ctx context.Context, have []backend.Address, timed map[string]bool) {
 	onLink := map[string]backend.Address{}
 	for _, a := range have {
 		onLink[a.IP()] = a
@@ -162,6 +168,9 @@ func (n *Node) syncSim(ctx context.Context, have []backend.Address) {
 		}
 	}
 	for ip, a := range onLink {
+		if _, ours := n.held[ip]; !ours && timed[ip] {
+			n.held[ip] = a
+		}
 		if _, ours := n.held[ip]; ours && !simHas[ip] {
 			_ = n.Node.AddAddress(ctx, a)
 		}
