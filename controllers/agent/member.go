@@ -124,9 +124,19 @@ func (m *Member) register(ctx context.Context) (clientv3.LeaseID, error) {
 func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 	renew := time.NewTicker(m.LeaseTTL / 3)
 	defer renew.Stop()
-	// The fence deadline is a timer re-armed at each renewal, not a poll.
+	// The fence deadline runs on its own timer, re-armed at each renewal:
+	// a renewal blocked on a store without quorum must not delay it.
 	fenceAfter := m.LeaseTTL * 3 / 4
-	fence := time.NewTimer(fenceAfter + time.Millisecond)
+	var fence *time.Timer
+	fence = time.AfterFunc(fenceAfter+time.Millisecond, func() {
+		m.checkFence()
+		m.mu.Lock()
+		late := m.fenced
+		m.mu.Unlock()
+		if late && ctx.Err() == nil {
+			fence.Reset(50 * time.Millisecond) // keep checking until renewed
+		}
+	})
 	defer fence.Stop()
 	for {
 		select {
@@ -139,9 +149,6 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 			_, _ = m.Store.Client.Revoke(rctx, lease)
 			cancel()
 			return
-		case <-fence.C:
-			m.checkFence()
-			fence.Reset(50 * time.Millisecond) // late: keep checking until renewed
 		case <-renew.C:
 			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
 			_, err := m.Store.Client.KeepAliveOnce(rctx, lease)
@@ -163,6 +170,7 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 					lease = id
 					m.markDirty()
 					m.checkFence()
+					fence.Reset(fenceAfter + time.Millisecond)
 				}
 			case ctx.Err() == nil:
 				m.Log.V(1).Info("Lease renewal failed", "node", m.Node, "error", err.Error())

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -186,7 +187,15 @@ func TestRealClusterPartitionAndHeal(t *testing.T) {
 	if err := c.lab.Heal("node1"); err != nil {
 		t.Fatal(err)
 	}
-	c.eventually("fenced itself", 15*time.Second)
+	ev := c.eventually("fenced itself", 15*time.Second)
+	// The take-down must finish before the lease (2 s) can expire.
+	m := regexp.MustCompile(`took \d+ step\(s\) down by [0-9:.]+ \(\+([0-9.]+m?s)\)`).FindStringSubmatch(ev)
+	if m == nil {
+		t.Fatalf("the fence event does not say when the take-down finished:\n%s", ev)
+	}
+	if d, err := time.ParseDuration(m[1]); err != nil || d >= c.sk.LeaseTTL {
+		t.Errorf("the cut-off node finished its take-down %s after its last renewal; the lease is %s", m[1], c.sk.LeaseTTL)
+	}
 	c.onlyServedBy("node2", up)
 	t.Logf("node1 cut off: served by node2 %s later; node1 healed and stayed standby", up.Sub(at).Round(time.Millisecond))
 }
