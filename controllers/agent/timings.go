@@ -84,9 +84,13 @@ func (t *timings) probe(group string, err error, now time.Time) {
 	t.done[group] = p.decided
 	t.mu.Unlock()
 	kind, why, _ := strings.Cut(p.reason, ": ")
+	verb := "decided" // a switchover is asked for, not detected
+	if kind == "FailedOver" {
+		verb = "detected and decided"
+	}
 	t.emit(store.Event{Type: "Normal", Reason: kind + "Timings", Object: "group/" + group, Node: t.node, Time: now.UTC(),
-		Message: fmt.Sprintf("%s: detected and decided %s (%s); brought up on %s %s (+%s); first healthy probe %s (+%s)",
-			group, stamp(p.decided), why, t.node, stamp(p.broughtUp), ms(p.broughtUp.Sub(p.decided)), stamp(now), ms(now.Sub(p.decided)))})
+		Message: fmt.Sprintf("%s: %s %s (%s); brought up on %s %s (+%s); first healthy probe %s (+%s)",
+			group, verb, stamp(p.decided), why, t.node, stamp(p.broughtUp), ms(p.broughtUp.Sub(p.decided)), stamp(now), ms(now.Sub(p.decided)))})
 }
 
 // fenced hears the node fence itself (true, with its last renewal) or
