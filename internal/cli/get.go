@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -244,7 +246,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 			all[n] = true
 		}
 	}
-	leases := st.NodeLeases(ctx, store.NodeKey, etcdstore.SortedKeys(cs.nodes))
+	leases := st.NodeLeases(ctx, store.NodeKey, slices.Sorted(maps.Keys(cs.nodes)))
 	members := map[string]string{}
 	if ms, err := st.Members(ctx); err == nil {
 		for _, m := range ms {
@@ -252,7 +254,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		}
 	}
 	var rows []nodeRow
-	for _, n := range etcdstore.SortedKeys(all) {
+	for _, n := range slices.Sorted(maps.Keys(all)) {
 		if name != "" && n != name {
 			continue
 		}
@@ -368,7 +370,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					fmt.Fprintf(w, "  Decision:   %s\n", d.Reason)
 					if len(d.Failures) > 0 {
 						fmt.Fprintf(w, "  Failures:   ")
-						for _, n := range etcdstore.SortedKeys(d.Failures) {
+						for _, n := range slices.Sorted(maps.Keys(d.Failures)) {
 							fmt.Fprintf(w, "%s=%d ", n, len(d.Failures[n]))
 						}
 						fmt.Fprintln(w, "(within the failure window; `sitekeeper clear-failures` resets)")
@@ -450,7 +452,7 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 		return nil, err
 	}
 	var rows []sourceRow
-	for _, k := range etcdstore.SortedKeys(srcs) {
+	for _, k := range slices.Sorted(maps.Keys(srcs)) {
 		src := srcs[k]
 		if name != "" && src.Name != name {
 			continue
@@ -463,7 +465,7 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 			r.Message = fmt.Sprintf("applied %s", src.Revision)
 		}
 		var behind []string
-		for _, nk := range etcdstore.SortedKeys(nodes) {
+		for _, nk := range slices.Sorted(maps.Keys(nodes)) {
 			if n := nodes[nk]; strings.HasPrefix(nk, src.Name+"/") {
 				r.Nodes = append(r.Nodes, n)
 				if n.Revision != src.Revision && n.Revision != src.LastAttempt.Revision {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -395,7 +397,7 @@ func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
 				return err
 			}
 			var nodes []plan.Observed
-			for _, k := range etcdstore.SortedKeys(observed) {
+			for _, k := range slices.Sorted(maps.Keys(observed)) {
 				nodes = append(nodes, observed[k])
 			}
 			return printPlan(s, plan.ComputeCluster(d, nodes), output)

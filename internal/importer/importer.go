@@ -6,7 +6,9 @@ package importer
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -204,10 +206,10 @@ func Import(sites []iisconfig.Site, o Options) *Result {
 		}
 		r.Objects = append(r.Objects, site)
 	}
-	for _, k := range sortedKeys(ips) {
+	for _, k := range slices.Sorted(maps.Keys(ips)) {
 		r.Objects = append(r.Objects, ips[k])
 	}
-	for _, k := range sortedKeys(vols) {
+	for _, k := range slices.Sorted(maps.Keys(vols)) {
 		if o.Volumes[k] == "" || vols[k].Metadata.Name != o.Volumes[k] {
 			r.Objects = append(r.Objects, vols[k])
 		}
@@ -290,13 +292,4 @@ func sanitize(name string) string {
 		s = strings.Trim(s[:63], "-")
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

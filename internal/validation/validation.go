@@ -5,9 +5,10 @@ package validation
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
@@ -177,7 +178,7 @@ func (v *validator) ipResource(ip *v1alpha1.IPResource) {
 			v.add(ip, "spec.address", "%q %v", s.Address, err)
 		}
 	}
-	for _, node := range sortedKeys(s.Addresses) {
+	for _, node := range slices.Sorted(maps.Keys(s.Addresses)) {
 		if _, err := parseAddress(s.Addresses[node]); err != nil {
 			v.add(ip, fmt.Sprintf("spec.addresses[%q]", node), "%q %v", s.Addresses[node], err)
 		}
@@ -185,7 +186,7 @@ func (v *validator) ipResource(ip *v1alpha1.IPResource) {
 	if s.Interface != "" && !interfaceRE.MatchString(s.Interface) {
 		v.add(ip, "spec.interface", "%q is not a valid interface alias; use the name Get-NetAdapter shows", s.Interface)
 	}
-	for _, node := range sortedKeys(s.Interfaces) {
+	for _, node := range slices.Sorted(maps.Keys(s.Interfaces)) {
 		if !interfaceRE.MatchString(s.Interfaces[node]) {
 			v.add(ip, fmt.Sprintf("spec.interfaces[%q]", node), "%q is not a valid interface alias; use the name Get-NetAdapter shows", s.Interfaces[node])
 		}
@@ -357,13 +358,13 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 
 func (v *validator) duplicateAddresses(ips map[string]*v1alpha1.IPResource) {
 	owner := map[string]*v1alpha1.IPResource{}
-	for _, name := range sortedKeys(ips) {
+	for _, name := range slices.Sorted(maps.Keys(ips)) {
 		ip := ips[name]
 		var addrs []string
 		if ip.Spec.Address != "" {
 			addrs = append(addrs, ip.Spec.Address)
 		}
-		for _, n := range sortedKeys(ip.Spec.Addresses) {
+		for _, n := range slices.Sorted(maps.Keys(ip.Spec.Addresses)) {
 			addrs = append(addrs, ip.Spec.Addresses[n])
 		}
 		for _, a := range addrs {
@@ -538,15 +539,6 @@ func AddressOn(ip *v1alpha1.IPResource, node string) string {
 		return ""
 	}
 	return p.Addr().String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func isLetter(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') }

@@ -688,13 +688,3 @@ func (s *Store) Changes(ctx context.Context, families ...string) <-chan struct{}
 	}()
 	return ch
 }
-
-// SortedKeys returns the keys of m in order.
-func SortedKeys[T any](m map[string]T) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
