@@ -13,28 +13,12 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
+// group is generated group i with its site on port.
 func group(i, port int) string {
-	return fmt.Sprintf(`apiVersion: sitekeeper.io/v1alpha1
-kind: IPResource
-metadata: {name: vip-%[1]d}
-spec: {address: 127.4.%[2]d.%[3]d/32}
----
-apiVersion: sitekeeper.io/v1alpha1
-kind: VolumeResource
-metadata: {name: vol-%[1]d}
-spec: {mountPath: 'C:\ClusterStorage\v%[1]d', source: {sharedDisk: {uniqueId: DISK%[1]d}}}
----
-apiVersion: sitekeeper.io/v1alpha1
-kind: IISSite
-metadata: {name: site-%[1]d}
-spec:
-  siteID: %[4]d
-  physicalPath: 'C:\ClusterStorage\v%[1]d\www'
-  bindings: [{protocol: http, ipRef: vip-%[1]d, port: %[5]d}]
-  placement: {nodes: [node1, node2]}
-`, i, i/250, i%250+1, i+1, port)
+	return testmanifests.Group(i, testmanifests.Options{Net: 4, Port: int32(port), Nodes: []string{"node1", "node2"}})
 }
 
 // BenchmarkFolderChange1000: with 1,002 objects in a watched folder (one

@@ -13,42 +13,15 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
-	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
-// sites returns n groups (site, address, volume) as manifests.
+// sites returns n groups (site, address, volume) placed on nodes.
 func sites(n int, nodes string, hostSuffix string) []v1alpha1.Object {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, `apiVersion: sitekeeper.io/v1alpha1
-kind: IPResource
-metadata: {name: vip-%[1]d}
-spec: {address: 127.3.%[2]d.%[3]d/32}
----
-apiVersion: sitekeeper.io/v1alpha1
-kind: VolumeResource
-metadata: {name: vol-%[1]d}
-spec: {mountPath: 'C:\ClusterStorage\v%[1]d', source: {sharedDisk: {uniqueId: DISK%[1]d}}}
----
-apiVersion: sitekeeper.io/v1alpha1
-kind: IISSite
-metadata: {name: site-%[1]d}
-spec:
-  siteID: %[4]d
-  physicalPath: 'C:\ClusterStorage\v%[1]d\www'
-  bindings: [{protocol: http, ipRef: vip-%[1]d, port: 38080, hostName: s%[1]d%[5]s}]
-  health: {interval: 2s, timeout: 1s}
-  placement: {nodes: [%[6]s], maxFailures: 1000}
----
-`, i, i/250, i%250+1, i+1, hostSuffix, nodes)
-	}
-	docs, errs := manifest.Decode("bench.yaml", []byte(b.String()))
-	if len(errs) > 0 {
-		panic(errs)
-	}
-	return manifest.Objects(docs)
+	return testmanifests.Objects(n, testmanifests.Options{Net: 3, Port: 38080, HostNames: true, HostSuffix: hostSuffix,
+		Nodes: strings.Split(nodes, ", "), Health: "{interval: 2s, timeout: 1s}", MaxFailures: 1000})
 }
 
 func startStore(b *testing.B) *etcdstore.Store {

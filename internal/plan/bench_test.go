@@ -2,34 +2,22 @@ package plan_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 // manySites returns n groups, each a site with its own IP and volume.
 func manySites(n int) []v1alpha1.Object {
-	var objs []v1alpha1.Object
-	for i := 0; i < n; i++ {
-		ip := &v1alpha1.IPResource{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindIPResource}}
-		ip.Metadata.Name = fmt.Sprintf("vip-%d", i)
-		ip.Spec.Address = fmt.Sprintf("127.1.%d.%d/32", i/250, i%250+1)
-		vol := &v1alpha1.VolumeResource{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindVolumeResource}}
-		vol.Metadata.Name = fmt.Sprintf("vol-%d", i)
-		vol.Spec.MountPath = fmt.Sprintf(`C:\ClusterStorage\v%d`, i)
-		vol.Spec.Source.SharedDisk = &v1alpha1.SharedDiskSource{UniqueID: fmt.Sprintf("DISK%06d", i)}
-		s := &v1alpha1.IISSite{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindIISSite}}
-		s.Metadata.Name = fmt.Sprintf("site-%d", i)
-		s.Metadata.Generation = 1
-		s.Spec.SiteID = int64(i + 1)
-		s.Spec.PhysicalPath = fmt.Sprintf(`C:\ClusterStorage\v%d\www`, i)
-		s.Spec.Bindings = []v1alpha1.Binding{{Protocol: "http", IPRef: ip.Metadata.Name, Port: 8080}}
-		s.Spec.Placement.Nodes = []string{"node1", "node2"}
-		objs = append(objs, ip, vol, s)
+	objs := testmanifests.Objects(n, testmanifests.Options{Net: 1, Port: 8080, Nodes: []string{"node1", "node2"}})
+	for _, o := range objs {
+		if o.GetKind() == v1alpha1.KindIISSite {
+			o.Meta().Generation = 1
+		}
 	}
 	return objs
 }

@@ -1,0 +1,78 @@
+// Package testmanifests generates many resource groups for benchmarks and
+// tests: group i is an IPResource on a loopback address, a shared-disk
+// VolumeResource at C:\ClusterStorage\v<i>, and an IISSite on both.
+package testmanifests
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
+)
+
+// Options shape the generated groups.
+type Options struct {
+	// Net is the second octet of the addresses: group i holds
+	// 127.<Net>.<i/250>.<i%250+1>, so benchmarks never share an address.
+	Net  int
+	Port int32
+	// HostNames gives site i the host name s<i><HostSuffix>.
+	HostNames  bool
+	HostSuffix string
+	Nodes      []string
+	// Health is spec.health as a YAML flow map ("{interval: 2s}"); empty
+	// leaves the defaults.
+	Health string
+	// MaxFailures sets placement.maxFailures when not zero.
+	MaxFailures int
+}
+
+// Group returns group i as a multi-document manifest.
+func Group(i int, o Options) string {
+	host := ""
+	if o.HostNames {
+		host = fmt.Sprintf(", hostName: s%d%s", i, o.HostSuffix)
+	}
+	health := ""
+	if o.Health != "" {
+		health = "\n  health: " + o.Health
+	}
+	placement := "nodes: [" + strings.Join(o.Nodes, ", ") + "]"
+	if o.MaxFailures != 0 {
+		placement += fmt.Sprintf(", maxFailures: %d", o.MaxFailures)
+	}
+	return fmt.Sprintf(`apiVersion: sitekeeper.io/v1alpha1
+kind: IPResource
+metadata: {name: vip-%[1]d}
+spec: {address: 127.%[2]d.%[3]d.%[4]d/32}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: VolumeResource
+metadata: {name: vol-%[1]d}
+spec: {mountPath: 'C:\ClusterStorage\v%[1]d', source: {sharedDisk: {uniqueId: DISK%[1]d}}}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: site-%[1]d}
+spec:
+  siteID: %[5]d
+  physicalPath: 'C:\ClusterStorage\v%[1]d\www'
+  bindings: [{protocol: http, ipRef: vip-%[1]d, port: %[6]d%[7]s}]%[8]s
+  placement: {%[9]s}
+`, i, o.Net, i/250, i%250+1, i+1, o.Port, host, health, placement)
+}
+
+// Objects returns groups 0..n-1 decoded.
+func Objects(n int, o Options) []v1alpha1.Object {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(Group(i, o))
+		b.WriteString("---\n")
+	}
+	docs, errs := manifest.Decode("generated.yaml", []byte(b.String()))
+	if len(errs) > 0 {
+		panic(fmt.Sprint("testmanifests: ", errs))
+	}
+	return manifest.Objects(docs)
+}
