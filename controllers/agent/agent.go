@@ -18,6 +18,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
+	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/health"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 )
@@ -104,6 +105,8 @@ type Agent struct {
 	trackers     map[string]*health.Tracker // by site name
 	unhealth     map[string]string          // group -> why, after local recovery failed
 	preflightOK  map[bool]bool              // needFTP -> the backend's prerequisites passed
+	preparedFor  *graph.Graph               // the desired state the backend was last prepared for
+	needFTP      bool                       // an FTP site is placed on this node, in preparedFor
 }
 
 func (a *Agent) init() {

@@ -15,12 +15,27 @@ import (
 // Preflight check once per need (again after a failure), so a node that
 // lacks a Windows feature changes nothing at all.
 func (a *Agent) prepare(ctx context.Context, d *plan.Desired) error {
-	vols, needFTP := a.placedHere(d)
-	if p, ok := a.Backend.(backend.VolumeProtector); ok {
-		p.Protect(vols)
+	vp, protects := a.Backend.(backend.VolumeProtector)
+	pf, checks := a.Backend.(backend.Preflight)
+	if !protects && !checks {
+		return nil
 	}
-	pf, ok := a.Backend.(backend.Preflight)
-	if !ok {
+	// The walk over every group runs once per desired state read, not
+	// once per group reconciled.
+	a.mu.Lock()
+	needFTP, fresh := a.needFTP, a.preparedFor == d.Graph
+	a.mu.Unlock()
+	if !fresh {
+		var vols []backend.Volume
+		vols, needFTP = a.placedHere(d)
+		if protects {
+			vp.Protect(vols)
+		}
+		a.mu.Lock()
+		a.preparedFor, a.needFTP = d.Graph, needFTP
+		a.mu.Unlock()
+	}
+	if !checks {
 		return nil
 	}
 	a.mu.Lock()
