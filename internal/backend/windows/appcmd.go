@@ -12,6 +12,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows/iisconfig"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // appcmd is the second read path: `appcmd list site /config:* /xml` is
@@ -100,13 +101,13 @@ func ParseSiteLines(stdout []byte, exit int) ([]SiteLine, error) {
 		}
 		m := siteLineRE.FindStringSubmatch(line)
 		if m == nil {
-			return nil, fmt.Errorf("appcmd list site line %d: not a SITE line: %q", n+1, clip(line))
+			return nil, fmt.Errorf("appcmd list site line %d: not a SITE line: %q", n+1, diag.Clip(line))
 		}
 		body := m[2]
 		idPart, rest, ok := strings.Cut(body, ",bindings:")
 		st := strings.LastIndex(rest, ",state:")
 		if !ok || st < 0 || !strings.HasPrefix(idPart, "id:") {
-			return nil, fmt.Errorf("appcmd list site line %d: want (id:N,bindings:...,state:S): %q", n+1, clip(line))
+			return nil, fmt.Errorf("appcmd list site line %d: want (id:N,bindings:...,state:S): %q", n+1, diag.Clip(line))
 		}
 		id, err := strconv.ParseInt(strings.TrimPrefix(idPart, "id:"), 10, 64)
 		if err != nil {

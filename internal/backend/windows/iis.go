@@ -2,13 +2,13 @@ package windows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows/iisconfig"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // Script names.
@@ -47,21 +47,11 @@ type wireSite struct {
 // wins for a site with both web and FTP bindings; an FTP-only site's state
 // is its ftpServer state; anything unreadable is Unknown, never Stopped.
 func ParseSiteList(stdout []byte) ([]backend.Site, error) {
-	env, err := parseEnvelope(stdout)
-	if err != nil {
-		return nil, err
-	}
-	if !env.OK {
-		if env.Error == nil {
-			return nil, fmt.Errorf("list sites failed without saying why")
-		}
-		return nil, env.Error.asError()
-	}
 	var res struct {
 		Sites list[wireSite] `json:"sites"`
 	}
-	if err := json.Unmarshal(env.Result, &res); err != nil {
-		return nil, fmt.Errorf("decode site list: %w", err)
+	if err := decodeReply(stdout, &res); err != nil {
+		return nil, err
 	}
 	out := make([]backend.Site, 0, len(res.Sites))
 	for _, w := range res.Sites {
@@ -230,7 +220,7 @@ func (b *Backend) ListSites(ctx context.Context) ([]backend.Site, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list sites (exit %d, stderr %s): %w", exit, clip(strings.TrimSpace(string(stderr))), err)
+		return nil, fmt.Errorf("list sites (exit %d, stderr %s): %w", exit, diag.Clip(strings.TrimSpace(string(stderr))), err)
 	}
 	b.certs.fill(sites)
 	return sites, nil

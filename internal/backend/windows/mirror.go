@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // The replication product (SIOS DataKeeper) is driven through its command
@@ -79,7 +80,7 @@ func ParseMirrorVolInfo(out []byte) (MirrorState, error) {
 		}
 		c := line[len(line)-1]
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("GETMIRRORVOLINFO: no state digit at the end of %q", clip(line))
+			return 0, fmt.Errorf("GETMIRRORVOLINFO: no state digit at the end of %q", diag.Clip(line))
 		}
 		return MirrorState(c - '0'), nil
 	}
@@ -93,7 +94,7 @@ func (b *Backend) emcmd(ctx context.Context, verb, volume string, extra ...strin
 		return nil, fmt.Errorf("emcmd %s %s: %w", verb, volume, err)
 	}
 	if exit != 0 {
-		return stdout, fmt.Errorf("emcmd %s %s exited %d: %s", verb, volume, exit, clip(strings.TrimSpace(string(stdout)+" "+string(stderr))))
+		return stdout, fmt.Errorf("emcmd %s %s exited %d: %s", verb, volume, exit, diag.Clip(strings.TrimSpace(string(stdout)+" "+string(stderr))))
 	}
 	return stdout, nil
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // PowerShell is Windows PowerShell 5.1, present on every supported Windows
@@ -172,13 +173,25 @@ func runScript(ctx context.Context, r Runner, name string, req, resp any) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	if err := decodeReply(stdout, resp); err != nil {
+		if msg := strings.TrimSpace(string(stderr)); msg != "" {
+			return fmt.Errorf("%s exited %d: %w (stderr: %s)", name, exit, err, diag.Clip(msg))
+		}
+		return fmt.Errorf("%s exited %d: %w", name, exit, err)
+	}
+	return nil
+}
+
+// decodeReply reads a script's reply: its result into resp (which may be
+// nil), or its failure as a typed error.
+func decodeReply(stdout []byte, resp any) error {
 	env, err := parseEnvelope(stdout)
 	if err != nil {
-		return fmt.Errorf("%s exited %d: %w; stderr: %s", name, exit, err, clip(strings.TrimSpace(string(stderr))))
+		return err
 	}
 	if !env.OK {
 		if env.Error == nil {
-			return fmt.Errorf("%s exited %d without saying why", name, exit)
+			return errors.New("failed without saying why")
 		}
 		return env.Error.asError()
 	}
@@ -186,7 +199,7 @@ func runScript(ctx context.Context, r Runner, name string, req, resp any) error 
 		return nil
 	}
 	if err := json.Unmarshal(env.Result, resp); err != nil {
-		return fmt.Errorf("%s: decode result: %w", name, err)
+		return fmt.Errorf("decode result: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // Recording is one command and what it answered, as a replay file holds it.
@@ -112,18 +114,11 @@ func (r *Replay) Run(_ context.Context, name string, args []string, stdin []byte
 		queue = r.recs[key]
 	}
 	if len(queue) == 0 {
-		return nil, nil, -1, fmt.Errorf("replay: no recording for %s %s (stdin %s)", name, strings.Join(DescribeArgs(args), " "), clip(string(stdin)))
+		return nil, nil, -1, fmt.Errorf("replay: no recording for %s %s (stdin %s)", name, strings.Join(DescribeArgs(args), " "), diag.Clip(string(stdin)))
 	}
 	rec := queue[0]
 	if len(queue) > 1 {
 		r.recs[key] = queue[1:]
 	}
 	return []byte(rec.Stdout), []byte(rec.Stderr), rec.Exit, nil
-}
-
-func clip(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "…"
-	}
-	return s
 }

@@ -5,9 +5,10 @@ import (
 	"fmt"
 
 	"errors"
-	"github.com/go-logr/logr"
 	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	"github.com/google/go-cmp/cmp"
 
