@@ -246,7 +246,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 			all[n] = true
 		}
 	}
-	leases := st.NodeLeases(ctx, store.NodeKey, slices.Sorted(maps.Keys(cs.nodes)))
+	leases := st.NodeLeases(ctx)
 	members := map[string]string{}
 	if ms, err := st.Members(ctx); err == nil {
 		for _, m := range ms {

@@ -101,7 +101,8 @@ func (n *Node) addr(a backend.Address) (*netlink.Addr, netip.Prefix, error) {
 // ListAddresses implements backend.Addresses: what the kernel has on the
 // default interface and on every interface an added address named.
 func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
-	if _, err := n.Node.ListAddresses(ctx); err != nil {
+	simAddrs, err := n.Node.ListAddresses(ctx)
+	if err != nil {
 		return nil, err // a powered-off simulated node
 	}
 	names := map[string]bool{n.opt.Interface: true}
@@ -136,7 +137,7 @@ func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
 			}
 		}
 	}
-	n.syncSim(ctx, out, timed)
+	n.syncSim(ctx, out, simAddrs, timed)
 	sort.Slice(out, func(i, j int) bool { return out[i].CIDR < out[j].CIDR })
 	return out, nil
 }
@@ -146,18 +147,16 @@ func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
 // or survived an agent restart. An address with a finite lifetime is one
 // this backend added (the host's own addresses have none): a restarted
 // agent adopts it, so its lease keeps it alive, or its plan removes it.
-func (n *Node) syncSim(ctx context.Context, have []backend.Address, timed map[string]bool) {
+func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, timed map[string]bool) {
 	onLink := map[string]backend.Address{}
 	for _, a := range have {
 		onLink[a.IP()] = a
 	}
 	simHas := map[string]bool{}
-	if sa, err := n.Node.ListAddresses(ctx); err == nil {
-		for _, a := range sa {
-			simHas[a.IP()] = true
-			if _, ok := onLink[a.IP()]; !ok {
-				_ = n.Node.RemoveAddress(ctx, a)
-			}
+	for _, a := range simAddrs {
+		simHas[a.IP()] = true
+		if _, ok := onLink[a.IP()]; !ok {
+			_ = n.Node.RemoveAddress(ctx, a)
 		}
 	}
 	n.mu.Lock()

@@ -115,11 +115,15 @@ func canonicalStore(s string) string {
 // BindingInformation renders b as IIS stores it; IPv6 addresses get
 // brackets.
 func BindingInformation(b backend.Binding) string {
-	ip := b.IP
+	return fmt.Sprintf("%s:%d:%s", bracketed(b.IP), b.Port, b.HostName)
+}
+
+// bracketed writes an IPv6 address in brackets, as IIS and netsh want it.
+func bracketed(ip string) string {
 	if strings.Contains(ip, ":") {
-		ip = "[" + ip + "]"
+		return "[" + ip + "]"
 	}
-	return fmt.Sprintf("%s:%d:%s", ip, b.Port, b.HostName)
+	return ip
 }
 
 // sslCert is one HTTP.sys certificate binding for iis-run.ps1 and
@@ -146,9 +150,7 @@ func certificatesOf(bs []backend.Binding) []sslCert {
 		if c.IP == "*" || c.IP == "" {
 			c.IP = "0.0.0.0"
 		}
-		if strings.Contains(c.IP, ":") {
-			c.IP = "[" + c.IP + "]"
-		}
+		c.IP = bracketed(c.IP)
 		out = append(out, c)
 	}
 	return out

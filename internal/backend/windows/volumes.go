@@ -47,18 +47,25 @@ type wireDisk struct {
 	Volumes   list[wireVolume] `json:"volumes"`
 }
 
-// roots are the places a disk's volumes are mounted ("E:\", mount folders).
+// roots are the places a volume is mounted ("E:\", mount folders).
+func (v wireVolume) roots() []string {
+	var out []string
+	if v.DriveLetter != "" && v.DriveLetter != "\u0000" {
+		out = append(out, strings.ToUpper(v.DriveLetter)+`:\`)
+	}
+	for _, p := range v.AccessPaths {
+		if !strings.HasPrefix(p, `\\?\`) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// roots are the places a disk's volumes are mounted.
 func (d wireDisk) roots() []string {
 	var out []string
 	for _, v := range d.Volumes {
-		if v.DriveLetter != "" && v.DriveLetter != "\u0000" {
-			out = append(out, strings.ToUpper(v.DriveLetter)+`:\`)
-		}
-		for _, p := range v.AccessPaths {
-			if !strings.HasPrefix(p, `\\?\`) {
-				out = append(out, p)
-			}
-		}
+		out = append(out, v.roots()...)
 	}
 	return out
 }
@@ -74,7 +81,7 @@ func (d wireDisk) usable(root string) string {
 		return "read-only"
 	}
 	for _, v := range d.Volumes {
-		for _, r := range (wireDisk{Volumes: list[wireVolume]{v}}).roots() {
+		for _, r := range v.roots() {
 			if !strings.EqualFold(strings.TrimSuffix(r, `\`), strings.TrimSuffix(root, `\`)) {
 				continue
 			}

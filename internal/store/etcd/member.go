@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -333,19 +334,24 @@ type NodeLease struct {
 	TTL        time.Duration
 }
 
-// NodeLeases returns the lease of every registered node by name.
-func (st *Store) NodeLeases(ctx context.Context, keyOf func(string) string, names []string) map[string]NodeLease {
+// NodeLeases returns the lease of every registered node by name: one read
+// of the node keys, then one lease query per node.
+func (st *Store) NodeLeases(ctx context.Context) map[string]NodeLease {
 	out := map[string]NodeLease{}
-	for _, n := range names {
-		resp, err := st.Client.Get(ctx, keyOf(n))
-		if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+	prefix := store.NodeKey("")
+	resp, err := st.Client.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return out
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Lease == 0 {
 			continue
 		}
-		ttl, err := st.Client.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+		ttl, err := st.Client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		if err != nil || ttl.TTL < 0 {
 			continue
 		}
-		out[n] = NodeLease{RenewedAgo: time.Duration(ttl.GrantedTTL-ttl.TTL) * time.Second, TTL: time.Duration(ttl.GrantedTTL) * time.Second}
+		out[strings.TrimPrefix(string(kv.Key), prefix)] = NodeLease{RenewedAgo: time.Duration(ttl.GrantedTTL-ttl.TTL) * time.Second, TTL: time.Duration(ttl.GrantedTTL) * time.Second}
 	}
 	return out
 }
