@@ -106,37 +106,19 @@ func measure(s system) (time.Duration, bool, error) {
 	}
 	poll := lab.Poll(20 * time.Millisecond)
 	defer poll.Stop()
-	if err := waitServed(poll, "node1", time.Now(), 60*time.Second); err != nil {
+	if _, err := poll.WaitServed("node1", time.Now(), 60*time.Second); err != nil {
 		checker.Stop()
 		return 0, false, err
 	}
 	time.Sleep(3 * time.Second) // steady state: leases renewed, adverts flowing
 	at := time.Now()
 	kill()
-	err = waitServed(poll, "node2", at, 60*time.Second)
+	first, err := poll.WaitServed("node2", at, 60*time.Second)
 	dual, _ := checker.Stop()
 	if err != nil {
 		return 0, len(dual) > 0, err
 	}
-	var first time.Time
-	for _, smp := range poll.Since(at) {
-		if smp.OK && smp.Node == "node2" {
-			first = smp.At
-			break
-		}
-	}
 	return first.Sub(at), len(dual) > 0, nil
-}
-
-func waitServed(p *netns.Poller, node string, from time.Time, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if s := p.Last(); s.OK && s.Node == node && !s.At.Before(from) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("not served by %s within %s", node, within)
 }
 
 // keepalived runs keepalived on node1 (priority 150) and node2 (100), and
@@ -225,15 +207,8 @@ func sitekeeperSystem(bin string, lease, election time.Duration) func(lab *netns
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		for {
-			out, err := sk.CLI(ctx, netns.SiteManifests, "apply", "-f", "-")
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("apply: %v: %s", err, out)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := sk.Apply(ctx, netns.SiteManifests); err != nil {
+			return nil, err
 		}
 		if err := sk.WitnessLeads(ctx); err != nil {
 			return nil, err

@@ -144,6 +144,22 @@ func (s *Sitekeeper) StartAll() error {
 	return nil
 }
 
+// Apply applies manifests from the client host, retrying until the
+// members have formed a cluster or ctx ends.
+func (s *Sitekeeper) Apply(ctx context.Context, manifests string) error {
+	for {
+		out, err := s.CLI(ctx, manifests, "apply", "-f", "-")
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("apply: %v: %s", err, out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // CLI runs a sitekeeper command from the client host.
 func (s *Sitekeeper) CLI(ctx context.Context, stdin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Lab.NS("client"), s.Bin}, append(args, "--endpoints", Endpoints())...)...)
@@ -210,6 +226,23 @@ func (p *Poller) Last() Sample {
 		return Sample{}
 	}
 	return p.samples[len(p.samples)-1]
+}
+
+// WaitServed waits until a request started at or after from was answered
+// by node, and returns when that request started.
+func (p *Poller) WaitServed(node string, from time.Time, within time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if s := p.Last(); s.OK && s.Node == node && !s.At.Before(from) {
+			for _, smp := range p.Since(from) {
+				if smp.OK && smp.Node == node {
+					return smp.At, nil // the first such answer, not the last
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("the VIP was not served by %s within %s (last answer %+v)", node, within, p.Last())
 }
 
 // Since returns the samples taken at or after t.

@@ -75,15 +75,8 @@ func startRealCluster(t *testing.T) *realCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for {
-		out, err := c.sk.CLI(ctx, netns.SiteManifests, "apply", "-f", "-")
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("apply: %v\n%s", err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := c.sk.Apply(ctx, netns.SiteManifests); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.sk.WitnessLeads(ctx); err != nil {
 		t.Fatal(err)
@@ -104,19 +97,14 @@ func tail(s string, n int) string {
 }
 
 // servedBy waits until the client's answers, asked from now on, come from
-// node.
+// node, and returns when the first such request started.
 func (c *realCluster) servedBy(node string, within time.Duration) time.Time {
 	c.t.Helper()
-	from := time.Now()
-	deadline := from.Add(within)
-	for time.Now().Before(deadline) {
-		if s := c.poll.Last(); s.OK && s.Node == node && !s.At.Before(from) {
-			return s.At
-		}
-		time.Sleep(20 * time.Millisecond)
+	at, err := c.poll.WaitServed(node, time.Now(), within)
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	c.t.Fatalf("the VIP was not served by %s within %s (last answer %+v)", node, within, c.poll.Last())
-	return time.Time{}
+	return at
 }
 
 // onlyServedBy checks that every good answer since t came from node.
