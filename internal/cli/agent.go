@@ -129,23 +129,19 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	}
 	runAgent = func(ctx context.Context, logOut io.Writer) error {
 		log := logging.New(logOut, g.verbose)
-		var srv *etcdstore.Server
+		var st *etcdstore.Store
+		var err error
 		if etcdMember {
-			var err error
-			if srv, err = mf.start(ctx, g, node, dataDir, log); err != nil {
+			var srv *etcdstore.Server
+			if srv, st, err = mf.join(ctx, g, node, dataDir, log); err != nil {
 				return err
 			}
 			// Deferred first, so closed last: after the agent's client.
 			defer srv.Close()
-		}
-		st, err := g.connect(ctx)
-		if err != nil {
+		} else if st, err = g.connect(ctx); err != nil {
 			return err
 		}
 		defer st.Close()
-		if srv != nil {
-			go srv.PromoteWhenCaughtUp(ctx, st, log)
-		}
 		n, world, closeBackend, err := openBackend(backendOptions{name: backendName, node: node, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
 		if err != nil {
 			return err

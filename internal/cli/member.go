@@ -35,8 +35,10 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	_ = cmd.Flags().MarkHidden("etcd-fast")
 }
 
-// start runs the member and waits until it joined the cluster.
-func (f *memberFlags) start(ctx context.Context, g *globalFlags, defaultName, dataDir string, log logr.Logger) (*etcdstore.Server, error) {
+// join runs the member, waits until it joined the cluster, and returns it
+// with a store client talking to it; a learner promotes itself once caught
+// up. Close the client before the member.
+func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dataDir string, log logr.Logger) (*etcdstore.Server, *etcdstore.Store, error) {
 	if f.name == "" {
 		f.name = defaultName
 	}
@@ -44,10 +46,10 @@ func (f *memberFlags) start(ctx context.Context, g *globalFlags, defaultName, da
 		f.dataDir = filepath.Join(dataDir, "etcd")
 	}
 	if f.peerURL == "" || f.clientURL == "" || f.initialCluster == "" {
-		return nil, usagef("an etcd member needs --peer-url, --client-url and --initial-cluster")
+		return nil, nil, usagef("an etcd member needs --peer-url, --client-url and --initial-cluster")
 	}
 	if f.state != "new" && f.state != "existing" {
-		return nil, usagef("--initial-cluster-state %q: use new or existing", f.state)
+		return nil, nil, usagef("--initial-cluster-state %q: use new or existing", f.state)
 	}
 	srv, err := etcdstore.StartMember(ctx, etcdstore.MemberOptions{
 		Name: f.name, DataDir: f.dataDir, PeerURL: f.peerURL, ClientURL: f.clientURL,
@@ -55,13 +57,19 @@ func (f *memberFlags) start(ctx context.Context, g *globalFlags, defaultName, da
 		ElectionTimeout: f.election, Fast: f.fast, Verbose: g.verbose > 0, Log: log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The process talks to its own member, as k3s does: a frozen or
 	// partitioned peer never holds its requests, and a member cut off from
 	// quorum fails them, which is what makes its agent fence.
 	g.endpointsFlag = srv.Endpoint
-	return srv, nil
+	st, err := g.connect(ctx)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	go srv.PromoteWhenCaughtUp(ctx, st, log)
+	return srv, st, nil
 }
 
 func newWitnessCmd(s *streams, g *globalFlags) *cobra.Command {
@@ -81,20 +89,12 @@ Linux host): it stores the cluster's state but serves no site.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := logging.New(s.err, g.verbose)
-			if mf.name == "" {
-				mf.name = "witness"
-			}
-			srv, err := mf.start(ctx, g, "witness", dataDir, log)
+			srv, st, err := mf.join(ctx, g, "witness", dataDir, log)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			st, err := g.connect(ctx)
-			if err != nil {
-				return err
-			}
 			defer st.Close()
-			go srv.PromoteWhenCaughtUp(ctx, st, log)
 			go srv.KeepLeadership(ctx, g.tls, 2*time.Second, log)
 			fmt.Fprintf(s.out, "sitekeeper witness: etcd member %s serving %s\n", mf.name, srv.Endpoint)
 			<-ctx.Done()
