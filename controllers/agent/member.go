@@ -69,7 +69,10 @@ func (m *Member) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.keepAlive(ctx, lease) }()
 	go func() { defer wg.Done(); m.watch(ctx, changes) }()
-	m.timings = newTimings(m.Node, emitAsync(ctx, m.Store))
+	// Events never hold up the reconcile path: a node cut off from quorum
+	// must finish its take-down before its lease expires.
+	emit := emitAsync(ctx, m.Store)
+	m.timings = newTimings(m.Node, emit)
 	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log,
 		OnProbe: func(group, _ string, err error) { m.timings.probe(group, err, time.Now()) },
 		OnStep: func(s plan.Step, err error) {
@@ -77,20 +80,18 @@ func (m *Member) Run(ctx context.Context) error {
 			d := m.cache
 			m.mu.Unlock()
 			m.timings.step(d, s, err, time.Now())
-			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String(), Time: time.Now().UTC()}
+			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String()}
 			if err != nil {
 				e.Type, e.Reason, e.Message = "Warning", "StepFailed", err.Error()
 			}
-			// Never wait for the store between steps: a node cut off from
-			// quorum must finish its take-down before its lease expires.
-			go m.Store.Event(context.WithoutCancel(ctx), e)
+			emit(e)
 		},
 		OnRecovery: func(target, msg string, err error) {
 			e := store.Event{Type: "Warning", Reason: "LocalRestart", Object: target, Node: m.Node, Message: msg}
 			if err != nil {
 				e.Message += "; the restart failed: " + err.Error()
 			}
-			m.Store.Event(context.WithoutCancel(ctx), e)
+			emit(e)
 		},
 		OnDeleted:  m.ackDeleted,
 		OnObserved: m.OnObserved,

@@ -124,5 +124,10 @@ func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
 func emitAsync(ctx context.Context, st interface {
 	Event(context.Context, store.Event)
 }) func(store.Event) {
-	return func(e store.Event) { go st.Event(context.WithoutCancel(ctx), e) }
+	return func(e store.Event) {
+		if e.Time.IsZero() {
+			e.Time = time.Now().UTC() // when it happened, not when it was written
+		}
+		go st.Event(context.WithoutCancel(ctx), e)
+	}
 }
