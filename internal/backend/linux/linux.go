@@ -12,27 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 )
-
-// Options configure the Linux backend.
-type Options struct {
-	// Interface carries addresses whose IPResource names none.
-	Interface string
-	// Lifetime is the valid lifetime given to an address and renewed at
-	// every lease renewal; at least one second (the kernel counts whole
-	// seconds). Zero means one second.
-	Lifetime time.Duration
-	// ProbeFor is how long an address may still be answered by another
-	// machine before AddAddress gives up with ErrAddressInUse.
-	ProbeFor time.Duration
-	Log      logr.Logger
-}
 
 // Node is a Linux host: real addresses, simulated IIS.
 type Node struct {
