@@ -61,6 +61,14 @@ const (
 	ReasonAsExpected = "AsExpected"
 	// ReasonSuspended: Sitekeeper does not act on the object.
 	ReasonSuspended = "Suspended"
+	// ReasonPlaced: the leader placed a group for the first time.
+	ReasonPlaced = "Placed"
+	// ReasonSwitchedOver: the group moved to the node placement.activeNode
+	// asks for (a manual switchover or switchback).
+	ReasonSwitchedOver = "SwitchedOver"
+	// ReasonNodeUnreachable: a node of the placement has no live lease, so
+	// the group has no standby there.
+	ReasonNodeUnreachable = "NodeUnreachable"
 )
 
 // SetCondition sets or updates the condition of c.Type in conds. The

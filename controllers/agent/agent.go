@@ -21,6 +21,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/health"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
 // Source gives the agent the cluster's desired state: objects, which node
@@ -29,37 +30,9 @@ type Source interface {
 	Desired(ctx context.Context) (*plan.Desired, error)
 }
 
-// Phase summarises a node's view of a group.
-type Phase string
-
-// Phases.
-const (
-	PhaseConverged   Phase = "Converged"
-	PhaseProgressing Phase = "Progressing"
-	PhaseFailed      Phase = "Failed"  // a step failed; retried with backoff
-	PhaseStalled     Phase = "Stalled" // a step failed in a way that needs a human
-)
-
-// Report is what a node says about one group after a reconcile.
-type Report struct {
-	Node   string `json:"node"`
-	Group  string `json:"group"`
-	Active bool   `json:"active"`
-	Phase  Phase  `json:"phase"`
-	// Healthy is false once the group's sites failed their checks after
-	// local recovery: the signal for the placement controller to fail over.
-	Healthy bool   `json:"healthy"`
-	Message string `json:"message,omitempty"`
-	// Generations maps "Kind/name" to the generation converged here.
-	Generations map[string]int64 `json:"generations,omitempty"`
-	// Released is true when the node holds nothing of the group in service
-	// (sites stopped, addresses removed, volumes offline).
-	Released bool `json:"released"`
-}
-
 // Reporter stores reports (status).
 type Reporter interface {
-	Report(ctx context.Context, r Report) error
+	Report(ctx context.Context, r store.Report) error
 }
 
 // Result tells the loop when to come back.
@@ -101,7 +74,7 @@ type Agent struct {
 	observedOnce bool
 	nextDue      time.Time // the next health check, zero when none is due
 	applied      map[v1alpha1.Ref]plan.Applied
-	last         map[string]Report
+	last         map[string]store.Report
 	trackers     map[string]*health.Tracker // by site name
 	unhealth     map[string]string          // group -> why, after local recovery failed
 	preflightOK  map[bool]bool              // needFTP -> the backend's prerequisites passed
@@ -112,7 +85,7 @@ type Agent struct {
 func (a *Agent) init() {
 	if a.applied == nil {
 		a.applied = map[v1alpha1.Ref]plan.Applied{}
-		a.last = map[string]Report{}
+		a.last = map[string]store.Report{}
 		a.trackers = map[string]*health.Tracker{}
 		a.unhealth = map[string]string{}
 		a.preflightOK = map[bool]bool{}
@@ -138,7 +111,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	d.Applied = map[string]map[v1alpha1.Ref]plan.Applied{a.Node: maps.Clone(a.applied)}
 	a.mu.Unlock()
 	if err := a.prepare(ctx, d); err != nil {
-		rep := Report{Node: a.Node, Group: group, Phase: PhaseStalled, Message: err.Error()}
+		rep := store.Report{Node: a.Node, Group: group, Phase: store.PhaseStalled, Message: err.Error()}
 		if rerr := a.report(ctx, rep); rerr != nil {
 			return Result{}, rerr
 		}
@@ -150,7 +123,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	}
 	steps := plan.ComputeGroup(d, obs, group)
 	active := strings.EqualFold(d.Active[group], a.Node)
-	rep := Report{Node: a.Node, Group: group, Active: active, Phase: PhaseConverged, Healthy: true}
+	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true}
 
 	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
 		if a.OnStep != nil {
@@ -171,10 +144,10 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	g, known := d.Graph.Group(group)
 	switch {
 	case runErr != nil && backend.NeedsHuman(runErr):
-		rep.Phase, rep.Message = PhaseStalled, runErr.Error()
+		rep.Phase, rep.Message = store.PhaseStalled, runErr.Error()
 		runErr = &StalledError{runErr}
 	case runErr != nil:
-		rep.Phase, rep.Message = PhaseFailed, runErr.Error()
+		rep.Phase, rep.Message = store.PhaseFailed, runErr.Error()
 	case known && !d.Suspended[group]:
 		a.mu.Lock()
 		for _, m := range g.Members {
@@ -215,7 +188,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 }
 
 // report writes the status only when it changed.
-func (a *Agent) report(ctx context.Context, r Report) error {
+func (a *Agent) report(ctx context.Context, r store.Report) error {
 	if a.Reporter == nil {
 		return nil
 	}
@@ -234,7 +207,7 @@ func (a *Agent) report(ctx context.Context, r Report) error {
 	return nil
 }
 
-func sameReport(a, b Report) bool {
+func sameReport(a, b store.Report) bool {
 	return a.Node == b.Node && a.Group == b.Group && a.Active == b.Active && a.Phase == b.Phase &&
 		a.Healthy == b.Healthy && a.Message == b.Message && a.Released == b.Released && maps.Equal(a.Generations, b.Generations)
 }

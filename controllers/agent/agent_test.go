@@ -22,6 +22,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
@@ -31,10 +32,10 @@ func (s staticSource) Desired(context.Context) (*plan.Desired, error) { return s
 
 type recorder struct {
 	mu      sync.Mutex
-	reports []Report
+	reports []store.Report
 }
 
-func (r *recorder) Report(_ context.Context, rep Report) error {
+func (r *recorder) Report(_ context.Context, rep store.Report) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reports = append(r.reports, rep)
@@ -101,7 +102,7 @@ func TestReconcileConvergesAndReportsOnce(t *testing.T) {
 		t.Fatalf("status written %d times, want once: %+v", len(rec.reports), rec.reports)
 	}
 	r := rec.reports[0]
-	if !r.Active || r.Phase != PhaseConverged || !r.Healthy || r.Generations["IISSite/web1"] != 1 {
+	if !r.Active || r.Phase != store.PhaseConverged || !r.Healthy || r.Generations["IISSite/web1"] != 1 {
 		t.Errorf("report: %+v", r)
 	}
 }
@@ -110,11 +111,11 @@ func TestFailedStepsRetryOrStall(t *testing.T) {
 	tests := []struct {
 		name    string
 		fail    error
-		phase   Phase
+		phase   store.Phase
 		stalled bool
 	}{
-		{"transient", errors.New("RPC server unavailable"), PhaseFailed, false},
-		{"address held by an unknown machine", backend.ErrAddressInUse, PhaseStalled, true},
+		{"transient", errors.New("RPC server unavailable"), store.PhaseFailed, false},
+		{"address held by an unknown machine", backend.ErrAddressInUse, store.PhaseStalled, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

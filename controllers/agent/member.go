@@ -334,7 +334,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 	for _, g := range d.Graph.Groups {
 		if dec, ok := decisions[g.Name]; ok {
 			d.Active[g.Name] = dec.Active
-			d.Decided[g.Name] = plan.Decided{Reason: dec.Reason, At: dec.Since}
+			d.Decided[g.Name] = plan.Decided{Reason: dec.Reason, Message: dec.Message, At: dec.Since}
 			if dec.Target != "" {
 				d.Moving[g.Name] = dec.Target
 			}
@@ -357,7 +357,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 }
 
 // Report implements Reporter.
-func (m *Member) Report(ctx context.Context, r Report) error {
+func (m *Member) Report(ctx context.Context, r store.Report) error {
 	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
 	defer cancel()
 	_, err := m.Store.PutJSON(ctx, store.ReportKey(r.Group, r.Node), r)

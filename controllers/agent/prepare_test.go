@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
 // windowsLike is a fake node with the Windows backend's extra interfaces.
@@ -45,7 +46,7 @@ func TestMissingFeatureChangesNothing(t *testing.T) {
 	if calls := w.TakeCalls(); len(calls) != 0 {
 		t.Errorf("a node without its prerequisites made changes: %v", calls)
 	}
-	if len(rec.reports) != 1 || rec.reports[0].Phase != PhaseStalled {
+	if len(rec.reports) != 1 || rec.reports[0].Phase != store.PhaseStalled {
 		t.Errorf("reports: %+v", rec.reports)
 	}
 

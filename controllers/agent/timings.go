@@ -3,10 +3,10 @@ package agent
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
@@ -16,6 +16,7 @@ import (
 // first health check passed.
 type takeover struct {
 	reason    string
+	message   string
 	decided   time.Time
 	broughtUp time.Time
 }
@@ -41,8 +42,11 @@ func newTimings(node string, emit func(store.Event)) *timings {
 // moved reports whether a decision moved the group (not its first
 // placement), and is recent enough to time.
 func moved(d plan.Decided, now time.Time) bool {
-	r := d.Reason
-	return (strings.HasPrefix(r, "FailedOver") || strings.HasPrefix(r, "Switch")) && now.Sub(d.At) < 2*time.Minute
+	switch d.Reason {
+	case v1alpha1.ReasonFailedOver, v1alpha1.ReasonSwitchedBack, v1alpha1.ReasonSwitchedOver:
+		return now.Sub(d.At) < 2*time.Minute
+	}
+	return false
 }
 
 // step hears a step that ran on this node.
@@ -66,7 +70,7 @@ func (t *timings) step(d *plan.Desired, s plan.Step, err error, now time.Time) {
 	}
 	p := t.pending[s.Group]
 	if p == nil || !p.decided.Equal(dec.At) {
-		p = &takeover{reason: dec.Reason, decided: dec.At}
+		p = &takeover{reason: dec.Reason, message: dec.Message, decided: dec.At}
 		t.pending[s.Group] = p
 	}
 	p.broughtUp = now
@@ -83,9 +87,9 @@ func (t *timings) probe(group string, err error, now time.Time) {
 	delete(t.pending, group)
 	t.done[group] = p.decided
 	t.mu.Unlock()
-	kind, why, _ := strings.Cut(p.reason, ": ")
+	kind, why := p.reason, p.message
 	verb := "decided" // a switchover is asked for, not detected
-	if kind == "FailedOver" {
+	if kind == v1alpha1.ReasonFailedOver {
 		verb = "detected and decided"
 	}
 	t.emit(store.Event{Type: "Normal", Reason: kind + "Timings", Object: "group/" + group, Node: t.node, Time: now.UTC(),

@@ -15,8 +15,8 @@ func TestFailoverTimingsEvent(t *testing.T) {
 	tm := newTimings("node2", func(e store.Event) { got = append(got, e) })
 	t0 := time.Date(2026, 11, 25, 15, 0, 0, 0, time.Local)
 	d := &plan.Desired{Decided: map[string]plan.Decided{
-		"web":   {Reason: "FailedOver: node1 lease expired; node2 serves the group now", At: t0},
-		"fresh": {Reason: "Placed: node2 serves the group", At: t0},
+		"web":   {Reason: "FailedOver", Message: "node1 lease expired; node2 serves the group now", At: t0},
+		"fresh": {Reason: "Placed", Message: "node2 serves the group", At: t0},
 	}}
 	start := func(group string, at time.Duration) {
 		tm.step(d, plan.Step{Action: plan.StartSite, Group: group}, nil, t0.Add(at))

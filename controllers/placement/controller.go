@@ -13,7 +13,6 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -130,14 +129,14 @@ func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderR
 	for n := range nodes {
 		live[n] = true
 	}
-	reports, err := etcdstore.GetPrefix[agent.Report](ctx, c.Store, store.Prefix+"reports/")
+	reports, err := etcdstore.GetPrefix[store.Report](ctx, c.Store, store.Prefix+"reports/")
 	if err != nil {
 		return err
 	}
-	byGroup := map[string]map[string]agent.Report{}
+	byGroup := map[string]map[string]store.Report{}
 	for _, r := range reports {
 		if byGroup[r.Group] == nil {
-			byGroup[r.Group] = map[string]agent.Report{}
+			byGroup[r.Group] = map[string]store.Report{}
 		}
 		byGroup[r.Group][r.Node] = r
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -32,7 +31,7 @@ type World struct {
 	Live           map[string]bool
 	SuspendedNodes map[string]bool
 	// Reports maps node to that node's report on the group.
-	Reports map[string]agent.Report
+	Reports map[string]store.Report
 	// StartupGrace is true while the leader has just started: a group never
 	// placed waits for its preferred node to register instead of going to
 	// whichever node came up first.
@@ -80,7 +79,7 @@ func recent(ts []time.Time, now time.Time, w time.Duration) []time.Time {
 	return out
 }
 
-func unhealthy(r agent.Report, ok bool) bool { return ok && r.Active && !r.Healthy }
+func unhealthy(r store.Report, ok bool) bool { return ok && r.Active && !r.Healthy }
 
 // best returns the highest-priority eligible node other than skip.
 func (w World) best(g GroupView, d *store.Decision, skip string, now time.Time) string {
@@ -110,7 +109,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	}
 	var changes []Change
 	set := func(reason, msg string, warning bool) {
-		d.Reason, d.Since = reason+": "+msg, now
+		d.Reason, d.Message, d.Since = reason, msg, now
 		changes = append(changes, Change{Reason: reason, Message: msg, Warning: warning})
 	}
 	if g.Suspended || (d.Active != "" && w.SuspendedNodes[d.Active]) {
@@ -156,7 +155,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		if to := w.best(g, &d, failed, now); to != "" {
 			d.Failures[failed] = append(d.Failures[failed], now)
 			move(failed, to, v1alpha1.ReasonFailedOver, fmt.Sprintf("%s reported the group unhealthy (%s); moving to %s", failed, why, to), true)
-		} else if !strings.HasPrefix(d.Reason, v1alpha1.ReasonNoHealthyNode) {
+		} else if d.Reason != v1alpha1.ReasonNoHealthyNode {
 			d.Failures[failed] = append(d.Failures[failed], now)
 			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s reported the group unhealthy (%s) and no other node can serve it; staying", failed, why), true)
 		}
@@ -164,7 +163,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
 		to := g.Placement.ActiveNode
 		if to != d.Active && w.Live[to] && !w.SuspendedNodes[to] {
-			move(d.Active, to, "SwitchedOver", fmt.Sprintf("requested activeNode %s (generation %d)", to, g.Generation), false)
+			move(d.Active, to, v1alpha1.ReasonSwitchedOver, fmt.Sprintf("requested activeNode %s (generation %d)", to, g.Generation), false)
 		}
 	case d.Active != "" && g.Placement.Switchback == v1alpha1.SwitchbackAutomatic && len(g.Placement.Nodes) > 0 &&
 		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && firstIsPreferred(g):
@@ -188,12 +187,12 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
 		}
 		if to == "" {
-			if !strings.HasPrefix(d.Reason, v1alpha1.ReasonNoHealthyNode) {
+			if d.Reason != v1alpha1.ReasonNoHealthyNode {
 				set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("none of %s is live and below its failure threshold", strings.Join(g.Placement.Nodes, ", ")), true)
 			}
 			return d, changes
 		}
-		move("", to, "Placed", fmt.Sprintf("%s serves the group", to), false)
+		move("", to, v1alpha1.ReasonPlaced, fmt.Sprintf("%s serves the group", to), false)
 	}
 	return d, changes
 }

@@ -1,14 +1,12 @@
 package placement
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -28,7 +26,7 @@ func live(nodes ...string) map[string]bool {
 }
 
 func TestDecide(t *testing.T) {
-	healthy := func(n string) agent.Report { return agent.Report{Node: n, Active: true, Healthy: true} }
+	healthy := func(n string) store.Report { return store.Report{Node: n, Active: true, Healthy: true} }
 	tests := []struct {
 		name       string
 		g          GroupView
@@ -40,14 +38,14 @@ func TestDecide(t *testing.T) {
 	}{
 		{"first placement on the primary", group("", "", 1), nil, World{Live: live("node1", "node2")}, "node1", "", "Placed"},
 		{"primary down at start: the next node", group("", "", 1), nil, World{Live: live("node2")}, "node2", "", "Placed"},
-		{"healthy: nothing to do", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": healthy("node1")}}, "node1", "", ""},
+		{"healthy: nothing to do", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node1": healthy("node1")}}, "node1", "", ""},
 		{"lease expired: fail over at once", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node2")}, "node2", "", "FailedOver"},
 		{"unhealthy after local recovery: move after take-down", group("", "", 1), &store.Decision{Active: "node1"},
-			World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": {Active: true, Healthy: false, Message: "probe failed"}}}, "", "node2", "FailedOver"},
+			World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node1": {Active: true, Healthy: false, Message: "probe failed"}}}, "", "node2", "FailedOver"},
 		{"move completes when the old node released", group("", "", 1), &store.Decision{Target: "node2", Releasing: "node1"},
-			World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": {Released: true}}}, "node2", "", ""},
+			World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node1": {Released: true}}}, "node2", "", ""},
 		{"move waits for the release", group("", "", 1), &store.Decision{Target: "node2", Releasing: "node1"},
-			World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node1": {Active: true, Healthy: true}}}, "", "node2", ""},
+			World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node1": {Active: true, Healthy: true}}}, "", "node2", ""},
 		{"manual switchback stays after heal", group(v1alpha1.SwitchbackManual, "", 1), &store.Decision{Active: "node2"}, World{Live: live("node1", "node2")}, "node2", "", ""},
 		{"automatic switchback", group(v1alpha1.SwitchbackAutomatic, "", 1), &store.Decision{Active: "node2"}, World{Live: live("node1", "node2")}, "", "node1", "SwitchedBack"},
 		{"switchover request", group("", "node2", 2), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2")}, "", "node2", "SwitchedOver"},
@@ -96,7 +94,7 @@ func TestFailoverSwitchbackStory(t *testing.T) {
 	d = step(d, World{Live: live("node1", "node2")}, time.Minute)
 	g.Placement.ActiveNode, g.Generation = "node1", 2
 	d = step(d, World{Live: live("node1", "node2")}, 2*time.Minute)
-	d = step(d, World{Live: live("node1", "node2"), Reports: map[string]agent.Report{"node2": {Released: true}}}, 2*time.Minute+time.Second)
+	d = step(d, World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node2": {Released: true}}}, 2*time.Minute+time.Second)
 	want := []string{
 		"Placed: node1 serves the group",
 		"FailedOver: node1 lease expired; node2 serves the group now",
@@ -108,7 +106,7 @@ func TestFailoverSwitchbackStory(t *testing.T) {
 	if d.Active != "node1" || len(d.Failures["node1"]) != 1 {
 		t.Errorf("final decision %+v", d)
 	}
-	if !strings.HasPrefix(d.Reason, "SwitchedOver") {
+	if d.Reason != v1alpha1.ReasonSwitchedOver {
 		t.Errorf("reason %q", d.Reason)
 	}
 }

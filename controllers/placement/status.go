@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -47,15 +46,15 @@ func ComputeStatus(o v1alpha1.Object, g GroupView, d store.Decision, w World, pr
 		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("moving from %s to %s", d.Releasing, d.Target))
 		setProg(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("waiting for %s to release the group", d.Releasing))
 	case d.Active == "":
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, d.Reason)
+		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, d.Message)
 		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, "no node can serve the group")
-	case !ok || rep.Generations[ref] != gen || rep.Phase == agent.PhaseProgressing:
+	case !ok || rep.Generations[ref] != gen || rep.Phase == store.PhaseProgressing:
 		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging on generation %d", d.Active, gen))
 		setProg(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging", d.Active))
-	case rep.Phase == agent.PhaseStalled:
+	case rep.Phase == store.PhaseStalled:
 		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, rep.Message)
 		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, "needs a human: "+rep.Message)
-	case rep.Phase == agent.PhaseFailed:
+	case rep.Phase == store.PhaseFailed:
 		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonStepFailed, rep.Message)
 		setProg(v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed, "retrying: "+rep.Message)
 	case !rep.Healthy:
@@ -73,7 +72,7 @@ func ComputeStatus(o v1alpha1.Object, g GroupView, d store.Decision, w World, pr
 	case d.Active != "" && len(g.Placement.Nodes) > 0 && d.Active != g.Placement.Nodes[0]:
 		setDeg(v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver, fmt.Sprintf("serving from %s, not its first node %s", d.Active, g.Placement.Nodes[0]))
 	case len(unreachable) > 0:
-		setDeg(v1alpha1.ConditionTrue, "NodeUnreachable", fmt.Sprintf("%v unreachable: no standby there", unreachable))
+		setDeg(v1alpha1.ConditionTrue, v1alpha1.ReasonNodeUnreachable, fmt.Sprintf("%v unreachable: no standby there", unreachable))
 	default:
 		setDeg(v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected, "served from its first node with every standby reachable")
 	}

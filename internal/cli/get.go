@@ -178,7 +178,7 @@ func (cs *clusterState) groupRows(name string) []groupRow {
 			continue
 		}
 		d := cs.decisions[gr.Name]
-		r := groupRow{Name: gr.Name, Nodes: gr.Placement.Nodes, Switchback: string(gr.Placement.Switchback), Active: d.Active, Reason: d.Reason, Coupling: validation.CouplingText(gr)}
+		r := groupRow{Name: gr.Name, Nodes: gr.Placement.Nodes, Switchback: string(gr.Placement.Switchback), Active: d.Active, Reason: d.Summary(), Coupling: validation.CouplingText(gr)}
 		if d.Target != "" {
 			r.Moving = d.Releasing + " -> " + d.Target
 		}
@@ -367,7 +367,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					if txt := validation.CouplingText(gr); txt != "" {
 						fmt.Fprintf(w, "  Coupling:   %s; they always move together\n", txt)
 					}
-					fmt.Fprintf(w, "  Decision:   %s\n", d.Reason)
+					fmt.Fprintf(w, "  Decision:   %s\n", d.Summary())
 					if len(d.Failures) > 0 {
 						fmt.Fprintf(w, "  Failures:   ")
 						for _, n := range slices.Sorted(maps.Keys(d.Failures)) {

@@ -236,7 +236,7 @@ type clusterState struct {
 	graph     *graph.Graph
 	decisions map[string]store.Decision
 	nodes     map[string]store.NodeInfo
-	reports   map[string]agent.Report
+	reports   map[string]store.Report
 	suspended map[string]bool
 	observed  map[string]plan.Observed
 }
@@ -260,7 +260,7 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 	if c.nodes, err = etcdstore.GetPrefix[store.NodeInfo](ctx, st, store.Prefix+"nodes/"); err != nil {
 		return nil, err
 	}
-	if c.reports, err = etcdstore.GetPrefix[agent.Report](ctx, st, store.Prefix+"reports/"); err != nil {
+	if c.reports, err = etcdstore.GetPrefix[store.Report](ctx, st, store.Prefix+"reports/"); err != nil {
 		return nil, err
 	}
 	if c.suspended, err = etcdstore.GetPrefix[bool](ctx, st, store.Prefix+"suspend/"); err != nil {
@@ -349,10 +349,10 @@ switchback after a failover.`,
 					if err != nil {
 						return false, err
 					}
-					rep := agent.Report{}
-					reports, _ := etcdstore.GetPrefix[agent.Report](ctx, st, store.Prefix+"reports/"+grp.Name+"/")
+					rep := store.Report{}
+					reports, _ := etcdstore.GetPrefix[store.Report](ctx, st, store.Prefix+"reports/"+grp.Name+"/")
 					rep = reports[to]
-					return d[grp.Name].Active == to && rep.Active && rep.Phase == agent.PhaseConverged, nil
+					return d[grp.Name].Active == to && rep.Active && rep.Phase == store.PhaseConverged, nil
 				})
 				if err == nil {
 					fmt.Fprintf(s.out, "group %s: active on %s\n", grp.Name, to)

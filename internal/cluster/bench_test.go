@@ -12,7 +12,6 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
@@ -101,8 +100,8 @@ func waitUntil(b *testing.B, timeout time.Duration, cond func() bool) {
 	}
 }
 
-func report(b *testing.B, st *etcdstore.Store, group, node string) agent.Report {
-	r, _ := etcdstore.GetPrefix[agent.Report](context.Background(), st, store.ReportKey(group, node))
+func report(b *testing.B, st *etcdstore.Store, group, node string) store.Report {
+	r, _ := etcdstore.GetPrefix[store.Report](context.Background(), st, store.ReportKey(group, node))
 	return r[""]
 }
 

@@ -37,8 +37,9 @@ type Desired struct {
 
 // Decided is the leader's last placement decision of a group.
 type Decided struct {
-	Reason string
-	At     time.Time
+	// Reason is a v1alpha1 reason constant; Message says it for a person.
+	Reason, Message string
+	At              time.Time
 }
 
 // Applied is what a node last converged for an object.

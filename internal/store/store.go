@@ -86,9 +86,13 @@ type Decision struct {
 	Target string `json:"target,omitempty"`
 	// Releasing is the node that must confirm its take-down first.
 	Releasing string `json:"releasing,omitempty"`
-	// Reason says why, as an event does ("FailedOver: node1 lease expired").
-	Reason string    `json:"reason"`
-	Since  time.Time `json:"since"`
+	// Reason is why the group is where it is: one of the CamelCase
+	// Reason constants of api/v1alpha1 (FailedOver, SwitchedBack, ...).
+	Reason string `json:"reason"`
+	// Message says it for a person ("node1 lease expired; node2 serves the
+	// group now").
+	Message string    `json:"message,omitempty"`
+	Since   time.Time `json:"since"`
 	// Requested is the placement.activeNode already honoured, with the
 	// generation that asked for it.
 	Requested           string `json:"requested,omitempty"`
@@ -98,6 +102,15 @@ type Decision struct {
 	Failures map[string][]time.Time `json:"failures,omitempty"`
 	// Revision is the key's mod revision, for compare-and-swap.
 	Revision int64 `json:"-"`
+}
+
+// Summary is the decision's reason and message in one line, as `get
+// groups` shows it ("FailedOver: node1 lease expired; ...").
+func (d Decision) Summary() string {
+	if d.Message == "" {
+		return d.Reason
+	}
+	return d.Reason + ": " + d.Message
 }
 
 // Event is one thing that happened, for `sitekeeper events`.
@@ -162,3 +175,32 @@ type SourceNode struct {
 	Revision string    `json:"revision"`
 	Seen     time.Time `json:"seen"`
 }
+
+// Phase summarises a node's view of a group.
+type Phase string
+
+// Phases.
+const (
+	PhaseConverged   Phase = "Converged"
+	PhaseProgressing Phase = "Progressing"
+	PhaseFailed      Phase = "Failed"  // a step failed; retried with backoff
+	PhaseStalled     Phase = "Stalled" // a step failed in a way that needs a human
+)
+
+// Report is what a node says about one group after a reconcile.
+type Report struct {
+	Node   string `json:"node"`
+	Group  string `json:"group"`
+	Active bool   `json:"active"`
+	Phase  Phase  `json:"phase"`
+	// Healthy is false once the group's sites failed their checks after
+	// local recovery: the signal for the placement controller to fail over.
+	Healthy bool   `json:"healthy"`
+	Message string `json:"message,omitempty"`
+	// Generations maps "Kind/name" to the generation converged here.
+	Generations map[string]int64 `json:"generations,omitempty"`
+	// Released is true when the node holds nothing of the group in service
+	// (sites stopped, addresses removed, volumes offline).
+	Released bool `json:"released"`
+}
+
