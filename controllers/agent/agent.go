@@ -21,6 +21,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/health"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -30,9 +31,12 @@ type Source interface {
 	Desired(ctx context.Context) (*plan.Desired, error)
 }
 
-// Reporter stores reports (status).
+// Reporter publishes what the node knows: its report on each group, what it
+// observed on the node, and the deletions it took out of service.
 type Reporter interface {
 	Report(ctx context.Context, r store.Report) error
+	PublishObserved(ctx context.Context, o plan.Observed) error
+	AckDeleted(ctx context.Context, refs []v1alpha1.Ref) error
 }
 
 // Result tells the loop when to come back.
@@ -58,17 +62,9 @@ type Agent struct {
 	Reporter Reporter
 	Clock    clock.Clock
 	Log      logr.Logger
-	// OnStep, when set, is told of every executed step (events).
-	OnStep func(s plan.Step, err error)
-	// OnRecovery, when set, hears every local restart of a failing site.
-	OnRecovery func(target, message string, err error)
-	// OnProbe, when set, hears every health check of an active site.
-	OnProbe func(group, site string, err error)
-	// OnObserved, when set, hears the node's state after a reconcile that
-	// changed it.
-	OnObserved func(plan.Observed)
-	// OnDeleted, when set, hears the objects whose deletion converged here.
-	OnDeleted func(ctx context.Context, refs []v1alpha1.Ref) error
+	// Recorder hears the agent's events: steps, failed steps, local
+	// restarts, failover timings and fences.
+	Recorder record.Recorder
 
 	mu           sync.Mutex
 	observedOnce bool
@@ -80,6 +76,7 @@ type Agent struct {
 	preflightOK  map[bool]bool              // needFTP -> the backend's prerequisites passed
 	preparedFor  *graph.Graph               // the desired state the backend was last prepared for
 	needFTP      bool                       // an FTP site is placed on this node, in preparedFor
+	timings      *timings
 }
 
 func (a *Agent) init() {
@@ -90,8 +87,10 @@ func (a *Agent) init() {
 		a.unhealth = map[string]string{}
 		a.preflightOK = map[bool]bool{}
 	}
-	if a.Clock == nil {
-		a.Clock = clock.Real{}
+	a.Clock = clock.Or(a.Clock)
+	a.Recorder = record.Or(a.Recorder)
+	if a.timings == nil {
+		a.timings = newTimings(a.Node, a.Recorder)
 	}
 }
 
@@ -126,20 +125,18 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true}
 
 	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
-		if a.OnStep != nil {
-			a.OnStep(s, err)
+		a.timings.step(d, s, err, time.Now())
+		if err != nil {
+			record.Eventf(a.Recorder, store.Warning, "StepFailed", s.Target, a.Node, "%s", err.Error())
+		} else {
+			record.Eventf(a.Recorder, store.Normal, "Step", s.Target, a.Node, "%s", s.String())
 		}
 		if err == nil {
 			a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
 		}
 	})
-	if a.OnObserved != nil && len(steps) > 0 {
-		if after, err := plan.Observe(ctx, a.Node, a.Backend); err == nil {
-			a.OnObserved(after)
-		}
-	} else if a.OnObserved != nil && !a.observedOnce {
-		a.observedOnce = true
-		a.OnObserved(obs)
+	if err := a.publishObserved(ctx, obs, len(steps) > 0); err != nil {
+		a.Log.V(1).Info("Publish observed state", "node", a.Node, "error", err.Error())
 	}
 	g, known := d.Graph.Group(group)
 	switch {
@@ -172,12 +169,12 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		a.mu.Unlock()
 		rep.Released = !active && runErr == nil
 	}
-	if group == DeletingGroup && runErr == nil && a.OnDeleted != nil && len(d.Deleting) > 0 {
+	if group == DeletingGroup && runErr == nil && a.Reporter != nil && len(d.Deleting) > 0 {
 		var refs []v1alpha1.Ref
 		for _, del := range d.Deleting {
 			refs = append(refs, v1alpha1.RefOf(del.Object))
 		}
-		if err := a.OnDeleted(ctx, refs); err != nil {
+		if err := a.Reporter.AckDeleted(ctx, refs); err != nil {
 			return Result{}, fmt.Errorf("confirm deletions: %w", err)
 		}
 	}
@@ -185,6 +182,35 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		return Result{}, err
 	}
 	return Result{}, runErr
+}
+
+// publishObserved publishes what the node has: after steps changed it, and
+// once at start (or until a publication succeeded).
+func (a *Agent) publishObserved(ctx context.Context, before plan.Observed, changed bool) error {
+	if a.Reporter == nil {
+		return nil
+	}
+	a.mu.Lock()
+	once := a.observedOnce
+	a.mu.Unlock()
+	if !changed && once {
+		return nil
+	}
+	obs := before
+	if changed {
+		after, err := plan.Observe(ctx, a.Node, a.Backend)
+		if err != nil {
+			return err
+		}
+		obs = after
+	}
+	if err := a.Reporter.PublishObserved(ctx, obs); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.observedOnce = true
+	a.mu.Unlock()
+	return nil
 }
 
 // report writes the status only when it changed.

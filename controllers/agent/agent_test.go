@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
@@ -30,9 +32,44 @@ type staticSource struct{ d *plan.Desired }
 
 func (s staticSource) Desired(context.Context) (*plan.Desired, error) { return s.d, nil }
 
+// recorder is the Reporter of the tests, and their event Recorder.
 type recorder struct {
-	mu      sync.Mutex
-	reports []store.Report
+	mu       sync.Mutex
+	reports  []store.Report
+	observed []plan.Observed
+	deleted  []v1alpha1.Ref
+	events   []store.Event
+}
+
+func (r *recorder) PublishObserved(_ context.Context, o plan.Observed) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observed = append(r.observed, o)
+	return nil
+}
+
+func (r *recorder) AckDeleted(_ context.Context, refs []v1alpha1.Ref) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleted = append(r.deleted, refs...)
+	return nil
+}
+
+func (r *recorder) Record(e store.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// reasons lists the recorded events as "Reason Object".
+func (r *recorder) reasons() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e.Reason+" "+e.Object)
+	}
+	return out
 }
 
 func (r *recorder) Report(_ context.Context, rep store.Report) error {
@@ -141,9 +178,7 @@ func TestLocalRecoveryThenUnhealthy(t *testing.T) {
 	n := fake.New()
 	rec := &recorder{}
 	clk := clock.NewFake(time.Unix(1000, 0))
-	var events []string
-	a := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Reporter: rec, Clock: clk, Log: logr.Discard(),
-		OnStep: func(s plan.Step, err error) { events = append(events, string(s.Action)+" "+s.Target) }}
+	a := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Reporter: rec, Recorder: rec, Clock: clk, Log: logr.Discard()}
 	ctx := context.Background()
 	if _, err := a.Reconcile(ctx, "web1"); err != nil {
 		t.Fatal(err)
@@ -164,6 +199,15 @@ func TestLocalRecoveryThenUnhealthy(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"web1"}, changed); diff != "" {
 		t.Fatalf("groups turned unhealthy (-want +got):\n%s", diff)
+	}
+	var restarts []string
+	for _, r := range rec.reasons() {
+		if strings.HasPrefix(r, "LocalRestart") {
+			restarts = append(restarts, r)
+		}
+	}
+	if diff := cmp.Diff([]string{"LocalRestart IISSite/web1"}, restarts); diff != "" {
+		t.Errorf("local restart events (-want +got):\n%s", diff)
 	}
 	if _, err := a.Reconcile(ctx, "web1"); err != nil {
 		t.Fatal(err)

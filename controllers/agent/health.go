@@ -9,6 +9,8 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/health"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/record"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
 // CheckHealth probes every site of the groups active on this node whose
@@ -69,17 +71,17 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 					break
 				}
 			}
-			if a.OnProbe != nil {
-				a.OnProbe(g.Name, s.Metadata.Name, probeErr)
-			}
+			a.timings.probe(g.Name, probeErr, time.Now())
 			wasFailed := tr.Failed
 			switch tr.Record(now, probeErr) {
 			case health.Restart:
 				a.Log.Info("Restarting failing site in place", "node", a.Node, "site", s.Metadata.Name, "restart", tr.Restarts, "of", tr.Policy.LocalRestarts, "error", probeErr.Error())
 				err := a.restart(ctx, s.Metadata.Name)
-				if a.OnRecovery != nil {
-					a.OnRecovery(v1alpha1.RefOf(s).String(), fmt.Sprintf("%s: restarted IISSite/%s in place (local recovery %d/%d) after failed checks: %v", a.Node, s.Metadata.Name, tr.Restarts, tr.Policy.LocalRestarts, probeErr), err)
+				msg := fmt.Sprintf("%s: restarted IISSite/%s in place (local recovery %d/%d) after failed checks: %v", a.Node, s.Metadata.Name, tr.Restarts, tr.Policy.LocalRestarts, probeErr)
+				if err != nil {
+					msg += "; the restart failed: " + err.Error()
 				}
+				record.Eventf(a.Recorder, store.Warning, "LocalRestart", v1alpha1.RefOf(s).String(), a.Node, "%s", msg)
 			case health.Failed:
 				a.mu.Lock()
 				a.unhealth[g.Name] = fmt.Sprintf("IISSite/%s fails its health checks after %d local restart(s): %v", s.Metadata.Name, tr.Restarts, probeErr)

@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -12,30 +10,48 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/version"
 )
+
+// DesiredStore is what the desired state is read from.
+type DesiredStore interface {
+	ListSpecs(ctx context.Context) (store.Snapshot, error)
+	Decisions(ctx context.Context) (map[string]store.Decision, error)
+	Suspensions(ctx context.Context) (store.Suspensions, error)
+}
+
+// MemberStore is what a node's agent reads and writes in the cluster store.
+type MemberStore interface {
+	DesiredStore
+	RegisterNode(ctx context.Context, info store.NodeInfo, ttl time.Duration) (store.LeaseID, error)
+	RenewLease(ctx context.Context, id store.LeaseID) error
+	RevokeLease(ctx context.Context, id store.LeaseID) error
+	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
+	PutReport(ctx context.Context, r store.Report) error
+	PutObserved(ctx context.Context, o plan.Observed) error
+	AckDeleted(ctx context.Context, node string, refs ...v1alpha1.Ref) error
+}
 
 // Member runs one node's agent against the cluster store: it holds the
 // node's lease, reads the desired state, reports status and fences itself
 // when it cannot renew its lease.
 type Member struct {
 	Node     string
-	Store    *etcdstore.Store
+	Store    MemberStore
 	Backend  backend.Node
 	LeaseTTL time.Duration
 	Resync   time.Duration
 	Log      logr.Logger
-	// OnObserved, when set, hears what the node has after each reconcile.
-	OnObserved func(plan.Observed)
+	// Recorder hears the agent's events; the caller makes it asynchronous
+	// (record.Async), so that no event holds up a take-down.
+	Recorder record.Recorder
 
 	// crashed makes a stop look like a power loss: the lease is left to
 	// expire instead of being revoked.
@@ -45,7 +61,7 @@ type Member struct {
 	lastRenew time.Time // monotonic reading of the last successful renewal
 	fenced    bool
 	suspect   bool // fenced since the cache was read: never bring up from it
-	timings   *timings
+	agent     *Agent
 	dirty     bool
 	dirtyGen  uint64 // bumped by every change, so a reload racing one keeps it dirty
 	cache     *plan.Desired
@@ -59,70 +75,43 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	m.kick = make(chan struct{}, 1)
 	m.dirty = true
+	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder}
+	a.mu.Lock()
+	a.init()
+	a.mu.Unlock()
+	m.mu.Lock()
+	m.agent = a
+	m.mu.Unlock()
 	lease, err := m.register(ctx)
 	if err != nil {
 		return err
 	}
 	// Watch before the first read, so that nothing between them is missed.
-	changes := m.Store.Changes(ctx, etcdstore.AgentInputs...)
+	changes := m.Store.Changes(ctx, store.AgentInputs...)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); m.keepAlive(ctx, lease) }()
 	go func() { defer wg.Done(); m.watch(ctx, changes) }()
-	// Events never hold up the reconcile path: a node cut off from quorum
-	// must finish its take-down before its lease expires.
-	emit := emitAsync(ctx, m.Store)
-	m.timings = newTimings(m.Node, emit)
-	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log,
-		OnProbe: func(group, _ string, err error) { m.timings.probe(group, err, time.Now()) },
-		OnStep: func(s plan.Step, err error) {
-			m.mu.Lock()
-			d := m.cache
-			m.mu.Unlock()
-			m.timings.step(d, s, err, time.Now())
-			e := store.Event{Type: "Normal", Reason: "Step", Object: s.Target, Node: m.Node, Message: s.String()}
-			if err != nil {
-				e.Type, e.Reason, e.Message = "Warning", "StepFailed", err.Error()
-			}
-			emit(e)
-		},
-		OnRecovery: func(target, msg string, err error) {
-			e := store.Event{Type: "Warning", Reason: "LocalRestart", Object: target, Node: m.Node, Message: msg}
-			if err != nil {
-				e.Message += "; the restart failed: " + err.Error()
-			}
-			emit(e)
-		},
-		OnDeleted:  m.ackDeleted,
-		OnObserved: m.OnObserved,
-	}
 	a.Run(ctx, m.kick, Options{Resync: m.Resync})
 	wg.Wait()
 	return nil
 }
 
-func (m *Member) register(ctx context.Context) (clientv3.LeaseID, error) {
-	ttl := int64((m.LeaseTTL + time.Second - 1) / time.Second)
-	g, err := m.Store.Client.Grant(ctx, ttl)
+func (m *Member) register(ctx context.Context) (store.LeaseID, error) {
+	id, err := m.Store.RegisterNode(ctx, store.NodeInfo{Name: m.Node, Started: time.Now().UTC(), Version: version.Version}, m.LeaseTTL)
 	if err != nil {
-		return 0, fmt.Errorf("grant lease for %s: %w", m.Node, err)
-	}
-	// A plain put, not PutJSON: the key must be attached to the new lease
-	// even when its value is unchanged.
-	info, _ := json.Marshal(store.NodeInfo{Name: m.Node, Started: time.Now().UTC(), Version: version.Version})
-	if _, err := m.Store.Client.Put(ctx, store.NodeKey(m.Node), string(info), clientv3.WithLease(g.ID)); err != nil {
-		return 0, fmt.Errorf("register node %s: %w", m.Node, err)
+		return 0, err
 	}
 	m.mu.Lock()
 	m.lastRenew = time.Now()
 	m.mu.Unlock()
-	return g.ID, nil
+	return id, nil
 }
 
 // keepAlive renews the lease every third of its TTL. A renewal that finds
 // the lease gone re-registers the node (it rejoins as standby: the leader
 // moved its groups away while it was gone).
-func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
+func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 	renew := time.NewTicker(m.LeaseTTL / 3)
 	defer renew.Stop()
 	// The fence deadline runs on its own timer, re-armed at each renewal:
@@ -147,12 +136,12 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 			}
 			// A clean stop hands the groups over at once.
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, _ = m.Store.Client.Revoke(rctx, lease)
+			_ = m.Store.RevokeLease(rctx, lease)
 			cancel()
 			return
 		case <-renew.C:
 			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
-			_, err := m.Store.Client.KeepAliveOnce(rctx, lease)
+			err := m.Store.RenewLease(rctx, lease)
 			cancel()
 			switch {
 			case err == nil:
@@ -164,7 +153,7 @@ func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 				}
 				m.checkFence()
 				fence.Reset(fenceAfter + time.Millisecond)
-			case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			case errors.Is(err, store.ErrLeaseExpired):
 				m.Log.Info("Lease expired; fenced, registering again", "node", m.Node)
 				m.setFenced(true)
 				if id, err := m.register(ctx); err == nil {
@@ -204,11 +193,11 @@ func (m *Member) setFenced(f bool) {
 		} else {
 			m.Log.Info("Lease renewed: rejoining as standby", "node", m.Node)
 		}
-		if m.timings != nil {
-			m.mu.Lock()
-			last := m.lastRenew
-			m.mu.Unlock()
-			m.timings.fenced(f, last, time.Now())
+		m.mu.Lock()
+		last, a := m.lastRenew, m.agent
+		m.mu.Unlock()
+		if a != nil {
+			a.timings.fenced(f, last, time.Now())
 		}
 		m.signal()
 	}
@@ -244,7 +233,7 @@ func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 		}
 		// The watch ended (store restarted, compaction): watch again and
 		// re-read everything.
-		changes = m.Store.Changes(ctx, etcdstore.AgentInputs...)
+		changes = m.Store.Changes(ctx, store.AgentInputs...)
 		m.markDirty()
 	}
 }
@@ -304,7 +293,7 @@ func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
 
 // LoadDesired reads the desired state from the store as node sees it (a
 // suspended node has every group suspended).
-func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.Desired, error) {
+func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desired, error) {
 	snap, err := st.ListSpecs(ctx)
 	if err != nil {
 		return nil, err
@@ -313,7 +302,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 	if err != nil {
 		return nil, err
 	}
-	suspended, err := etcdstore.GetPrefix[bool](ctx, st, store.Prefix+"suspend/")
+	suspended, err := st.Suspensions(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +319,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 		return v1alpha1.KindOrder(d.Deleting[i].Object.GetKind()) < v1alpha1.KindOrder(d.Deleting[j].Object.GetKind())
 	})
 	d.Graph = graph.Of(active)
-	nodeSuspended := suspended["Node/"+node]
+	nodeSuspended := suspended.Node(node)
 	for _, g := range d.Graph.Groups {
 		if dec, ok := decisions[g.Name]; ok {
 			d.Active[g.Name] = dec.Active
@@ -348,7 +337,7 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 			d.Suspended[g.Name] = true
 		}
 		for _, mem := range g.Members {
-			if suspended[mem.Kind+"/"+mem.Name] {
+			if suspended.Object(mem) {
 				d.Suspended[g.Name] = true
 			}
 		}
@@ -360,22 +349,24 @@ func LoadDesired(ctx context.Context, st *etcdstore.Store, node string) (*plan.D
 func (m *Member) Report(ctx context.Context, r store.Report) error {
 	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
 	defer cancel()
-	_, err := m.Store.PutJSON(ctx, store.ReportKey(r.Group, r.Node), r)
-	return err
+	return m.Store.PutReport(ctx, r)
+}
+
+// PublishObserved implements Reporter.
+func (m *Member) PublishObserved(ctx context.Context, o plan.Observed) error {
+	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
+	defer cancel()
+	return m.Store.PutObserved(ctx, o)
+}
+
+// AckDeleted implements Reporter.
+func (m *Member) AckDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
+	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
+	defer cancel()
+	return m.Store.AckDeleted(ctx, m.Node, refs...)
 }
 
 // storeTimeout bounds every store call on the reconcile path, so that a node
 // cut off from quorum notices its fence (at 3/4 of the TTL) and acts on it
 // well before its lease expires.
 func (m *Member) storeTimeout() time.Duration { return m.LeaseTTL / 8 }
-
-func (m *Member) ackDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
-	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
-	defer cancel()
-	for _, r := range refs {
-		if _, err := m.Store.Client.Put(ctx, store.DeletedKey(r, m.Node), "true"); err != nil {
-			return err
-		}
-	}
-	return nil
-}

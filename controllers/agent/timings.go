@@ -1,13 +1,13 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -32,11 +32,11 @@ type timings struct {
 
 	fencedAt, lastDownAt, renewedBefore time.Time
 	downSteps                           int
-	emit                                func(store.Event)
+	rec                                 record.Recorder
 }
 
-func newTimings(node string, emit func(store.Event)) *timings {
-	return &timings{node: node, pending: map[string]*takeover{}, done: map[string]time.Time{}, emit: emit}
+func newTimings(node string, rec record.Recorder) *timings {
+	return &timings{node: node, pending: map[string]*takeover{}, done: map[string]time.Time{}, rec: rec}
 }
 
 // moved reports whether a decision moved the group (not its first
@@ -92,7 +92,7 @@ func (t *timings) probe(group string, err error, now time.Time) {
 	if kind == v1alpha1.ReasonFailedOver {
 		verb = "detected and decided"
 	}
-	t.emit(store.Event{Type: "Normal", Reason: kind + "Timings", Object: "group/" + group, Node: t.node, Time: now.UTC(),
+	t.rec.Record(store.Event{Type: "Normal", Reason: kind + "Timings", Object: "group/" + group, Node: t.node, Time: now.UTC(),
 		Message: fmt.Sprintf("%s: %s %s (%s); brought up on %s %s (+%s); first healthy probe %s (+%s)",
 			group, verb, stamp(p.decided), why, t.node, stamp(p.broughtUp), ms(p.broughtUp.Sub(p.decided)), stamp(now), ms(now.Sub(p.decided)))})
 }
@@ -117,21 +117,9 @@ func (t *timings) fenced(on bool, lastRenew, now time.Time) {
 		msg += fmt.Sprintf(", took %d step(s) down by %s (+%s)", n, stamp(down), ms(down.Sub(lastRenew)))
 	}
 	msg += fmt.Sprintf("; back at %s as standby", stamp(now))
-	t.emit(store.Event{Type: "Warning", Reason: "Fenced", Object: "node/" + t.node, Node: t.node, Time: now.UTC(), Message: msg})
+	t.rec.Record(store.Event{Type: "Warning", Reason: "Fenced", Object: "node/" + t.node, Node: t.node, Time: now.UTC(), Message: msg})
 }
 
 func stamp(t time.Time) string { return t.Local().Format("15:04:05.000") }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
-
-// emitAsync writes an event without holding up the caller.
-func emitAsync(ctx context.Context, st interface {
-	Event(context.Context, store.Event)
-}) func(store.Event) {
-	return func(e store.Event) {
-		if e.Time.IsZero() {
-			e.Time = time.Now().UTC() // when it happened, not when it was written
-		}
-		go st.Event(context.WithoutCancel(ctx), e)
-	}
-}

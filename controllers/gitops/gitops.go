@@ -20,7 +20,6 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/gitrev"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 	"github.com/sitekeeper/sitekeeper/internal/watch"
 )
@@ -40,9 +39,19 @@ type Source struct {
 	Debounce   time.Duration
 }
 
+// Store is what a folder's reconciler reads and writes.
+type Store interface {
+	ListSpecs(ctx context.Context) (store.Snapshot, error)
+	Apply(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error)
+	Source(ctx context.Context, name string) (store.Source, bool, error)
+	PutSource(ctx context.Context, src store.Source) error
+	PutSourceNode(ctx context.Context, source string, sn store.SourceNode) error
+	Event(ctx context.Context, e store.Event)
+}
+
 // Reconciler applies one source.
 type Reconciler struct {
-	Store  *etcdstore.Store
+	Store  Store
 	Source Source
 	// Node is the node this checkout lives on (for "behind" reporting).
 	Node string
@@ -55,7 +64,7 @@ type Reconciler struct {
 	// just became the leader).
 	Trigger <-chan struct{}
 	// OnApplied, when set, hears each change set's outcome.
-	OnApplied func(rev string, results []etcdstore.ApplyResult, err error)
+	OnApplied func(rev string, results []store.ApplyResult, err error)
 }
 
 // DefaultName derives a source name from a folder.
@@ -121,7 +130,7 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	}
 	rev := gitrev.Of(r.Source.Dir, files).ID
 	if r.Node != "" {
-		if _, err := r.Store.PutJSON(ctx, store.SourceNodeKey(r.Source.Name, r.Node), store.SourceNode{Node: r.Node, Revision: rev, Seen: time.Now().UTC().Truncate(time.Second)}); err != nil {
+		if err := r.Store.PutSourceNode(ctx, r.Source.Name, store.SourceNode{Node: r.Node, Revision: rev, Seen: time.Now().UTC().Truncate(time.Second)}); err != nil {
 			return err
 		}
 	}
@@ -142,24 +151,21 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 }
 
 func (r *Reconciler) source(ctx context.Context) (store.Source, error) {
-	m, err := etcdstore.GetPrefix[store.Source](ctx, r.Store, store.SourceKey(r.Source.Name))
-	if err != nil {
-		return store.Source{}, err
-	}
-	return m[""], nil
+	src, _, err := r.Store.Source(ctx, r.Source.Name)
+	return src, err
 }
 
-func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, rev string) ([]etcdstore.ApplyResult, error) {
+func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, rev string) ([]store.ApplyResult, error) {
 	src := prev
 	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
 	attempt := store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond)}
-	fail := func(err error) ([]etcdstore.ApplyResult, error) {
+	fail := func(err error) ([]store.ApplyResult, error) {
 		attempt.Error = err.Error()
 		if prev.LastAttempt.Revision == rev && prev.LastAttempt.Error == attempt.Error {
 			attempt.Time = prev.LastAttempt.Time // the same refusal again: no new write
 		}
 		src.LastAttempt = attempt
-		if _, perr := r.Store.PutJSON(ctx, store.SourceKey(r.Source.Name), src); perr != nil {
+		if perr := r.Store.PutSource(ctx, src); perr != nil {
 			return nil, perr
 		}
 		if prev.LastAttempt.Revision != rev || prev.LastAttempt.Error != attempt.Error {
@@ -210,8 +216,8 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 			}
 		}
 	}
-	results, err := r.Store.Apply(ctx, manifest.Objects(docs), etcdstore.ApplyOptions{Owner: r.Source.Name, Prune: prune})
-	var ve *etcdstore.ValidationError
+	results, err := r.Store.Apply(ctx, manifest.Objects(docs), store.ApplyOptions{Owner: r.Source.Name, Prune: prune})
+	var ve *store.ValidationError
 	if errors.As(err, &ve) {
 		manifest.Locate(ve.Errors, docs)
 		return fail(ve.Errors)
@@ -219,11 +225,11 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	if err != nil {
 		return fail(err)
 	}
-	counts := map[etcdstore.Outcome]int{}
+	counts := map[store.Outcome]int{}
 	for _, res := range results {
 		counts[res.Outcome]++
 	}
-	changed := counts[etcdstore.Created]+counts[etcdstore.Configured]+counts[etcdstore.Pruned] > 0
+	changed := counts[store.Created]+counts[store.Configured]+counts[store.Pruned] > 0
 	if !changed && prev.Revision == rev && prev.LastAttempt.Error == "" {
 		attempt.Time = prev.LastAttempt.Time // nothing new: no new write
 	}
@@ -233,7 +239,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	}
 	src.Inventory = nil
 	for _, res := range results {
-		if res.Outcome == etcdstore.Pruned {
+		if res.Outcome == store.Pruned {
 			continue
 		}
 		file := present[res.Ref]
@@ -242,13 +248,13 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 		}
 		src.Inventory = append(src.Inventory, store.InventoryEntry{Ref: res.Ref.String(), File: filepath.ToSlash(file), Outcome: string(res.Outcome)})
 	}
-	if _, err := r.Store.PutJSON(ctx, store.SourceKey(r.Source.Name), src); err != nil {
+	if err := r.Store.PutSource(ctx, src); err != nil {
 		return results, err
 	}
 	if prev.Revision != rev || changed || prev.LastAttempt.Error != "" {
 		r.Store.Event(ctx, store.Event{Type: "Normal", Reason: "SourceApplied", Object: "source/" + r.Source.Name, Node: r.Node,
-			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d unchanged, %d pruned", rev, counts[etcdstore.Created], counts[etcdstore.Configured], counts[etcdstore.Unchanged], counts[etcdstore.Pruned])})
-		r.Log.Info("Applied manifest folder", "source", r.Source.Name, "revision", rev, "created", counts[etcdstore.Created], "configured", counts[etcdstore.Configured], "pruned", counts[etcdstore.Pruned])
+			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d unchanged, %d pruned", rev, counts[store.Created], counts[store.Configured], counts[store.Unchanged], counts[store.Pruned])})
+		r.Log.Info("Applied manifest folder", "source", r.Source.Name, "revision", rev, "created", counts[store.Created], "configured", counts[store.Configured], "pruned", counts[store.Pruned])
 	}
 	return results, nil
 }

@@ -3,31 +3,52 @@ package placement
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+)
+
+// Store is what the placement leader reads and writes.
+type Store interface {
+	List(ctx context.Context) (store.Snapshot, error)
+	Nodes(ctx context.Context) (map[string]store.NodeInfo, error)
+	Reports(ctx context.Context) ([]store.Report, error)
+	Decisions(ctx context.Context) (map[string]store.Decision, error)
+	PutDecision(ctx context.Context, d store.Decision, guard store.LeaderGuard) error
+	DeleteDecision(ctx context.Context, group string) error
+	DeleteReports(ctx context.Context, group string) error
+	Suspensions(ctx context.Context) (store.Suspensions, error)
+	PutStatus(ctx context.Context, ref v1alpha1.Ref, st v1alpha1.Status) error
+	DeletionAcks(ctx context.Context, ref v1alpha1.Ref) (map[string]bool, error)
+	Remove(ctx context.Context, ref v1alpha1.Ref) error
+	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
+	Campaign(ctx context.Context, identity string) (store.Leadership, error)
+}
+
+// Backoff bounds for a group whose decision or status could not be written.
+const (
+	minBackoff = 200 * time.Millisecond
+	maxBackoff = 30 * time.Second
 )
 
 // Controller is the placement leader.
 type Controller struct {
-	Store    *etcdstore.Store
+	Store    Store
 	Clock    clock.Clock
 	Log      logr.Logger
 	Identity string
-	// OnDecision, when set, hears every decision change (the live log of
+	// Recorder hears every decision change (events, and the live log of
 	// `sitekeeper up`).
-	OnDecision func(group string, c Change)
+	Recorder record.Recorder
 	// OnLead, when set, is called each time this controller becomes leader.
 	OnLead func()
 	// Tick re-evaluates on a timer (failure windows, lease expiry).
@@ -37,10 +58,19 @@ type Controller struct {
 	Grace time.Duration
 
 	leadingSince time.Time
-	// written caches the status last written per key, so that an unchanged
-	// status costs no store round trip.
-	written map[string]string
+	// written caches the status last written per object, so that an
+	// unchanged status costs no store round trip.
+	written map[v1alpha1.Ref]string
+	// backoff and retryAt hold the groups whose last pass failed: each is
+	// retried on its own schedule while the others keep moving.
+	backoff map[string]time.Duration
+	retryAt map[string]time.Time
 	leading atomic.Bool
+}
+
+// Result tells the leader's loop when to look again.
+type Result struct {
+	RequeueAfter time.Duration
 }
 
 func (c *Controller) grace() time.Duration {
@@ -56,9 +86,8 @@ func (c *Controller) IsLeader() bool { return c.leading.Load() }
 // Run campaigns for leadership and, once leader, reconciles until ctx ends
 // or leadership is lost (then it campaigns again).
 func (c *Controller) Run(ctx context.Context) error {
-	if c.Clock == nil {
-		c.Clock = clock.Real{}
-	}
+	c.Clock = clock.Or(c.Clock)
+	c.Recorder = record.Or(c.Recorder)
 	if c.Tick <= 0 {
 		c.Tick = 5 * time.Second
 	}
@@ -67,7 +96,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.Log.Error(err, "Leadership lost; campaigning again", "identity", c.Identity)
 			select {
 			case <-ctx.Done():
-			case <-time.After(500 * time.Millisecond):
+			case <-c.Clock.After(500 * time.Millisecond):
 			}
 		}
 	}
@@ -75,180 +104,241 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) lead(ctx context.Context) error {
-	session, err := concurrency.NewSession(c.Store.Client, concurrency.WithTTL(2), concurrency.WithContext(ctx))
+	l, err := c.Store.Campaign(ctx, c.Identity)
 	if err != nil {
-		return fmt.Errorf("election session: %w", err)
+		return err
 	}
-	defer session.Close()
-	e := concurrency.NewElection(session, store.ElectionPrefix)
-	if err := e.Campaign(ctx, c.Identity); err != nil {
-		return fmt.Errorf("campaign: %w", err)
-	}
+	defer l.Close()
 	c.Log.V(1).Info("Elected placement leader", "identity", c.Identity)
 	c.leading.Store(true)
 	defer c.leading.Store(false)
 	if c.OnLead != nil {
 		c.OnLead()
 	}
-	c.written = map[string]string{}
+	c.written = map[v1alpha1.Ref]string{}
+	c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
 	c.leadingSince = c.Clock.Now()
-	changes := c.Store.Changes(ctx, etcdstore.LeaderInputs...)
-	tick := time.NewTicker(c.Tick)
+	changes := c.Store.Changes(ctx, store.LeaderInputs...)
+	tick := c.Clock.NewTimer(c.Tick)
 	defer tick.Stop()
 	// One more look when the start-up grace ends, for groups that waited.
-	graceEnd := time.After(c.grace() + 10*time.Millisecond)
+	graceEnd := c.Clock.After(c.grace() + 10*time.Millisecond)
 	for {
-		if err := c.ReconcileAll(ctx, e.Key(), e.Rev()); err != nil && ctx.Err() == nil {
-			c.Log.Error(err, "Placement reconcile failed")
+		res, err := c.ReconcileAll(ctx, l.Guard())
+		if err != nil && ctx.Err() == nil {
+			c.Log.Error(err, "Placement reconcile failed", "retryIn", res.RequeueAfter.String())
+		}
+		var retry <-chan time.Time
+		var retryTimer clock.Timer
+		if res.RequeueAfter > 0 {
+			retryTimer = c.Clock.NewTimer(res.RequeueAfter)
+			retry = retryTimer.C()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-session.Done():
+		case <-l.Done():
 			return fmt.Errorf("election session expired")
 		case <-changes:
-		case <-tick.C:
+		case <-tick.C():
+			tick.Reset(c.Tick)
 		case <-graceEnd:
+		case <-retry:
+		}
+		if retryTimer != nil {
+			retryTimer.Stop()
 		}
 	}
 }
 
 // ReconcileAll decides every group, writes changed decisions and status,
-// and finishes deletes that every live node confirmed.
-func (c *Controller) ReconcileAll(ctx context.Context, leaderKey string, leaderRev int64) error {
+// and finishes deletes that every live node confirmed. A group whose writes
+// fail is retried with its own backoff (Result.RequeueAfter says when the
+// next one is due); the other groups still move.
+func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) (Result, error) {
+	c.Clock = clock.Or(c.Clock)
+	c.Recorder = record.Or(c.Recorder)
+	if c.written == nil {
+		c.written = map[v1alpha1.Ref]string{}
+	}
+	if c.backoff == nil {
+		c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
+	}
 	now := c.Clock.Now()
+	in, err := c.read(ctx)
+	if err != nil {
+		// Nothing was decided: the whole pass is retried.
+		return Result{RequeueAfter: minBackoff}, err
+	}
+	var errs []error
+	for gi := range in.graph.Groups {
+		grp := &in.graph.Groups[gi]
+		if t, wait := c.retryAt[grp.Name]; wait && now.Before(t) {
+			continue // its own retry brings it back
+		}
+		if err := c.reconcileGroup(ctx, guard, in, grp, now); err != nil {
+			b := min(c.backoff[grp.Name]*2+minBackoff, maxBackoff)
+			c.backoff[grp.Name], c.retryAt[grp.Name] = b, now.Add(b)
+			errs = append(errs, fmt.Errorf("group %s: %w", grp.Name, err))
+			continue
+		}
+		delete(c.backoff, grp.Name)
+		delete(c.retryAt, grp.Name)
+	}
+	for name := range in.orphans {
+		if err := c.Store.DeleteDecision(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("forget group %s: %w", name, err))
+			continue
+		}
+		if err := c.Store.DeleteReports(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("forget reports of group %s: %w", name, err))
+		}
+	}
+	if err := c.finishDeletes(ctx, in.deleting, in.live); err != nil {
+		errs = append(errs, err)
+	}
+	var res Result
+	for _, t := range c.retryAt {
+		if d := max(t.Sub(now), time.Millisecond); res.RequeueAfter == 0 || d < res.RequeueAfter {
+			res.RequeueAfter = d
+		}
+	}
+	if len(errs) > 0 && res.RequeueAfter == 0 {
+		res.RequeueAfter = minBackoff
+	}
+	return res, errors.Join(errs...)
+}
+
+// inputs is everything one pass decides from, read once.
+type inputs struct {
+	graph          *graph.Graph
+	deleting       []v1alpha1.Object
+	live           map[string]bool
+	reports        map[string]map[string]store.Report // group -> node -> report
+	decisions      map[string]store.Decision
+	orphans        map[string]store.Decision // decisions of groups that no longer exist
+	suspended      store.Suspensions
+	suspendedNodes map[string]bool
+}
+
+func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	snap, err := c.Store.List(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	nodes, err := etcdstore.GetPrefix[store.NodeInfo](ctx, c.Store, store.Prefix+"nodes/")
+	nodes, err := c.Store.Nodes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	live := map[string]bool{}
-	for n := range nodes {
-		live[n] = true
-	}
-	reports, err := etcdstore.GetPrefix[store.Report](ctx, c.Store, store.Prefix+"reports/")
+	reports, err := c.Store.Reports(ctx)
 	if err != nil {
-		return err
-	}
-	byGroup := map[string]map[string]store.Report{}
-	for _, r := range reports {
-		if byGroup[r.Group] == nil {
-			byGroup[r.Group] = map[string]store.Report{}
-		}
-		byGroup[r.Group][r.Node] = r
+		return nil, err
 	}
 	decisions, err := c.Store.Decisions(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	suspended, err := etcdstore.GetPrefix[bool](ctx, c.Store, store.Prefix+"suspend/")
+	suspended, err := c.Store.Suspensions(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	suspendedNodes := map[string]bool{}
-	for k := range suspended {
-		if n, ok := strings.CutPrefix(k, "Node/"); ok {
-			suspendedNodes[n] = true
+	in := &inputs{live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
+		orphans: map[string]store.Decision{}, suspended: suspended, suspendedNodes: suspended.SuspendedNodes()}
+	for n := range nodes {
+		in.live[n] = true
+	}
+	for _, r := range reports {
+		if in.reports[r.Group] == nil {
+			in.reports[r.Group] = map[string]store.Report{}
 		}
+		in.reports[r.Group][r.Node] = r
 	}
-
-	var active, deleting []v1alpha1.Object
+	var active []v1alpha1.Object
 	for _, o := range snap.Objects {
 		if o.Meta().DeletionTimestamp != nil {
-			deleting = append(deleting, o)
+			in.deleting = append(in.deleting, o)
 		} else {
 			active = append(active, o)
 		}
 	}
-	g := graph.Of(active) // validated when stored
+	in.graph = graph.Of(active) // validated when stored
 	groups := map[string]bool{}
-	for gi := range g.Groups {
-		grp := &g.Groups[gi]
+	for _, grp := range in.graph.Groups {
 		groups[grp.Name] = true
 	}
-	orphans := map[string]store.Decision{}
 	for name, d := range decisions {
 		if !groups[name] {
-			orphans[name] = d
+			in.orphans[name] = d
 		}
 	}
-	for gi := range g.Groups {
-		grp := &g.Groups[gi]
-		view := GroupView{Name: grp.Name, Placement: grp.Placement}
-		for _, m := range grp.Members {
-			view.Members = append(view.Members, m.String())
-			o := g.Object(m)
-			if !o.PlacementSpec().IsZero() && o.Meta().Generation > view.Generation {
-				view.Generation = o.Meta().Generation
-			}
-			if suspended[m.Kind+"/"+m.Name] {
-				view.Suspended = true
-			}
-		}
-		w := World{Live: live, SuspendedNodes: suspendedNodes, Reports: byGroup[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace()}
-		var prev *store.Decision
-		if _, ok := decisions[grp.Name]; !ok && len(live) == 0 {
-			continue // no node has registered yet: nothing to decide
-		}
-		if d, ok := decisions[grp.Name]; ok {
-			prev = &d
-		} else if old, ok := Inherit(view.Members, orphans); ok {
-			d := orphans[old]
-			delete(orphans, old)
-			if err := c.Store.DeleteDecision(ctx, old); err != nil {
-				return err
-			}
-			d.Revision = 0
-			prev = &d
-			c.Log.Info("Group renamed; keeping its placement", "from", old, "to", grp.Name, "active", d.Active)
-		}
-		next, changes := Decide(view, prev, w, now)
-		if prev == nil || !sameDecision(*prev, next) {
-			if prev != nil {
-				next.Revision = prev.Revision
-			}
-			if err := c.Store.PutDecision(ctx, next, leaderKey, leaderRev); err != nil {
-				return err
-			}
-			for _, ch := range changes {
-				typ := "Normal"
-				if ch.Warning {
-					typ = "Warning"
-				}
-				c.Store.Event(ctx, store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: next.Active, Message: ch.Message})
-				c.Log.Info("Placement changed", "group", grp.Name, "reason", ch.Reason, "message", ch.Message)
-				if c.OnDecision != nil {
-					c.OnDecision(grp.Name, ch)
-				}
-			}
-		}
-		for _, m := range grp.Members {
-			o := g.Object(m)
-			st := ComputeStatus(o, view, next, w, *o.StatusRef(), now)
-			key := store.StatusKey(m)
-			b, _ := json.Marshal(st)
-			if c.written[key] == string(b) {
-				continue
-			}
-			if _, err := c.Store.PutJSON(ctx, key, st); err != nil {
-				return err
-			}
-			c.written[key] = string(b)
-		}
-	}
-	for name := range orphans {
-		if err := c.Store.DeleteDecision(ctx, name); err != nil {
-			return err
-		}
-		if _, err := c.Store.Client.Delete(ctx, store.Prefix+"reports/"+name+"/", clientv3.WithPrefix()); err != nil {
-			return err
-		}
-	}
-	return c.finishDeletes(ctx, deleting, live)
+	return in, nil
 }
+
+// reconcileGroup decides one group and writes its decision and its members'
+// status when they changed.
+func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard, in *inputs, grp *graph.Group, now time.Time) error {
+	view := GroupView{Name: grp.Name, Placement: grp.Placement}
+	for _, m := range grp.Members {
+		view.Members = append(view.Members, m.String())
+		o := in.graph.Object(m)
+		if !o.PlacementSpec().IsZero() && o.Meta().Generation > view.Generation {
+			view.Generation = o.Meta().Generation
+		}
+		if in.suspended.Object(m) {
+			view.Suspended = true
+		}
+	}
+	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace()}
+	var prev *store.Decision
+	if _, ok := in.decisions[grp.Name]; !ok && len(in.live) == 0 {
+		return nil // no node has registered yet: nothing to decide
+	}
+	if d, ok := in.decisions[grp.Name]; ok {
+		prev = &d
+	} else if old, ok := Inherit(view.Members, in.orphans); ok {
+		d := in.orphans[old]
+		if err := c.Store.DeleteDecision(ctx, old); err != nil {
+			return fmt.Errorf("carry the placement of renamed group %s over: %w", old, err)
+		}
+		delete(in.orphans, old)
+		d.Revision = 0
+		prev = &d
+		c.Log.Info("Group renamed; keeping its placement", "from", old, "to", grp.Name, "active", d.Active)
+	}
+	next, changes := Decide(view, prev, w, now)
+	if prev == nil || !sameDecision(*prev, next) {
+		if prev != nil {
+			next.Revision = prev.Revision
+		}
+		if err := c.Store.PutDecision(ctx, next, guard); err != nil {
+			return fmt.Errorf("write decision: %w", err)
+		}
+		for _, ch := range changes {
+			typ := store.Normal
+			if ch.Warning {
+				typ = store.Warning
+			}
+			c.Recorder.Record(store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: next.Active, Message: ch.Message, Component: Component})
+			c.Log.Info("Placement changed", "group", grp.Name, "reason", ch.Reason, "message", ch.Message)
+		}
+	}
+	for _, m := range grp.Members {
+		o := in.graph.Object(m)
+		st := ComputeStatus(o, view, next, w, *o.StatusRef(), now)
+		b, _ := json.Marshal(st)
+		if c.written[m] == string(b) {
+			continue
+		}
+		if err := c.Store.PutStatus(ctx, m, st); err != nil {
+			return fmt.Errorf("write status of %s: %w", m, err)
+		}
+		c.written[m] = string(b)
+	}
+	return nil
+}
+
+// Component names the placement leader in events.
+const Component = "placement"
 
 func sameDecision(a, b store.Decision) bool {
 	a.Revision, b.Revision = 0, 0
@@ -260,11 +350,13 @@ func sameDecision(a, b store.Decision) bool {
 // finishDeletes removes deleted objects once every live node confirmed they
 // are out of service there.
 func (c *Controller) finishDeletes(ctx context.Context, deleting []v1alpha1.Object, live map[string]bool) error {
+	var errs []error
 	for _, o := range deleting {
 		ref := v1alpha1.RefOf(o)
-		acks, err := etcdstore.GetPrefix[bool](ctx, c.Store, store.Prefix+"deleted/"+ref.Kind+"/"+ref.Name+"/")
+		acks, err := c.Store.DeletionAcks(ctx, ref)
 		if err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("read deletion of %s: %w", ref, err))
+			continue
 		}
 		done := true
 		for n := range live {
@@ -276,9 +368,10 @@ func (c *Controller) finishDeletes(ctx context.Context, deleting []v1alpha1.Obje
 			continue
 		}
 		if err := c.Store.Remove(ctx, ref); err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("remove %s: %w", ref, err))
+			continue
 		}
-		c.Store.Event(ctx, store.Event{Type: "Normal", Reason: "Deleted", Object: ref.String(), Message: ref.String() + " is out of service on every node and removed"})
+		record.Eventf(c.Recorder, store.Normal, "Deleted", ref.String(), "", "%s is out of service on every node and removed", ref)
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -7,21 +7,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"gopkg.in/natefinch/lumberjack.v2"
 
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
-	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/linux"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows"
-	"github.com/sitekeeper/sitekeeper/internal/cluster"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
+	"github.com/sitekeeper/sitekeeper/internal/node"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 	"github.com/sitekeeper/sitekeeper/internal/winsvc"
 )
@@ -74,7 +71,7 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, *sim.World, f
 }
 
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
-	var node, manifests, dataDir, backendName, logFile, serviceName, iface string
+	var nodeName, manifests, dataDir, backendName, logFile, serviceName, iface string
 	var leaseTTL time.Duration
 	var gf gitopsFlags
 	var mf memberFlags
@@ -98,7 +95,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		Example: `  sitekeeper agent --node node1 --endpoints 127.0.0.1:2379 --manifests /srv/sitekeeper/manifests`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if node == "" {
+			if nodeName == "" {
 				return usagef("--node is required")
 			}
 			if backendName != "sim" && backendName != "windows" && backendName != "linux" {
@@ -133,7 +130,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		var err error
 		if etcdMember {
 			var srv *etcdstore.Server
-			if srv, st, err = mf.join(ctx, g, node, dataDir, log); err != nil {
+			if srv, st, err = mf.join(ctx, g, nodeName, dataDir, log); err != nil {
 				return err
 			}
 			// Deferred first, so closed last: after the agent's client.
@@ -142,54 +139,20 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			return err
 		}
 		defer st.Close()
-		n, world, closeBackend, err := openBackend(backendOptions{name: backendName, node: node, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
+		n, world, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
 		if err != nil {
 			return err
 		}
 		defer closeBackend()
-		ctrl := &placement.Controller{Store: st, Log: log.WithName("placement"), Identity: node}
-		m := &agent.Member{Node: node, Store: st, Backend: n, LeaseTTL: leaseTTL, Log: log.WithName(node)}
-		var wg sync.WaitGroup
-		run := func(f func(context.Context)) {
-			wg.Add(1)
-			go func() { defer wg.Done(); f(ctx) }()
-		}
-		if world != nil {
-			run(func(ctx context.Context) {
-				changes := st.Changes(ctx, "objects/") // before the first read: miss nothing
-				cluster.SeedContent(ctx, st, world)
-				for range changes {
-					cluster.SeedContent(ctx, st, world)
-				}
-			})
-		}
+		o := node.Options{Name: nodeName, Store: st, Backend: n, World: world, LeaseTTL: leaseTTL, Log: log}
 		if manifests != "" {
-			if fi, err := os.Stat(manifests); err != nil || !fi.IsDir() {
-				return fmt.Errorf("--manifests %s: not a folder", manifests)
-			}
-			r := gf.reconciler(st, manifests, node, log)
-			r.IsLeader = ctrl.IsLeader
-			lead := make(chan struct{}, 1)
-			r.Trigger = lead
-			ctrl.OnLead = func() {
-				select {
-				case lead <- struct{}{}:
-				default:
-				}
-			}
-			run(func(ctx context.Context) {
-				if err := r.Run(ctx); err != nil {
-					log.Error(err, "Folder watch stopped", "dir", manifests)
-				}
-			})
+			src := gf.source(manifests)
+			o.Folder = &src
 		}
-		run(func(ctx context.Context) { _ = ctrl.Run(ctx) })
-		fmt.Fprintf(s.out, "sitekeeper agent: node %s, store %v\n", node, st.Client.Endpoints())
-		err = m.Run(ctx)
-		wg.Wait()
-		return err
+		fmt.Fprintf(s.out, "sitekeeper agent: node %s, store %v\n", nodeName, st.Endpoints())
+		return node.New(o).Run(ctx)
 	}
-	cmd.Flags().StringVar(&node, "node", "", "this node's name, as placement.nodes names it")
+	cmd.Flags().StringVar(&nodeName, "node", "", "this node's name, as placement.nodes names it")
 	cmd.Flags().StringVar(&manifests, "manifests", "", "watch this manifest folder and apply it (GitOps)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "folder for the agent's records (and the simulator's machines)")
 	cmd.Flags().StringVar(&backendName, "backend", defaultBackend(), "node backend: windows (real IIS), linux (real virtual IPs with netlink, simulated IIS) or sim")

@@ -184,7 +184,7 @@ func (cs *clusterState) groupRows(name string) []groupRow {
 		}
 		for _, m := range gr.Members {
 			r.Members = append(r.Members, m.String())
-			if cs.suspended[m.Kind+"/"+m.Name] {
+			if cs.suspended.Object(m) {
 				r.Suspended = true
 			}
 		}
@@ -258,7 +258,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		if name != "" && n != name {
 			continue
 		}
-		r := nodeRow{Name: n, Status: "NotReady", Suspended: cs.suspended["Node/"+n], Active: []string{}, Health: "Healthy", Member: orDash(members[n])}
+		r := nodeRow{Name: n, Status: "NotReady", Suspended: cs.suspended.Node(n), Active: []string{}, Health: "Healthy", Member: orDash(members[n])}
 		if _, ok := cs.nodes[n]; ok {
 			r.Status = "Ready"
 		}
@@ -443,11 +443,11 @@ type sourceRow struct {
 }
 
 func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourceRow, error) {
-	srcs, err := etcdstore.GetPrefix[store.Source](ctx, st, store.Prefix+"sources/")
+	srcs, err := st.Sources(ctx)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := etcdstore.GetPrefix[store.SourceNode](ctx, st, store.Prefix+"sourcenodes/")
+	nodes, err := st.SourceNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -465,12 +465,12 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 			r.Message = fmt.Sprintf("applied %s", src.Revision)
 		}
 		var behind []string
-		for _, nk := range slices.Sorted(maps.Keys(nodes)) {
-			if n := nodes[nk]; strings.HasPrefix(nk, src.Name+"/") {
-				r.Nodes = append(r.Nodes, n)
-				if n.Revision != src.Revision && n.Revision != src.LastAttempt.Revision {
-					behind = append(behind, fmt.Sprintf("%s has %s", n.Node, n.Revision))
-				}
+		sns := nodes[src.Name]
+		sort.Slice(sns, func(i, j int) bool { return sns[i].Node < sns[j].Node })
+		for _, n := range sns {
+			r.Nodes = append(r.Nodes, n)
+			if n.Revision != src.Revision && n.Revision != src.LastAttempt.Revision {
+				behind = append(behind, fmt.Sprintf("%s has %s", n.Node, n.Revision))
 			}
 		}
 		if len(behind) > 0 {

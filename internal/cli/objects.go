@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,10 +18,10 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/diag"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
-	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 func newApplyCmd(s *streams, g *globalFlags) *cobra.Command {
@@ -41,13 +42,13 @@ object is invalid. Each object is reported created, configured or unchanged.`,
 				return err
 			}
 			return withStore(cmd.Context(), g, func(st *etcdstore.Store) error {
-				results, err := st.Apply(cmd.Context(), manifest.Objects(docs), etcdstore.ApplyOptions{DryRun: dryRun, ForceConflicts: force})
-				var oe *etcdstore.OwnedError
+				results, err := ops.Apply(cmd.Context(), st, manifest.Objects(docs), store.ApplyOptions{DryRun: dryRun, ForceConflicts: force})
+				var oe *store.OwnedError
 				if errors.As(err, &oe) {
 					fmt.Fprintf(s.err, "warning: %v\n", err)
 					return silentError{ExitError}
 				}
-				var ve *etcdstore.ValidationError
+				var ve *store.ValidationError
 				if errors.As(err, &ve) {
 					manifest.Locate(ve.Errors, docs)
 					return reportInvalid(s, ve.Errors)
@@ -137,7 +138,7 @@ func newDiffCmd(s *streams, g *globalFlags) *cobra.Command {
 
 func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
-	var wait bool
+	var wait, ignoreNotFound bool
 	cmd := &cobra.Command{
 		Use:   "delete (-f PATH | KIND NAME) [--wait]",
 		Short: "Take objects out of service on every node, then remove them",
@@ -165,50 +166,30 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				snap, err := st.List(ctx)
-				if err != nil {
-					return err
-				}
-				gone := map[v1alpha1.Ref]bool{}
-				for _, r := range refs {
-					gone[r] = true
-				}
-				var rest []v1alpha1.Object
-				for _, o := range snap.Objects {
-					if !gone[v1alpha1.RefOf(o)] && o.Meta().DeletionTimestamp == nil {
-						rest = append(rest, o)
-					}
-				}
-				if errs := validation.Validate(rest).Errors; len(errs) > 0 {
-					for _, e := range errs {
+				deleted, err := ops.Delete(ctx, st, refs, ignoreNotFound)
+				var be *ops.BreaksSetError
+				if errors.As(err, &be) {
+					for _, e := range be.Errors {
 						fmt.Fprintln(s.err, e.Error())
 					}
 					return fmt.Errorf("deleting these would leave the objects above invalid; delete them together or fix them first")
 				}
-				for _, r := range refs {
-					if err := st.MarkDeleted(ctx, r); err != nil {
-						return err
-					}
+				if err != nil {
+					return err
+				}
+				for _, r := range deleted {
 					fmt.Fprintf(s.out, "%s/%s deleted\n", strings.ToLower(r.Kind), r.Name)
 				}
 				if !wait {
 					return nil
 				}
-				return waitFor(ctx, 60*time.Second, func() (bool, error) {
-					for _, r := range refs {
-						if _, err := st.Get(ctx, r); err == nil {
-							return false, nil
-						} else if !errors.Is(err, store.ErrNotFound) {
-							return false, err
-						}
-					}
-					return true, nil
-				})
+				return waitFor(ctx, 60*time.Second, func() (bool, error) { return ops.Deleted(ctx, st, deleted) })
 			})
 		},
 	}
 	ff.register(cmd)
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every node took the objects out of service and they are removed")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "skip objects that do not exist instead of failing")
 	return cmd
 }
 
@@ -232,12 +213,12 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, erro
 
 // clusterState is everything get, describe and plan show.
 type clusterState struct {
-	snap      etcdstore.Snapshot
+	snap      store.Snapshot
 	graph     *graph.Graph
 	decisions map[string]store.Decision
 	nodes     map[string]store.NodeInfo
-	reports   map[string]store.Report
-	suspended map[string]bool
+	reports   []store.Report
+	suspended store.Suspensions
 	observed  map[string]plan.Observed
 }
 
@@ -257,16 +238,16 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 	if c.decisions, err = st.Decisions(ctx); err != nil {
 		return nil, err
 	}
-	if c.nodes, err = etcdstore.GetPrefix[store.NodeInfo](ctx, st, store.Prefix+"nodes/"); err != nil {
+	if c.nodes, err = st.Nodes(ctx); err != nil {
 		return nil, err
 	}
-	if c.reports, err = etcdstore.GetPrefix[store.Report](ctx, st, store.Prefix+"reports/"); err != nil {
+	if c.reports, err = st.Reports(ctx); err != nil {
 		return nil, err
 	}
-	if c.suspended, err = etcdstore.GetPrefix[bool](ctx, st, store.Prefix+"suspend/"); err != nil {
+	if c.suspended, err = st.Suspensions(ctx); err != nil {
 		return nil, err
 	}
-	if c.observed, err = etcdstore.GetPrefix[plan.Observed](ctx, st, store.Prefix+"observed/"); err != nil {
+	if c.observed, err = st.Observed(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -303,59 +284,22 @@ switchback after a failover.`,
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				cs, err := readState(ctx, st)
+				group, err := ops.Switchover(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]}, to, force)
+				var me *ops.ManagedError
+				if errors.As(err, &me) {
+					fmt.Fprintln(s.out, me.Error())
+					return silentError{ExitError}
+				}
 				if err != nil {
 					return err
 				}
-				ref := v1alpha1.Ref{Kind: kind, Name: args[1]}
-				grp, ok := cs.graph.GroupOf(ref)
-				if !ok {
-					return fmt.Errorf("%s: %w", ref, store.ErrNotFound)
-				}
-				if !containsFold(grp.Placement.Nodes, to) {
-					return fmt.Errorf("%s is not in the placement of group %s (%s); add it to placement.nodes first", to, grp.Name, strings.Join(grp.Placement.Nodes, ", "))
-				}
-				var changed []v1alpha1.Object
-				for _, m := range grp.Members {
-					o := cs.find(m)
-					if o == nil || o.PlacementSpec().IsZero() {
-						continue
-					}
-					if src := o.Meta().Annotations[v1alpha1.AnnotationSource]; src != "" && !force {
-						file := ""
-						if rows, err := readSources(ctx, st, src); err == nil && len(rows) == 1 {
-							for _, e := range rows[0].Inventory {
-								if e.Ref == m.String() {
-									file = rows[0].Path + "/" + e.File
-								}
-							}
-						}
-						fmt.Fprintf(s.out, "%s is managed by source %s; commit this change instead (or pass --force):\n  %s: %s: set spec.placement.activeNode: %s\n", m, src, orDash(file), m, to)
-						return silentError{ExitError}
-					}
-					c := v1alpha1.DeepCopy(o)
-					c.PlacementSpec().ActiveNode = to
-					changed = append(changed, c)
-				}
-				if err := st.UpdateSpecs(ctx, changed...); err != nil {
-					return err
-				}
-				fmt.Fprintf(s.out, "group %s: switchover to %s requested\n", grp.Name, to)
+				fmt.Fprintf(s.out, "group %s: switchover to %s requested\n", group, to)
 				if !wait {
 					return nil
 				}
-				err = waitFor(ctx, 60*time.Second, func() (bool, error) {
-					d, err := st.Decisions(ctx)
-					if err != nil {
-						return false, err
-					}
-					rep := store.Report{}
-					reports, _ := etcdstore.GetPrefix[store.Report](ctx, st, store.Prefix+"reports/"+grp.Name+"/")
-					rep = reports[to]
-					return d[grp.Name].Active == to && rep.Active && rep.Phase == store.PhaseConverged, nil
-				})
+				err = waitFor(ctx, 60*time.Second, func() (bool, error) { return ops.SwitchedOver(ctx, st, group, to) })
 				if err == nil {
-					fmt.Fprintf(s.out, "group %s: active on %s\n", grp.Name, to)
+					fmt.Fprintf(s.out, "group %s: active on %s\n", group, to)
 				}
 				return err
 			})
@@ -365,15 +309,6 @@ switchback after a failover.`,
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the group serves from NODE")
 	cmd.Flags().BoolVar(&force, "force", false, "switch over a folder-owned group anyway (its next change set may move it back)")
 	return cmd
-}
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
@@ -392,16 +327,50 @@ func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			observed, err := etcdstore.GetPrefix[plan.Observed](ctx, st, store.Prefix+"observed/")
+			observed, err := st.Observed(ctx)
 			if err != nil {
 				return err
 			}
-			var nodes []plan.Observed
-			for _, k := range slices.Sorted(maps.Keys(observed)) {
-				nodes = append(nodes, observed[k])
+			if len(observed) == 0 {
+				return fmt.Errorf("no node has published what it has, so there is nothing to plan for; start an agent (sitekeeper agent) or sitekeeper up, then try again")
 			}
-			return printPlan(s, plan.ComputeCluster(d, nodes), output)
+			return printNodePlans(s, d, observed, output)
 		})
 	}
 	return cmd
+}
+
+// nodePlan is one node's steps, as `plan` against the cluster prints them.
+type nodePlan struct {
+	Node  string    `json:"node"`
+	Steps plan.Plan `json:"steps"`
+}
+
+// printNodePlans prints, for each node that published what it has, the
+// steps it would take now, or that it is converged.
+func printNodePlans(s *streams, d *plan.Desired, observed map[string]plan.Observed, output string) error {
+	var plans []nodePlan
+	for _, n := range slices.Sorted(maps.Keys(observed)) {
+		steps := plan.Compute(d, observed[n])
+		if steps == nil {
+			steps = plan.Plan{}
+		}
+		plans = append(plans, nodePlan{Node: n, Steps: steps})
+	}
+	if output == "json" {
+		enc := json.NewEncoder(s.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(plans)
+	}
+	for _, p := range plans {
+		if len(p.Steps) == 0 {
+			fmt.Fprintf(s.out, "%s: converged\n", p.Node)
+			continue
+		}
+		fmt.Fprintf(s.out, "%s: %d step(s)\n", p.Node, len(p.Steps))
+		for _, st := range p.Steps {
+			fmt.Fprintf(s.out, "  %s\n", st)
+		}
+	}
+	return nil
 }

@@ -3,13 +3,12 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 )
@@ -78,32 +77,25 @@ func newSuspendCmd(s *streams, g *globalFlags, suspend bool) *cobra.Command {
 over; status keeps being observed.`,
 		Example: fmt.Sprintf("  sitekeeper %s iissite WebSite1\n  sitekeeper %s --node node1", verb, verb),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var key, what string
+			var t ops.Target
 			switch {
 			case node != "" && len(args) == 0:
-				key, what = store.SuspendKey("Node", node), "node/"+node
+				t = ops.Target{Kind: "Node", Name: node}
 			case node == "" && len(args) == 2:
 				kind, ok := v1alpha1.ParseKind(args[0])
 				if !ok {
 					return usagef("unknown kind %q; use iissite, ip or vol", args[0])
 				}
-				key, what = store.SuspendKey(kind, args[1]), strings.ToLower(kind)+"/"+args[1]
+				t = ops.Target{Kind: kind, Name: args[1]}
 			default:
 				return usagef("give KIND NAME or --node NAME")
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				var err error
-				if suspend {
-					_, err = st.Client.Put(ctx, key, "true")
-				} else {
-					_, err = st.Client.Delete(ctx, key)
-				}
-				if err != nil {
+				if err := ops.SetSuspended(ctx, st, t, suspend); err != nil {
 					return err
 				}
-				st.Event(ctx, store.Event{Type: "Normal", Reason: strings.ToUpper(verb[:1]) + verb[1:] + "ed", Object: what, Message: what + " " + verb + "ed"})
-				fmt.Fprintf(s.out, "%s %sed\n", what, verb)
+				fmt.Fprintf(s.out, "%s %sed\n", t, verb)
 				return nil
 			})
 		},
@@ -124,25 +116,15 @@ func newClearFailuresCmd(s *streams, g *globalFlags) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				cs, err := readState(ctx, st)
+				group, cleared, err := ops.ClearFailures(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
 				if err != nil {
 					return err
 				}
-				grp, ok := cs.graph.GroupOf(v1alpha1.Ref{Kind: kind, Name: args[1]})
-				if !ok {
-					return fmt.Errorf("%s/%s: %w", kind, args[1], store.ErrNotFound)
-				}
-				d, ok := cs.decisions[grp.Name]
-				if !ok {
-					fmt.Fprintf(s.out, "group %s has no recorded failures\n", grp.Name)
+				if !cleared {
+					fmt.Fprintf(s.out, "group %s has no recorded failures\n", group)
 					return nil
 				}
-				d.Failures = nil
-				if err := st.PutDecision(ctx, d, "", 0); err != nil {
-					return err
-				}
-				st.Event(ctx, store.Event{Type: "Normal", Reason: "FailuresCleared", Object: "group/" + grp.Name, Message: "failure history cleared"})
-				fmt.Fprintf(s.out, "group %s: failures cleared\n", grp.Name)
+				fmt.Fprintf(s.out, "group %s: failures cleared\n", group)
 				return nil
 			})
 		},
@@ -157,11 +139,9 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 	send := func(cmd *cobra.Command, node string, c store.SimCommand, msg string) error {
 		ctx := cmd.Context()
 		return withStore(ctx, g, func(st *etcdstore.Store) error {
-			c.Seq = time.Now().UnixNano()
-			if _, err := st.PutJSON(ctx, store.SimKey(node), c); err != nil {
+			if err := ops.Simulate(ctx, st, node, c, msg); err != nil {
 				return err
 			}
-			st.Event(ctx, store.Event{Type: "Warning", Reason: "Simulated", Object: "node/" + node, Node: node, Message: msg})
 			fmt.Fprintln(s.out, msg)
 			return nil
 		})

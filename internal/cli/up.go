@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/controllers/gitops"
@@ -15,6 +14,9 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/cluster"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/ops"
+	"github.com/sitekeeper/sitekeeper/internal/record"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 )
 
@@ -56,6 +58,23 @@ same --data-dir to resume.`,
 				}
 				docs = d
 			}
+			var folderSource *gitops.Source
+			var onApplied func(string, []store.ApplyResult, error)
+			if folder != "" && gf.watch {
+				src := gf.source(folder)
+				folderSource = &src
+				onApplied = func(rev string, results []store.ApplyResult, err error) {
+					if err != nil {
+						fmt.Fprintf(s.out, "%s source %s: revision %s NOT applied (the last good revision stays in force):\n%s\n", time.Now().Format("15:04:05.000"), src.Name, rev, err)
+						return
+					}
+					for _, res := range results {
+						if res.Outcome != store.Unchanged {
+							fmt.Fprintf(s.out, "%s source %s: %s/%s %s\n", time.Now().Format("15:04:05.000"), src.Name, strings.ToLower(res.Ref.Kind), res.Ref.Name, res.Outcome)
+						}
+					}
+				}
+			}
 			return cluster.RunLocal(ctx, cluster.LocalOptions{
 				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 0, Log: log,
 				Ready: func(endpoint string, st *etcdstore.Store) error {
@@ -66,36 +85,21 @@ same --data-dir to resume.`,
 					if len(docs) == 0 {
 						return nil
 					}
-					results, err := st.Apply(ctx, manifest.Objects(docs), etcdstore.ApplyOptions{})
+					results, err := ops.Apply(ctx, st, manifest.Objects(docs), store.ApplyOptions{})
 					if err != nil {
 						return fmt.Errorf("apply %s: %w", strings.Join(ff.files, ", "), err)
 					}
 					printApplied(s, results, false)
 					return nil
 				},
-				OnDecision: func(group string, c placement.Change) {
-					fmt.Fprintf(s.out, "%s placement %s: %s: %s\n", time.Now().Format("15:04:05.000"), group, c.Reason, c.Message)
-				},
-				Run: func(ctx context.Context, st *etcdstore.Store) {
-					if folder == "" || !gf.watch {
-						return
+				// The live log: every placement decision, as it is taken.
+				Recorder: record.Func(func(e store.Event) {
+					if e.Component == placement.Component && strings.HasPrefix(e.Object, "group/") {
+						fmt.Fprintf(s.out, "%s placement %s: %s: %s\n", time.Now().Format("15:04:05.000"), strings.TrimPrefix(e.Object, "group/"), e.Reason, e.Message)
 					}
-					r := gf.reconciler(st, folder, "local", log)
-					r.OnApplied = func(rev string, results []etcdstore.ApplyResult, err error) {
-						if err != nil {
-							fmt.Fprintf(s.out, "%s source %s: revision %s NOT applied (the last good revision stays in force):\n%s\n", time.Now().Format("15:04:05.000"), r.Source.Name, rev, err)
-							return
-						}
-						for _, res := range results {
-							if res.Outcome != etcdstore.Unchanged {
-								fmt.Fprintf(s.out, "%s source %s: %s/%s %s\n", time.Now().Format("15:04:05.000"), r.Source.Name, strings.ToLower(res.Ref.Kind), res.Ref.Name, res.Outcome)
-							}
-						}
-					}
-					if err := r.Run(ctx); err != nil {
-						log.Error(err, "Folder watch stopped", "dir", folder)
-					}
-				},
+				}),
+				Folder:    folderSource,
+				OnApplied: onApplied,
 			})
 		},
 	}
@@ -110,7 +114,7 @@ same --data-dir to resume.`,
 	return cmd
 }
 
-func printApplied(s *streams, results []etcdstore.ApplyResult, dryRun bool) {
+func printApplied(s *streams, results []store.ApplyResult, dryRun bool) {
 	suffix := ""
 	if dryRun {
 		suffix = " (dry run)"
@@ -147,13 +151,12 @@ func (f *gitopsFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "source-name", "", "name of the source (default: the folder's name)")
 }
 
-func (f *gitopsFlags) reconciler(st *etcdstore.Store, dir, node string, log logr.Logger) *gitops.Reconciler {
+func (f *gitopsFlags) source(dir string) gitops.Source {
 	name := f.name
 	if name == "" {
 		name = gitops.DefaultName(dir)
 	}
-	return &gitops.Reconciler{Store: st, Node: node, Log: log.WithName("gitops"),
-		Source: gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync}}
+	return gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync}
 }
 
 // watchedFolder returns the folder when files is exactly one folder.

@@ -45,7 +45,7 @@ func BenchmarkApply1000(b *testing.B) {
 		b.StopTimer()
 		st := startStore(b)
 		b.StartTimer()
-		if _, err := st.Apply(context.Background(), objs, etcdstore.ApplyOptions{}); err != nil {
+		if _, err := st.Apply(context.Background(), objs, store.ApplyOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -65,7 +65,7 @@ func startLocal(b *testing.B, nodes []string, objs []v1alpha1.Object) *local {
 		defer close(l.done)
 		err := RunLocal(ctx, LocalOptions{DataDir: b.TempDir(), Nodes: nodes, Fast: true, Log: logr.Discard(),
 			Ready: func(_ string, st *etcdstore.Store) error {
-				if _, err := st.Apply(ctx, objs, etcdstore.ApplyOptions{}); err != nil {
+				if _, err := st.Apply(ctx, objs, store.ApplyOptions{}); err != nil {
 					return err
 				}
 				ready <- st
@@ -101,8 +101,8 @@ func waitUntil(b *testing.B, timeout time.Duration, cond func() bool) {
 }
 
 func report(b *testing.B, st *etcdstore.Store, group, node string) store.Report {
-	r, _ := etcdstore.GetPrefix[store.Report](context.Background(), st, store.ReportKey(group, node))
-	return r[""]
+	r, _ := st.GroupReports(context.Background(), group)
+	return r[node]
 }
 
 func p50(ds []time.Duration) time.Duration {
@@ -128,7 +128,7 @@ func BenchmarkOneFieldChange1000(b *testing.B) {
 		site.Spec.Bindings[0].HostName = fmt.Sprintf("changed%d.example.com", i)
 		group := site.Metadata.Name
 		start := time.Now()
-		rs, err := l.st.Apply(ctx, []v1alpha1.Object{site}, etcdstore.ApplyOptions{})
+		rs, err := l.st.Apply(ctx, []v1alpha1.Object{site}, store.ApplyOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -167,19 +167,19 @@ func BenchmarkFailover(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		other := map[string]string{"node1": "node2", "node2": "node1"}[active]
 		start := time.Now()
-		if _, err := l.st.PutJSON(ctx, store.SimKey(active), store.SimCommand{Powered: false, Seq: int64(i)}); err != nil {
+		if err := l.st.PutSimCommand(ctx, active, store.SimCommand{Powered: false, Seq: int64(i)}); err != nil {
 			b.Fatal(err)
 		}
 		waitUntil(b, 10*time.Second, func() bool { return servedBy(other) })
 		lat = append(lat, time.Since(start))
 		b.StopTimer()
-		if _, err := l.st.PutJSON(ctx, store.SimKey(active), store.SimCommand{Powered: true, Seq: int64(i)}); err != nil {
+		if err := l.st.PutSimCommand(ctx, active, store.SimCommand{Powered: true, Seq: int64(i)}); err != nil {
 			b.Fatal(err)
 		}
-		nodes, _ := etcdstore.GetPrefix[store.NodeInfo](ctx, l.st, store.Prefix+"nodes/")
+		nodes, _ := l.st.Nodes(ctx)
 		for len(nodes) < 2 {
 			time.Sleep(20 * time.Millisecond)
-			nodes, _ = etcdstore.GetPrefix[store.NodeInfo](ctx, l.st, store.Prefix+"nodes/")
+			nodes, _ = l.st.Nodes(ctx)
 		}
 		active = other
 		b.StartTimer()

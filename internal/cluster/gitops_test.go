@@ -112,12 +112,8 @@ func startGitOps(t *testing.T, dir string) *etcdstore.Store {
 	go func() {
 		defer close(done)
 		_ = RunLocal(ctx, LocalOptions{DataDir: t.TempDir(), Nodes: []string{"node1"}, Fast: true, Log: logr.Discard(),
-			Ready: func(_ string, st *etcdstore.Store) error { ready <- st; return nil },
-			Run: func(ctx context.Context, st *etcdstore.Store) {
-				r := &gitops.Reconciler{Store: st, Node: "node1", Log: logr.Discard(),
-					Source: gitops.Source{Name: "site", Dir: dir, Prune: true, Resync: 2 * time.Second, Debounce: 50 * time.Millisecond}}
-				_ = r.Run(ctx)
-			}})
+			Ready:  func(_ string, st *etcdstore.Store) error { ready <- st; return nil },
+			Folder: &gitops.Source{Name: "site", Dir: dir, Prune: true, Resync: 2 * time.Second, Debounce: 50 * time.Millisecond}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
@@ -131,11 +127,11 @@ func startGitOps(t *testing.T, dir string) *etcdstore.Store {
 }
 
 func source(t *testing.T, st *etcdstore.Store) store.Source {
-	m, err := etcdstore.GetPrefix[store.Source](context.Background(), st, store.SourceKey("site"))
+	src, _, err := st.Source(context.Background(), "site")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m[""]
+	return src
 }
 
 func TestGitOpsChangeSets(t *testing.T) {

@@ -1,28 +1,24 @@
 // Package cluster runs the embedded default on one machine: an etcd member
-// inside the process, the placement controller, and one agent per
-// simulated node, with fault injection through the store.
+// inside the process and one node runtime per simulated node (each with its
+// agent and placement candidate, as on a real cluster), with fault
+// injection through the store.
 package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
-	"github.com/sitekeeper/sitekeeper/controllers/placement"
+	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
-	"github.com/sitekeeper/sitekeeper/internal/graph"
-	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/node"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
 )
@@ -39,11 +35,13 @@ type LocalOptions struct {
 	// Ready is called once the store answers, with its endpoint and the
 	// store client.
 	Ready func(endpoint string, s *etcdstore.Store) error
-	// OnDecision hears placement changes (the live log).
-	OnDecision func(group string, c placement.Change)
-	// Run, when set, runs beside the cluster with its store (the folder
-	// watch of GitOps) until the cluster stops.
-	Run func(ctx context.Context, st *etcdstore.Store)
+	// Recorder hears every node's events (the live log).
+	Recorder record.Recorder
+	// Folder, when set, is the manifest folder every node watches (the
+	// placement leader applies it).
+	Folder *gitops.Source
+	// OnApplied hears each change set of Folder.
+	OnApplied func(rev string, results []store.ApplyResult, err error)
 }
 
 // Local is a running embedded cluster.
@@ -53,10 +51,14 @@ type Local struct {
 	Store  *etcdstore.Store
 	World  *sim.World
 
-	mu      sync.Mutex
-	members map[string]context.CancelFunc
-	agents  map[string]*agent.Member
-	done    map[string]chan struct{}
+	mu    sync.Mutex
+	nodes map[string]*running
+}
+
+type running struct {
+	rt     *node.Runtime
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // RunLocal runs the embedded default until ctx ends.
@@ -78,49 +80,33 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	}
 	defer st.Close()
 	l := &Local{opts: o, server: srv, Store: st, World: sim.NewWorld(filepath.Join(o.DataDir, "sim"), o.Log.WithName("sim")),
-		members: map[string]context.CancelFunc{}, agents: map[string]*agent.Member{}, done: map[string]chan struct{}{}}
+		nodes: map[string]*running{}}
 	if o.Ready != nil {
 		if err := o.Ready(srv.Endpoint, st); err != nil {
 			return err
 		}
 	}
 	var wg sync.WaitGroup
-	ctrl := &placement.Controller{Store: st, Log: o.Log.WithName("placement"), Identity: "up", OnDecision: o.OnDecision}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = ctrl.Run(ctx) }()
-	simState, _ := etcdstore.GetPrefix[store.SimCommand](ctx, st, store.Prefix+"sim/")
+	simState, _ := st.SimCommands(ctx)
 	for _, n := range o.Nodes {
-		node := l.World.Node(n)
+		sn := l.World.Node(n)
 		if c, ok := simState[n]; ok && !c.Powered {
-			node.PowerOff() // stays down across restarts until heal-node
+			sn.PowerOff() // stays down across restarts until heal-node
 			continue
 		}
-		if !node.Powered() {
-			node.PowerOn()
+		if !sn.Powered() {
+			sn.PowerOn()
 		}
-		l.startMember(ctx, n)
+		l.startNode(ctx, n)
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); l.watchSim(ctx) }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		changes := st.Changes(ctx, "objects/") // before the first read: miss nothing
-		SeedContent(ctx, st, l.World)
-		for range changes {
-			SeedContent(ctx, st, l.World)
-		}
-	}()
-	if o.Run != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); o.Run(ctx, st) }()
-	}
 	<-ctx.Done()
 	l.mu.Lock()
 	var waits []chan struct{}
-	for n, cancel := range l.members {
-		cancel()
-		waits = append(waits, l.done[n])
+	for _, r := range l.nodes {
+		r.cancel()
+		waits = append(waits, r.done)
 	}
 	l.mu.Unlock()
 	for _, w := range waits {
@@ -134,76 +120,62 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	return nil
 }
 
-func (l *Local) startMember(ctx context.Context, node string) {
+// startNode runs one simulated node's runtime, as `sitekeeper agent` would
+// on a machine of its own.
+func (l *Local) startNode(ctx context.Context, name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, running := l.members[node]; running {
+	if _, ok := l.nodes[name]; ok {
 		return
 	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	l.members[node], l.done[node] = cancel, done
-	n := l.World.Node(node)
-	m := &agent.Member{Node: node, Store: l.Store, Backend: n, LeaseTTL: l.opts.LeaseTTL, Log: l.opts.Log.WithName(node),
-		OnObserved: func(o plan.Observed) { l.publishObserved(mctx, o) }}
-	l.agents[node] = m
+	nctx, cancel := context.WithCancel(ctx)
+	rt := node.New(node.Options{Name: name, Store: l.Store, Backend: l.World.Node(name), World: l.World, LeaseTTL: l.opts.LeaseTTL,
+		Folder: l.opts.Folder, OnApplied: l.opts.OnApplied, Recorder: l.opts.Recorder, Log: l.opts.Log})
+	r := &running{rt: rt, cancel: cancel, done: make(chan struct{})}
+	l.nodes[name] = r
 	go func() {
-		defer close(done)
-		if err := m.Run(mctx); err != nil && mctx.Err() == nil {
-			l.opts.Log.Error(err, "Agent stopped", "node", node)
+		defer close(r.done)
+		if err := rt.Run(nctx); err != nil && nctx.Err() == nil {
+			l.opts.Log.Error(err, "Node stopped", "node", name)
 		}
 	}()
 }
 
-// powerOff simulates a power loss: the agent stops at once (no lease
+// powerOff simulates a power loss: the node stops at once (no lease
 // revoke: the lease must expire), listeners and addresses vanish.
-func (l *Local) powerOff(node string) {
+func (l *Local) powerOff(name string) {
 	l.mu.Lock()
-	cancel, ok := l.members[node]
-	done := l.done[node]
-	m := l.agents[node]
-	delete(l.members, node)
+	r, ok := l.nodes[name]
+	delete(l.nodes, name)
 	l.mu.Unlock()
-	l.World.Node(node).PowerOff()
+	l.World.Node(name).PowerOff()
 	if ok {
-		m.Crash()
-		cancel()
-		<-done
+		r.rt.Crash()
+		r.cancel()
+		<-r.done
 	}
 }
 
 func (l *Local) watchSim(ctx context.Context) {
-	for resp := range l.Store.Client.Watch(ctx, store.Prefix+"sim/", clientv3.WithPrefix()) {
-		for _, ev := range resp.Events {
-			if ev.Type != clientv3.EventTypePut {
-				continue
-			}
-			node := strings.TrimPrefix(string(ev.Kv.Key), store.Prefix+"sim/")
-			var c store.SimCommand
-			if json.Unmarshal(ev.Kv.Value, &c) != nil || !slices.Contains(l.opts.Nodes, node) {
-				continue
-			}
-			n := l.World.Node(node)
-			switch {
-			case c.StopSite != "":
-				err := n.StopSite(ctx, c.StopSite)
-				l.opts.Log.Info("Simulated: site stopped behind sitekeeper's back", "node", node, "site", c.StopSite, "error", errString(err))
-			case !c.Powered && n.Powered():
-				l.opts.Log.Info("Simulated: node lost power", "node", node)
-				l.powerOff(node)
-			case c.Powered && !n.Powered():
-				l.opts.Log.Info("Simulated: node boots", "node", node)
-				n.PowerOn()
-				l.startMember(ctx, node)
-			}
+	for ev := range l.Store.WatchSim(ctx) {
+		name, c := ev.Node, ev.Command
+		if !slices.Contains(l.opts.Nodes, name) {
+			continue
+		}
+		n := l.World.Node(name)
+		switch {
+		case c.StopSite != "":
+			err := n.StopSite(ctx, c.StopSite)
+			l.opts.Log.Info("Simulated: site stopped behind sitekeeper's back", "node", name, "site", c.StopSite, "error", errString(err))
+		case !c.Powered && n.Powered():
+			l.opts.Log.Info("Simulated: node lost power", "node", name)
+			l.powerOff(name)
+		case c.Powered && !n.Powered():
+			l.opts.Log.Info("Simulated: node boots", "node", name)
+			n.PowerOn()
+			l.startNode(ctx, name)
 		}
 	}
-}
-
-// publishObserved stores what a node has, for `sitekeeper plan` against
-// the cluster.
-func (l *Local) publishObserved(ctx context.Context, o plan.Observed) {
-	_, _ = l.Store.PutJSON(ctx, store.Prefix+"observed/"+o.Node, o)
 }
 
 func errString(err error) string {
@@ -211,42 +183,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// SeedContent writes an index page into each site's folder of the
-// simulated storage when the folder is empty, so a fresh demo serves
-// something readable and a simulated site answers its health checks.
-func SeedContent(ctx context.Context, st *etcdstore.Store, w *sim.World) {
-	snap, err := st.ListSpecs(ctx)
-	if err != nil {
-		return
-	}
-	var vols []*v1alpha1.VolumeResource
-	var sites []*v1alpha1.IISSite
-	for _, o := range snap.Objects {
-		switch t := o.(type) {
-		case *v1alpha1.VolumeResource:
-			vols = append(vols, t)
-		case *v1alpha1.IISSite:
-			sites = append(sites, t)
-		}
-	}
-	volIndex := graph.NewVolumeIndex(vols)
-	for _, s := range sites {
-		v := volIndex.For(s.Spec.PhysicalPath)
-		if v == nil {
-			continue
-		}
-		rv := plan.RenderVolume(v)
-		// Keep the path's own spelling: the simulator's disk is case-sensitive.
-		rest := strings.ReplaceAll(s.Spec.PhysicalPath, "/", `\`)[len(strings.TrimRight(rv.Root, `\`)):]
-		dir := filepath.Join(append([]string{w.VolumeDir(rv.ID)}, strings.FieldsFunc(rest, func(r rune) bool { return r == '\\' })...)...)
-		index := filepath.Join(dir, "index.html")
-		if _, err := os.Stat(index); err == nil {
-			continue
-		}
-		if os.MkdirAll(dir, 0o755) == nil {
-			_ = os.WriteFile(index, []byte(fmt.Sprintf("Hello from %s\n", s.Metadata.Name)), 0o644)
-		}
-	}
 }

@@ -3,36 +3,19 @@
 // maintenance flags. The only implementation is store/etcd: leases,
 // transactions and watches are etcd's.
 //
-// Key layout (every key lives under Prefix):
-//
-//	objects/<Kind>/<name>          desired object (metadata + spec), JSON;
-//	                               resourceVersion = the key's mod revision
-//	status/<Kind>/<name>           status of the object, written by the leader
-//	nodes/<node>                   NodeInfo, attached to the node's lease
-//	reports/<group>/<node>         the node agent's Report on a group
-//	placement/<group>              the leader's Decision: who serves the group
-//	deleted/<Kind>/<name>/<node>   a node's confirmation that a deleted object
-//	                               is out of service there
-//	suspend/<Kind>/<name>          maintenance flag (Kind "Node" for a node)
-//	events/<time>-<seq>            Event, kept for EventRetention
-//	sim/<node>                     simulator commands (power, stop a site)
-//	sources/<name>                 a manifest folder's applied revision and
-//	                               inventory (GitOps)
-//	sourcenodes/<name>/<node>      the revision each node's checkout has
-//	observed/<node>                what a node last reported it has
-//	election/                      etcd election of the placement leader
+// The key layout is the etcd implementation's business (store/etcd/keys.go):
+// no other package builds a key.
 package store
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
-
-// Prefix is the root of every Sitekeeper key.
-const Prefix = "/sitekeeper/"
 
 // EventRetention is how long events are kept.
 const EventRetention = time.Hour
@@ -43,28 +26,129 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the object changed since it was read.
 	ErrConflict = errors.New("conflict: the object was changed by someone else; read it again and retry")
+	// ErrLeaseExpired: a node's lease is gone (it expired or was revoked);
+	// the node must register again.
+	ErrLeaseExpired = errors.New("lease expired")
 )
 
-// Keys.
-func ObjectKey(r v1alpha1.Ref) string     { return Prefix + "objects/" + r.Kind + "/" + r.Name }
-func StatusKey(r v1alpha1.Ref) string     { return Prefix + "status/" + r.Kind + "/" + r.Name }
-func NodeKey(node string) string          { return Prefix + "nodes/" + node }
-func ReportKey(group, node string) string { return Prefix + "reports/" + group + "/" + node }
-func DecisionKey(group string) string     { return Prefix + "placement/" + group }
-func DeletedKey(r v1alpha1.Ref, node string) string {
-	return Prefix + "deleted/" + r.Kind + "/" + r.Name + "/" + node
-}
-func SuspendKey(kind, name string) string { return Prefix + "suspend/" + kind + "/" + name }
-func SimKey(node string) string           { return Prefix + "sim/" + node }
-func EventKey(t time.Time, seq uint64) string {
-	return fmt.Sprintf("%sevents/%020d-%08d", Prefix, t.UnixNano(), seq)
+// Family is one kind of stored record, for Changes.
+type Family string
+
+// Families.
+const (
+	FamilyObjects   Family = "objects/"
+	FamilyStatus    Family = "status/"
+	FamilyNodes     Family = "nodes/"
+	FamilyReports   Family = "reports/"
+	FamilyDecisions Family = "placement/"
+	FamilyDeleted   Family = "deleted/"
+	FamilySuspended Family = "suspend/"
+	FamilySim       Family = "sim/"
+	FamilySources   Family = "sources/"
+	FamilyObserved  Family = "observed/"
+)
+
+var (
+	// AgentInputs are what a node agent's desired state is made of.
+	AgentInputs = []Family{FamilyObjects, FamilyDecisions, FamilySuspended}
+	// LeaderInputs are what the placement leader decides from.
+	LeaderInputs = []Family{FamilyObjects, FamilyDecisions, FamilySuspended, FamilyNodes, FamilyReports, FamilyDeleted}
+)
+
+// LeaseID names a node's lease.
+type LeaseID int64
+
+// LeaderGuard identifies one term of the placement leader: a write guarded
+// by it succeeds only while that term lasts, so a deposed leader cannot
+// write a decision.
+type LeaderGuard struct {
+	Key string
+	Rev int64
 }
 
-func SourceKey(name string) string           { return Prefix + "sources/" + name }
-func SourceNodeKey(name, node string) string { return Prefix + "sourcenodes/" + name + "/" + node }
+// Leadership is a won election.
+type Leadership interface {
+	// Guard identifies this term, for guarded writes.
+	Guard() LeaderGuard
+	// Done is closed when the term ends (session lost).
+	Done() <-chan struct{}
+	// Close ends the term and hands leadership over at once.
+	Close()
+}
 
-// ElectionPrefix is the etcd election of the placement leader.
-const ElectionPrefix = Prefix + "election/"
+// Suspensions are the maintenance flags, keyed "Kind/name" (Kind "Node"
+// for a whole node).
+type Suspensions map[string]bool
+
+// Object reports whether ref is suspended.
+func (s Suspensions) Object(ref v1alpha1.Ref) bool { return s[ref.Kind+"/"+ref.Name] }
+
+// Node reports whether a whole node is suspended.
+func (s Suspensions) Node(name string) bool { return s["Node/"+name] }
+
+// SuspendedNodes lists the suspended nodes.
+func (s Suspensions) SuspendedNodes() map[string]bool {
+	out := map[string]bool{}
+	for k, on := range s {
+		if n, ok := strings.CutPrefix(k, "Node/"); ok && on {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// Snapshot is every object (with or without status) at one revision.
+type Snapshot struct {
+	Objects  []v1alpha1.Object
+	Revision int64
+}
+
+// Outcome is what apply did to one object, in kubectl's words.
+type Outcome string
+
+// Outcomes.
+const (
+	Created    Outcome = "created"
+	Configured Outcome = "configured"
+	Unchanged  Outcome = "unchanged"
+	Pruned     Outcome = "pruned"
+)
+
+// ApplyResult is the outcome for one object.
+type ApplyResult struct {
+	Ref        v1alpha1.Ref
+	Outcome    Outcome
+	Generation int64
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	DryRun bool
+	// Owner names the source applying (a manifest folder); every object
+	// gets the sitekeeper.io/source annotation. Objects owned by another
+	// source are refused.
+	Owner string
+	// Prune lists objects to delete in the same transaction (a folder's
+	// objects that left it); they are left out of the validated set.
+	Prune []v1alpha1.Ref
+	// ForceConflicts lets a CLI apply change an object a folder owns.
+	ForceConflicts bool
+}
+
+// OwnedError is an apply that would change an object a source owns.
+type OwnedError struct {
+	Ref    v1alpha1.Ref
+	Source string
+}
+
+func (e *OwnedError) Error() string {
+	return fmt.Sprintf("%s is managed by source %q: the next change of that folder will undo this apply; commit the change there instead, or pass --force-conflicts", e.Ref, e.Source)
+}
+
+// ValidationError carries every problem of a refused set.
+type ValidationError struct{ Errors diag.List }
+
+func (e *ValidationError) Error() string { return e.Errors.Error() }
 
 // NodeInfo is what an agent publishes under its lease.
 type NodeInfo struct {
@@ -124,7 +208,15 @@ type Event struct {
 	Object  string `json:"object"`
 	Node    string `json:"node,omitempty"`
 	Message string `json:"message"`
+	// Component is who recorded it: placement, agent, gitops, cli.
+	Component string `json:"component,omitempty"`
 }
+
+// Event types.
+const (
+	Normal  = "Normal"
+	Warning = "Warning"
+)
 
 // SimCommand is a fault injected into a simulated node.
 type SimCommand struct {

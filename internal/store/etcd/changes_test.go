@@ -4,14 +4,16 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
 func TestChangesSignalsAndStaysOpen(t *testing.T) {
 	st := startStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := st.Changes(ctx, "objects/")
-	if _, err := st.Client.Put(ctx, "/sitekeeper/objects/IISSite/x", "{}"); err != nil {
+	ch := st.Changes(ctx, store.FamilyObjects)
+	if _, err := st.client.Put(ctx, "/sitekeeper/objects/IISSite/x", "{}"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -22,7 +24,7 @@ func TestChangesSignalsAndStaysOpen(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no signal for a change")
 	}
-	if _, err := st.Client.Put(ctx, "/sitekeeper/events/x", "{}"); err != nil {
+	if _, err := st.client.Put(ctx, "/sitekeeper/events/x", "{}"); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/sitekeeper/sitekeeper/internal/store"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -65,7 +64,7 @@ func ConnectTLS(endpoints []string, t TLSFiles) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
-	return &Store{Client: c, now: time.Now}, nil
+	return &Store{client: c, now: time.Now}, nil
 }
 
 // MemberOptions configure one member of a multi-member etcd cluster
@@ -200,7 +199,7 @@ func (s *Server) ID() uint64 { return uint64(s.etcd.Server.MemberID()) }
 func (s *Server) PromoteWhenCaughtUp(ctx context.Context, st *Store, log logr.Logger) {
 	for s.IsLearner() {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err := st.Client.MemberPromote(pctx, s.ID())
+		_, err := st.client.MemberPromote(pctx, s.ID())
 		cancel()
 		switch {
 		case err == nil:
@@ -245,7 +244,7 @@ func (m MemberInfo) Role() string {
 
 // Members lists the cluster's members with their role and health.
 func (st *Store) Members(ctx context.Context) ([]MemberInfo, error) {
-	resp, err := st.Client.MemberList(ctx)
+	resp, err := st.client.MemberList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list etcd members: %w", err)
 	}
@@ -254,7 +253,7 @@ func (st *Store) Members(ctx context.Context) ([]MemberInfo, error) {
 		mi := MemberInfo{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
 		for _, ep := range m.ClientURLs {
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			stat, err := st.Client.Status(sctx, ep)
+			stat, err := st.client.Status(sctx, ep)
 			cancel()
 			if err == nil {
 				mi.Healthy = true
@@ -280,7 +279,7 @@ func (st *Store) AddLearner(ctx context.Context, name, peerURL string) (string, 
 	var resp *clientv3.MemberAddResponse
 	var err error
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err = st.Client.MemberAddAsLearner(ctx, []string{peerURL})
+		resp, err = st.client.MemberAddAsLearner(ctx, []string{peerURL})
 		// Right after a membership change etcd calls the cluster unhealthy
 		// until every member has been heard from again.
 		if err == nil || !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
@@ -311,13 +310,13 @@ func (st *Store) AddLearner(ctx context.Context, name, peerURL string) (string, 
 
 // RemoveMember removes the member called name.
 func (st *Store) RemoveMember(ctx context.Context, name string) error {
-	resp, err := st.Client.MemberList(ctx)
+	resp, err := st.client.MemberList(ctx)
 	if err != nil {
 		return fmt.Errorf("list etcd members: %w", err)
 	}
 	for _, m := range resp.Members {
 		if m.Name == name {
-			if _, err := st.Client.MemberRemove(ctx, m.ID); err != nil {
+			if _, err := st.client.MemberRemove(ctx, m.ID); err != nil {
 				return fmt.Errorf("remove member %s: %w", name, err)
 			}
 			return nil
@@ -338,8 +337,8 @@ type NodeLease struct {
 // of the node keys, then one lease query per node.
 func (st *Store) NodeLeases(ctx context.Context) map[string]NodeLease {
 	out := map[string]NodeLease{}
-	prefix := store.NodeKey("")
-	resp, err := st.Client.Get(ctx, prefix, clientv3.WithPrefix())
+	prefix := nodeKey("")
+	resp, err := st.client.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return out
 	}
@@ -347,7 +346,7 @@ func (st *Store) NodeLeases(ctx context.Context) map[string]NodeLease {
 		if kv.Lease == 0 {
 			continue
 		}
-		ttl, err := st.Client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		ttl, err := st.client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		if err != nil || ttl.TTL < 0 {
 			continue
 		}
@@ -392,7 +391,7 @@ func (s *Server) KeepLeadership(ctx context.Context, tlsFiles TLSFiles, interval
 			continue
 		}
 		mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err = st.Client.MoveLeader(mctx, self)
+		_, err = st.client.MoveLeader(mctx, self)
 		cancel()
 		st.Close()
 		if err == nil {

@@ -90,7 +90,7 @@ func TestClusterWithWitnessLearnerAndRemoval(t *testing.T) {
 	servers["node2"].Close()
 	delete(servers, "node2")
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	if _, err := st.Client.Put(wctx, "/sitekeeper/test", "still writable"); err != nil {
+	if _, err := st.client.Put(wctx, "/sitekeeper/test", "still writable"); err != nil {
 		t.Fatalf("write with node2 down: %v", err)
 	}
 	wcancel()

@@ -19,14 +19,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/internal/diag"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
 // Store is the cluster store on an etcd client.
 type Store struct {
-	Client *clientv3.Client
+	client *clientv3.Client
 	seq    atomic.Uint64
 	now    func() time.Time
 
@@ -45,18 +44,18 @@ func Connect(endpoints []string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
-	return &Store{Client: c, now: time.Now}, nil
+	return &Store{client: c, now: time.Now}, nil
 }
 
 // Close closes the client.
-func (s *Store) Close() error { return s.Client.Close() }
+func (s *Store) Close() error { return s.client.Close() }
 
 // Ping checks that the store answers.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if _, err := s.Client.Get(ctx, store.Prefix+"ping"); err != nil {
-		return fmt.Errorf("store at %s does not answer: %w", strings.Join(s.Client.Endpoints(), ","), err)
+	if _, err := s.client.Get(ctx, pingKey); err != nil {
+		return fmt.Errorf("store at %s does not answer: %w", strings.Join(s.client.Endpoints(), ","), err)
 	}
 	return nil
 }
@@ -77,43 +76,37 @@ func decodeObject(kv []byte, rev int64) (v1alpha1.Object, error) {
 	return o, nil
 }
 
-// Snapshot is every object with its status at one revision.
-type Snapshot struct {
-	Objects  []v1alpha1.Object
-	Revision int64
-}
-
 // List returns every object (with status) at one revision.
-func (s *Store) List(ctx context.Context) (Snapshot, error) { return s.list(ctx, true) }
+func (s *Store) List(ctx context.Context) (store.Snapshot, error) { return s.list(ctx, true) }
 
 // ListSpecs returns every object without status (what agents need).
-func (s *Store) ListSpecs(ctx context.Context) (Snapshot, error) { return s.list(ctx, false) }
+func (s *Store) ListSpecs(ctx context.Context) (store.Snapshot, error) { return s.list(ctx, false) }
 
-func (s *Store) list(ctx context.Context, withStatus bool) (Snapshot, error) {
-	resp, err := s.Client.Get(ctx, store.Prefix+"objects/", clientv3.WithPrefix())
+func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, error) {
+	resp, err := s.client.Get(ctx, family(store.FamilyObjects), clientv3.WithPrefix())
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("list objects: %w", err)
+		return store.Snapshot{}, fmt.Errorf("list objects: %w", err)
 	}
-	snap := Snapshot{Revision: resp.Header.Revision}
+	snap := store.Snapshot{Revision: resp.Header.Revision}
 	for _, kv := range resp.Kvs {
 		o, err := decodeObject(kv.Value, kv.ModRevision)
 		if err != nil {
-			return Snapshot{}, fmt.Errorf("decode %s: %w", kv.Key, err)
+			return store.Snapshot{}, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		snap.Objects = append(snap.Objects, o)
 	}
 	if !withStatus {
 		return snap, nil
 	}
-	st, err := s.Client.Get(ctx, store.Prefix+"status/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+	st, err := s.client.Get(ctx, family(store.FamilyStatus), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("list status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("list status: %w", err)
 	}
 	byKey := map[string]v1alpha1.Status{}
 	for _, kv := range st.Kvs {
 		var status v1alpha1.Status
 		if json.Unmarshal(kv.Value, &status) == nil {
-			byKey[strings.TrimPrefix(string(kv.Key), store.Prefix+"status/")] = status
+			byKey[strings.TrimPrefix(string(kv.Key), family(store.FamilyStatus))] = status
 		}
 	}
 	for _, o := range snap.Objects {
@@ -124,7 +117,7 @@ func (s *Store) list(ctx context.Context, withStatus bool) (Snapshot, error) {
 
 // Get returns one object with its status.
 func (s *Store) Get(ctx context.Context, ref v1alpha1.Ref) (v1alpha1.Object, error) {
-	resp, err := s.Client.Get(ctx, store.ObjectKey(ref))
+	resp, err := s.client.Get(ctx, objectKey(ref))
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", ref, err)
 	}
@@ -135,22 +128,11 @@ func (s *Store) Get(ctx context.Context, ref v1alpha1.Ref) (v1alpha1.Object, err
 	if err != nil {
 		return nil, err
 	}
-	if st, err := s.Client.Get(ctx, store.StatusKey(ref)); err == nil && len(st.Kvs) > 0 {
+	if st, err := s.client.Get(ctx, statusKey(ref)); err == nil && len(st.Kvs) > 0 {
 		_ = json.Unmarshal(st.Kvs[0].Value, o.StatusRef())
 	}
 	return o, nil
 }
-
-// Outcome is what apply did to one object, in kubectl's words.
-type Outcome string
-
-// Outcomes.
-const (
-	Created    Outcome = "created"
-	Configured Outcome = "configured"
-	Unchanged  Outcome = "unchanged"
-	Pruned     Outcome = "pruned"
-)
 
 func setAnnotation(m *v1alpha1.ObjectMeta, k, v string) {
 	if m.Annotations == nil {
@@ -159,49 +141,13 @@ func setAnnotation(m *v1alpha1.ObjectMeta, k, v string) {
 	m.Annotations[k] = v
 }
 
-// ApplyResult is the outcome for one object.
-type ApplyResult struct {
-	Ref        v1alpha1.Ref
-	Outcome    Outcome
-	Generation int64
-}
-
-// ApplyOptions tune Apply.
-type ApplyOptions struct {
-	DryRun bool
-	// Owner names the source applying (a manifest folder); every object
-	// gets the sitekeeper.io/source annotation. Objects owned by another
-	// source are refused.
-	Owner string
-	// Prune lists objects to delete in the same transaction (a folder's
-	// objects that left it); they are left out of the validated set.
-	Prune []v1alpha1.Ref
-	// ForceConflicts lets a CLI apply change an object a folder owns.
-	ForceConflicts bool
-}
-
-// OwnedError is an apply that would change an object a source owns.
-type OwnedError struct {
-	Ref    v1alpha1.Ref
-	Source string
-}
-
-func (e *OwnedError) Error() string {
-	return fmt.Sprintf("%s is managed by source %q: the next change of that folder will undo this apply; commit the change there instead, or pass --force-conflicts", e.Ref, e.Source)
-}
-
-// ValidationError carries every problem of a refused set.
-type ValidationError struct{ Errors diag.List }
-
-func (e *ValidationError) Error() string { return e.Errors.Error() }
-
 // Apply creates or updates objs as one transaction: the whole resulting
 // set (stored objects plus these) is validated first, nothing is written if
 // any object is invalid, and every write is a compare-and-swap on the
 // revision read. An object that carries a resourceVersion must still be at
 // that version. On a conflict with a concurrent writer the apply is
 // recomputed on fresh data (a few times) — never a silent lost update.
-func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt ApplyOptions) ([]ApplyResult, error) {
+func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		res, err := s.applyOnce(ctx, objs, opt)
@@ -215,7 +161,7 @@ func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt ApplyOpti
 
 var errRetry = errors.New("store changed while applying")
 
-func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt ApplyOptions) ([]ApplyResult, error) {
+func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error) {
 	snap, err := s.List(ctx)
 	if err != nil {
 		return nil, err
@@ -256,11 +202,11 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 				res.Errors[i].Index -= offset
 			}
 		}
-		return nil, &ValidationError{Errors: res.Errors}
+		return nil, &store.ValidationError{Errors: res.Errors}
 	}
 	set = set[offset:]
 	now := s.now().UTC().Truncate(time.Second)
-	var results []ApplyResult
+	var results []store.ApplyResult
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	for i := range objs {
@@ -269,7 +215,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		m := o.Meta()
 		*o.StatusRef() = v1alpha1.Status{}
 		old, exists := stored[ref]
-		key := store.ObjectKey(ref)
+		key := objectKey(ref)
 		if m.ResourceVersion != "" {
 			want := m.ResourceVersion
 			if !exists || old.Meta().ResourceVersion != want {
@@ -285,7 +231,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 			case opt.Owner != "" && owner != "" && owner != opt.Owner:
 				return nil, fmt.Errorf("apply %s: it is managed by source %q, not %q; remove it from one of the folders", ref, owner, opt.Owner)
 			case opt.Owner == "" && owner != "" && !opt.ForceConflicts:
-				return nil, &OwnedError{Ref: ref, Source: owner}
+				return nil, &store.OwnedError{Ref: ref, Source: owner}
 			case opt.Owner == "" && owner != "":
 				// --force-conflicts: the object keeps its owner, so the
 				// folder's next change set restores what it says.
@@ -295,14 +241,14 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		if opt.Owner != "" {
 			setAnnotation(m, v1alpha1.AnnotationSource, opt.Owner)
 		}
-		r := ApplyResult{Ref: ref}
+		r := store.ApplyResult{Ref: ref}
 		if !exists {
 			m.UID = newUID()
 			m.Generation = 1
 			m.CreationTimestamp = &now
 			m.ResourceVersion = ""
 			m.DeletionTimestamp = nil
-			r.Outcome, r.Generation = Created, 1
+			r.Outcome, r.Generation = store.Created, 1
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 		} else {
 			om := old.Meta()
@@ -313,15 +259,15 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 			}
 			r.Generation = m.Generation
 			if m.Generation != om.Generation || !mapsEqual(m.Labels, om.Labels) || !mapsEqual(m.Annotations, om.Annotations) {
-				r.Outcome = Configured
+				r.Outcome = store.Configured
 			} else {
-				r.Outcome = Unchanged
+				r.Outcome = store.Unchanged
 			}
 			rev, _ := strconv.ParseInt(om.ResourceVersion, 10, 64)
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
 		}
 		results = append(results, r)
-		if r.Outcome == Unchanged {
+		if r.Outcome == store.Unchanged {
 			continue
 		}
 		b, err := json.Marshal(o)
@@ -341,14 +287,14 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 		*c.StatusRef() = v1alpha1.Status{}
 		b, _ := json.Marshal(c)
 		rev, _ := strconv.ParseInt(old.Meta().ResourceVersion, 10, 64)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", rev))
-		ops = append(ops, clientv3.OpPut(store.ObjectKey(ref), string(b)))
-		results = append(results, ApplyResult{Ref: ref, Outcome: Pruned, Generation: old.Meta().Generation})
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(objectKey(ref)), "=", rev))
+		ops = append(ops, clientv3.OpPut(objectKey(ref), string(b)))
+		results = append(results, store.ApplyResult{Ref: ref, Outcome: store.Pruned, Generation: old.Meta().Generation})
 	}
 	if opt.DryRun || len(ops) == 0 {
 		return results, nil
 	}
-	txn, err := s.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil && strings.Contains(err.Error(), "too many operations") {
 		return nil, fmt.Errorf("apply: etcd refused one transaction of %d writes (%w); start etcd with --max-txn-ops=%d or apply fewer objects at once", len(ops)+len(cmps), err, MaxTxnOps)
 	}
@@ -360,7 +306,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt Apply
 	}
 	var events []store.Event
 	for _, r := range results {
-		if r.Outcome != Unchanged {
+		if r.Outcome != store.Unchanged {
 			events = append(events, store.Event{Type: "Normal", Reason: strings.ToUpper(string(r.Outcome[:1])) + string(r.Outcome[1:]), Object: r.Ref.String(), Message: fmt.Sprintf("%s %s (generation %d)", r.Ref, r.Outcome, r.Generation)})
 		}
 	}
@@ -402,7 +348,7 @@ func newUID() string {
 // timestamp, nodes take it out of service, then the leader removes it.
 func (s *Store) MarkDeleted(ctx context.Context, ref v1alpha1.Ref) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		resp, err := s.Client.Get(ctx, store.ObjectKey(ref))
+		resp, err := s.client.Get(ctx, objectKey(ref))
 		if err != nil {
 			return err
 		}
@@ -420,8 +366,8 @@ func (s *Store) MarkDeleted(ctx context.Context, ref v1alpha1.Ref) error {
 		o.Meta().DeletionTimestamp = &now
 		o.Meta().ResourceVersion = ""
 		b, _ := json.Marshal(o)
-		txn, err := s.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", resp.Kvs[0].ModRevision)).
-			Then(clientv3.OpPut(store.ObjectKey(ref), string(b))).Commit()
+		txn, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(objectKey(ref)), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(objectKey(ref), string(b))).Commit()
 		if err != nil {
 			return err
 		}
@@ -435,10 +381,10 @@ func (s *Store) MarkDeleted(ctx context.Context, ref v1alpha1.Ref) error {
 
 // Remove deletes an object's keys for good (the second phase of delete).
 func (s *Store) Remove(ctx context.Context, ref v1alpha1.Ref) error {
-	_, err := s.Client.Txn(ctx).Then(
-		clientv3.OpDelete(store.ObjectKey(ref)),
-		clientv3.OpDelete(store.StatusKey(ref)),
-		clientv3.OpDelete(store.Prefix+"deleted/"+ref.Kind+"/"+ref.Name+"/", clientv3.WithPrefix()),
+	_, err := s.client.Txn(ctx).Then(
+		clientv3.OpDelete(objectKey(ref)),
+		clientv3.OpDelete(statusKey(ref)),
+		clientv3.OpDelete(deletedPrefix(ref), clientv3.WithPrefix()),
 	).Commit()
 	return err
 }
@@ -466,10 +412,10 @@ func (s *Store) UpdateSpecs(ctx context.Context, objs ...v1alpha1.Object) error 
 		c.Meta().ResourceVersion = ""
 		*c.StatusRef() = v1alpha1.Status{}
 		b, _ := json.Marshal(c)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(store.ObjectKey(ref)), "=", rev))
-		ops = append(ops, clientv3.OpPut(store.ObjectKey(ref), string(b)))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(objectKey(ref)), "=", rev))
+		ops = append(ops, clientv3.OpPut(objectKey(ref), string(b)))
 	}
-	txn, err := s.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return err
 	}
@@ -479,30 +425,30 @@ func (s *Store) UpdateSpecs(ctx context.Context, objs ...v1alpha1.Object) error 
 	return nil
 }
 
-// PutJSON writes v at key when its encoding differs from what is there.
+// putJSON writes v at key when its encoding differs from what is there.
 // It reports whether it wrote.
-func (s *Store) PutJSON(ctx context.Context, key string, v any, opts ...clientv3.OpOption) (bool, error) {
+func (s *Store) putJSON(ctx context.Context, key string, v any, opts ...clientv3.OpOption) (bool, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return false, err
 	}
-	resp, err := s.Client.Get(ctx, key)
+	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return false, err
 	}
 	if len(resp.Kvs) > 0 && bytes.Equal(resp.Kvs[0].Value, b) {
 		return false, nil
 	}
-	if _, err := s.Client.Put(ctx, key, string(b), opts...); err != nil {
+	if _, err := s.client.Put(ctx, key, string(b), opts...); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-// GetPrefix decodes every value under prefix into a map keyed by the rest
+// getPrefix decodes every value under prefix into a map keyed by the rest
 // of the key.
-func GetPrefix[T any](ctx context.Context, s *Store, prefix string) (map[string]T, error) {
-	resp, err := s.Client.Get(ctx, prefix, clientv3.WithPrefix())
+func getPrefix[T any](ctx context.Context, s *Store, prefix string) (map[string]T, error) {
+	resp, err := s.client.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
@@ -519,7 +465,7 @@ func GetPrefix[T any](ctx context.Context, s *Store, prefix string) (map[string]
 
 // Decisions returns every placement decision with its revision.
 func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error) {
-	resp, err := s.Client.Get(ctx, store.Prefix+"placement/", clientv3.WithPrefix())
+	resp, err := s.client.Get(ctx, family(store.FamilyDecisions), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
@@ -536,15 +482,16 @@ func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error
 
 // PutDecision writes a decision with a compare-and-swap on its revision
 // (0: must not exist), guarded by the leader's election key so that a
-// deposed leader cannot write.
-func (s *Store) PutDecision(ctx context.Context, d store.Decision, leaderKey string, leaderRev int64) error {
+// deposed leader cannot write. A zero guard writes unguarded (an operator's
+// command, such as clear-failures).
+func (s *Store) PutDecision(ctx context.Context, d store.Decision, guard store.LeaderGuard) error {
 	b, _ := json.Marshal(d)
-	key := store.DecisionKey(d.Group)
+	key := decisionKey(d.Group)
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", d.Revision)}
-	if leaderKey != "" {
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(leaderKey), "=", leaderRev))
+	if guard.Key != "" {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard.Key), "=", guard.Rev))
 	}
-	txn, err := s.Client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(b))).Commit()
+	txn, err := s.client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(b))).Commit()
 	if err != nil {
 		return err
 	}
@@ -556,7 +503,7 @@ func (s *Store) PutDecision(ctx context.Context, d store.Decision, leaderKey str
 
 // DeleteDecision removes a group's decision.
 func (s *Store) DeleteDecision(ctx context.Context, group string) error {
-	_, err := s.Client.Delete(ctx, store.DecisionKey(group))
+	_, err := s.client.Delete(ctx, decisionKey(group))
 	return err
 }
 
@@ -583,9 +530,9 @@ func (s *Store) EventBatch(ctx context.Context, events []store.Event) {
 			e.Time = s.now().UTC()
 		}
 		b, _ := json.Marshal(e)
-		ops = append(ops, clientv3.OpPut(store.EventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease)))
+		ops = append(ops, clientv3.OpPut(eventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease)))
 	}
-	_, _ = s.Client.Txn(ctx).Then(ops...).Commit()
+	_, _ = s.client.Txn(ctx).Then(ops...).Commit()
 }
 
 const eventLeaseSlice = 5 * time.Minute
@@ -596,7 +543,7 @@ func (s *Store) eventLease(ctx context.Context) (clientv3.LeaseID, error) {
 	if s.evLease != 0 && time.Since(s.evLeaseAt) < eventLeaseSlice {
 		return s.evLease, nil
 	}
-	g, err := s.Client.Grant(ctx, int64((store.EventRetention+eventLeaseSlice)/time.Second))
+	g, err := s.client.Grant(ctx, int64((store.EventRetention+eventLeaseSlice)/time.Second))
 	if err != nil {
 		return 0, err
 	}
@@ -606,7 +553,7 @@ func (s *Store) eventLease(ctx context.Context) (clientv3.LeaseID, error) {
 
 // Events returns the recorded events, oldest first.
 func (s *Store) Events(ctx context.Context) ([]store.Event, int64, error) {
-	resp, err := s.Client.Get(ctx, store.Prefix+"events/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	resp, err := s.client.Get(ctx, eventsPrefix(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -625,7 +572,7 @@ func (s *Store) WatchEvents(ctx context.Context, rev int64) <-chan store.Event {
 	ch := make(chan store.Event)
 	go func() {
 		defer close(ch)
-		for resp := range s.Client.Watch(ctx, store.Prefix+"events/", clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+		for resp := range s.client.Watch(ctx, eventsPrefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
 			for _, ev := range resp.Events {
 				if ev.Type != clientv3.EventTypePut {
 					continue
@@ -644,38 +591,30 @@ func (s *Store) WatchEvents(ctx context.Context, rev int64) <-chan store.Event {
 	return ch
 }
 
-// Watched key families, for Changes.
-var (
-	// AgentInputs are what a node agent's desired state is made of.
-	AgentInputs = []string{"objects/", "placement/", "suspend/"}
-	// LeaderInputs are what the placement leader decides from.
-	LeaderInputs = []string{"objects/", "placement/", "suspend/", "nodes/", "reports/", "deleted/"}
-)
-
 // Changes signals (coalesced) every change under Prefix+p for p in
 // families (all but events when none are given).
 //
 // The watch starts at the store's current revision, read before Changes
 // returns: whatever the caller reads afterwards, no later change is missed.
-func (s *Store) Changes(ctx context.Context, families ...string) <-chan struct{} {
+func (s *Store) Changes(ctx context.Context, families ...store.Family) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	opts := []clientv3.OpOption{clientv3.WithPrefix()}
-	if resp, err := s.Client.Get(ctx, store.Prefix+"ping"); err == nil {
+	if resp, err := s.client.Get(ctx, pingKey); err == nil {
 		opts = append(opts, clientv3.WithRev(resp.Header.Revision+1))
 	} else {
 		ch <- struct{}{} // could not pin a revision: make the caller re-read
 	}
 	go func() {
 		defer close(ch)
-		for resp := range s.Client.Watch(clientv3.WithRequireLeader(ctx), store.Prefix, opts...) {
+		for resp := range s.client.Watch(clientv3.WithRequireLeader(ctx), prefix, opts...) {
 			relevant := false
 			for _, ev := range resp.Events {
-				key := strings.TrimPrefix(string(ev.Kv.Key), store.Prefix)
+				key := strings.TrimPrefix(string(ev.Kv.Key), prefix)
 				if len(families) == 0 {
 					relevant = relevant || !strings.HasPrefix(key, "events/")
 				}
 				for _, f := range families {
-					relevant = relevant || strings.HasPrefix(key, f)
+					relevant = relevant || strings.HasPrefix(key, string(f))
 				}
 			}
 			if relevant {

@@ -59,7 +59,7 @@ func objects(t *testing.T, y string) []v1alpha1.Object {
 	return manifest.Objects(docs)
 }
 
-func outcomes(rs []ApplyResult) string {
+func outcomes(rs []store.ApplyResult) string {
 	var s []string
 	for _, r := range rs {
 		s = append(s, r.Ref.String()+"="+string(r.Outcome))
@@ -70,14 +70,14 @@ func outcomes(rs []ApplyResult) string {
 func TestApplyLifecycle(t *testing.T) {
 	st := startStore(t)
 	ctx := context.Background()
-	rs, err := st.Apply(ctx, objects(t, set), ApplyOptions{})
+	rs, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := outcomes(rs); got != "IPResource/vip1=created VolumeResource/vol1=created IISSite/web1=created" {
 		t.Errorf("first apply: %s", got)
 	}
-	rs, _ = st.Apply(ctx, objects(t, set), ApplyOptions{})
+	rs, _ = st.Apply(ctx, objects(t, set), store.ApplyOptions{})
 	if got := outcomes(rs); strings.Count(got, "unchanged") != 3 {
 		t.Errorf("second apply: %s", got)
 	}
@@ -89,13 +89,13 @@ func TestApplyLifecycle(t *testing.T) {
 		t.Errorf("server-set metadata: %+v", web.Meta())
 	}
 	labelled := strings.Replace(set, "metadata: {name: web1}", "metadata: {name: web1, labels: {team: a}}", 1)
-	rs, _ = st.Apply(ctx, objects(t, labelled), ApplyOptions{})
+	rs, _ = st.Apply(ctx, objects(t, labelled), store.ApplyOptions{})
 	web2, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
 	if !strings.Contains(outcomes(rs), "IISSite/web1=configured") || web2.Meta().Generation != 1 {
 		t.Errorf("label change: %s, generation %d (want configured, generation unchanged)", outcomes(rs), web2.Meta().Generation)
 	}
 	changed := strings.Replace(labelled, "port: 8080", "port: 8081", 1)
-	if _, err := st.Apply(ctx, objects(t, changed), ApplyOptions{}); err != nil {
+	if _, err := st.Apply(ctx, objects(t, changed), store.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	web3, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
@@ -105,7 +105,7 @@ func TestApplyLifecycle(t *testing.T) {
 	// A write carrying a stale resourceVersion is a conflict, never a lost update.
 	stale := objects(t, changed)
 	stale[2].Meta().ResourceVersion = web.Meta().ResourceVersion
-	if _, err := st.Apply(ctx, stale, ApplyOptions{}); !errors.Is(err, store.ErrConflict) {
+	if _, err := st.Apply(ctx, stale, store.ApplyOptions{}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("stale resourceVersion: %v, want ErrConflict", err)
 	}
 }
@@ -113,7 +113,7 @@ func TestApplyLifecycle(t *testing.T) {
 func TestApplyRefusesInvalidSetAndKeepsWhatIsStored(t *testing.T) {
 	st := startStore(t)
 	ctx := context.Background()
-	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err != nil {
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := st.List(ctx)
@@ -128,8 +128,8 @@ spec:
   bindings: [{protocol: http, ipRef: vip1, port: 8080}]
   placement: {nodes: [node1, node2]}
 `
-	_, err := st.Apply(ctx, objects(t, clash), ApplyOptions{})
-	var ve *ValidationError
+	_, err := st.Apply(ctx, objects(t, clash), store.ApplyOptions{})
+	var ve *store.ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(ve.Error(), "already claimed by IISSite \"web1\"") {
 		t.Fatalf("clash: %v", err)
 	}
@@ -142,7 +142,7 @@ spec:
 func TestConcurrentAppliesLoseNothingSilently(t *testing.T) {
 	st := startStore(t)
 	ctx := context.Background()
-	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err != nil {
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -152,7 +152,7 @@ func TestConcurrentAppliesLoseNothingSilently(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			y := strings.Replace(set, "port: 8080", fmt.Sprintf("port: %d", 18080+i), 1)
-			_, errs[i] = st.Apply(ctx, objects(t, y), ApplyOptions{})
+			_, errs[i] = st.Apply(ctx, objects(t, y), store.ApplyOptions{})
 		}(i)
 	}
 	wg.Wait()
@@ -175,7 +175,7 @@ func TestConcurrentAppliesLoseNothingSilently(t *testing.T) {
 func TestTwoPhaseDelete(t *testing.T) {
 	st := startStore(t)
 	ctx := context.Background()
-	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err != nil {
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ref := v1alpha1.Ref{Kind: "IISSite", Name: "web1"}
@@ -186,7 +186,7 @@ func TestTwoPhaseDelete(t *testing.T) {
 	if err != nil || o.Meta().DeletionTimestamp == nil {
 		t.Fatalf("after MarkDeleted: %v %+v", err, o)
 	}
-	if _, err := st.Apply(ctx, objects(t, set), ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "being deleted") {
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "being deleted") {
 		t.Errorf("apply during delete: %v", err)
 	}
 	if err := st.Remove(ctx, ref); err != nil {

@@ -1,0 +1,286 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/store/memstore"
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
+)
+
+// The in-memory store must be usable wherever the leader's store is.
+var _ Store = (*memstore.Store)(nil)
+
+// groups returns n generated groups (site-0 ... site-n-1) placed on node1
+// then node2, with the given switchback.
+func groups(t *testing.T, n int, switchback v1alpha1.SwitchbackPolicy) []v1alpha1.Object {
+	t.Helper()
+	objs := testmanifests.Objects(n, testmanifests.Options{Net: 90, Port: 8080, Nodes: []string{"node1", "node2"}})
+	for _, o := range objs {
+		if s, ok := o.(*v1alpha1.IISSite); ok {
+			s.Spec.Placement.Switchback = switchback
+		}
+	}
+	return objs
+}
+
+// placed summarises the decisions: "group=active" or "group=->target
+// (releasing)", sorted.
+func placed(t *testing.T, st *memstore.Store) []string {
+	t.Helper()
+	ds, _ := st.Decisions(context.Background())
+	var out []string
+	for g, d := range ds {
+		switch {
+		case d.Target != "":
+			out = append(out, fmt.Sprintf("%s=->%s (releasing %s)", g, d.Target, d.Releasing))
+		default:
+			out = append(out, fmt.Sprintf("%s=%s", g, d.Active))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+type env struct {
+	t   *testing.T
+	st  *memstore.Store
+	clk *clock.Fake
+	c   *Controller
+	l   store.Leadership
+}
+
+func newEnv(t *testing.T, objs []v1alpha1.Object, nodes ...string) *env {
+	st := memstore.New()
+	st.Seed(objs...)
+	for _, n := range nodes {
+		if _, err := st.RegisterNode(context.Background(), store.NodeInfo{Name: n}, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
+	l, err := st.Campaign(context.Background(), "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Led long enough that the start-up grace is over.
+	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Recorder: st, leadingSince: clk.Now().Add(-time.Minute)}
+	return &env{t: t, st: st, clk: clk, c: c, l: l}
+}
+
+func (e *env) reconcile() (Result, error) {
+	e.t.Helper()
+	return e.c.ReconcileAll(context.Background(), e.l.Guard())
+}
+
+func (e *env) mustReconcile() {
+	e.t.Helper()
+	if _, err := e.reconcile(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// report makes node say it serves group (active, healthy) or released it.
+func (e *env) report(node, group string, active bool) {
+	e.t.Helper()
+	r := store.Report{Node: node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true, Released: !active}
+	if err := e.st.PutReport(context.Background(), r); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) reasons() []string {
+	var out []string
+	for _, ev := range e.st.Events() {
+		if ev.Component == Component {
+			out = append(out, ev.Object+" "+ev.Reason)
+		}
+	}
+	return out
+}
+
+// TestFailoverAndSwitchbackStory walks one group through first placement,
+// a node loss, the node's return with automatic switchback, and a manual
+// switchover, checking the decision after each step.
+func TestFailoverAndSwitchbackStory(t *testing.T) {
+	e := newEnv(t, groups(t, 1, v1alpha1.SwitchbackAutomatic), "node1", "node2")
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"placed on its first node", func() {}, []string{"site-0=node1"}},
+		{"converged there: nothing changes", func() { e.report("node1", "site-0", true) }, []string{"site-0=node1"}},
+		{"node1's lease expires: failed over at once (node1 fenced itself)", func() { e.st.Expire("node1") }, []string{"site-0=node2"}},
+		{"node2 serves it", func() { e.report("node2", "site-0", true) }, []string{"site-0=node2"}},
+		{"node1 returns: automatic switchback waits for node2's release", func() {
+			if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1"}, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"site-0=->node1 (releasing node2)"}},
+		{"node2 still active: still waiting", func() { e.report("node2", "site-0", true) }, []string{"site-0=->node1 (releasing node2)"}},
+		{"node2 released: node1 serves", func() { e.report("node2", "site-0", false) }, []string{"site-0=node1"}},
+		{"manual switchover to node2 (a new generation)", func() {
+			objs := groups(t, 1, v1alpha1.SwitchbackAutomatic)
+			for _, o := range objs {
+				if s, ok := o.(*v1alpha1.IISSite); ok {
+					s.Spec.Placement.ActiveNode = "node2"
+				}
+			}
+			e.st.Seed(objs...)
+		}, []string{"site-0=->node2 (releasing node1)"}},
+		{"node1 released: node2 serves and stays (activeNode pins it)", func() { e.report("node1", "site-0", false) }, []string{"site-0=node2"}},
+	}
+	for _, s := range steps {
+		s.do()
+		e.clk.Advance(time.Second)
+		e.mustReconcile()
+		if diff := cmp.Diff(s.want, placed(t, e.st)); diff != "" {
+			t.Fatalf("%s: decisions (-want +got):\n%s", s.name, diff)
+		}
+	}
+	want := []string{"group/site-0 Placed", "group/site-0 FailedOver", "group/site-0 SwitchedBack", "group/site-0 SwitchedOver"}
+	if diff := cmp.Diff(want, e.reasons()); diff != "" {
+		t.Errorf("placement events (-want +got):\n%s", diff)
+	}
+	site := e.st.Object(v1alpha1.Ref{Kind: "IISSite", Name: "site-0"})
+	if site.StatusRef().ActiveNode != "node2" {
+		t.Errorf("status.activeNode %q, want node2", site.StatusRef().ActiveNode)
+	}
+}
+
+// TestOneFailingGroupDoesNotHoldUpTheOthers: a group whose decision cannot
+// be written is retried with its own backoff while the others fail over.
+func TestOneFailingGroupDoesNotHoldUpTheOthers(t *testing.T) {
+	e := newEnv(t, groups(t, 3, ""), "node1", "node2")
+	e.mustReconcile()
+	e.st.Expire("node1")
+	refused := errors.New("etcdserver: request timed out")
+	e.st.Fail = func(op, key string) error {
+		if op == "decision" && key == "site-1" {
+			return refused
+		}
+		return nil
+	}
+	res, err := e.reconcile()
+	if !errors.Is(err, refused) {
+		t.Fatalf("error %v, want the refused write of site-1", err)
+	}
+	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node1", "site-2=node2"}, placed(t, e.st)); diff != "" {
+		t.Fatalf("the other groups must still fail over (-want +got):\n%s", diff)
+	}
+	if res.RequeueAfter != minBackoff {
+		t.Errorf("requeue after %s, want %s", res.RequeueAfter, minBackoff)
+	}
+	// Before its backoff ends, the failing group is not tried again.
+	res, err = e.reconcile()
+	if err != nil || res.RequeueAfter <= 0 || res.RequeueAfter > minBackoff {
+		t.Fatalf("within the backoff: err %v, requeue %s", err, res.RequeueAfter)
+	}
+	// It fails again when due: the backoff doubles.
+	e.clk.Advance(minBackoff)
+	res, _ = e.reconcile()
+	if want := 3 * minBackoff; res.RequeueAfter != want {
+		t.Errorf("second backoff %s, want %s", res.RequeueAfter, want)
+	}
+	e.st.Fail = nil
+	e.clk.Advance(res.RequeueAfter)
+	res, err = e.reconcile()
+	if err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("after the store recovers: err %v, requeue %s", err, res.RequeueAfter)
+	}
+	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node2", "site-2=node2"}, placed(t, e.st)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestDeposedLeaderCannotWrite: a decision written with the guard of a
+// term that ended is refused, so two leaders never both decide.
+func TestDeposedLeaderCannotWrite(t *testing.T) {
+	e := newEnv(t, groups(t, 1, ""), "node1", "node2")
+	e.st.Depose()
+	if _, err := e.reconcile(); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("error %v, want a conflict", err)
+	}
+	if got := placed(t, e.st); len(got) != 0 {
+		t.Errorf("a deposed leader wrote %v", got)
+	}
+}
+
+// TestDeleteFinishesOnceEveryLiveNodeConfirmed: the second phase of delete.
+func TestDeleteFinishesOnceEveryLiveNodeConfirmed(t *testing.T) {
+	e := newEnv(t, groups(t, 1, ""), "node1", "node2")
+	e.mustReconcile()
+	site := v1alpha1.Ref{Kind: "IISSite", Name: "site-0"}
+	e.st.MarkDeleted(site, e.clk.Now())
+	_ = e.st.AckDeleted(context.Background(), "node1", site)
+	e.mustReconcile()
+	if e.st.Object(site) == nil {
+		t.Fatal("removed before node2 confirmed")
+	}
+	_ = e.st.AckDeleted(context.Background(), "node2", site)
+	e.mustReconcile()
+	if e.st.Object(site) != nil {
+		t.Fatal("not removed after every live node confirmed")
+	}
+}
+
+// TestRunLeadsAndRequeuesOnTheClock runs the whole loop on the fake clock:
+// it campaigns, places the group, and after a refused write retries when
+// the clock reaches the backoff, with no sleep waiting for a timer.
+func TestRunLeadsAndRequeuesOnTheClock(t *testing.T) {
+	st := memstore.New()
+	st.Seed(groups(t, 1, "")...)
+	for _, n := range []string{"node1", "node2"} {
+		_, _ = st.RegisterNode(context.Background(), store.NodeInfo{Name: n}, 2*time.Second)
+	}
+	refuse := make(chan bool, 1)
+	refuse <- true
+	st.Fail = func(op, key string) error {
+		select {
+		case r := <-refuse:
+			if r {
+				return errors.New("no quorum")
+			}
+		default:
+		}
+		return nil
+	}
+	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
+	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Nanosecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// The first pass fails; the loop then waits on its timers (tick, grace
+	// end, retry). Advancing the clock by the backoff fires the retry.
+	waitFor(t, func() bool { return clk.Waiters() >= 3 })
+	if got := placed(t, st); len(got) != 0 {
+		t.Fatalf("placed %v through a refused write", got)
+	}
+	clk.Advance(minBackoff)
+	waitFor(t, func() bool { return slices.Equal(placed(t, st), []string{"site-0=node1"}) })
+}
+
+// waitFor polls a condition another goroutine makes true; it waits on that
+// goroutine's progress, never on a timer of the code under test.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 2000; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("condition not met")
+}

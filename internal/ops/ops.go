@@ -1,0 +1,283 @@
+// Package ops holds the operations users ask of a cluster — apply, delete,
+// switchover, suspend and resume, clear-failures, and the simulator's fault
+// injection — with their rules (delete's whole-set check, switchover's
+// ownership rule). The CLI calls them, and an HTTP API or a dashboard can
+// call them unchanged: they take typed arguments, return typed results and
+// errors, and print nothing.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
+	"github.com/sitekeeper/sitekeeper/internal/graph"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/validation"
+)
+
+// Store is what the operations read and write.
+type Store interface {
+	List(ctx context.Context) (store.Snapshot, error)
+	Get(ctx context.Context, ref v1alpha1.Ref) (v1alpha1.Object, error)
+	Apply(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error)
+	MarkDeleted(ctx context.Context, ref v1alpha1.Ref) error
+	UpdateSpecs(ctx context.Context, objs ...v1alpha1.Object) error
+	Decisions(ctx context.Context) (map[string]store.Decision, error)
+	PutDecision(ctx context.Context, d store.Decision, guard store.LeaderGuard) error
+	GroupReports(ctx context.Context, group string) (map[string]store.Report, error)
+	SetSuspended(ctx context.Context, kind, name string, on bool) error
+	Source(ctx context.Context, name string) (store.Source, bool, error)
+	PutSimCommand(ctx context.Context, node string, c store.SimCommand) error
+	Event(ctx context.Context, e store.Event)
+}
+
+// Component names the operations in events.
+const Component = "cli"
+
+// Apply creates or updates objs as one transaction (store.Apply: the whole
+// resulting set is validated first, nothing partial).
+func Apply(ctx context.Context, st Store, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error) {
+	return st.Apply(ctx, objs, opt)
+}
+
+// BreaksSetError is a delete that would leave the other objects invalid.
+type BreaksSetError struct{ Errors diag.List }
+
+func (e *BreaksSetError) Error() string {
+	return e.Errors.Error() + "\ndeleting these would leave the objects above invalid; delete them together or fix them first"
+}
+
+// Delete starts the two-phase delete of refs (nodes take them out of
+// service, then the leader removes them), after checking that the objects
+// that stay are still a valid set; nothing is marked when they would not be.
+// With ignoreNotFound, refs that do not exist are skipped; otherwise the
+// first missing one is an error and nothing is deleted.
+func Delete(ctx context.Context, st Store, refs []v1alpha1.Ref, ignoreNotFound bool) ([]v1alpha1.Ref, error) {
+	snap, err := st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stored := map[v1alpha1.Ref]bool{}
+	for _, o := range snap.Objects {
+		stored[v1alpha1.RefOf(o)] = true
+	}
+	var found []v1alpha1.Ref
+	gone := map[v1alpha1.Ref]bool{}
+	for _, r := range refs {
+		if !stored[r] {
+			if ignoreNotFound {
+				continue
+			}
+			return nil, fmt.Errorf("%s: %w", r, store.ErrNotFound)
+		}
+		gone[r] = true
+		found = append(found, r)
+	}
+	var rest []v1alpha1.Object
+	for _, o := range snap.Objects {
+		if !gone[v1alpha1.RefOf(o)] && o.Meta().DeletionTimestamp == nil {
+			rest = append(rest, o)
+		}
+	}
+	if errs := validation.Validate(rest).Errors; len(errs) > 0 {
+		return nil, &BreaksSetError{Errors: errs}
+	}
+	for _, r := range found {
+		if err := st.MarkDeleted(ctx, r); err != nil {
+			return nil, fmt.Errorf("delete %s: %w", r, err)
+		}
+	}
+	return found, nil
+}
+
+// Deleted reports whether every ref is gone from the store.
+func Deleted(ctx context.Context, st Store, refs []v1alpha1.Ref) (bool, error) {
+	for _, r := range refs {
+		if _, err := st.Get(ctx, r); err == nil {
+			return false, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// ManagedError is a switchover of a group whose placement a manifest folder
+// owns: its next change set would move the group back.
+type ManagedError struct {
+	Ref    v1alpha1.Ref
+	Source string
+	// File is where the placement is written ("" when unknown).
+	File string
+	To   string
+}
+
+func (e *ManagedError) Error() string {
+	file := e.File
+	if file == "" {
+		file = "-"
+	}
+	return fmt.Sprintf("%s is managed by source %s; commit this change instead (or pass --force):\n  %s: %s: set spec.placement.activeNode: %s", e.Ref, e.Source, file, e.Ref, e.To)
+}
+
+// NotInPlacementError is a switchover to a node the group may not run on.
+type NotInPlacementError struct {
+	Group, Node string
+	Nodes       []string
+}
+
+func (e *NotInPlacementError) Error() string {
+	return fmt.Sprintf("%s is not in the placement of group %s (%s); add it to placement.nodes first", e.Node, e.Group, strings.Join(e.Nodes, ", "))
+}
+
+// groupOf finds the resource group of ref among the live objects.
+func groupOf(ctx context.Context, st Store, ref v1alpha1.Ref) (*graph.Graph, *graph.Group, error) {
+	snap, err := st.List(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var live []v1alpha1.Object
+	for _, o := range snap.Objects {
+		if o.Meta().DeletionTimestamp == nil {
+			live = append(live, v1alpha1.DeepCopy(o))
+		}
+	}
+	g := graph.Of(live)
+	grp, ok := g.GroupOf(ref)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: %w", ref, store.ErrNotFound)
+	}
+	return g, grp, nil
+}
+
+// Switchover asks for the group of ref to move to node `to`: it sets
+// placement.activeNode on the members that declare the placement (a new
+// generation). A group a manifest folder owns is refused with a
+// *ManagedError unless force is set. It returns the group's name.
+func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, force bool) (string, error) {
+	g, grp, err := groupOf(ctx, st, ref)
+	if err != nil {
+		return "", err
+	}
+	if !containsFold(grp.Placement.Nodes, to) {
+		return "", &NotInPlacementError{Group: grp.Name, Node: to, Nodes: grp.Placement.Nodes}
+	}
+	var changed []v1alpha1.Object
+	for _, m := range grp.Members {
+		o := g.Object(m)
+		if o == nil || o.PlacementSpec().IsZero() {
+			continue
+		}
+		if src := o.Meta().Annotations[v1alpha1.AnnotationSource]; src != "" && !force {
+			return "", &ManagedError{Ref: m, Source: src, File: sourceFile(ctx, st, src, m), To: to}
+		}
+		c := v1alpha1.DeepCopy(o)
+		c.PlacementSpec().ActiveNode = to
+		changed = append(changed, c)
+	}
+	if err := st.UpdateSpecs(ctx, changed...); err != nil {
+		return "", fmt.Errorf("switch group %s over to %s: %w", grp.Name, to, err)
+	}
+	return grp.Name, nil
+}
+
+// sourceFile is the file of source src that holds m, as its folder path.
+func sourceFile(ctx context.Context, st Store, src string, m v1alpha1.Ref) string {
+	s, ok, err := st.Source(ctx, src)
+	if err != nil || !ok {
+		return ""
+	}
+	for _, e := range s.Inventory {
+		if e.Ref == m.String() {
+			return s.Path + "/" + e.File
+		}
+	}
+	return ""
+}
+
+// SwitchedOver reports whether group is active and converged on node to.
+func SwitchedOver(ctx context.Context, st Store, group, to string) (bool, error) {
+	d, err := st.Decisions(ctx)
+	if err != nil {
+		return false, err
+	}
+	reports, err := st.GroupReports(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	rep := reports[to]
+	return d[group].Active == to && rep.Active && rep.Phase == store.PhaseConverged, nil
+}
+
+// Target is what suspend and resume act on: an object's group, or a node.
+type Target struct {
+	Kind string // a v1alpha1 kind, or "Node"
+	Name string
+}
+
+// String is "iissite/web1" or "node/node1".
+func (t Target) String() string { return strings.ToLower(t.Kind) + "/" + t.Name }
+
+// SetSuspended suspends (maintenance mode: nothing is started, stopped or
+// failed over) or resumes t, and records an event.
+func SetSuspended(ctx context.Context, st Store, t Target, on bool) error {
+	if err := st.SetSuspended(ctx, t.Kind, t.Name, on); err != nil {
+		return err
+	}
+	reason, verb := "Resumed", "resumed"
+	if on {
+		reason, verb = "Suspended", "suspended"
+	}
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: reason, Object: t.String(), Message: t.String() + " " + verb, Component: Component})
+	return nil
+}
+
+// ClearFailures forgets the recorded failures of ref's group, so automatic
+// moves may use every node again. It returns the group and whether there
+// was a decision to clear.
+func ClearFailures(ctx context.Context, st Store, ref v1alpha1.Ref) (string, bool, error) {
+	_, grp, err := groupOf(ctx, st, ref)
+	if err != nil {
+		return "", false, err
+	}
+	decisions, err := st.Decisions(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	d, ok := decisions[grp.Name]
+	if !ok {
+		return grp.Name, false, nil
+	}
+	d.Failures = nil
+	// A compare-and-swap on the decision's revision: a leader's concurrent
+	// decision is never overwritten.
+	if err := st.PutDecision(ctx, d, store.LeaderGuard{}); err != nil {
+		return "", false, fmt.Errorf("clear failures of group %s: %w", grp.Name, err)
+	}
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: "FailuresCleared", Object: "group/" + grp.Name, Message: "failure history cleared", Component: Component})
+	return grp.Name, true, nil
+}
+
+// Simulate injects a fault into a simulated node of `sitekeeper up`.
+func Simulate(ctx context.Context, st Store, node string, c store.SimCommand, message string) error {
+	c.Seq = time.Now().UnixNano()
+	if err := st.PutSimCommand(ctx, node, c); err != nil {
+		return err
+	}
+	st.Event(ctx, store.Event{Type: store.Warning, Reason: "Simulated", Object: "node/" + node, Node: node, Message: message, Component: Component})
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

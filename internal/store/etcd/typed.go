@@ -1,0 +1,257 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+// The typed methods below are the only way controllers and commands reach
+// the store: each names the record it reads or writes, never a key.
+
+// Endpoints are the client's etcd endpoints.
+func (s *Store) Endpoints() []string { return s.client.Endpoints() }
+
+// RegisterNode grants a lease of ttl (rounded up to whole seconds) and
+// attaches the node's record to it.
+func (s *Store) RegisterNode(ctx context.Context, info store.NodeInfo, ttl time.Duration) (store.LeaseID, error) {
+	g, err := s.client.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("grant lease for %s: %w", info.Name, err)
+	}
+	// A plain put, not putJSON: the key must be attached to the new lease
+	// even when its value is unchanged.
+	b, _ := json.Marshal(info)
+	if _, err := s.client.Put(ctx, nodeKey(info.Name), string(b), clientv3.WithLease(g.ID)); err != nil {
+		return 0, fmt.Errorf("register node %s: %w", info.Name, err)
+	}
+	return store.LeaseID(g.ID), nil
+}
+
+// RenewLease renews a node's lease once; store.ErrLeaseExpired when it is
+// gone.
+func (s *Store) RenewLease(ctx context.Context, id store.LeaseID) error {
+	_, err := s.client.KeepAliveOnce(ctx, clientv3.LeaseID(id))
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return store.ErrLeaseExpired
+	}
+	return err
+}
+
+// RevokeLease ends a node's lease at once (a clean stop).
+func (s *Store) RevokeLease(ctx context.Context, id store.LeaseID) error {
+	_, err := s.client.Revoke(ctx, clientv3.LeaseID(id))
+	return err
+}
+
+// Nodes returns the registered (live) nodes by name.
+func (s *Store) Nodes(ctx context.Context) (map[string]store.NodeInfo, error) {
+	return getPrefix[store.NodeInfo](ctx, s, nodeKey(""))
+}
+
+// PutReport stores a node's report on a group when it changed.
+func (s *Store) PutReport(ctx context.Context, r store.Report) error {
+	_, err := s.putJSON(ctx, reportKey(r.Group, r.Node), r)
+	return err
+}
+
+// Reports returns every node's report on every group.
+func (s *Store) Reports(ctx context.Context) ([]store.Report, error) {
+	m, err := getPrefix[store.Report](ctx, s, family(store.FamilyReports))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Report, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// GroupReports returns the reports on one group, by node.
+func (s *Store) GroupReports(ctx context.Context, group string) (map[string]store.Report, error) {
+	return getPrefix[store.Report](ctx, s, groupReportsKey(group))
+}
+
+// DeleteReports forgets every report on a group that no longer exists.
+func (s *Store) DeleteReports(ctx context.Context, group string) error {
+	_, err := s.client.Delete(ctx, groupReportsKey(group), clientv3.WithPrefix())
+	return err
+}
+
+// Suspensions returns the maintenance flags.
+func (s *Store) Suspensions(ctx context.Context) (store.Suspensions, error) {
+	m, err := getPrefix[bool](ctx, s, family(store.FamilySuspended))
+	return store.Suspensions(m), err
+}
+
+// SetSuspended sets or lifts the maintenance flag of an object (kind "Node"
+// for a whole node).
+func (s *Store) SetSuspended(ctx context.Context, kind, name string, on bool) error {
+	var err error
+	if on {
+		_, err = s.client.Put(ctx, suspendKey(kind, name), "true")
+	} else {
+		_, err = s.client.Delete(ctx, suspendKey(kind, name))
+	}
+	return err
+}
+
+// AckDeleted records that node took refs out of service.
+func (s *Store) AckDeleted(ctx context.Context, node string, refs ...v1alpha1.Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	ops := make([]clientv3.Op, 0, len(refs))
+	for _, r := range refs {
+		ops = append(ops, clientv3.OpPut(deletedKey(r, node), "true"))
+	}
+	_, err := s.client.Txn(ctx).Then(ops...).Commit()
+	return err
+}
+
+// DeletionAcks returns the nodes that took ref out of service.
+func (s *Store) DeletionAcks(ctx context.Context, ref v1alpha1.Ref) (map[string]bool, error) {
+	return getPrefix[bool](ctx, s, deletedPrefix(ref))
+}
+
+// PutStatus writes an object's status when it changed.
+func (s *Store) PutStatus(ctx context.Context, ref v1alpha1.Ref, st v1alpha1.Status) error {
+	_, err := s.putJSON(ctx, statusKey(ref), st)
+	return err
+}
+
+// PutObserved stores what a node has now, for `sitekeeper plan` and `get
+// nodes`.
+func (s *Store) PutObserved(ctx context.Context, o plan.Observed) error {
+	_, err := s.putJSON(ctx, observedKey(o.Node), o)
+	return err
+}
+
+// Observed returns what each node last reported it has, by node.
+func (s *Store) Observed(ctx context.Context) (map[string]plan.Observed, error) {
+	return getPrefix[plan.Observed](ctx, s, family(store.FamilyObserved))
+}
+
+// Source returns a manifest folder's record; false when there is none.
+func (s *Store) Source(ctx context.Context, name string) (store.Source, bool, error) {
+	resp, err := s.client.Get(ctx, sourceKey(name))
+	if err != nil || len(resp.Kvs) == 0 {
+		return store.Source{}, false, err
+	}
+	var src store.Source
+	if err := json.Unmarshal(resp.Kvs[0].Value, &src); err != nil {
+		return store.Source{}, false, fmt.Errorf("decode source %s: %w", name, err)
+	}
+	return src, true, nil
+}
+
+// Sources returns every manifest folder's record, by name.
+func (s *Store) Sources(ctx context.Context) (map[string]store.Source, error) {
+	return getPrefix[store.Source](ctx, s, family(store.FamilySources))
+}
+
+// PutSource writes a manifest folder's record when it changed.
+func (s *Store) PutSource(ctx context.Context, src store.Source) error {
+	_, err := s.putJSON(ctx, sourceKey(src.Name), src)
+	return err
+}
+
+// SourceNodes returns, per source name, the revision each node's checkout
+// holds.
+func (s *Store) SourceNodes(ctx context.Context) (map[string][]store.SourceNode, error) {
+	m, err := getPrefix[store.SourceNode](ctx, s, sourceNodesPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]store.SourceNode{}
+	for k, sn := range m {
+		name, _, _ := strings.Cut(k, "/")
+		out[name] = append(out[name], sn)
+	}
+	return out, nil
+}
+
+// PutSourceNode records the revision a node's checkout of a source holds.
+func (s *Store) PutSourceNode(ctx context.Context, source string, sn store.SourceNode) error {
+	_, err := s.putJSON(ctx, sourceNodeKey(source, sn.Node), sn)
+	return err
+}
+
+// SimCommands returns the last fault injected into each simulated node.
+func (s *Store) SimCommands(ctx context.Context) (map[string]store.SimCommand, error) {
+	return getPrefix[store.SimCommand](ctx, s, family(store.FamilySim))
+}
+
+// PutSimCommand injects a fault into a simulated node.
+func (s *Store) PutSimCommand(ctx context.Context, node string, c store.SimCommand) error {
+	_, err := s.putJSON(ctx, simKey(node), c)
+	return err
+}
+
+// SimEvent is a fault injected into one simulated node.
+type SimEvent struct {
+	Node    string
+	Command store.SimCommand
+}
+
+// WatchSim streams the faults injected from now on, until ctx ends.
+func (s *Store) WatchSim(ctx context.Context) <-chan SimEvent {
+	ch := make(chan SimEvent)
+	go func() {
+		defer close(ch)
+		for resp := range s.client.Watch(ctx, family(store.FamilySim), clientv3.WithPrefix()) {
+			for _, ev := range resp.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				var c store.SimCommand
+				if json.Unmarshal(ev.Kv.Value, &c) != nil {
+					continue
+				}
+				select {
+				case ch <- SimEvent{Node: strings.TrimPrefix(string(ev.Kv.Key), family(store.FamilySim)), Command: c}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// leadership is a term won in etcd's election.
+type leadership struct {
+	session *concurrency.Session
+	guard   store.LeaderGuard
+}
+
+func (l *leadership) Guard() store.LeaderGuard { return l.guard }
+func (l *leadership) Done() <-chan struct{}    { return l.session.Done() }
+func (l *leadership) Close()                   { _ = l.session.Close() }
+
+// Campaign blocks until identity is the placement leader (or ctx ends).
+// The term lasts while the session's 2 s lease is kept alive.
+func (s *Store) Campaign(ctx context.Context, identity string) (store.Leadership, error) {
+	session, err := concurrency.NewSession(s.client, concurrency.WithTTL(2), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("election session: %w", err)
+	}
+	e := concurrency.NewElection(session, electionPrefix)
+	if err := e.Campaign(ctx, identity); err != nil {
+		_ = session.Close()
+		return nil, fmt.Errorf("campaign: %w", err)
+	}
+	return &leadership{session: session, guard: store.LeaderGuard{Key: e.Key(), Rev: e.Rev()}}, nil
+}
