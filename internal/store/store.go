@@ -295,4 +295,3 @@ type Report struct {
 	// (sites stopped, addresses removed, volumes offline).
 	Released bool `json:"released"`
 }
-
