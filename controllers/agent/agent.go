@@ -1,6 +1,6 @@
 // Package agent is the node agent's reconciler: for one resource group at a
 // time it observes the node, computes the plan, executes it and reports
-// status once. The loop around it (queue.go) de-duplicates keys, retries with
+// status once. The loop around it (loop.go) de-duplicates keys, retries with
 // backoff and resyncs on a timer; health.go runs the site checks.
 package agent
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 func startStore(t *testing.T) *etcdstore.Store {

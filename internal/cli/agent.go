@@ -19,7 +19,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
 	"github.com/sitekeeper/sitekeeper/internal/node"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/winsvc"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 // Exit codes, as kubectl uses them.

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 // endpointFile is where `sitekeeper up` records its store endpoint, so

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/internal/logging"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 // memberFlags configure an etcd member embedded in an agent or a witness.

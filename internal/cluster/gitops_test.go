@@ -15,9 +15,9 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/gitops"
+	"github.com/sitekeeper/sitekeeper/internal/node"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 func siteYAML(name string, id, port int, ip string) string {
@@ -113,7 +113,7 @@ func startGitOps(t *testing.T, dir string) *etcdstore.Store {
 		defer close(done)
 		_ = RunLocal(ctx, LocalOptions{DataDir: t.TempDir(), Nodes: []string{"node1"}, Fast: true, Log: logr.Discard(),
 			Ready:  func(_ string, st *etcdstore.Store) error { ready <- st; return nil },
-			Folder: &gitops.Source{Name: "site", Dir: dir, Prune: true, Resync: 2 * time.Second, Debounce: 50 * time.Millisecond}})
+			Folder: &node.Folder{Name: "site", Dir: dir, Prune: true, Resync: 2 * time.Second, Debounce: 50 * time.Millisecond}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	select {

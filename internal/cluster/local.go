@@ -15,12 +15,11 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/node"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 // LocalOptions configure RunLocal.
@@ -39,7 +38,7 @@ type LocalOptions struct {
 	Recorder record.Recorder
 	// Folder, when set, is the manifest folder every node watches (the
 	// placement leader applies it).
-	Folder *gitops.Source
+	Folder *node.Folder
 	// OnApplied hears each change set of Folder.
 	OnApplied func(rev string, results []store.ApplyResult, err error)
 }

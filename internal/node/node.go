@@ -27,8 +27,11 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
+
+// Folder is a manifest folder a node watches and applies (GitOps).
+type Folder = gitops.Source
 
 // Options configure a node.
 type Options struct {
@@ -44,7 +47,7 @@ type Options struct {
 	// Folder, when set, is a manifest folder this node watches; only the
 	// placement leader applies it, so checkouts at different commits never
 	// fight.
-	Folder *gitops.Source
+	Folder *Folder
 	// OnApplied hears each change set of Folder applied by this node.
 	OnApplied func(rev string, results []store.ApplyResult, err error)
 	// Recorder also hears every event (the live log of `up`); events always

@@ -1,9 +1,9 @@
 // Package store holds what the cluster shares: desired objects, their
 // status, node leases, the agents' reports, placement decisions, events and
-// maintenance flags. The only implementation is store/etcd: leases,
+// maintenance flags. The only implementation is store/etcdstorestore: leases,
 // transactions and watches are etcd's.
 //
-// The key layout is the etcd implementation's business (store/etcd/keys.go):
+// The key layout is package etcdstore's business (its file of keys):
 // no other package builds a key.
 package store
 

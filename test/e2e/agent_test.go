@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	etcdstore "github.com/sitekeeper/sitekeeper/internal/store/etcd"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 const agentSite = `apiVersion: sitekeeper.io/v1alpha1

@@ -1,5 +1,5 @@
 // Package memstore is an in-memory store for tests of the controllers: the
-// same records and the same compare-and-swap rules as store/etcd (a
+// same records and the same compare-and-swap rules as store/etcdstore (a
 // decision is written only at the revision it was read, and only by the
 // current leader's term), without etcd. Leases do not expire by themselves:
 // a test ends one with Expire, as a node that stopped renewing would.

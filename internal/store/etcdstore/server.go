@@ -1,6 +1,6 @@
 // Package etcd is the store on etcd: an embedded single-member server for
 // the default set-up, or an external cluster reached by its endpoints.
-package etcd
+package etcdstore
 
 import (
 	"context"
