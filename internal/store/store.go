@@ -1,6 +1,6 @@
 // Package store holds what the cluster shares: desired objects, their
 // status, node leases, the agents' reports, placement decisions, events and
-// maintenance flags. The only implementation is store/etcdstorestore: leases,
+// maintenance flags. The only implementation is store/etcdstore: leases,
 // transactions and watches are etcd's.
 //
 // The key layout is package etcdstore's business (its file of keys):
