@@ -36,51 +36,103 @@ func ComputeStatus(o v1alpha1.Object, g GroupView, d store.Decision, w World, pr
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
-	setReady, setProg, setDeg := condSetter(&st, gen, now, v1alpha1.ConditionReady), condSetter(&st, gen, now, v1alpha1.ConditionProgressing), condSetter(&st, gen, now, v1alpha1.ConditionDegraded)
-	rep, ok := w.Reports[d.Active]
-	switch {
-	case g.Suspended:
-		setReady(v1alpha1.ConditionUnknown, v1alpha1.ReasonSuspended, "sitekeeper does not act on this group (sitekeeper resume to lift)")
-		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonSuspended, "suspended")
-	case d.Active == "" && d.Target != "":
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("moving from %s to %s", d.Releasing, d.Target))
-		setProg(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("waiting for %s to release the group", d.Releasing))
-	case d.Active == "":
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, d.Message)
-		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, "no node can serve the group")
-	case !ok || rep.Generations[ref] != gen || rep.Phase == store.PhaseProgressing:
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging on generation %d", d.Active, gen))
-		setProg(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging", d.Active))
-	case rep.Phase == store.PhaseStalled:
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, rep.Message)
-		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, "needs a human: "+rep.Message)
-	case rep.Phase == store.PhaseFailed:
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonStepFailed, rep.Message)
-		setProg(v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed, "retrying: "+rep.Message)
-	case !rep.Healthy:
-		setReady(v1alpha1.ConditionFalse, v1alpha1.ReasonUnhealthy, rep.Message)
-		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonUnhealthy, rep.Message)
-	default:
-		setReady(v1alpha1.ConditionTrue, v1alpha1.ReasonConverged, fmt.Sprintf("served by %s", d.Active))
-		setProg(v1alpha1.ConditionFalse, v1alpha1.ReasonConverged, "converged")
+	in := conditionInput{group: g, decision: d, gen: gen, unreachable: unreachable}
+	in.report, in.reported = w.Reports[d.Active]
+	in.converged = in.reported && in.report.Generations[ref] == gen && in.report.Phase != store.PhaseProgressing
+	setReady(&st, in, now)
+	setProgressing(&st, in, now)
+	setDegraded(&st, in, now)
+	if c := v1alpha1.FindCondition(st.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == v1alpha1.ConditionTrue {
 		st.ObservedGeneration = gen
-	}
-	if st.ObservedGeneration == 0 {
+	} else {
 		st.ObservedGeneration = prev.ObservedGeneration
-	}
-	switch {
-	case d.Active != "" && len(g.Placement.Nodes) > 0 && d.Active != g.Placement.Nodes[0]:
-		setDeg(v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver, fmt.Sprintf("serving from %s, not its first node %s", d.Active, g.Placement.Nodes[0]))
-	case len(unreachable) > 0:
-		setDeg(v1alpha1.ConditionTrue, v1alpha1.ReasonNodeUnreachable, fmt.Sprintf("%v unreachable: no standby there", unreachable))
-	default:
-		setDeg(v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected, "served from its first node with every standby reachable")
 	}
 	return st
 }
 
-func condSetter(st *v1alpha1.Status, gen int64, now time.Time, typ string) func(v1alpha1.ConditionStatus, string, string) {
-	return func(s v1alpha1.ConditionStatus, reason, msg string) {
-		v1alpha1.SetCondition(&st.Conditions, v1alpha1.Condition{Type: typ, Status: s, ObservedGeneration: gen, Reason: reason, Message: msg}, now)
+// conditionInput is what the conditions of one object are derived from.
+type conditionInput struct {
+	group       GroupView
+	decision    store.Decision
+	gen         int64
+	report      store.Report // the active node's report on the group
+	reported    bool
+	converged   bool // the active node reported this generation, not still progressing
+	unreachable []string
+}
+
+func set(st *v1alpha1.Status, typ string, in conditionInput, now time.Time, s v1alpha1.ConditionStatus, reason, msg string) {
+	v1alpha1.SetCondition(&st.Conditions, v1alpha1.Condition{Type: typ, Status: s, ObservedGeneration: in.gen, Reason: reason, Message: msg}, now)
+}
+
+// setReady: True once the active node converged on this generation and its
+// sites are healthy; otherwise False (Unknown while suspended) with why.
+func setReady(st *v1alpha1.Status, in conditionInput, now time.Time) {
+	d, rep := in.decision, in.report
+	mark := func(s v1alpha1.ConditionStatus, reason, msg string) {
+		set(st, v1alpha1.ConditionReady, in, now, s, reason, msg)
+	}
+	switch {
+	case in.group.Suspended:
+		mark(v1alpha1.ConditionUnknown, v1alpha1.ReasonSuspended, "sitekeeper does not act on this group (sitekeeper resume to lift)")
+	case d.Active == "" && d.Target != "":
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("moving from %s to %s", d.Releasing, d.Target))
+	case d.Active == "":
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, d.Message)
+	case !in.converged:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging on generation %d", d.Active, in.gen))
+	case rep.Phase == store.PhaseStalled:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, rep.Message)
+	case rep.Phase == store.PhaseFailed:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonStepFailed, rep.Message)
+	case !rep.Healthy:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonUnhealthy, rep.Message)
+	default:
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonConverged, fmt.Sprintf("served by %s", d.Active))
+	}
+}
+
+// setProgressing: True while a node works towards the desired state (a
+// move, a bring-up, a step being retried); False when converged or when
+// nothing will progress without a human.
+func setProgressing(st *v1alpha1.Status, in conditionInput, now time.Time) {
+	d, rep := in.decision, in.report
+	mark := func(s v1alpha1.ConditionStatus, reason, msg string) {
+		set(st, v1alpha1.ConditionProgressing, in, now, s, reason, msg)
+	}
+	switch {
+	case in.group.Suspended:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonSuspended, "suspended")
+	case d.Active == "" && d.Target != "":
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("waiting for %s to release the group", d.Releasing))
+	case d.Active == "":
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, "no node can serve the group")
+	case !in.converged:
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging", d.Active))
+	case rep.Phase == store.PhaseStalled:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, "needs a human: "+rep.Message)
+	case rep.Phase == store.PhaseFailed:
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed, "retrying: "+rep.Message)
+	case !rep.Healthy:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonUnhealthy, rep.Message)
+	default:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonConverged, "converged")
+	}
+}
+
+// setDegraded: True while the group serves from a node other than its
+// first, or a node of its placement is unreachable (no standby there).
+func setDegraded(st *v1alpha1.Status, in conditionInput, now time.Time) {
+	d, nodes := in.decision, in.group.Placement.Nodes
+	mark := func(s v1alpha1.ConditionStatus, reason, msg string) {
+		set(st, v1alpha1.ConditionDegraded, in, now, s, reason, msg)
+	}
+	switch {
+	case d.Active != "" && len(nodes) > 0 && d.Active != nodes[0]:
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver, fmt.Sprintf("serving from %s, not its first node %s", d.Active, nodes[0]))
+	case len(in.unreachable) > 0:
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonNodeUnreachable, fmt.Sprintf("%v unreachable: no standby there", in.unreachable))
+	default:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected, "served from its first node with every standby reachable")
 	}
 }
