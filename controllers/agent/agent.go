@@ -125,7 +125,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true}
 
 	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
-		a.timings.step(d, s, err, time.Now())
+		a.timings.step(d, s, err, a.Clock.Now())
 		if err != nil {
 			record.Eventf(a.Recorder, store.Warning, "StepFailed", s.Target, a.Node, "%s", err.Error())
 		} else {

@@ -71,7 +71,7 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 					break
 				}
 			}
-			a.timings.probe(g.Name, probeErr, time.Now())
+			a.timings.probe(g.Name, probeErr, a.Clock.Now())
 			wasFailed := tr.Failed
 			switch tr.Record(now, probeErr) {
 			case health.Restart:

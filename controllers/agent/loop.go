@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 )
 
@@ -71,18 +72,92 @@ type Options struct {
 	HealthTick time.Duration
 }
 
+// schedule holds when each group comes back: after a failure, with
+// exponential backoff (the longest for a failure that needs a human); after
+// a success that asked for it, at Result.RequeueAfter.
+type schedule struct {
+	backoff map[string]time.Duration
+	at      map[string]time.Time
+}
+
+func newSchedule() *schedule {
+	return &schedule{backoff: map[string]time.Duration{}, at: map[string]time.Time{}}
+}
+
+// done records the outcome of a reconcile of key at now and returns when
+// the key comes back (0: only on a change).
+func (s *schedule) done(key string, res Result, err error, now time.Time) time.Duration {
+	var in time.Duration
+	switch {
+	case err != nil:
+		in = s.backoff[key]*2 + minBackoff
+		if in > maxBackoff || IsStalled(err) {
+			in = maxBackoff
+		}
+		s.backoff[key] = in
+	case res.RequeueAfter > 0:
+		delete(s.backoff, key)
+		in = res.RequeueAfter
+	default:
+		delete(s.backoff, key)
+		delete(s.at, key)
+		return 0
+	}
+	s.at[key] = now.Add(in)
+	return in
+}
+
+// waiting reports whether key must wait for its time (a change does not
+// bring a failing group back before its backoff ends).
+func (s *schedule) waiting(key string, now time.Time) bool {
+	t, ok := s.at[key]
+	return ok && now.Before(t) && s.backoff[key] > 0
+}
+
+// due removes and returns the keys whose time came, sorted.
+func (s *schedule) due(now time.Time) []string {
+	var keys []string
+	for k, t := range s.at {
+		if !now.Before(t) {
+			keys = append(keys, k)
+			delete(s.at, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// next is how long until the first key is due; false when none waits.
+func (s *schedule) next(now time.Time) (time.Duration, bool) {
+	var first time.Time
+	for _, t := range s.at {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	if first.IsZero() {
+		return 0, false
+	}
+	return max(first.Sub(now), 0), true
+}
+
 // Run reconciles until ctx ends: every group at start, on every signal of
-// changes, on each resync; failed groups come back with exponential backoff.
+// changes, on each resync; failed groups come back with exponential
+// backoff, and a group whose Result asks for it comes back then. Every wait
+// is on the agent's clock.
 func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
+	a.mu.Lock()
+	a.init()
+	a.mu.Unlock()
 	if opt.Resync <= 0 {
 		opt.Resync = 30 * time.Second
 	}
 	if opt.HealthTick <= 0 {
 		opt.HealthTick = 20 * time.Millisecond
 	}
+	clk := a.Clock
 	q := newQueue()
-	backoff := map[string]time.Duration{}
-	retryAt := map[string]time.Time{}
+	sched := newSchedule()
 	all := func() {
 		if groups, err := a.groups(ctx); err == nil {
 			q.add(groups...)
@@ -116,7 +191,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 		q.add(keys...)
 	}
 	changed() // nothing seen yet: every group
-	resync := time.NewTicker(opt.Resync)
+	resync := clk.NewTimer(opt.Resync)
 	defer resync.Stop()
 	health := func() {
 		if changed, err := a.CheckHealth(ctx); err == nil {
@@ -129,38 +204,33 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			if !ok || ctx.Err() != nil {
 				break
 			}
-			if t, wait := retryAt[key]; wait && time.Now().Before(t) {
-				continue // the retry ticker brings it back
+			if sched.waiting(key, clk.Now()) {
+				continue // its backoff brings it back
 			}
-			_, err := a.Reconcile(ctx, key)
-			switch {
-			case err == nil:
-				delete(backoff, key)
-				delete(retryAt, key)
-			case ctx.Err() != nil:
+			res, err := a.Reconcile(ctx, key)
+			if err != nil && ctx.Err() != nil {
 				return
-			default:
-				b := backoff[key]*2 + minBackoff
-				if b > maxBackoff || IsStalled(err) {
-					b = maxBackoff
-				}
-				backoff[key] = b
-				retryAt[key] = time.Now().Add(b)
-				a.Log.Error(err, "Reconcile failed", "node", a.Node, "group", key, "retryIn", b.String(), "stalled", IsStalled(err))
+			}
+			in := sched.done(key, res, err, clk.Now())
+			if err != nil {
+				a.Log.Error(err, "Reconcile failed", "node", a.Node, "group", key, "retryIn", in.String(), "stalled", IsStalled(err))
 			}
 		}
 		// Timers only for what is due: an idle agent wakes for nothing
 		// but the next health check of a site it serves.
 		var retry, healthDue <-chan time.Time
-		if len(retryAt) > 0 {
-			retry = time.After(minBackoff / 2)
+		var timers []clock.Timer
+		if in, ok := sched.next(clk.Now()); ok {
+			t := clk.NewTimer(in)
+			timers, retry = append(timers, t), t.C()
 		}
 		health()
 		a.mu.Lock()
 		next := a.nextDue
 		a.mu.Unlock()
 		if !next.IsZero() {
-			healthDue = time.After(max(time.Until(next), opt.HealthTick))
+			t := clk.NewTimer(max(next.Sub(clk.Now()), opt.HealthTick))
+			timers, healthDue = append(timers, t), t.C()
 		}
 		select {
 		case <-ctx.Done():
@@ -168,22 +238,15 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 		case <-q.wake:
 		case <-changes:
 			changed()
-		case <-resync.C:
+		case <-resync.C():
+			resync.Reset(opt.Resync)
 			all()
 		case <-healthDue:
 		case <-retry:
-			now := time.Now()
-			var due []string
-			for k, t := range retryAt {
-				if !now.Before(t) {
-					due = append(due, k)
-				}
-			}
-			sort.Strings(due)
-			for _, k := range due {
-				delete(retryAt, k)
-			}
-			q.add(due...)
+			q.add(sched.due(clk.Now())...)
+		}
+		for _, t := range timers {
+			t.Stop()
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
@@ -52,6 +53,9 @@ type Member struct {
 	// Recorder hears the agent's events; the caller makes it asynchronous
 	// (record.Async), so that no event holds up a take-down.
 	Recorder record.Recorder
+	// Clock times renewals, the fence deadline and the agent's loop; the
+	// real clock's readings are monotonic.
+	Clock clock.Clock
 
 	// crashed makes a stop look like a power loss: the lease is left to
 	// expire instead of being revoked.
@@ -75,7 +79,8 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	m.kick = make(chan struct{}, 1)
 	m.dirty = true
-	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder}
+	m.Clock = clock.Or(m.Clock)
+	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder, Clock: m.Clock}
 	a.mu.Lock()
 	a.init()
 	a.mu.Unlock()
@@ -103,7 +108,7 @@ func (m *Member) register(ctx context.Context) (store.LeaseID, error) {
 		return 0, err
 	}
 	m.mu.Lock()
-	m.lastRenew = time.Now()
+	m.lastRenew = m.Clock.Now()
 	m.mu.Unlock()
 	return id, nil
 }
@@ -112,22 +117,32 @@ func (m *Member) register(ctx context.Context) (store.LeaseID, error) {
 // the lease gone re-registers the node (it rejoins as standby: the leader
 // moved its groups away while it was gone).
 func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
-	renew := time.NewTicker(m.LeaseTTL / 3)
+	renew := m.Clock.NewTimer(m.LeaseTTL / 3)
 	defer renew.Stop()
 	// The fence deadline runs on its own timer, re-armed at each renewal:
 	// a renewal blocked on a store without quorum must not delay it.
 	fenceAfter := m.LeaseTTL * 3 / 4
-	var fence *time.Timer
-	fence = time.AfterFunc(fenceAfter+time.Millisecond, func() {
-		m.checkFence()
-		m.mu.Lock()
-		late := m.fenced
-		m.mu.Unlock()
-		if late && ctx.Err() == nil {
-			fence.Reset(50 * time.Millisecond) // keep checking until renewed
-		}
-	})
+	fence := m.Clock.NewTimer(fenceAfter + time.Millisecond)
 	defer fence.Stop()
+	fenceDone := make(chan struct{})
+	defer func() { <-fenceDone }()
+	go func() {
+		defer close(fenceDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-fence.C():
+			}
+			m.checkFence()
+			m.mu.Lock()
+			late := m.fenced
+			m.mu.Unlock()
+			if late {
+				fence.Reset(50 * time.Millisecond) // keep checking until renewed
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,14 +154,15 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 			_ = m.Store.RevokeLease(rctx, lease)
 			cancel()
 			return
-		case <-renew.C:
+		case <-renew.C():
+			renew.Reset(m.LeaseTTL / 3)
 			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
 			err := m.Store.RenewLease(rctx, lease)
 			cancel()
 			switch {
 			case err == nil:
 				m.mu.Lock()
-				m.lastRenew = time.Now()
+				m.lastRenew = m.Clock.Now()
 				m.mu.Unlock()
 				if lf, ok := m.Backend.(backend.LeaseFollower); ok {
 					lf.LeaseRenewed()
@@ -174,7 +190,7 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 // The deadline is checked on the monotonic clock.
 func (m *Member) checkFence() {
 	m.mu.Lock()
-	late := time.Since(m.lastRenew) > m.LeaseTTL*3/4
+	late := m.Clock.Now().Sub(m.lastRenew) > m.LeaseTTL*3/4
 	m.mu.Unlock()
 	m.setFenced(late)
 }
@@ -197,7 +213,13 @@ func (m *Member) setFenced(f bool) {
 		last, a := m.lastRenew, m.agent
 		m.mu.Unlock()
 		if a != nil {
-			a.timings.fenced(f, last, time.Now())
+			a.timings.fenced(f, last, m.Clock.Now())
+		}
+		if !f {
+			// Back: a fresh read decides what serves here. Without it the
+			// node would wait for the next change or resync, with its
+			// groups down if the leader never moved them.
+			m.markDirty()
 		}
 		m.signal()
 	}
@@ -229,7 +251,7 @@ func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-m.Clock.After(200 * time.Millisecond):
 		}
 		// The watch ended (store restarted, compaction): watch again and
 		// re-read everything.

@@ -46,6 +46,18 @@ func (n *Node) record(call string) error {
 	return nil
 }
 
+// SetFail makes calls starting with prefix fail with err (nil: succeed
+// again); safe while an agent runs.
+func (n *Node) SetFail(prefix string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err == nil {
+		delete(n.Fail, prefix)
+	} else {
+		n.Fail[prefix] = err
+	}
+}
+
 // TakeCalls returns and clears the recorded calls.
 func (n *Node) TakeCalls() []string {
 	n.mu.Lock()

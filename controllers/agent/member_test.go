@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/store/memstore"
+)
+
+// The in-memory store must be usable wherever an agent's store is.
+var _ MemberStore = (*memstore.Store)(nil)
+
+type memberEnv struct {
+	t   *testing.T
+	st  *memstore.Store
+	n   *fake.Node
+	clk *clock.Fake
+	m   *Member
+}
+
+// startMember runs node1's member against an in-memory store where group
+// web1 is placed on node1, on a fake clock.
+func startMember(t *testing.T) *memberEnv {
+	t.Helper()
+	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(8080)))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := memstore.New()
+	st.Seed(manifest.Objects(docs)...)
+	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node1"}, store.LeaderGuard{}); err != nil {
+		t.Fatal(err)
+	}
+	e := &memberEnv{t: t, st: st, n: fake.New(), clk: clock.NewFake(time.Unix(1000, 0))}
+	e.m = &Member{Node: "node1", Store: st, Backend: e.n, LeaseTTL: 2 * time.Second, Resync: time.Hour, Log: logr.Discard(), Recorder: st, Clock: e.clk}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.waitCalls("StartSite web1")
+	return e
+}
+
+// waitCalls waits until the backend was called with want (in any order
+// with other calls), consuming the calls seen.
+func (e *memberEnv) waitCalls(want ...string) {
+	e.t.Helper()
+	var seen []string
+	waitUntil(e.t, func() bool {
+		seen = append(seen, e.n.TakeCalls()...)
+		for _, w := range want {
+			if !slices.Contains(seen, w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestMemberFencesWhenItCannotRenew: a node whose renewals fail takes its
+// groups out of service at three quarters of the lease, from what it had
+// read (no store read), and rejoins as standby once it renews again.
+func TestMemberFencesWhenItCannotRenew(t *testing.T) {
+	e := startMember(t)
+	e.st.Fail = func(op, _ string) error {
+		if op == "renew" {
+			return errors.New("etcdserver: no leader")
+		}
+		return nil
+	}
+	// Renewals at 2/3 s and 4/3 s fail; the fence is due at 1.5 s.
+	for range 4 {
+		e.clk.Advance(400 * time.Millisecond)
+	}
+	e.waitCalls("StopSite web1", "RemoveAddress 127.0.20.1/32")
+	var fenced bool
+	waitUntil(t, func() bool {
+		e.m.mu.Lock()
+		defer e.m.mu.Unlock()
+		fenced = e.m.fenced
+		return fenced
+	})
+	// The store answers again: the next renewal lifts the fence, and the
+	// node serves again only once a fresh read of the store says so.
+	e.st.Fail = nil
+	for range 3 {
+		e.clk.Advance(400 * time.Millisecond)
+	}
+	waitUntil(t, func() bool {
+		e.m.mu.Lock()
+		defer e.m.mu.Unlock()
+		return !e.m.fenced
+	})
+	e.waitCalls("StartSite web1")
+}
+
+// TestMemberRegistersAgainAfterItsLeaseExpired: the lease is gone (the
+// node was cut off longer than the TTL): it fences, registers under a new
+// lease and says so in a Fenced event.
+func TestMemberRegistersAgainAfterItsLeaseExpired(t *testing.T) {
+	e := startMember(t)
+	e.st.Expire("node1")
+	e.clk.Advance(700 * time.Millisecond) // the next renewal finds no lease
+	waitUntil(t, func() bool {
+		nodes, _ := e.st.Nodes(context.Background())
+		_, back := nodes["node1"]
+		return back
+	})
+	waitUntil(t, func() bool {
+		for _, ev := range e.st.Events() {
+			if ev.Reason == "Fenced" && ev.Object == "node/node1" {
+				return true
+			}
+		}
+		return false
+	})
+}
