@@ -58,6 +58,7 @@ type Fake struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []*fakeTimer
+	armed  int
 }
 
 // NewFake returns a fake clock set at t.
@@ -103,6 +104,14 @@ func (f *Fake) Waiters() int {
 	return len(f.timers)
 }
 
+// Armed is how many times a timer was armed (made or reset), so a test can
+// wait until the code under test has reacted to something.
+func (f *Fake) Armed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.armed
+}
+
 // NewTimer returns a timer that fires when the fake time reaches now+d.
 func (f *Fake) NewTimer(d time.Duration) Timer {
 	t := &fakeTimer{f: f, c: make(chan time.Time, 1)}
@@ -136,6 +145,7 @@ func (t *fakeTimer) Stop() bool {
 func (t *fakeTimer) Reset(d time.Duration) {
 	t.Stop()
 	t.f.mu.Lock()
+	t.f.armed++
 	t.at = t.f.now.Add(d)
 	if d <= 0 {
 		t.f.mu.Unlock()

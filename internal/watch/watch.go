@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+	"github.com/sitekeeper/sitekeeper/internal/clock"
 )
 
 // Options tune a Folder watch.
@@ -31,6 +32,8 @@ type Options struct {
 	// Trigger fires a change set on demand (leadership gained).
 	Trigger <-chan struct{}
 	Log     logr.Logger
+	// Clock times the debounce, the burst deadline and the resync.
+	Clock clock.Clock
 }
 
 // Folder calls onChange once at start, then after each burst of changes
@@ -45,6 +48,7 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 	if o.Resync <= 0 {
 		o.Resync = 60 * time.Second
 	}
+	clk := clock.Or(o.Clock)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -58,10 +62,10 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 		}
 	}
 	onChange("start")
-	resync := time.NewTicker(o.Resync)
+	resync := clk.NewTimer(o.Resync)
 	defer resync.Stop()
 	var quiet, deadline <-chan time.Time
-	var quietT, deadlineT *time.Timer
+	var quietT, deadlineT clock.Timer
 	pending := false
 	fire := func(reason string) {
 		pending, quiet, deadline = false, nil, nil
@@ -71,6 +75,7 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 		if deadlineT != nil {
 			deadlineT.Stop()
 		}
+		resync.Reset(o.Resync) // a change set is a resync too
 		// Watches can be lost (a folder replaced, a symlink swapped):
 		// re-adding the whole tree each time is cheap and idempotent.
 		addTree(w, dir, o.Log)
@@ -93,12 +98,12 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 			if quietT != nil {
 				quietT.Stop()
 			}
-			quietT = time.NewTimer(o.Debounce)
-			quiet = quietT.C
+			quietT = clk.NewTimer(o.Debounce)
+			quiet = quietT.C()
 			if !pending {
 				pending = true
-				deadlineT = time.NewTimer(o.MaxDelay)
-				deadline = deadlineT.C
+				deadlineT = clk.NewTimer(o.MaxDelay)
+				deadline = deadlineT.C()
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -110,7 +115,7 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 			fire("change")
 		case <-deadline:
 			fire("change")
-		case <-resync.C:
+		case <-resync.C():
 			fire("resync")
 		case <-o.Trigger:
 			fire("trigger")
