@@ -43,20 +43,21 @@ type backendOptions struct {
 }
 
 // openBackend returns the node backend the agent drives and how to let it go.
-// A simulated IIS comes with its world, whose site folders the agent fills.
-func openBackend(o backendOptions, log logr.Logger) (backend.Node, *sim.World, func(), error) {
+// A simulated IIS seeds an index page into each started site's empty folder.
+func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error) {
 	if o.name == "windows" {
 		b, err := windows.New(windows.Options{DataDir: o.dataDir, Log: log.WithName("windows")})
-		return b, nil, func() {}, err
+		return b, func() {}, err
 	}
 	world := sim.NewWorld(filepath.Join(o.dataDir, "sim"), log.WithName("sim"))
+	world.SeedIndexPages()
 	n := world.Node(o.node)
 	if !n.Powered() {
 		n.PowerOn()
 	}
 	release := func() { world.Detach(); world.Close() }
 	if o.name != "linux" {
-		return n, world, release, nil
+		return n, release, nil
 	}
 	world.AllowAnyAddress()
 	// An address outlives a silent agent by half its lease at most (the
@@ -65,9 +66,9 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, *sim.World, f
 	ln, err := linux.New(n, linux.Options{Interface: o.iface, Lifetime: lifetime, Log: log.WithName("linux")})
 	if err != nil {
 		release()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return ln, world, release, nil
+	return ln, release, nil
 }
 
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
@@ -139,12 +140,12 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			return err
 		}
 		defer st.Close()
-		n, world, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
+		n, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
 		if err != nil {
 			return err
 		}
 		defer closeBackend()
-		o := node.Options{Name: nodeName, Store: st, Backend: n, World: world, LeaseTTL: leaseTTL, Log: log}
+		o := node.Options{Name: nodeName, Store: st, Backend: n, LeaseTTL: leaseTTL, Log: log}
 		if manifests != "" {
 			src := gf.source(manifests)
 			o.Folder = &src

@@ -80,6 +80,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	defer st.Close()
 	l := &Local{opts: o, server: srv, Store: st, World: sim.NewWorld(filepath.Join(o.DataDir, "sim"), o.Log.WithName("sim")),
 		nodes: map[string]*running{}}
+	l.World.SeedIndexPages()
 	if o.Ready != nil {
 		if err := o.Ready(srv.Endpoint, st); err != nil {
 			return err
@@ -128,7 +129,7 @@ func (l *Local) startNode(ctx context.Context, name string) {
 		return
 	}
 	nctx, cancel := context.WithCancel(ctx)
-	rt := node.New(node.Options{Name: name, Store: l.Store, Backend: l.World.Node(name), World: l.World, LeaseTTL: l.opts.LeaseTTL,
+	rt := node.New(node.Options{Name: name, Store: l.Store, Backend: l.World.Node(name), LeaseTTL: l.opts.LeaseTTL,
 		Folder: l.opts.Folder, OnApplied: l.opts.OnApplied, Recorder: l.opts.Recorder, Log: l.opts.Log})
 	r := &running{rt: rt, cancel: cancel, done: make(chan struct{})}
 	l.nodes[name] = r

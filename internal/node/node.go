@@ -10,21 +10,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 
-	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
-	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
-	"github.com/sitekeeper/sitekeeper/internal/graph"
-	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
@@ -36,13 +30,9 @@ type Folder = gitops.Source
 // Options configure a node.
 type Options struct {
 	// Name is the node's name, as placement.nodes names it.
-	Name    string
-	Store   *etcdstore.Store
-	Backend backend.Node
-	// World, when the backend's IIS is simulated, gets an index page in each
-	// empty site folder, so a fresh node serves something and passes its
-	// health checks.
-	World    *sim.World
+	Name     string
+	Store    *etcdstore.Store
+	Backend  backend.Node
 	LeaseTTL time.Duration
 	// Folder, when set, is a manifest folder this node watches; only the
 	// placement leader applies it, so checkouts at different commits never
@@ -100,15 +90,6 @@ func (r *Runtime) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	defer wg.Wait()
-	if o.World != nil {
-		run(func(ctx context.Context) {
-			changes := o.Store.Changes(ctx, store.FamilyObjects) // before the first read: miss nothing
-			SeedContent(ctx, o.Store, o.World)
-			for range changes {
-				SeedContent(ctx, o.Store, o.World)
-			}
-		})
-	}
 	if o.Folder != nil {
 		lead := make(chan struct{}, 1)
 		gr := &gitops.Reconciler{Store: o.Store, Source: *o.Folder, Node: o.Name, Log: o.Log.WithName("gitops"),
@@ -127,44 +108,4 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	run(func(ctx context.Context) { _ = r.ctrl.Run(ctx) })
 	return r.member.Run(ctx)
-}
-
-// SeedContent writes an index page into each site's folder of the
-// simulated storage when the folder is empty, so a fresh demo serves
-// something readable and a simulated site answers its health checks.
-func SeedContent(ctx context.Context, st interface {
-	ListSpecs(context.Context) (store.Snapshot, error)
-}, w *sim.World) {
-	snap, err := st.ListSpecs(ctx)
-	if err != nil {
-		return
-	}
-	var vols []*v1alpha1.VolumeResource
-	var sites []*v1alpha1.IISSite
-	for _, o := range snap.Objects {
-		switch t := o.(type) {
-		case *v1alpha1.VolumeResource:
-			vols = append(vols, t)
-		case *v1alpha1.IISSite:
-			sites = append(sites, t)
-		}
-	}
-	volIndex := graph.NewVolumeIndex(vols)
-	for _, s := range sites {
-		v := volIndex.For(s.Spec.PhysicalPath)
-		if v == nil {
-			continue
-		}
-		rv := plan.RenderVolume(v)
-		// Keep the path's own spelling: the simulator's disk is case-sensitive.
-		rest := strings.ReplaceAll(s.Spec.PhysicalPath, "/", `\`)[len(strings.TrimRight(rv.Root, `\`)):]
-		dir := filepath.Join(append([]string{w.VolumeDir(rv.ID)}, strings.FieldsFunc(rest, func(r rune) bool { return r == '\\' })...)...)
-		index := filepath.Join(dir, "index.html")
-		if _, err := os.Stat(index); err == nil {
-			continue
-		}
-		if os.MkdirAll(dir, 0o755) == nil {
-			_ = os.WriteFile(index, []byte(fmt.Sprintf("Hello from %s\n", s.Metadata.Name)), 0o644)
-		}
-	}
 }

@@ -229,7 +229,11 @@ func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []back
 
 // SetPhysicalPath changes the site's root folder.
 func (n *Node) SetPhysicalPath(_ context.Context, name, path string) error {
-	return n.edit(name, func(s *site) { s.cfg.PhysicalPath = path })
+	if err := n.edit(name, func(s *site) { s.cfg.PhysicalPath = path }); err != nil {
+		return err
+	}
+	n.w.seedIndex(n.name, name, path)
+	return nil
 }
 
 // SetAppPool changes the site's application pool.
@@ -276,7 +280,9 @@ func (n *Node) RenameSite(_ context.Context, from, to string) error {
 // StartSite starts a site: its addresses must be on the node and no other
 // started site may hold one of its ip:port:hostName.
 func (n *Node) StartSite(_ context.Context, name string) error {
-	return n.withSite(name, func(s *site) error {
+	var path string
+	err := n.withSite(name, func(s *site) error {
+		path = s.cfg.PhysicalPath
 		if s.started {
 			return nil
 		}
@@ -291,6 +297,10 @@ func (n *Node) StartSite(_ context.Context, name string) error {
 		}
 		return nil
 	})
+	if err == nil {
+		n.w.seedIndex(n.name, name, path)
+	}
+	return err
 }
 
 func (n *Node) checkStartable(s *site) error {

@@ -242,3 +242,31 @@ func TestRestartKeepsTheMachines(t *testing.T) {
 		t.Fatalf("served after restart: %d %q %v", code, body, err)
 	}
 }
+
+// TestSeedIndexPages: a world that seeds pages gives a started site an index
+// page when its folder has none, never overwrites content, and writes
+// nothing where the site's volume is not online.
+func TestSeedIndexPages(t *testing.T) {
+	w, n1, _, cfg := setup(t)
+	w.SeedIndexPages()
+	cfg.PhysicalPath = `E:\sites\fresh`
+	fresh := filepath.Join(w.VolumeDir(vol), "sites", "fresh", "index.html")
+	must(t, n1.AddAddress(ctx, backend.Address{CIDR: "127.0.10.1/32"}))
+	must(t, n1.CreateSite(ctx, cfg))
+	must(t, n1.StartSite(ctx, cfg.Name))
+	if _, err := os.Stat(fresh); err == nil {
+		t.Fatal("seeded a folder whose volume is offline")
+	}
+	must(t, n1.BringOnline(ctx, vol, `E:\`))
+	must(t, n1.StopSite(ctx, cfg.Name))
+	must(t, n1.StartSite(ctx, cfg.Name))
+	url := fmt.Sprintf("http://127.0.10.1:%d/", cfg.Bindings[0].Port)
+	if code, body, err := get(url, ""); err != nil || code != 200 || body != "Hello from web1\n" {
+		t.Fatalf("seeded page: %d %q %v", code, body, err)
+	}
+	// A path change to a folder that has content keeps that content.
+	must(t, n1.SetPhysicalPath(ctx, cfg.Name, `E:\sites\web1`))
+	if code, body, err := get(url, ""); err != nil || code != 200 || body != "hello from web1" {
+		t.Fatalf("existing content: %d %q %v", code, body, err)
+	}
+}

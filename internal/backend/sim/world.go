@@ -16,6 +16,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -45,11 +46,40 @@ type World struct {
 	// anyAddress lets sites bind any address the node holds, not only
 	// loopback ones: the Linux backend puts real addresses on interfaces.
 	anyAddress bool
+	// seedPages writes an index page into a started site's empty folder.
+	seedPages bool
 }
 
 // AllowAnyAddress lets the world's sites bind, and its nodes hold, any
 // address; the caller (the Linux backend) manages the real interfaces.
 func (w *World) AllowAnyAddress() { w.anyAddress = true }
+
+// SeedIndexPages makes every site that starts, and every site whose folder
+// changes, find an index page ("Hello from <site>") when its folder has
+// none: a fresh demo serves something readable and a new simulated site
+// answers its health checks. Content already there is never touched.
+func (w *World) SeedIndexPages() { w.seedPages = true }
+
+// seedIndex writes the index page of a site of node, when the world seeds
+// pages and the site's folder is readable there (its volume online).
+func (w *World) seedIndex(node, site, winPath string) {
+	if !w.seedPages {
+		return
+	}
+	dir, ok, err := w.hostPath(node, winPath)
+	if err != nil || !ok {
+		return
+	}
+	index := filepath.Join(dir, "index.html")
+	if _, err := os.Stat(index); err == nil {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		w.log.V(1).Info("Cannot seed site content", "site", site, "dir", dir, "error", err.Error())
+		return
+	}
+	_ = os.WriteFile(index, []byte("Hello from "+site+"\n"), 0o644)
+}
 
 // NewWorld returns a world whose files live under root, restoring the
 // state a previous process left there.
