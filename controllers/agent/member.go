@@ -124,6 +124,9 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 	fenceAfter := m.LeaseTTL * 3 / 4
 	fence := m.Clock.NewTimer(fenceAfter + time.Millisecond)
 	defer fence.Stop()
+	hold := m.Clock.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
 	fenceDone := make(chan struct{})
 	defer func() { <-fenceDone }()
 	go func() {
@@ -154,21 +157,36 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 			_ = m.Store.RevokeLease(rctx, lease)
 			cancel()
 			return
+		case <-hold.C():
+			m.mu.Lock()
+			until, fenced := m.lastRenew.Add(fenceAfter), m.fenced
+			m.mu.Unlock()
+			if lf, ok := m.Backend.(backend.LeaseFollower); ok && !fenced {
+				lf.HoldUntil(until)
+			}
 		case <-renew.C():
 			renew.Reset(m.LeaseTTL / 3)
+			// The fence deadline counts from when the renewal was sent:
+			// etcd may have extended the lease any time after that.
+			sent := m.Clock.Now()
 			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
 			err := m.Store.RenewLease(rctx, lease)
 			cancel()
 			switch {
 			case err == nil:
 				m.mu.Lock()
-				m.lastRenew = m.Clock.Now()
+				m.lastRenew = sent
 				m.mu.Unlock()
 				if lf, ok := m.Backend.(backend.LeaseFollower); ok {
 					lf.LeaseRenewed()
 				}
 				m.checkFence()
 				fence.Reset(fenceAfter + time.Millisecond)
+				// Once more before the next renewal, holds are extended to
+				// just short of the fence deadline (whole seconds).
+				if d := sent.Add(fenceAfter - time.Second - 20*time.Millisecond).Sub(m.Clock.Now()); d > 0 {
+					hold.Reset(d)
+				}
 			case errors.Is(err, store.ErrLeaseExpired):
 				m.Log.Info("Lease expired; fenced, registering again", "node", m.Node)
 				m.setFenced(true)

@@ -66,7 +66,12 @@ type Controller struct {
 	backoff map[string]time.Duration
 	retryAt map[string]time.Time
 	leading atomic.Bool
+	crashed atomic.Bool
 }
+
+// Crash makes the next stop look like a power loss: leadership is not
+// handed over; the session's lease expires.
+func (c *Controller) Crash() { c.crashed.Store(true) }
 
 // Result tells the leader's loop when to look again.
 type Result struct {
@@ -108,7 +113,11 @@ func (c *Controller) lead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() {
+		if !c.crashed.Load() {
+			l.Close()
+		}
+	}()
 	c.Log.V(1).Info("Elected placement leader", "identity", c.Identity)
 	c.leading.Store(true)
 	defer c.leading.Store(false)

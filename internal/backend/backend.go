@@ -244,5 +244,12 @@ type SiteUpdater interface {
 // agent's lease: the Linux backend gives virtual addresses a lifetime that
 // each renewal extends, so a dead or frozen agent's addresses expire.
 type LeaseFollower interface {
+	// LeaseRenewed: the lease was just renewed; holds get their fresh
+	// lifetime.
 	LeaseRenewed()
+	// HoldUntil: no renewal came since the last one, but the agent will not
+	// fence itself before until; holds may be extended up to until, never
+	// past it (kernel lifetimes count whole seconds, so an extension of less
+	// than one is skipped).
+	HoldUntil(until time.Time)
 }

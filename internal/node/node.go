@@ -71,7 +71,10 @@ func New(o Options) *Runtime {
 
 // Crash makes the next stop look like a power loss: the lease is left to
 // expire instead of being revoked.
-func (r *Runtime) Crash() { r.member.Crash() }
+func (r *Runtime) Crash() {
+	r.member.Crash()
+	r.ctrl.Crash()
+}
 
 // IsLeader reports whether this node's placement candidate leads now.
 func (r *Runtime) IsLeader() bool { return r.ctrl.IsLeader() }

@@ -247,7 +247,19 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 // a fresh lifetime. A renewal proves the lease is alive, so no other node
 // can have been given these addresses: one that expired (renewals came
 // late) is put back.
-func (n *Node) LeaseRenewed() {
+func (n *Node) LeaseRenewed() { n.hold(int(n.opt.Lifetime / time.Second)) }
+
+// HoldUntil implements backend.LeaseFollower: between renewals, the
+// addresses live on up to the agent's fence deadline, so a renewal delayed
+// by an etcd election (the witness lost) does not let them expire while
+// the lease is still valid.
+func (n *Node) HoldUntil(until time.Time) {
+	if secs := int(time.Until(until) / time.Second); secs >= 1 {
+		n.hold(secs)
+	}
+}
+
+func (n *Node) hold(secs int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, a := range n.held {
@@ -255,6 +267,7 @@ func (n *Node) LeaseRenewed() {
 		if err != nil {
 			continue
 		}
+		na.ValidLft, na.PreferedLft = secs, secs
 		back := !n.present(l, p)
 		if err := netlink.AddrReplace(l, na); err != nil {
 			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)

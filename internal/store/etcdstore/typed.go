@@ -239,7 +239,15 @@ type leadership struct {
 
 func (l *leadership) Guard() store.LeaderGuard { return l.guard }
 func (l *leadership) Done() <-chan struct{}    { return l.session.Done() }
-func (l *leadership) Close()                   { _ = l.session.Close() }
+func (l *leadership) Close() {
+	// The session's own Close revokes with the campaign's context, which
+	// is over when a stopping node resigns: revoke on a fresh one, so the
+	// next leader takes over at once instead of after the session's TTL.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = l.session.Client().Revoke(ctx, l.session.Lease())
+	l.session.Orphan()
+}
 
 // Campaign blocks until identity is the placement leader (or ctx ends).
 // The term lasts while the session's 2 s lease is kept alive.
