@@ -105,3 +105,40 @@ func FindCondition(conds []Condition, t string) *Condition {
 	}
 	return nil
 }
+
+// Reasons of events that are not placement decisions (those use the
+// condition reasons above: Placed, FailedOver, SwitchedBack, SwitchedOver,
+// NoHealthyNode).
+const (
+	// EventStep: a node executed one step of its plan.
+	EventStep = "Step"
+	// EventStepFailed: a step failed; the group is retried (or stalled).
+	EventStepFailed = "StepFailed"
+	// EventLocalRestart: a failing site was restarted in place.
+	EventLocalRestart = "LocalRestart"
+	// EventFenced: a node could not renew its lease, took its groups down
+	// and came back as standby.
+	EventFenced = "Fenced"
+	// EventTimingsSuffix ends the reason of a move's timings event
+	// (FailedOverTimings, SwitchedBackTimings, SwitchedOverTimings).
+	EventTimingsSuffix = "Timings"
+	// EventCreated, EventConfigured, EventPruned: what an apply did.
+	EventCreated    = "Created"
+	EventConfigured = "Configured"
+	EventPruned     = "Pruned"
+	// EventDeleting: an object is being taken out of service on every node.
+	EventDeleting = "Deleting"
+	// EventDeleted: every node took the object out of service; it is gone.
+	EventDeleted = "Deleted"
+	// EventSourceApplied, EventSourceRefused: a manifest folder's change
+	// set was applied, or refused whole.
+	EventSourceApplied = "SourceApplied"
+	EventSourceRefused = "SourceRefused"
+	// EventSuspended, EventResumed: maintenance mode set or lifted.
+	EventSuspended = "Suspended"
+	EventResumed   = "Resumed"
+	// EventFailuresCleared: a group's failure history was forgotten.
+	EventFailuresCleared = "FailuresCleared"
+	// EventSimulated: a fault was injected into a simulated node.
+	EventSimulated = "Simulated"
+)

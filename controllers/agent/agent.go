@@ -127,9 +127,9 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
 		a.timings.step(d, s, err, a.Clock.Now())
 		if err != nil {
-			record.Eventf(a.Recorder, store.Warning, "StepFailed", s.Target, a.Node, "%s", err.Error())
+			record.Eventf(a.Recorder, store.Warning, v1alpha1.EventStepFailed, s.Target, a.Node, "%s", err.Error())
 		} else {
-			record.Eventf(a.Recorder, store.Normal, "Step", s.Target, a.Node, "%s", s.String())
+			record.Eventf(a.Recorder, store.Normal, v1alpha1.EventStep, s.Target, a.Node, "%s", s.String())
 		}
 		if err == nil {
 			a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)

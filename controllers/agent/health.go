@@ -81,7 +81,7 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 				if err != nil {
 					msg += "; the restart failed: " + err.Error()
 				}
-				record.Eventf(a.Recorder, store.Warning, "LocalRestart", v1alpha1.RefOf(s).String(), a.Node, "%s", msg)
+				record.Eventf(a.Recorder, store.Warning, v1alpha1.EventLocalRestart, v1alpha1.RefOf(s).String(), a.Node, "%s", msg)
 			case health.Failed:
 				a.mu.Lock()
 				a.unhealth[g.Name] = fmt.Sprintf("IISSite/%s fails its health checks after %d local restart(s): %v", s.Metadata.Name, tr.Restarts, probeErr)

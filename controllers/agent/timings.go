@@ -92,7 +92,7 @@ func (t *timings) probe(group string, err error, now time.Time) {
 	if kind == v1alpha1.ReasonFailedOver {
 		verb = "detected and decided"
 	}
-	t.rec.Record(store.Event{Type: "Normal", Reason: kind + "Timings", Object: "group/" + group, Node: t.node, Time: now.UTC(),
+	t.rec.Record(store.Event{Type: store.Normal, Reason: kind + v1alpha1.EventTimingsSuffix, Object: "group/" + group, Node: t.node, Time: now.UTC(),
 		Message: fmt.Sprintf("%s: %s %s (%s); brought up on %s %s (+%s); first healthy probe %s (+%s)",
 			group, verb, stamp(p.decided), why, t.node, stamp(p.broughtUp), ms(p.broughtUp.Sub(p.decided)), stamp(now), ms(now.Sub(p.decided)))})
 }
@@ -117,7 +117,7 @@ func (t *timings) fenced(on bool, lastRenew, now time.Time) {
 		msg += fmt.Sprintf(", took %d step(s) down by %s (+%s)", n, stamp(down), ms(down.Sub(lastRenew)))
 	}
 	msg += fmt.Sprintf("; back at %s as standby", stamp(now))
-	t.rec.Record(store.Event{Type: "Warning", Reason: "Fenced", Object: "node/" + t.node, Node: t.node, Time: now.UTC(), Message: msg})
+	t.rec.Record(store.Event{Type: store.Warning, Reason: v1alpha1.EventFenced, Object: "node/" + t.node, Node: t.node, Time: now.UTC(), Message: msg})
 }
 
 func stamp(t time.Time) string { return t.Local().Format("15:04:05.000") }

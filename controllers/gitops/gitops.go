@@ -169,7 +169,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 			return nil, perr
 		}
 		if prev.LastAttempt.Revision != rev || prev.LastAttempt.Error != attempt.Error {
-			r.Store.Event(ctx, store.Event{Type: "Warning", Reason: "SourceRefused", Object: "source/" + r.Source.Name, Node: r.Node,
+			r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node,
 				Message: fmt.Sprintf("revision %s not applied; %s stays in force: %s", rev, orNone(prev.Revision), firstLine(err.Error()))})
 		}
 		return nil, err
@@ -252,7 +252,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 		return results, err
 	}
 	if prev.Revision != rev || changed || prev.LastAttempt.Error != "" {
-		r.Store.Event(ctx, store.Event{Type: "Normal", Reason: "SourceApplied", Object: "source/" + r.Source.Name, Node: r.Node,
+		r.Store.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceApplied, Object: "source/" + r.Source.Name, Node: r.Node,
 			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d unchanged, %d pruned", rev, counts[store.Created], counts[store.Configured], counts[store.Unchanged], counts[store.Pruned])})
 		r.Log.Info("Applied manifest folder", "source", r.Source.Name, "revision", rev, "created", counts[store.Created], "configured", counts[store.Configured], "pruned", counts[store.Pruned])
 	}

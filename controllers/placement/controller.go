@@ -380,7 +380,7 @@ func (c *Controller) finishDeletes(ctx context.Context, deleting []v1alpha1.Obje
 			errs = append(errs, fmt.Errorf("remove %s: %w", ref, err))
 			continue
 		}
-		record.Eventf(c.Recorder, store.Normal, "Deleted", ref.String(), "", "%s is out of service on every node and removed", ref)
+		record.Eventf(c.Recorder, store.Normal, v1alpha1.EventDeleted, ref.String(), "", "%s is out of service on every node and removed", ref)
 	}
 	return errors.Join(errs...)
 }

@@ -229,9 +229,9 @@ func SetSuspended(ctx context.Context, st Store, t Target, on bool) error {
 	if err := st.SetSuspended(ctx, t.Kind, t.Name, on); err != nil {
 		return err
 	}
-	reason, verb := "Resumed", "resumed"
+	reason, verb := v1alpha1.EventResumed, "resumed"
 	if on {
-		reason, verb = "Suspended", "suspended"
+		reason, verb = v1alpha1.EventSuspended, "suspended"
 	}
 	st.Event(ctx, store.Event{Type: store.Normal, Reason: reason, Object: t.String(), Message: t.String() + " " + verb, Component: Component})
 	return nil
@@ -259,7 +259,7 @@ func ClearFailures(ctx context.Context, st Store, ref v1alpha1.Ref) (string, boo
 	if err := st.PutDecision(ctx, d, store.LeaderGuard{}); err != nil {
 		return "", false, fmt.Errorf("clear failures of group %s: %w", grp.Name, err)
 	}
-	st.Event(ctx, store.Event{Type: store.Normal, Reason: "FailuresCleared", Object: "group/" + grp.Name, Message: "failure history cleared", Component: Component})
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventFailuresCleared, Object: "group/" + grp.Name, Message: "failure history cleared", Component: Component})
 	return grp.Name, true, nil
 }
 
@@ -269,7 +269,7 @@ func Simulate(ctx context.Context, st Store, node string, c store.SimCommand, me
 	if err := st.PutSimCommand(ctx, node, c); err != nil {
 		return err
 	}
-	st.Event(ctx, store.Event{Type: store.Warning, Reason: "Simulated", Object: "node/" + node, Node: node, Message: message, Component: Component})
+	st.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSimulated, Object: "node/" + node, Node: node, Message: message, Component: Component})
 	return nil
 }
 

@@ -307,12 +307,16 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 	var events []store.Event
 	for _, r := range results {
 		if r.Outcome != store.Unchanged {
-			events = append(events, store.Event{Type: "Normal", Reason: strings.ToUpper(string(r.Outcome[:1])) + string(r.Outcome[1:]), Object: r.Ref.String(), Message: fmt.Sprintf("%s %s (generation %d)", r.Ref, r.Outcome, r.Generation)})
+			events = append(events, store.Event{Type: store.Normal, Reason: outcomeReason[r.Outcome], Object: r.Ref.String(), Message: fmt.Sprintf("%s %s (generation %d)", r.Ref, r.Outcome, r.Generation)})
 		}
 	}
 	s.EventBatch(ctx, events)
 	return results, nil
 }
+
+// outcomeReason is the event reason of each apply outcome that changed
+// something.
+var outcomeReason = map[store.Outcome]string{store.Created: v1alpha1.EventCreated, store.Configured: v1alpha1.EventConfigured, store.Pruned: v1alpha1.EventPruned}
 
 func sortedRefs(m map[v1alpha1.Ref]v1alpha1.Object) []v1alpha1.Ref {
 	refs := make([]v1alpha1.Ref, 0, len(m))
@@ -372,7 +376,7 @@ func (s *Store) MarkDeleted(ctx context.Context, ref v1alpha1.Ref) error {
 			return err
 		}
 		if txn.Succeeded {
-			s.Event(ctx, store.Event{Type: "Normal", Reason: "Deleting", Object: ref.String(), Message: ref.String() + " is being taken out of service on every node"})
+			s.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventDeleting, Object: ref.String(), Message: ref.String() + " is being taken out of service on every node"})
 			return nil
 		}
 	}
