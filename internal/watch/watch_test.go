@@ -117,7 +117,7 @@ func TestABurstIsOneChangeSet(t *testing.T) {
 	r.write("a.yaml")
 	r.write("b.yaml")
 	r.clk.Advance(50 * time.Millisecond)
-	r.write("c.yaml") // re-arms the quiet timer
+	r.write("c.yaml")                    // re-arms the quiet timer
 	r.clk.Advance(60 * time.Millisecond) // 110 ms after the first write, 60 after the last
 	if got := r.got(); len(got) != 1 {
 		t.Fatalf("fired during the burst: %v", got)
