@@ -21,7 +21,7 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fetch() { curl -s -m 1 -D - -o "$DATA/body" "$1" | tr -d '\r' | awk '/^X-Sitekeeper-Node/ {print $2}' | tr -d '\n'; printf ' says: %s\n' "$(cat "$DATA/body" 2>/dev/null)"; }
 
-say "Start a store, the placement controller and nodes node1 and node2 in one process"
+say "Start a store and nodes node1 and node2 (each with its agent and placement candidate) in one process"
 "$BIN" up -f manifests/demo --watch=false --data-dir "$DATA/state" --listen 127.0.0.1:0 >"$LOG" 2>"$DATA/up.err" &
 UP_PID=$!
 for _ in $(seq 1 100); do grep -q "store at" "$LOG" 2>/dev/null && break; sleep 0.1; done
