@@ -141,4 +141,11 @@ const (
 	EventFailuresCleared = "FailuresCleared"
 	// EventSimulated: a fault was injected into a simulated node.
 	EventSimulated = "Simulated"
+	// EventTakedownOverrun: a take-down ran past the node's published
+	// budget; the budget was raised at once.
+	EventTakedownOverrun = "TakedownOverrun"
+	// EventUnsafe: a take-down step hung and was cut off: no group is
+	// placed on the node until a take-down completes (EventSafe).
+	EventUnsafe = "Unsafe"
+	EventSafe   = "Safe"
 )

@@ -77,6 +77,9 @@ type Agent struct {
 	preparedFor  *graph.Graph               // the desired state the backend was last prepared for
 	needFTP      bool                       // an FTP site is placed on this node, in preparedFor
 	timings      *timings
+	takedowns    *takedowns
+	unsafe       string // why the node may not be given groups ("" when safe)
+	unsafeGroup  string // the group whose take-down hung
 }
 
 func (a *Agent) init() {
@@ -87,10 +90,19 @@ func (a *Agent) init() {
 		a.unhealth = map[string]string{}
 		a.preflightOK = map[bool]bool{}
 	}
-	a.Clock = clock.Or(a.Clock)
-	a.Recorder = record.Or(a.Recorder)
+	// Fields are set once: the loop reads them without the lock after.
+	if a.Clock == nil {
+		a.Clock = clock.Real{}
+	}
+	if a.Recorder == nil {
+		a.Recorder = record.Discard
+	}
+	if a.takedowns == nil {
+		a.takedowns = newTakedowns(a.Backend)
+	}
 	if a.timings == nil {
 		a.timings = newTimings(a.Node, a.Recorder)
+		a.timings.takedowns = a.takedowns
 	}
 }
 
@@ -116,16 +128,29 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		}
 		return Result{}, &StalledError{err}
 	}
+	looked := a.Clock.Now()
 	obs, err := plan.Observe(ctx, a.Node, a.Backend)
 	if err != nil {
 		return Result{}, err
 	}
+	a.takedowns.observeTook(a.Clock.Now().Sub(looked))
+	a.takedowns.observe(obs)
 	steps := plan.ComputeGroup(d, obs, group)
 	active := strings.EqualFold(d.Active[group], a.Node)
 	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true}
 
+	budget := a.takedowns.budget()
+	var down downTime
+	stepStart := a.Clock.Now()
 	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
-		a.timings.step(d, s, err, a.Clock.Now())
+		now := a.Clock.Now()
+		took := now.Sub(stepStart)
+		stepStart = now
+		if s.Action.TakesDown() && err == nil {
+			a.takedowns.step(s.Action, took)
+			down.add(s, took)
+		}
+		a.timings.step(d, s, err, now)
 		if err != nil {
 			record.Eventf(a.Recorder, store.Warning, v1alpha1.EventStepFailed, s.Target, a.Node, "%s", err.Error())
 		} else {
@@ -138,6 +163,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	if err := a.publishObserved(ctx, obs, len(steps) > 0); err != nil {
 		a.Log.V(1).Info("Publish observed state", "node", a.Node, "error", err.Error())
 	}
+	a.checkTakedown(group, down, budget, runErr)
 	g, known := d.Graph.Group(group)
 	switch {
 	case runErr != nil && backend.NeedsHuman(runErr):
@@ -184,6 +210,56 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	return Result{}, runErr
 }
 
+// downTime sums the take-down steps of one reconcile.
+type downTime struct {
+	total, slowest time.Duration
+	slow           plan.Step
+}
+
+func (d *downTime) add(s plan.Step, took time.Duration) {
+	d.total += took
+	if took > d.slowest {
+		d.slowest, d.slow = took, s
+	}
+}
+
+// checkTakedown makes overruns loud and self-correcting: a take-down past
+// the node's budget raises the budget at once and is a Warning event; a
+// take-down step that hung makes the node unsafe until a take-down of that
+// group completes.
+func (a *Agent) checkTakedown(group string, down downTime, budget time.Duration, runErr error) {
+	if down.total > budget {
+		a.takedowns.overrun(down.total)
+		raised := a.takedowns.budget()
+		a.Log.Info("Take-down ran past its budget; budget raised", "node", a.Node, "group", group, "took", down.total.String(), "budget", budget.String(), "slowestStep", down.slow.String(), "slowestTook", down.slowest.String(), "raisedTo", raised.String())
+		record.Eventf(a.Recorder, store.Warning, v1alpha1.EventTakedownOverrun, "group/"+group, a.Node,
+			"take-down of %s took %s, past the budget of %s; slowest step %s took %s; budget raised to %s", group, ms(down.total), budget, down.slow, ms(down.slowest), raised)
+	}
+	var hung *plan.HungError
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case errors.As(runErr, &hung) && hung.Step.Action.TakesDown():
+		if a.unsafe == "" {
+			record.Eventf(a.Recorder, store.Warning, v1alpha1.EventUnsafe, "node/"+a.Node, a.Node, "%s: no group is placed here until a take-down completes", hung.Error())
+		}
+		a.unsafe, a.unsafeGroup = hung.Error(), group
+	case runErr == nil && a.unsafe != "" && group == a.unsafeGroup:
+		a.unsafe, a.unsafeGroup = "", ""
+		record.Eventf(a.Recorder, store.Normal, v1alpha1.EventSafe, "node/"+a.Node, a.Node, "the take-down of group %s completed: the node may serve groups again", group)
+	}
+}
+
+// Safety is what the node publishes with its lease: its take-down budget,
+// and why it is unsafe ("" when it is not).
+func (a *Agent) Safety() (time.Duration, string) {
+	a.mu.Lock()
+	a.init()
+	unsafe := a.unsafe
+	a.mu.Unlock()
+	return a.takedowns.budget(), unsafe
+}
+
 // publishObserved publishes what the node has: after steps changed it, and
 // once at start (or until a publication succeeded).
 func (a *Agent) publishObserved(ctx context.Context, before plan.Observed, changed bool) error {
@@ -203,6 +279,7 @@ func (a *Agent) publishObserved(ctx context.Context, before plan.Observed, chang
 			return err
 		}
 		obs = after
+		a.takedowns.observe(after)
 	}
 	if err := a.Reporter.PublishObserved(ctx, obs); err != nil {
 		return err

@@ -32,6 +32,7 @@ type DesiredStore interface {
 type MemberStore interface {
 	DesiredStore
 	RegisterNode(ctx context.Context, info store.NodeInfo, ttl time.Duration) (store.LeaseID, error)
+	UpdateNode(ctx context.Context, info store.NodeInfo, id store.LeaseID) error
 	RenewLease(ctx context.Context, id store.LeaseID) error
 	RevokeLease(ctx context.Context, id store.LeaseID) error
 	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
@@ -61,15 +62,18 @@ type Member struct {
 	// expire instead of being revoked.
 	crashed atomic.Bool
 
-	mu        sync.Mutex
-	lastRenew time.Time // monotonic reading of the last successful renewal
-	fenced    bool
-	suspect   bool // fenced since the cache was read: never bring up from it
-	agent     *Agent
-	dirty     bool
-	dirtyGen  uint64 // bumped by every change, so a reload racing one keeps it dirty
-	cache     *plan.Desired
-	kick      chan struct{}
+	mu         sync.Mutex
+	lastRenew  time.Time // monotonic reading of when the last successful renewal was sent
+	started    time.Time
+	published  store.NodeInfo     // the record last written
+	loadCancel context.CancelFunc // cancels the desired-state read in flight
+	fenced     bool
+	suspect    bool // fenced since the cache was read: never bring up from it
+	agent      *Agent
+	dirty      bool
+	dirtyGen   uint64 // bumped by every change, so a reload racing one keeps it dirty
+	cache      *plan.Desired
+	kick       chan struct{}
 }
 
 // Run holds the lease and reconciles until ctx ends.
@@ -103,14 +107,57 @@ func (m *Member) Run(ctx context.Context) error {
 }
 
 func (m *Member) register(ctx context.Context) (store.LeaseID, error) {
-	id, err := m.Store.RegisterNode(ctx, store.NodeInfo{Name: m.Node, Started: time.Now().UTC(), Version: version.Version}, m.LeaseTTL)
+	sent := m.Clock.Now()
+	info := m.info()
+	id, err := m.Store.RegisterNode(ctx, info, m.LeaseTTL)
 	if err != nil {
 		return 0, err
 	}
 	m.mu.Lock()
-	m.lastRenew = m.Clock.Now()
+	m.lastRenew, m.published = sent, info
 	m.mu.Unlock()
 	return id, nil
+}
+
+// info is the node record to publish now: the take-down budget and
+// whether the node is safe to place groups on.
+func (m *Member) info() store.NodeInfo {
+	m.mu.Lock()
+	a, started := m.agent, m.started
+	m.mu.Unlock()
+	if started.IsZero() {
+		started = time.Now().UTC()
+		m.mu.Lock()
+		m.started = started
+		m.mu.Unlock()
+	}
+	info := store.NodeInfo{Name: m.Node, Started: started, Version: version.Version}
+	if a != nil {
+		b, unsafe := a.Safety()
+		info.TakedownBudget, info.Unsafe = store.Duration{Duration: b}, unsafe
+	}
+	return info
+}
+
+// publish writes the node record again when the budget or safety changed.
+func (m *Member) publish(ctx context.Context, lease store.LeaseID) {
+	info := m.info()
+	m.mu.Lock()
+	same := info == m.published
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, m.renewTimeout())
+	defer cancel()
+	if err := m.Store.UpdateNode(pctx, info, lease); err != nil {
+		m.Log.V(1).Info("Publish node record", "node", m.Node, "error", err.Error())
+		return
+	}
+	m.mu.Lock()
+	m.published = info
+	m.mu.Unlock()
+	m.Log.V(1).Info("Published node record", "node", m.Node, "takedownBudget", info.TakedownBudget.String(), "unsafe", info.Unsafe)
 }
 
 // keepAlive renews the lease every third of its TTL. A renewal that finds
@@ -167,9 +214,10 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 		case <-renew.C():
 			renew.Reset(m.LeaseTTL / 3)
 			// The fence deadline counts from when the renewal was sent:
-			// etcd may have extended the lease any time after that.
+			// etcd may have extended the lease any time after that. The
+			// call's own deadline is well inside the TTL/4 margin.
 			sent := m.Clock.Now()
-			rctx, cancel := context.WithTimeout(ctx, m.LeaseTTL/3)
+			rctx, cancel := context.WithTimeout(ctx, m.renewTimeout())
 			err := m.Store.RenewLease(rctx, lease)
 			cancel()
 			switch {
@@ -182,6 +230,7 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 				}
 				m.checkFence()
 				fence.Reset(fenceAfter + time.Millisecond)
+				m.publish(ctx, lease)
 				// Once more before the next renewal, holds are extended to
 				// just short of the fence deadline (whole seconds).
 				if d := sent.Add(fenceAfter - time.Second - 20*time.Millisecond).Sub(m.Clock.Now()); d > 0 {
@@ -197,6 +246,10 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 					fence.Reset(fenceAfter + time.Millisecond)
 				}
 			case ctx.Err() == nil:
+				// Try again soon, not a whole interval later: a renewal
+				// that failed during an etcd election succeeds as soon as a
+				// leader is elected.
+				renew.Reset(renewRetry)
 				m.Log.V(1).Info("Lease renewal failed", "node", m.Node, "error", err.Error())
 			}
 		}
@@ -219,6 +272,9 @@ func (m *Member) setFenced(f bool) {
 	m.fenced = f
 	if f {
 		m.suspect = true
+		if m.loadCancel != nil {
+			m.loadCancel()
+		}
 	}
 	m.mu.Unlock()
 	if changed {
@@ -290,9 +346,21 @@ func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
 		return withoutNode(cache, m.Node), nil
 	}
 	if dirty || cache == nil {
+		// A fence cancels the read: the take-down must not wait on a store
+		// that has no quorum.
 		lctx, cancel := context.WithTimeout(ctx, m.LeaseTTL)
+		m.mu.Lock()
+		m.loadCancel = cancel
+		m.mu.Unlock()
 		d, err := m.load(lctx)
 		cancel()
+		m.mu.Lock()
+		m.loadCancel = nil
+		fencedNow := m.fenced
+		m.mu.Unlock()
+		if fencedNow && cache != nil {
+			return withoutNode(cache, m.Node), nil
+		}
 		if err != nil && cache == nil {
 			return nil, err
 		}
@@ -405,6 +473,13 @@ func (m *Member) AckDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
 	defer cancel()
 	return m.Store.AckDeleted(ctx, m.Node, refs...)
 }
+
+// renewRetry is the wait before another try after a failed renewal.
+const renewRetry = 100 * time.Millisecond
+
+// renewTimeout bounds one renewal: an eighth of the TTL, so that a renewal
+// started before the fence deadline ends well before the lease could.
+func (m *Member) renewTimeout() time.Duration { return m.LeaseTTL / 8 }
 
 // storeTimeout bounds every store call on the reconcile path, so that a node
 // cut off from quorum notices its fence (at 3/4 of the TTL) and acts on it

@@ -33,6 +33,9 @@ type timings struct {
 	fencedAt, lastDownAt, renewedBefore time.Time
 	downSteps                           int
 	rec                                 record.Recorder
+	takedowns                           *takedowns
+	budgetAtFence                       time.Duration
+	overran                             bool // this fence's take-down already reported past its budget
 }
 
 func newTimings(node string, rec record.Recorder) *timings {
@@ -59,6 +62,13 @@ func (t *timings) step(d *plan.Desired, s plan.Step, err error, now time.Time) {
 	if s.Action.TakesDown() && !t.fencedAt.IsZero() {
 		t.downSteps++
 		t.lastDownAt = now
+		if took := now.Sub(t.fencedAt); t.takedowns != nil && took > t.budgetAtFence && !t.overran {
+			t.overran = true
+			t.takedowns.overrun(took)
+			t.rec.Record(store.Event{Type: store.Warning, Reason: v1alpha1.EventTakedownOverrun, Object: "node/" + t.node, Node: t.node, Time: now.UTC(),
+				Message: fmt.Sprintf("%s fenced itself at %s; its take-down reached %s only at +%s, past its budget of %s; budget raised to %s",
+					t.node, stamp(t.fencedAt), s, ms(took), t.budgetAtFence, t.takedowns.budget())})
+		}
 		return
 	}
 	if s.Action != plan.StartSite || d == nil {
@@ -102,7 +112,10 @@ func (t *timings) probe(group string, err error, now time.Time) {
 func (t *timings) fenced(on bool, lastRenew, now time.Time) {
 	t.mu.Lock()
 	if on {
-		t.fencedAt, t.renewedBefore, t.lastDownAt, t.downSteps = now, lastRenew, time.Time{}, 0
+		t.fencedAt, t.renewedBefore, t.lastDownAt, t.downSteps, t.overran = now, lastRenew, time.Time{}, 0, false
+		if t.takedowns != nil {
+			t.budgetAtFence = t.takedowns.budget()
+		}
 		t.mu.Unlock()
 		return
 	}

@@ -21,6 +21,7 @@ import (
 type Store interface {
 	List(ctx context.Context) (store.Snapshot, error)
 	Nodes(ctx context.Context) (map[string]store.NodeInfo, error)
+	KnownNodes(ctx context.Context) (map[string]store.NodeInfo, error)
 	Reports(ctx context.Context) ([]store.Report, error)
 	Decisions(ctx context.Context) (map[string]store.Decision, error)
 	PutDecision(ctx context.Context, d store.Decision, guard store.LeaderGuard) error
@@ -180,12 +181,17 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		return Result{RequeueAfter: minBackoff}, err
 	}
 	var errs []error
+	var release time.Time // the first group waiting out a take-down budget
 	for gi := range in.graph.Groups {
 		grp := &in.graph.Groups[gi]
 		if t, wait := c.retryAt[grp.Name]; wait && now.Before(t) {
 			continue // its own retry brings it back
 		}
-		if err := c.reconcileGroup(ctx, guard, in, grp, now); err != nil {
+		wake, err := c.reconcileGroup(ctx, guard, in, grp, now)
+		if !wake.IsZero() && (release.IsZero() || wake.Before(release)) {
+			release = wake
+		}
+		if err != nil {
 			b := min(c.backoff[grp.Name]*2+minBackoff, maxBackoff)
 			c.backoff[grp.Name], c.retryAt[grp.Name] = b, now.Add(b)
 			errs = append(errs, fmt.Errorf("group %s: %w", grp.Name, err))
@@ -215,6 +221,11 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 	if len(errs) > 0 && res.RequeueAfter == 0 {
 		res.RequeueAfter = minBackoff
 	}
+	if !release.IsZero() {
+		if d := max(release.Sub(now), time.Millisecond); res.RequeueAfter == 0 || d < res.RequeueAfter {
+			res.RequeueAfter = d
+		}
+	}
 	return res, errors.Join(errs...)
 }
 
@@ -228,6 +239,8 @@ type inputs struct {
 	orphans        map[string]store.Decision // decisions of groups that no longer exist
 	suspended      store.Suspensions
 	suspendedNodes map[string]bool
+	budgets        map[string]time.Duration // every known node's take-down budget
+	unsafe         map[string]string
 }
 
 func (c *Controller) read(ctx context.Context) (*inputs, error) {
@@ -251,10 +264,21 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	known, err := c.Store.KnownNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
 	in := &inputs{live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
-		orphans: map[string]store.Decision{}, suspended: suspended, suspendedNodes: suspended.SuspendedNodes()}
-	for n := range nodes {
+		orphans: map[string]store.Decision{}, suspended: suspended, suspendedNodes: suspended.SuspendedNodes(),
+		budgets: map[string]time.Duration{}, unsafe: map[string]string{}}
+	for n, info := range nodes {
 		in.live[n] = true
+		if info.Unsafe != "" {
+			in.unsafe[n] = info.Unsafe
+		}
+	}
+	for n, info := range known {
+		in.budgets[n] = info.TakedownBudget.Duration
 	}
 	for _, r := range reports {
 		if in.reports[r.Group] == nil {
@@ -284,8 +308,9 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 }
 
 // reconcileGroup decides one group and writes its decision and its members'
-// status when they changed.
-func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard, in *inputs, grp *graph.Group, now time.Time) error {
+// status when they changed. It returns when the group's move may complete
+// (zero when it does not wait on a take-down budget).
+func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard, in *inputs, grp *graph.Group, now time.Time) (time.Time, error) {
 	view := GroupView{Name: grp.Name, Placement: grp.Placement}
 	for _, m := range grp.Members {
 		view.Members = append(view.Members, m.String())
@@ -297,17 +322,18 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 			view.Suspended = true
 		}
 	}
-	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace()}
+	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace(),
+		Budgets: in.budgets, Unsafe: in.unsafe}
 	var prev *store.Decision
 	if _, ok := in.decisions[grp.Name]; !ok && len(in.live) == 0 {
-		return nil // no node has registered yet: nothing to decide
+		return time.Time{}, nil // no node has registered yet: nothing to decide
 	}
 	if d, ok := in.decisions[grp.Name]; ok {
 		prev = &d
 	} else if old, ok := Inherit(view.Members, in.orphans); ok {
 		d := in.orphans[old]
 		if err := c.Store.DeleteDecision(ctx, old); err != nil {
-			return fmt.Errorf("carry the placement of renamed group %s over: %w", old, err)
+			return time.Time{}, fmt.Errorf("carry the placement of renamed group %s over: %w", old, err)
 		}
 		delete(in.orphans, old)
 		d.Revision = 0
@@ -320,7 +346,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 			next.Revision = prev.Revision
 		}
 		if err := c.Store.PutDecision(ctx, next, guard); err != nil {
-			return fmt.Errorf("write decision: %w", err)
+			return time.Time{}, fmt.Errorf("write decision: %w", err)
 		}
 		for _, ch := range changes {
 			typ := store.Normal
@@ -339,11 +365,11 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 			continue
 		}
 		if err := c.Store.PutStatus(ctx, m, st); err != nil {
-			return fmt.Errorf("write status of %s: %w", m, err)
+			return time.Time{}, fmt.Errorf("write status of %s: %w", m, err)
 		}
 		c.written[m] = string(b)
 	}
-	return nil
+	return next.ReleaseAfter, nil
 }
 
 // Component names the placement leader in events.

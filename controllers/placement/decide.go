@@ -36,6 +36,11 @@ type World struct {
 	// placed waits for its preferred node to register instead of going to
 	// whichever node came up first.
 	StartupGrace bool
+	// Budgets is each node's published take-down budget, known also after
+	// its lease expired.
+	Budgets map[string]time.Duration
+	// Unsafe names the live nodes that may not be given groups, with why.
+	Unsafe map[string]string
 }
 
 // Change is one decision taken, for the event log.
@@ -46,7 +51,7 @@ type Change struct {
 }
 
 func (w World) eligible(g GroupView, d *store.Decision, n string, now time.Time) bool {
-	if !w.Live[n] || w.SuspendedNodes[n] {
+	if !w.Live[n] || w.SuspendedNodes[n] || w.Unsafe[n] != "" {
 		return false
 	}
 	if len(recent(d.Failures[n], now, window(g))) >= maxFailures(g) {
@@ -119,19 +124,36 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	// expired, so it fenced itself), else after from confirms its take-down.
 	move := func(from, to, reason, msg string, warning bool) {
 		set(reason, msg, warning)
-		if from == "" || !w.Live[from] {
+		d.ReleaseAfter = time.Time{}
+		switch {
+		case from == "":
 			d.Active, d.Target, d.Releasing = to, "", ""
-			return
+		case !w.Live[from] && w.Budgets[from] <= 0:
+			d.Active, d.Target, d.Releasing = to, "", ""
+		case !w.Live[from]:
+			// Its lease expired: it fenced itself and may still be taking
+			// its groups down, for up to its published budget.
+			d.Active, d.Target, d.Releasing = "", to, from
+			d.ReleaseAfter = now.Add(w.Budgets[from])
+		default:
+			d.Active, d.Target, d.Releasing = "", to, from
 		}
-		d.Active, d.Target, d.Releasing = "", to, from
 	}
 	requested := g.Placement.ActiveNode != "" && (g.Placement.ActiveNode != d.Requested || g.Generation != d.RequestedGeneration)
 
 	switch {
 	case d.Target != "":
 		rep, ok := w.Reports[d.Releasing]
-		if !w.Live[d.Releasing] || (ok && !rep.Active && rep.Released) {
-			d.Active, d.Target, d.Releasing = d.Target, "", ""
+		switch {
+		case w.Live[d.Releasing] && ok && !rep.Active && rep.Released:
+			// Confirmed through the store.
+			d.Active, d.Target, d.Releasing, d.ReleaseAfter = d.Target, "", "", time.Time{}
+			return d, changes
+		case !w.Live[d.Releasing] && d.ReleaseAfter.IsZero() && w.Budgets[d.Releasing] > 0:
+			// It died while releasing: wait out its take-down budget from now.
+			d.ReleaseAfter = now.Add(w.Budgets[d.Releasing])
+		case !w.Live[d.Releasing] && !now.Before(d.ReleaseAfter):
+			d.Active, d.Target, d.Releasing, d.ReleaseAfter = d.Target, "", "", time.Time{}
 			return d, changes
 		}
 		if !w.eligible(g, &d, d.Target, now) {
@@ -144,7 +166,11 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		failed := d.Active
 		d.Failures[failed] = append(d.Failures[failed], now)
 		if to := w.best(g, &d, failed, now); to != "" {
-			move("", to, v1alpha1.ReasonFailedOver, fmt.Sprintf("%s lease expired; %s serves the group now", failed, to), true)
+			msg := fmt.Sprintf("%s lease expired; %s serves the group now", failed, to)
+			if b := w.Budgets[failed]; b > 0 {
+				msg = fmt.Sprintf("%s lease expired; %s serves the group once %s's take-down budget (%s) has passed", failed, to, failed, b)
+			}
+			move(failed, to, v1alpha1.ReasonFailedOver, msg, true)
 		} else {
 			d.Active = ""
 			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s lease expired and no other node of %s can serve the group", failed, strings.Join(g.Placement.Nodes, ", ")), true)

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,13 @@ func TestDecide(t *testing.T) {
 		{"first placement on the primary", group("", "", 1), nil, World{Live: live("node1", "node2")}, "node1", "", "Placed"},
 		{"primary down at start: the next node", group("", "", 1), nil, World{Live: live("node2")}, "node2", "", "Placed"},
 		{"healthy: nothing to do", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node1": healthy("node1")}}, "node1", "", ""},
-		{"lease expired: fail over at once", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node2")}, "node2", "", "FailedOver"},
+		{"lease expired, no budget published: fail over at once", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node2")}, "node2", "", "FailedOver"},
+		{"lease expired: wait out its take-down budget", group("", "", 1), &store.Decision{Active: "node1"},
+			World{Live: live("node2"), Budgets: map[string]time.Duration{"node1": time.Second}}, "", "node2", "FailedOver"},
+		{"no automatic switchback to an unsafe node", group(v1alpha1.SwitchbackAutomatic, "", 1), &store.Decision{Active: "node2"},
+			World{Live: live("node1", "node2"), Unsafe: map[string]string{"node1": "a step hung"}}, "node2", "", ""},
+		{"an unsafe standby is not failed over to", group("", "", 1), &store.Decision{Active: "node1"},
+			World{Live: live("node2"), Unsafe: map[string]string{"node2": "a step hung"}}, "", "", "NoHealthyNode"},
 		{"unhealthy after local recovery: move after take-down", group("", "", 1), &store.Decision{Active: "node1"},
 			World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node1": {Active: true, Healthy: false, Message: "probe failed"}}}, "", "node2", "FailedOver"},
 		{"move completes when the old node released", group("", "", 1), &store.Decision{Target: "node2", Releasing: "node1"},
@@ -108,5 +115,43 @@ func TestFailoverSwitchbackStory(t *testing.T) {
 	}
 	if d.Reason != v1alpha1.ReasonSwitchedOver {
 		t.Errorf("reason %q", d.Reason)
+	}
+}
+
+// TestDecideWaitsOutTheTakedownBudget: a group leaves a node whose lease
+// expired only once that node's published take-down budget has passed; a
+// node that dies while releasing gets its budget from when it was seen dead.
+func TestDecideWaitsOutTheTakedownBudget(t *testing.T) {
+	g := group("", "", 1)
+	budgets := map[string]time.Duration{"node1": 1500 * time.Millisecond}
+	w := World{Live: live("node2"), Budgets: budgets}
+	d, _ := Decide(g, &store.Decision{Active: "node1"}, w, t0)
+	if d.Active != "" || d.Target != "node2" || d.Releasing != "node1" || !d.ReleaseAfter.Equal(t0.Add(1500*time.Millisecond)) {
+		t.Fatalf("at expiry: %+v", d)
+	}
+	if !strings.Contains(d.Message, "take-down budget (1.5s)") {
+		t.Errorf("message %q does not name the budget", d.Message)
+	}
+	if d2, _ := Decide(g, &d, w, t0.Add(1499*time.Millisecond)); d2.Active != "" {
+		t.Fatalf("moved before the budget passed: %+v", d2)
+	}
+	// A stale report of node1 is no confirmation from a dead node.
+	stale := w
+	stale.Reports = map[string]store.Report{"node1": {Released: true}}
+	if d2, _ := Decide(g, &d, stale, t0.Add(time.Millisecond)); d2.Active != "" {
+		t.Fatalf("a dead node's old report completed the move: %+v", d2)
+	}
+	if d2, _ := Decide(g, &d, w, t0.Add(1500*time.Millisecond)); d2.Active != "node2" || d2.Target != "" || !d2.ReleaseAfter.IsZero() {
+		t.Fatalf("after the budget: %+v", d2)
+	}
+
+	// A switchover whose releasing node dies mid-way.
+	moving := store.Decision{Target: "node2", Releasing: "node1"}
+	d, _ = Decide(g, &moving, w, t0)
+	if d.Active != "" || !d.ReleaseAfter.Equal(t0.Add(1500*time.Millisecond)) {
+		t.Fatalf("releasing node died: %+v", d)
+	}
+	if d2, _ := Decide(g, &d, w, t0.Add(2*time.Second)); d2.Active != "node2" {
+		t.Fatalf("after its budget: %+v", d2)
 	}
 }

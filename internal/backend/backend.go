@@ -240,6 +240,14 @@ type SiteUpdater interface {
 	UpdateSite(ctx context.Context, site string, c SiteChange) error
 }
 
+// StepCoster is a backend that knows what its steps cost: the duration of
+// one step before any was measured (the take-down budget starts from it),
+// and the deadline after which a call is cut off as hung.
+type StepCoster interface {
+	StepCost() time.Duration
+	StepTimeout() time.Duration
+}
+
 // LeaseFollower is a backend whose hold on the node's resources follows the
 // agent's lease: the Linux backend gives virtual addresses a lifetime that
 // each renewal extends, so a dead or frozen agent's addresses expire.

@@ -227,8 +227,13 @@ type nodeRow struct {
 	// LeaseRenewedAgo is how long ago the node last renewed its lease
 	// (whole seconds, as etcd counts them); empty when it holds none.
 	LeaseRenewedAgo string `json:"leaseRenewedAgo,omitempty"`
-	// Health is Healthy, or the groups whose sites fail their checks here.
+	// Health is Healthy, or the groups whose sites fail their checks here,
+	// or Unsafe with why (a take-down step hung).
 	Health string `json:"health"`
+	// TakedownBudget is how long the node may need to take down what it
+	// holds once fenced: a group leaves it that long after its lease
+	// expired. Last known for a node without a lease.
+	TakedownBudget string `json:"takedownBudget,omitempty"`
 	// Member is the node's etcd membership: leader, voter, learner,
 	// unreachable, or "-" when it runs no member.
 	Member string `json:"etcdMember"`
@@ -275,6 +280,12 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 			sort.Strings(sick)
 			r.Health = "Unhealthy: " + strings.Join(sick, ",")
 		}
+		if info, ok := cs.nodes[n]; ok && info.Unsafe != "" {
+			r.Health = "Unsafe: " + info.Unsafe
+		}
+		if info, ok := cs.known[n]; ok && info.TakedownBudget.Duration > 0 {
+			r.TakedownBudget = info.TakedownBudget.String()
+		}
 		for g, d := range cs.decisions {
 			if d.Active == n {
 				r.Active = append(r.Active, g)
@@ -293,7 +304,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		return emit(s.out, output, rows)
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tLEASE RENEWED\tHEALTH\tETCD MEMBER\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tLEASE RENEWED\tTAKEDOWN\tHEALTH\tETCD MEMBER\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
 	for _, r := range rows {
 		started, addrs := "-", "-"
 		if o := r.Observed; o != nil {
@@ -312,7 +323,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		if r.LeaseRenewedAgo != "" {
 			renewed = r.LeaseRenewedAgo + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Status, renewed, r.Health, r.Member, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Status, renewed, orDash(r.TakedownBudget), r.Health, r.Member, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
 	}
 	return tw.Flush()
 }

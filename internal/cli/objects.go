@@ -217,6 +217,7 @@ type clusterState struct {
 	graph     *graph.Graph
 	decisions map[string]store.Decision
 	nodes     map[string]store.NodeInfo
+	known     map[string]store.NodeInfo // every node's last record, live or not
 	reports   []store.Report
 	suspended store.Suspensions
 	observed  map[string]plan.Observed
@@ -239,6 +240,9 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 		return nil, err
 	}
 	if c.nodes, err = st.Nodes(ctx); err != nil {
+		return nil, err
+	}
+	if c.known, err = st.KnownNodes(ctx); err != nil {
 		return nil, err
 	}
 	if c.reports, err = st.Reports(ctx); err != nil {

@@ -155,10 +155,17 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 			},
 		},
 		&cobra.Command{
-			Use: "heal-node NODE", Short: "The node boots again and rejoins as standby",
+			Use: "heal-node NODE", Short: "The node boots again (or its partition ends) and rejoins as standby",
 			Args: exactArgs(1, "NODE"),
 			RunE: func(c *cobra.Command, a []string) error {
 				return send(c, a[0], store.SimCommand{Powered: true}, a[0]+" boots")
+			},
+		},
+		&cobra.Command{
+			Use: "partition-node NODE", Short: "Cut the node off from the store: it keeps running and serving, stops renewing its lease and must fence itself (heal-node ends it)",
+			Args: exactArgs(1, "NODE"),
+			RunE: func(c *cobra.Command, a []string) error {
+				return send(c, a[0], store.SimCommand{Powered: true, Partitioned: true}, a[0]+" cut off from the store")
 			},
 		},
 		&cobra.Command{

@@ -26,6 +26,7 @@ func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
 	var dataDir, listen string
 	var leaseTTL time.Duration
 	var fast bool
+	var latency []string
 	var gf gitopsFlags
 	cmd := &cobra.Command{
 		Use:   "up [-f DIR] [--nodes node1,node2] [--data-dir D] [--listen 127.0.0.1:PORT]",
@@ -43,6 +44,10 @@ same --data-dir to resume.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := logging.New(s.err, g.verbose)
+			stepLatency, err := parseStepLatency(latency)
+			if err != nil {
+				return err
+			}
 			var docs []manifest.Document
 			folder := watchedFolder(ff.files)
 			if folder != "" && gf.watch {
@@ -76,7 +81,7 @@ same --data-dir to resume.`,
 				}
 			}
 			return cluster.RunLocal(ctx, cluster.LocalOptions{
-				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 0, Log: log,
+				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 0, Log: log, StepLatency: stepLatency,
 				Ready: func(endpoint string, st *etcdstore.Store) error {
 					if err := recordEndpoint(endpoint); err != nil {
 						log.Error(err, "Record the store endpoint (other commands need --endpoints)")
@@ -109,9 +114,27 @@ same --data-dir to resume.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "folder for the store's data and the simulated disks")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port)")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL; a node that misses it for this long is failed over")
+	cmd.Flags().StringSliceVar(&latency, "sim-step-latency", nil, "make every simulated backend call take this long, as a slow Windows step would: 2s for every node, or node1=2s for one (repeatable)")
 	cmd.Flags().BoolVar(&fast, "unsafe-fast-store", false, "tune the embedded store for tests (no fsync); never for real data")
 	_ = cmd.Flags().MarkHidden("unsafe-fast-store")
 	return cmd
+}
+
+// parseStepLatency reads --sim-step-latency: "2s" or "node1=2s".
+func parseStepLatency(vals []string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, v := range vals {
+		node, d, found := strings.Cut(v, "=")
+		if !found {
+			node, d = "", v
+		}
+		dur, err := time.ParseDuration(d)
+		if err != nil || dur < 0 {
+			return nil, usagef("--sim-step-latency %q: give a duration (2s) or NODE=DURATION (node1=2s)", v)
+		}
+		out[node] = dur
+	}
+	return out, nil
 }
 
 func printApplied(s *streams, results []store.ApplyResult, dryRun bool) {

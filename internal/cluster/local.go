@@ -41,6 +41,9 @@ type LocalOptions struct {
 	Folder *node.Folder
 	// OnApplied hears each change set of Folder.
 	OnApplied func(rev string, results []store.ApplyResult, err error)
+	// StepLatency makes every simulated backend call of a node take that
+	// long (key "" for every node).
+	StepLatency map[string]time.Duration
 }
 
 // Local is a running embedded cluster.
@@ -52,6 +55,7 @@ type Local struct {
 
 	mu    sync.Mutex
 	nodes map[string]*running
+	views map[string]*partitionable // each node's view of the store
 }
 
 type running struct {
@@ -79,8 +83,11 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	}
 	defer st.Close()
 	l := &Local{opts: o, server: srv, Store: st, World: sim.NewWorld(filepath.Join(o.DataDir, "sim"), o.Log.WithName("sim")),
-		nodes: map[string]*running{}}
+		nodes: map[string]*running{}, views: map[string]*partitionable{}}
 	l.World.SeedIndexPages()
+	for n, d := range o.StepLatency {
+		l.World.SetStepLatency(n, d)
+	}
 	if o.Ready != nil {
 		if err := o.Ready(srv.Endpoint, st); err != nil {
 			return err
@@ -129,7 +136,12 @@ func (l *Local) startNode(ctx context.Context, name string) {
 		return
 	}
 	nctx, cancel := context.WithCancel(ctx)
-	rt := node.New(node.Options{Name: name, Store: l.Store, Backend: l.World.Node(name), LeaseTTL: l.opts.LeaseTTL,
+	view, ok := l.views[name]
+	if !ok {
+		view = newPartitionable(l.Store, name)
+		l.views[name] = view
+	}
+	rt := node.New(node.Options{Name: name, Store: view, Backend: l.World.Node(name), LeaseTTL: l.opts.LeaseTTL,
 		Folder: l.opts.Folder, OnApplied: l.opts.OnApplied, Recorder: l.opts.Recorder, Log: l.opts.Log})
 	r := &running{rt: rt, cancel: cancel, done: make(chan struct{})}
 	l.nodes[name] = r
@@ -163,7 +175,16 @@ func (l *Local) watchSim(ctx context.Context) {
 			continue
 		}
 		n := l.World.Node(name)
+		l.mu.Lock()
+		view := l.views[name]
+		l.mu.Unlock()
 		switch {
+		case c.Partitioned && view != nil:
+			l.opts.Log.Info("Simulated: node cut off from the store; it keeps running and serving", "node", name)
+			view.setCut(true)
+		case c.Powered && view != nil && view.cut.Load():
+			l.opts.Log.Info("Simulated: partition healed", "node", name)
+			view.setCut(false)
 		case c.StopSite != "":
 			err := n.StopSite(ctx, c.StopSite)
 			l.opts.Log.Info("Simulated: site stopped behind sitekeeper's back", "node", name, "site", c.StopSite, "error", errString(err))

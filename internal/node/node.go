@@ -21,8 +21,16 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
-	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
+
+// Store is everything a node reads and writes in the cluster store: the
+// union of what its parts declare they need.
+type Store interface {
+	agent.MemberStore
+	placement.Store
+	gitops.Store
+	record.Sink
+}
 
 // Folder is a manifest folder a node watches and applies (GitOps).
 type Folder = gitops.Source
@@ -31,7 +39,7 @@ type Folder = gitops.Source
 type Options struct {
 	// Name is the node's name, as placement.nodes names it.
 	Name     string
-	Store    *etcdstore.Store
+	Store    Store
 	Backend  backend.Node
 	LeaseTTL time.Duration
 	// Folder, when set, is a manifest folder this node watches; only the

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
@@ -71,6 +72,10 @@ var configActions = map[Action]bool{UpdateBindings: true, SetPhysicalPath: true,
 // the error of its batch).
 func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Step, error)) error {
 	su, batching := n.(backend.SiteUpdater)
+	timeout := DefaultStepTimeout
+	if c, ok := n.(backend.StepCoster); ok {
+		timeout = c.StepTimeout()
+	}
 	for i := 0; i < len(steps); {
 		j := i + 1
 		if batching && configActions[steps[i].Action] {
@@ -79,14 +84,21 @@ func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Ste
 			}
 		}
 		var err error
+		// Each call has its own deadline: a hung step is cut off, never
+		// waited on for ever.
+		sctx, cancel := context.WithTimeout(ctx, timeout)
 		if j-i > 1 {
-			err = su.UpdateSite(ctx, steps[i].SiteName, merge(steps[i:j]))
+			err = su.UpdateSite(sctx, steps[i].SiteName, merge(steps[i:j]))
 			if err != nil {
 				err = fmt.Errorf("%s: %w", steps[i].String(), err)
 			}
 		} else {
-			err = Execute(ctx, n, steps[i])
+			err = Execute(sctx, n, steps[i])
 		}
+		if err != nil && sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = &HungError{Step: steps[i], After: timeout, Err: err}
+		}
+		cancel()
 		for _, s := range steps[i:j] {
 			if done != nil {
 				done(s, err)
@@ -99,6 +111,23 @@ func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Ste
 	}
 	return nil
 }
+
+// DefaultStepTimeout is the deadline of a step of a backend that does not
+// set one (backend.StepCoster).
+const DefaultStepTimeout = 30 * time.Second
+
+// HungError is a step cut off at its deadline.
+type HungError struct {
+	Step  Step
+	After time.Duration
+	Err   error
+}
+
+func (e *HungError) Error() string {
+	return fmt.Sprintf("%s: hung, cut off after %s: %v", e.Step, e.After, e.Err)
+}
+
+func (e *HungError) Unwrap() error { return e.Err }
 
 func merge(steps []Step) backend.SiteChange {
 	var c backend.SiteChange

@@ -155,6 +155,31 @@ type NodeInfo struct {
 	Name    string    `json:"name"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version,omitempty"`
+	// TakedownBudget is how long this node may need, once it fenced itself,
+	// to take everything it holds out of service: measured, with a margin,
+	// never below its backend's floor. A group moves off the node only
+	// after its lease expired and this much more time passed.
+	TakedownBudget Duration `json:"takedownBudget,omitzero"`
+	// Unsafe says why the node may not be given groups: a take-down step
+	// hung and was cut off, so what it holds is not known to be released.
+	Unsafe string `json:"unsafe,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as "1.5s" in JSON.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// UnmarshalJSON reads "1.5s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %s: %w", b, err)
+	}
+	d.Duration = v
+	return nil
 }
 
 // Decision is the leader's choice of the node serving a group.
@@ -170,6 +195,10 @@ type Decision struct {
 	Target string `json:"target,omitempty"`
 	// Releasing is the node that must confirm its take-down first.
 	Releasing string `json:"releasing,omitempty"`
+	// ReleaseAfter, set once Releasing's lease expired, is when the group
+	// may be brought up on Target without a confirmation: the expiry as
+	// the leader saw it plus Releasing's published take-down budget.
+	ReleaseAfter time.Time `json:"releaseAfter,omitzero"`
 	// Reason is why the group is where it is: one of the CamelCase
 	// Reason constants of api/v1alpha1 (FailedOver, SwitchedBack, ...).
 	Reason string `json:"reason"`
@@ -224,6 +253,9 @@ type SimCommand struct {
 	Powered bool `json:"powered"`
 	// StopSite names a site to stop behind Sitekeeper's back.
 	StopSite string `json:"stopSite,omitempty"`
+	// Partitioned cuts the node off from the store while it keeps running
+	// and serving (heal-node ends it).
+	Partitioned bool `json:"partitioned,omitempty"`
 	// Seq makes repeated commands distinct.
 	Seq int64 `json:"seq"`
 }

@@ -34,10 +34,27 @@ type Node struct {
 	probe     probe.Network
 }
 
+var _ backend.StepCoster = (*Node)(nil)
+
 var _ backend.Node = (*Node)(nil)
 
 // Name returns the node's name.
 func (n *Node) Name() string { return n.name }
+
+// StepCost implements backend.StepCoster: a simulated call costs its
+// latency and about a millisecond.
+func (n *Node) StepCost() time.Duration { return n.w.latencyOf(n.name) + time.Millisecond }
+
+// StepTimeout implements backend.StepCoster.
+func (n *Node) StepTimeout() time.Duration {
+	n.w.mu.Lock()
+	t := n.w.stepTimeout
+	n.w.mu.Unlock()
+	if t > 0 {
+		return t
+	}
+	return max(10*time.Second, 5*n.w.latencyOf(n.name))
+}
 
 func (n *Node) isPowered() bool {
 	n.mu.Lock()
@@ -123,7 +140,10 @@ func (n *Node) PowerOn() {
 }
 
 // ListSites returns every site.
-func (n *Node) ListSites(_ context.Context) ([]backend.Site, error) {
+func (n *Node) ListSites(ctx context.Context) ([]backend.Site, error) {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -153,7 +173,10 @@ func (n *Node) byName(name string) (*site, error) {
 }
 
 // CreateSite creates a stopped site.
-func (n *Node) CreateSite(_ context.Context, cfg backend.SiteConfig) error {
+func (n *Node) CreateSite(ctx context.Context, cfg backend.SiteConfig) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -190,7 +213,10 @@ func (w *World) checkBinding(b backend.Binding) error {
 
 // UpdateBindings adds and removes bindings in one commit; a started site
 // keeps running and serves the new set at once, as IIS does.
-func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []backend.Binding) error {
+func (n *Node) UpdateBindings(ctx context.Context, name string, add, remove []backend.Binding) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	for _, b := range add {
 		if err := n.w.checkBinding(b); err != nil {
 			return fmt.Errorf("update bindings of %q: %w", name, err)
@@ -228,7 +254,10 @@ func (n *Node) UpdateBindings(_ context.Context, name string, add, remove []back
 }
 
 // SetPhysicalPath changes the site's root folder.
-func (n *Node) SetPhysicalPath(_ context.Context, name, path string) error {
+func (n *Node) SetPhysicalPath(ctx context.Context, name, path string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	if err := n.edit(name, func(s *site) { s.cfg.PhysicalPath = path }); err != nil {
 		return err
 	}
@@ -237,12 +266,18 @@ func (n *Node) SetPhysicalPath(_ context.Context, name, path string) error {
 }
 
 // SetAppPool changes the site's application pool.
-func (n *Node) SetAppPool(_ context.Context, name, pool string) error {
+func (n *Node) SetAppPool(ctx context.Context, name, pool string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	return n.edit(name, func(s *site) { s.cfg.AppPool = pool })
 }
 
 // SetAutoStart sets serverAutoStart.
-func (n *Node) SetAutoStart(_ context.Context, name string, on bool) error {
+func (n *Node) SetAutoStart(ctx context.Context, name string, on bool) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	return n.edit(name, func(s *site) { s.cfg.AutoStart = on })
 }
 
@@ -267,7 +302,10 @@ func (n *Node) withSite(name string, f func(*site) error) error {
 }
 
 // RenameSite renames a site, keeping its ID.
-func (n *Node) RenameSite(_ context.Context, from, to string) error {
+func (n *Node) RenameSite(ctx context.Context, from, to string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	return n.withSite(from, func(s *site) error {
 		if o, err := n.byName(to); err == nil && o != s {
 			return fmt.Errorf("rename site %q to %q: %w", from, to, backend.ErrExists)
@@ -279,7 +317,10 @@ func (n *Node) RenameSite(_ context.Context, from, to string) error {
 
 // StartSite starts a site: its addresses must be on the node and no other
 // started site may hold one of its ip:port:hostName.
-func (n *Node) StartSite(_ context.Context, name string) error {
+func (n *Node) StartSite(ctx context.Context, name string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	var path string
 	err := n.withSite(name, func(s *site) error {
 		path = s.cfg.PhysicalPath
@@ -324,7 +365,10 @@ func (n *Node) checkStartable(s *site) error {
 }
 
 // StopSite stops a site.
-func (n *Node) StopSite(_ context.Context, name string) error {
+func (n *Node) StopSite(ctx context.Context, name string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	return n.withSite(name, func(s *site) error {
 		s.started = false
 		return n.syncListenersLocked()
@@ -332,7 +376,10 @@ func (n *Node) StopSite(_ context.Context, name string) error {
 }
 
 // DeleteSite deletes a site (stopping it first).
-func (n *Node) DeleteSite(_ context.Context, name string) error {
+func (n *Node) DeleteSite(ctx context.Context, name string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	return n.withSite(name, func(s *site) error {
 		delete(n.sites, s.cfg.ID)
 		return n.syncListenersLocked()
@@ -340,7 +387,10 @@ func (n *Node) DeleteSite(_ context.Context, name string) error {
 }
 
 // ListAddresses returns the addresses the node holds.
-func (n *Node) ListAddresses(_ context.Context) ([]backend.Address, error) {
+func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.up(); err != nil {
@@ -356,7 +406,10 @@ func (n *Node) ListAddresses(_ context.Context) ([]backend.Address, error) {
 
 // AddAddress adds a loopback address; it fails when another live node
 // holds it (duplicate address detection).
-func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
+func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	defer n.w.persist()
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
@@ -384,7 +437,10 @@ func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
 }
 
 // RemoveAddress removes an address; removing an absent one is no error.
-func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
+func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	defer n.w.persist()
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
@@ -408,7 +464,10 @@ func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
 
 // ListVolumes returns every volume known in the world; Online when this
 // node holds it.
-func (n *Node) ListVolumes(_ context.Context) ([]backend.Volume, error) {
+func (n *Node) ListVolumes(ctx context.Context) ([]backend.Volume, error) {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return nil, err
+	}
 	if err := n.checkUp(); err != nil {
 		return nil, err
 	}
@@ -426,7 +485,10 @@ func (n *Node) ListVolumes(_ context.Context) ([]backend.Volume, error) {
 
 // BringOnline mounts a volume at root on this node; it fails while another
 // live node holds it (a shared disk's reservation, a mirror's locked target).
-func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) error {
+func (n *Node) BringOnline(ctx context.Context, id backend.VolumeID, root string) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	defer n.w.persist()
 	if err := n.checkUp(); err != nil {
 		return err
@@ -447,7 +509,10 @@ func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) 
 }
 
 // TakeOffline releases a volume held by this node.
-func (n *Node) TakeOffline(_ context.Context, id backend.VolumeID) error {
+func (n *Node) TakeOffline(ctx context.Context, id backend.VolumeID) error {
+	if err := n.w.delay(ctx, n.name); err != nil {
+		return err
+	}
 	defer n.w.persist()
 	if err := n.checkUp(); err != nil {
 		return err

@@ -8,6 +8,7 @@
 package sim
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -48,11 +49,60 @@ type World struct {
 	anyAddress bool
 	// seedPages writes an index page into a started site's empty folder.
 	seedPages bool
+	// latency is how long each backend call of a node takes ("" for every
+	// node), as a slow PowerShell or a slow disk would.
+	latency     map[string]time.Duration
+	stepTimeout time.Duration
 }
 
 // AllowAnyAddress lets the world's sites bind, and its nodes hold, any
 // address; the caller (the Linux backend) manages the real interfaces.
 func (w *World) AllowAnyAddress() { w.anyAddress = true }
+
+// SetStepLatency makes every backend call of node (every node when node is
+// "") take d, honouring its context's deadline. Health probes are requests
+// to the sites, not management calls, and are not slowed.
+func (w *World) SetStepLatency(node string, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.latency == nil {
+		w.latency = map[string]time.Duration{}
+	}
+	w.latency[node] = d
+}
+
+// SetStepTimeout sets the deadline after which the agent cuts off a call
+// of this world's nodes as hung (default 10 s, or 5 × the latency).
+func (w *World) SetStepTimeout(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stepTimeout = d
+}
+
+func (w *World) latencyOf(node string) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if d, ok := w.latency[node]; ok {
+		return d
+	}
+	return w.latency[""]
+}
+
+// delay waits out node's latency, or until ctx ends.
+func (w *World) delay(ctx context.Context, node string) error {
+	d := w.latencyOf(node)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // SeedIndexPages makes every site that starts, and every site whose folder
 // changes, find an index page ("Hello from <site>") when its folder has

@@ -14,6 +14,8 @@ import (
 //	                               resourceVersion = the key's mod revision
 //	status/<Kind>/<name>           status of the object, written by the leader
 //	nodes/<node>                   NodeInfo, attached to the node's lease
+//	lastknown/<node>               the node's last NodeInfo, kept after its
+//	                               lease expired (its take-down budget)
 //	reports/<group>/<node>         the node agent's Report on a group
 //	placement/<group>              the leader's Decision: who serves the group
 //	deleted/<Kind>/<name>/<node>   a node's confirmation that a deleted object
@@ -35,6 +37,7 @@ func family(f store.Family) string { return prefix + string(f) }
 func objectKey(r v1alpha1.Ref) string     { return family(store.FamilyObjects) + r.Kind + "/" + r.Name }
 func statusKey(r v1alpha1.Ref) string     { return family(store.FamilyStatus) + r.Kind + "/" + r.Name }
 func nodeKey(node string) string          { return family(store.FamilyNodes) + node }
+func lastKnownKey(node string) string     { return prefix + "lastknown/" + node }
 func reportKey(group, node string) string { return groupReportsKey(group) + node }
 func groupReportsKey(group string) string { return family(store.FamilyReports) + group + "/" }
 func decisionKey(group string) string     { return family(store.FamilyDecisions) + group }

@@ -32,11 +32,36 @@ func (s *Store) RegisterNode(ctx context.Context, info store.NodeInfo, ttl time.
 	}
 	// A plain put, not putJSON: the key must be attached to the new lease
 	// even when its value is unchanged.
-	b, _ := json.Marshal(info)
-	if _, err := s.client.Put(ctx, nodeKey(info.Name), string(b), clientv3.WithLease(g.ID)); err != nil {
+	if err := s.putNode(ctx, info, store.LeaseID(g.ID)); err != nil {
 		return 0, fmt.Errorf("register node %s: %w", info.Name, err)
 	}
 	return store.LeaseID(g.ID), nil
+}
+
+// UpdateNode publishes a registered node's record again (a new take-down
+// budget, unsafe or safe again), on its lease.
+func (s *Store) UpdateNode(ctx context.Context, info store.NodeInfo, id store.LeaseID) error {
+	if err := s.putNode(ctx, info, id); err != nil {
+		return fmt.Errorf("publish node %s: %w", info.Name, err)
+	}
+	return nil
+}
+
+// putNode writes the leased record and the last-known copy in one
+// transaction.
+func (s *Store) putNode(ctx context.Context, info store.NodeInfo, id store.LeaseID) error {
+	b, _ := json.Marshal(info)
+	_, err := s.client.Txn(ctx).Then(
+		clientv3.OpPut(nodeKey(info.Name), string(b), clientv3.WithLease(clientv3.LeaseID(id))),
+		clientv3.OpPut(lastKnownKey(info.Name), string(b)),
+	).Commit()
+	return err
+}
+
+// KnownNodes returns the last record of every node that ever registered,
+// live or not: a dead node's take-down budget is still known.
+func (s *Store) KnownNodes(ctx context.Context) (map[string]store.NodeInfo, error) {
+	return getPrefix[store.NodeInfo](ctx, s, lastKnownKey(""))
 }
 
 // RenewLease renews a node's lease once; store.ErrLeaseExpired when it is
@@ -248,6 +273,11 @@ func (l *leadership) Close() {
 	_, _ = l.session.Client().Revoke(ctx, l.session.Lease())
 	l.session.Orphan()
 }
+
+// Abandon ends the term without resigning: the session stops renewing and
+// leadership passes on when its lease expires, as when the leader's host is
+// cut off (used by the simulator's partitions).
+func (l *leadership) Abandon() { l.session.Orphan() }
 
 // Campaign blocks until identity is the placement leader (or ctx ends).
 // The term lasts while the session's 2 s lease is kept alive.

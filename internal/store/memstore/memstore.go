@@ -28,6 +28,7 @@ type Store struct {
 	objects   map[v1alpha1.Ref]v1alpha1.Object
 	status    map[v1alpha1.Ref]v1alpha1.Status
 	nodes     map[string]store.NodeInfo
+	known     map[string]store.NodeInfo
 	leases    map[store.LeaseID]string // lease -> node
 	nextLease store.LeaseID
 	reports   map[string]store.Report // group/node
@@ -54,7 +55,7 @@ type watcher struct {
 // New returns an empty store.
 func New() *Store {
 	return &Store{objects: map[v1alpha1.Ref]v1alpha1.Object{}, status: map[v1alpha1.Ref]v1alpha1.Status{},
-		nodes: map[string]store.NodeInfo{}, leases: map[store.LeaseID]string{}, reports: map[string]store.Report{},
+		nodes: map[string]store.NodeInfo{}, known: map[string]store.NodeInfo{}, leases: map[store.LeaseID]string{}, reports: map[string]store.Report{},
 		decisions: map[string]store.Decision{}, suspended: store.Suspensions{}, acks: map[v1alpha1.Ref]map[string]bool{},
 		observed: map[string]plan.Observed{}}
 }
@@ -205,9 +206,31 @@ func (s *Store) RegisterNode(_ context.Context, info store.NodeInfo, _ time.Dura
 		}
 	}
 	s.leases[s.nextLease] = info.Name
-	s.nodes[info.Name] = info
+	s.nodes[info.Name], s.known[info.Name] = info, info
 	s.changed(store.FamilyNodes)
 	return s.nextLease, nil
+}
+
+// UpdateNode publishes a node's record again on its lease.
+func (s *Store) UpdateNode(_ context.Context, info store.NodeInfo, id store.LeaseID) error {
+	if err := s.fail("node", info.Name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leases[id] != info.Name {
+		return store.ErrLeaseExpired
+	}
+	s.nodes[info.Name], s.known[info.Name] = info, info
+	s.changed(store.FamilyNodes)
+	return nil
+}
+
+// KnownNodes returns every node's last record, live or not.
+func (s *Store) KnownNodes(context.Context) (map[string]store.NodeInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.known), nil
 }
 
 // RenewLease renews a lease; store.ErrLeaseExpired once Expire ended it.
