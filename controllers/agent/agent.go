@@ -44,6 +44,11 @@ type Result struct {
 	RequeueAfter time.Duration
 }
 
+// ErrFenced is what a fenced node's Reporter answers at once: a node that
+// cannot renew its lease writes nothing, so that no write waiting on a
+// store without quorum holds up its take-down.
+var ErrFenced = errors.New("fenced: not written until the lease is renewed")
+
 // StalledError is a failure that retrying will not fix.
 type StalledError struct{ Err error }
 
@@ -281,7 +286,9 @@ func (a *Agent) publishObserved(ctx context.Context, before plan.Observed, chang
 		obs = after
 		a.takedowns.observe(after)
 	}
-	if err := a.Reporter.PublishObserved(ctx, obs); err != nil {
+	if err := a.Reporter.PublishObserved(ctx, obs); errors.Is(err, ErrFenced) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -301,7 +308,9 @@ func (a *Agent) report(ctx context.Context, r store.Report) error {
 	if ok && sameReport(prev, r) {
 		return nil
 	}
-	if err := a.Reporter.Report(ctx, r); err != nil {
+	if err := a.Reporter.Report(ctx, r); errors.Is(err, ErrFenced) {
+		return nil // written once the node is back; the take-down goes on
+	} else if err != nil {
 		return fmt.Errorf("report status of group %s: %w", r.Group, err)
 	}
 	a.mu.Lock()

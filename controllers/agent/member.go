@@ -453,8 +453,17 @@ func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desir
 	return d, nil
 }
 
+func (m *Member) isFenced() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fenced
+}
+
 // Report implements Reporter.
 func (m *Member) Report(ctx context.Context, r store.Report) error {
+	if m.isFenced() {
+		return ErrFenced
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
 	defer cancel()
 	return m.Store.PutReport(ctx, r)
@@ -462,6 +471,9 @@ func (m *Member) Report(ctx context.Context, r store.Report) error {
 
 // PublishObserved implements Reporter.
 func (m *Member) PublishObserved(ctx context.Context, o plan.Observed) error {
+	if m.isFenced() {
+		return ErrFenced
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
 	defer cancel()
 	return m.Store.PutObserved(ctx, o)
@@ -469,6 +481,9 @@ func (m *Member) PublishObserved(ctx context.Context, o plan.Observed) error {
 
 // AckDeleted implements Reporter.
 func (m *Member) AckDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
+	if m.isFenced() {
+		return ErrFenced
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
 	defer cancel()
 	return m.Store.AckDeleted(ctx, m.Node, refs...)

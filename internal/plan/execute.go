@@ -124,7 +124,7 @@ type HungError struct {
 }
 
 func (e *HungError) Error() string {
-	return fmt.Sprintf("%s: hung, cut off after %s: %v", e.Step, e.After, e.Err)
+	return fmt.Sprintf("%s: hung, cut off after %s", e.Step, e.After)
 }
 
 func (e *HungError) Unwrap() error { return e.Err }

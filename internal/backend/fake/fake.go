@@ -27,6 +27,64 @@ type Node struct {
 	Fail map[string]error
 	// ProbeErr is returned by Probe for a binding's endpoint.
 	ProbeErr map[string]error
+	// Delay makes the take-down call whose record starts with a key take
+	// that long (or until its context ends): a slow or hung step.
+	Delay map[string]time.Duration
+	// Cost and Timeout are what StepCost and StepTimeout answer (1 ms and
+	// 30 s when zero).
+	Cost, Timeout time.Duration
+}
+
+var _ backend.StepCoster = (*Node)(nil)
+
+// StepCost implements backend.StepCoster.
+func (n *Node) StepCost() time.Duration {
+	if n.Cost > 0 {
+		return n.Cost
+	}
+	return time.Millisecond
+}
+
+// StepTimeout implements backend.StepCoster.
+func (n *Node) StepTimeout() time.Duration {
+	if n.Timeout > 0 {
+		return n.Timeout
+	}
+	return 30 * time.Second
+}
+
+// SetDelay makes calls starting with prefix take d (0: no delay); safe
+// while an agent runs.
+func (n *Node) SetDelay(prefix string, d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.Delay == nil {
+		n.Delay = map[string]time.Duration{}
+	}
+	n.Delay[prefix] = d
+}
+
+// wait sleeps the delay of call, or until ctx ends.
+func (n *Node) wait(ctx context.Context, call string) error {
+	n.mu.Lock()
+	var d time.Duration
+	for k, v := range n.Delay {
+		if strings.HasPrefix(call, k) {
+			d = v
+		}
+	}
+	n.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 var _ backend.Node = (*Node)(nil)
@@ -149,7 +207,10 @@ func (n *Node) StartSite(_ context.Context, name string) error {
 }
 
 // StopSite stops.
-func (n *Node) StopSite(_ context.Context, name string) error {
+func (n *Node) StopSite(ctx context.Context, name string) error {
+	if err := n.wait(ctx, "StopSite "+name); err != nil {
+		return err
+	}
 	return n.edit("StopSite "+name, name, func(s *backend.Site) { s.State = backend.SiteStopped })
 }
 
@@ -206,7 +267,10 @@ func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
 }
 
 // RemoveAddress removes.
-func (n *Node) RemoveAddress(_ context.Context, a backend.Address) error {
+func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
+	if err := n.wait(ctx, "RemoveAddress "+a.CIDR); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.record("RemoveAddress " + a.CIDR); err != nil {
@@ -240,7 +304,10 @@ func (n *Node) BringOnline(_ context.Context, id backend.VolumeID, root string) 
 }
 
 // TakeOffline takes a volume offline.
-func (n *Node) TakeOffline(_ context.Context, id backend.VolumeID) error {
+func (n *Node) TakeOffline(ctx context.Context, id backend.VolumeID) error {
+	if err := n.wait(ctx, "TakeOffline "+id.String()); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.record("TakeOffline " + id.String()); err != nil {
