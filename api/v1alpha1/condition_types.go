@@ -148,4 +148,10 @@ const (
 	// placed on the node until a take-down completes (EventSafe).
 	EventUnsafe = "Unsafe"
 	EventSafe   = "Safe"
+	// EventBootAdopted: a restarted agent found its previous lease alive and
+	// kept serving what it held, without a blip.
+	EventBootAdopted = "BootAdopted"
+	// EventBootTakedown: a restarted agent without its previous lease took
+	// down what it held before it registered.
+	EventBootTakedown = "BootTakedown"
 )

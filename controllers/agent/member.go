@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ type MemberStore interface {
 	RegisterNode(ctx context.Context, info store.NodeInfo, ttl time.Duration) (store.LeaseID, error)
 	UpdateNode(ctx context.Context, info store.NodeInfo, id store.LeaseID) error
 	RenewLease(ctx context.Context, id store.LeaseID) error
+	NodeLease(ctx context.Context, node string) (store.LeaseID, bool, error)
 	RevokeLease(ctx context.Context, id store.LeaseID) error
 	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
 	PutReport(ctx context.Context, r store.Report) error
@@ -91,7 +93,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.agent = a
 	m.mu.Unlock()
-	lease, err := m.register(ctx)
+	lease, err := m.boot(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -104,6 +106,60 @@ func (m *Member) Run(ctx context.Context) error {
 	a.Run(ctx, m.kick, Options{Resync: m.Resync})
 	wg.Wait()
 	return nil
+}
+
+// boot makes a starting agent safe before it serves anything: when its
+// previous lease is still alive (a restart within the TTL: the placement
+// cannot have moved anything off it), it adopts that lease and what it
+// holds, without a blip; otherwise it takes down every protected site,
+// address and volume it finds before it registers, so that it never serves
+// from state it had before its restart.
+func (m *Member) boot(ctx context.Context, a *Agent) (store.LeaseID, error) {
+	if id, ok, err := m.Store.NodeLease(ctx, m.Node); err == nil && ok {
+		sent := m.Clock.Now()
+		rctx, cancel := context.WithTimeout(ctx, m.renewTimeout())
+		err := m.Store.RenewLease(rctx, id)
+		cancel()
+		if err == nil {
+			m.mu.Lock()
+			m.lastRenew = sent
+			m.mu.Unlock()
+			m.publish(ctx, id)
+			m.Log.Info("Previous lease still alive: adopting what the node holds", "node", m.Node)
+			record.Eventf(m.Recorder, store.Normal, v1alpha1.EventBootAdopted, "node/"+m.Node, m.Node,
+				"%s restarted within its lease: it keeps what it holds and serves on", m.Node)
+			return id, nil
+		}
+	}
+	d, err := LoadDesired(ctx, m.Store, m.Node)
+	if err != nil {
+		return 0, fmt.Errorf("boot of %s: read the desired state: %w", m.Node, err)
+	}
+	obs, err := plan.Observe(ctx, m.Node, m.Backend)
+	if err != nil {
+		return 0, fmt.Errorf("boot of %s: observe the node: %w", m.Node, err)
+	}
+	var down []plan.Step
+	for _, s := range plan.Compute(withoutNode(d, m.Node), obs) {
+		if s.Action.TakesDown() {
+			down = append(down, s)
+		}
+	}
+	if len(down) > 0 {
+		var done []string
+		err := plan.ExecuteAll(ctx, m.Backend, down, func(s plan.Step, err error) {
+			if err == nil {
+				done = append(done, string(s.Action)+" "+s.Target)
+			}
+		})
+		m.Log.Info("Took down what the node held before its restart", "node", m.Node, "steps", len(done))
+		record.Eventf(m.Recorder, store.Warning, v1alpha1.EventBootTakedown, "node/"+m.Node, m.Node,
+			"%s restarted without its previous lease: took down what it held before registering (%s)", m.Node, strings.Join(done, ", "))
+		if err != nil {
+			return 0, fmt.Errorf("boot of %s: take down what it held: %w", m.Node, err)
+		}
+	}
+	return m.register(ctx)
 }
 
 func (m *Member) register(ctx context.Context) (store.LeaseID, error) {

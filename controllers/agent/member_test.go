@@ -50,6 +50,17 @@ func startMember(t *testing.T) *memberEnv {
 	return e
 }
 
+// advance moves the fake clock by d in small steps, letting the member's
+// goroutines (renewal, fence, loop) act and re-arm their timers between
+// steps, as they would while real time passes.
+func (e *memberEnv) advance(d time.Duration) {
+	const step = 20 * time.Millisecond
+	for moved := time.Duration(0); moved < d; moved += step {
+		e.clk.Advance(step)
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // waitCalls waits until the backend was called with want (in any order
 // with other calls), consuming the calls seen.
 func (e *memberEnv) waitCalls(want ...string) {
@@ -71,16 +82,14 @@ func (e *memberEnv) waitCalls(want ...string) {
 // read (no store read), and rejoins as standby once it renews again.
 func TestMemberFencesWhenItCannotRenew(t *testing.T) {
 	e := startMember(t)
-	e.st.Fail = func(op, _ string) error {
+	e.st.SetFail(func(op, _ string) error {
 		if op == "renew" {
 			return errors.New("etcdserver: no leader")
 		}
 		return nil
-	}
+	})
 	// Renewals at 2/3 s and 4/3 s fail; the fence is due at 1.5 s.
-	for range 4 {
-		e.clk.Advance(400 * time.Millisecond)
-	}
+	e.advance(1600 * time.Millisecond)
 	e.waitCalls("StopSite web1", "RemoveAddress 127.0.20.1/32")
 	var fenced bool
 	waitUntil(t, func() bool {
@@ -91,10 +100,8 @@ func TestMemberFencesWhenItCannotRenew(t *testing.T) {
 	})
 	// The store answers again: the next renewal lifts the fence, and the
 	// node serves again only once a fresh read of the store says so.
-	e.st.Fail = nil
-	for range 3 {
-		e.clk.Advance(400 * time.Millisecond)
-	}
+	e.st.SetFail(nil)
+	e.advance(time.Second)
 	waitUntil(t, func() bool {
 		e.m.mu.Lock()
 		defer e.m.mu.Unlock()
@@ -109,7 +116,7 @@ func TestMemberFencesWhenItCannotRenew(t *testing.T) {
 func TestMemberRegistersAgainAfterItsLeaseExpired(t *testing.T) {
 	e := startMember(t)
 	e.st.Expire("node1")
-	e.clk.Advance(700 * time.Millisecond) // the next renewal finds no lease
+	e.advance(time.Second) // the next renewal finds no lease
 	waitUntil(t, func() bool {
 		nodes, _ := e.st.Nodes(context.Background())
 		_, back := nodes["node1"]
@@ -123,4 +130,89 @@ func TestMemberRegistersAgainAfterItsLeaseExpired(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// bootEnv is a node whose backend already serves web1 (a previous agent
+// process brought it up) and a store where web1 is placed on node1.
+func bootEnv(t *testing.T) (*memstore.Store, *fake.Node, *Member) {
+	t.Helper()
+	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(8080)))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := memstore.New()
+	st.Seed(manifest.Objects(docs)...)
+	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node1"}, store.LeaderGuard{}); err != nil {
+		t.Fatal(err)
+	}
+	n := fake.New()
+	before := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Log: logr.Discard()}
+	if _, err := before.Reconcile(context.Background(), "web1"); err != nil {
+		t.Fatal(err)
+	}
+	n.TakeCalls()
+	m := &Member{Node: "node1", Store: st, Backend: n, LeaseTTL: 2 * time.Second, Resync: time.Hour, Log: logr.Discard(), Recorder: st, Clock: clock.NewFake(time.Unix(1000, 0))}
+	return st, n, m
+}
+
+func runMember(t *testing.T, m *Member) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func hasEvent(st *memstore.Store, reason string) bool {
+	for _, e := range st.Events() {
+		if e.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBootAdoptsWhenItsLeaseIsAlive: restarted within its lease, the agent
+// keeps serving what it holds: no step at all.
+func TestBootAdoptsWhenItsLeaseIsAlive(t *testing.T) {
+	st, n, m := bootEnv(t)
+	if _, err := st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1"}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	runMember(t, m)
+	waitUntil(t, func() bool { return hasEvent(st, "BootAdopted") })
+	time.Sleep(50 * time.Millisecond) // the loop's first pass over every group
+	if calls := n.TakeCalls(); len(calls) != 0 {
+		t.Errorf("an adopting node made calls: %v", calls)
+	}
+}
+
+// TestBootTakesDownWithoutItsLease: the lease is gone (the restart took
+// longer than the TTL): what the node held is taken down before it
+// registers, then brought up again because the placement says so.
+func TestBootTakesDownWithoutItsLease(t *testing.T) {
+	st, n, m := bootEnv(t)
+	registered := make(chan []string, 1)
+	st.SetFail(func(op, _ string) error {
+		if op == "register" {
+			select {
+			case registered <- n.TakeCalls():
+			default:
+			}
+		}
+		return nil
+	})
+	runMember(t, m)
+	var before []string
+	select {
+	case before = <-registered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("never registered")
+	}
+	for _, want := range []string{"StopSite web1", "RemoveAddress 127.0.20.1/32", "TakeOffline Mirror:E"} {
+		if !slices.Contains(before, want) {
+			t.Errorf("before registering: %v, want %s among them", before, want)
+		}
+	}
+	waitUntil(t, func() bool { return hasEvent(st, "BootTakedown") })
 }

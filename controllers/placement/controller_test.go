@@ -166,12 +166,12 @@ func TestOneFailingGroupDoesNotHoldUpTheOthers(t *testing.T) {
 	e.mustReconcile()
 	e.st.Expire("node1")
 	refused := errors.New("etcdserver: request timed out")
-	e.st.Fail = func(op, key string) error {
+	e.st.SetFail(func(op, key string) error {
 		if op == "decision" && key == "site-1" {
 			return refused
 		}
 		return nil
-	}
+	})
 	res, err := e.reconcile()
 	if !errors.Is(err, refused) {
 		t.Fatalf("error %v, want the refused write of site-1", err)
@@ -193,7 +193,7 @@ func TestOneFailingGroupDoesNotHoldUpTheOthers(t *testing.T) {
 	if want := 3 * minBackoff; res.RequeueAfter != want {
 		t.Errorf("second backoff %s, want %s", res.RequeueAfter, want)
 	}
-	e.st.Fail = nil
+	e.st.SetFail(nil)
 	e.clk.Advance(res.RequeueAfter)
 	res, err = e.reconcile()
 	if err != nil || res.RequeueAfter != 0 {
@@ -246,7 +246,7 @@ func TestRunLeadsAndRequeuesOnTheClock(t *testing.T) {
 	}
 	refuse := make(chan bool, 1)
 	refuse <- true
-	st.Fail = func(op, key string) error {
+	st.SetFail(func(op, key string) error {
 		select {
 		case r := <-refuse:
 			if r {
@@ -255,7 +255,7 @@ func TestRunLeadsAndRequeuesOnTheClock(t *testing.T) {
 		default:
 		}
 		return nil
-	}
+	})
 	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Nanosecond}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -163,6 +163,13 @@ func (p *partitionable) UpdateNode(ctx context.Context, info store.NodeInfo, id 
 	return p.Store.UpdateNode(ctx, info, id)
 }
 
+func (p *partitionable) NodeLease(ctx context.Context, n string) (store.LeaseID, bool, error) {
+	if err := p.check(ctx); err != nil {
+		return 0, false, err
+	}
+	return p.Store.NodeLease(ctx, n)
+}
+
 func (p *partitionable) RenewLease(ctx context.Context, id store.LeaseID) error {
 	if err := p.check(ctx); err != nil {
 		return err

@@ -40,11 +40,11 @@ func servedBy(url string) string {
 	return resp.Header.Get("X-Sitekeeper-Node")
 }
 
-// TestSlowNodeCutOffNeverServesTwice: node1's every backend call takes
-// 300 ms, as a PowerShell step would. It is cut off from the store while it
-// keeps running and serving: it must fence itself and take its group down,
-// and node2 may bring the group up only after node1's lease expired and its
-// published take-down budget passed. The simulator refuses an address
+// TestSlowNodeCutOffNeverServesTwice: every backend call takes 300 ms, as a
+// PowerShell step would. The active node is cut off from the store while
+// it keeps running and serving: it must fence itself and take its group
+// down, and the other node may bring the group up only after the cut-off
+// node's lease expired and its published take-down budget passed. The simulator refuses an address
 // another powered node still holds, so a premature take-over would be a
 // StepFailed event; there must be none, and the group must end on node2.
 func TestSlowNodeCutOffNeverServesTwice(t *testing.T) {
@@ -57,7 +57,7 @@ func TestSlowNodeCutOffNeverServesTwice(t *testing.T) {
 	go func() {
 		defer close(done)
 		_ = RunLocal(ctx, LocalOptions{DataDir: t.TempDir(), Nodes: []string{"node1", "node2"}, Fast: true, Log: logr.Discard(),
-			StepLatency: map[string]time.Duration{"node1": 300 * time.Millisecond},
+			StepLatency: map[string]time.Duration{"": 300 * time.Millisecond},
 			Ready: func(_ string, st *etcdstore.Store) error {
 				_, err := st.Apply(ctx, objs, store.ApplyOptions{})
 				ready <- st
@@ -67,23 +67,25 @@ func TestSlowNodeCutOffNeverServesTwice(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	st := <-ready
 	debugStore = st
-	eventually(t, "served by node1", func() bool { return servedBy(url) == "node1" })
+	var active, other string
+	eventually(t, "served", func() bool { active = servedBy(url); return active != "" })
+	other = map[string]string{"node1": "node2", "node2": "node1"}[active]
 	var budget time.Duration
-	eventually(t, "node1 published a take-down budget that counts its slow steps", func() bool {
+	eventually(t, "a take-down budget that counts the slow steps", func() bool {
 		known, _ := st.KnownNodes(ctx)
-		budget = known["node1"].TakedownBudget.Duration
+		budget = known[active].TakedownBudget.Duration
 		return budget >= 6*300*time.Millisecond // a look (3 calls) and 3 steps at least
 	})
 
 	cut := time.Now()
-	if err := st.PutSimCommand(ctx, "node1", store.SimCommand{Powered: true, Partitioned: true, Seq: 1}); err != nil {
+	if err := st.PutSimCommand(ctx, active, store.SimCommand{Powered: true, Partitioned: true, Seq: 1}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "served by node2", func() bool { return servedBy(url) == "node2" })
+	eventually(t, "served by the other node", func() bool { return servedBy(url) == other })
 	took := time.Since(cut)
 	// Lease (2 s) plus the budget, less the time since the last renewal.
 	if took < 2*time.Second+budget-700*time.Millisecond {
-		t.Errorf("node2 serves %s after the cut; node1's lease (2s) and budget (%s) cannot both have passed", took, budget)
+		t.Errorf("%s serves %s after the cut; %s's lease (2s) and budget (%s) cannot both have passed", other, took, active, budget)
 	}
 	events, _, err := st.Events(ctx)
 	if err != nil {
@@ -101,16 +103,16 @@ func TestSlowNodeCutOffNeverServesTwice(t *testing.T) {
 	if !strings.Contains(failedOver, "take-down budget") {
 		t.Errorf("the failover does not say it waited for the budget: %q", failedOver)
 	}
-	t.Logf("node2 serves %s after node1 was cut off (budget %s)", took.Round(time.Millisecond), budget)
+	t.Logf("%s serves %s after %s was cut off (budget %s)", other, took.Round(time.Millisecond), active, budget)
 
-	// Healed, node1 rejoins as standby: the group stays on node2.
-	if err := st.PutSimCommand(ctx, "node1", store.SimCommand{Powered: true, Seq: 2}); err != nil {
+	// Healed, the cut-off node rejoins as standby: the group stays.
+	if err := st.PutSimCommand(ctx, active, store.SimCommand{Powered: true, Seq: 2}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "node1 back", func() bool { n, _ := st.Nodes(ctx); _, ok := n["node1"]; return ok })
-	time.Sleep(time.Second) // a reconcile or two of node1 after it rejoined
-	if by := servedBy(url); by != "node2" {
-		t.Errorf("after the heal, served by %q, want node2", by)
+	eventually(t, "back", func() bool { n, _ := st.Nodes(ctx); _, ok := n[active]; return ok })
+	time.Sleep(time.Second) // a reconcile or two after it rejoined
+	if by := servedBy(url); by != other {
+		t.Errorf("after the heal, served by %q, want %s", by, other)
 	}
 }
 

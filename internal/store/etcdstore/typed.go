@@ -64,6 +64,20 @@ func (s *Store) KnownNodes(ctx context.Context) (map[string]store.NodeInfo, erro
 	return getPrefix[store.NodeInfo](ctx, s, lastKnownKey(""))
 }
 
+// NodeLease returns the lease a node's record is attached to, when the node
+// is registered: a restarted agent whose previous lease is still alive can
+// prove that it still holds what it held.
+func (s *Store) NodeLease(ctx context.Context, node string) (store.LeaseID, bool, error) {
+	resp, err := s.client.Get(ctx, nodeKey(node))
+	if err != nil {
+		return 0, false, err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+		return 0, false, nil
+	}
+	return store.LeaseID(resp.Kvs[0].Lease), true, nil
+}
+
 // RenewLease renews a node's lease once; store.ErrLeaseExpired when it is
 // gone.
 func (s *Store) RenewLease(ctx context.Context, id store.LeaseID) error {

@@ -41,9 +41,17 @@ type Store struct {
 	leader    *term
 	terms     int64
 
-	// Fail, when set, is asked before each write; a non-nil error fails
-	// the write (a store that lost quorum, a refused transaction).
-	Fail func(op string, key string) error
+	// failFn, when set, is asked before each call that can fail; a
+	// non-nil error fails it (a store that lost quorum, a refused write).
+	failFn func(op string, key string) error
+}
+
+// SetFail sets (nil: clears) the function asked before each call that can
+// fail; safe while controllers run.
+func (s *Store) SetFail(f func(op string, key string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failFn = f
 }
 
 type watcher struct {
@@ -61,10 +69,13 @@ func New() *Store {
 }
 
 func (s *Store) fail(op, key string) error {
-	if s.Fail == nil {
+	s.mu.Lock()
+	f := s.failFn
+	s.mu.Unlock()
+	if f == nil {
 		return nil
 	}
-	return s.Fail(op, key)
+	return f(op, key)
 }
 
 // changed bumps the revision and signals the watchers of family f. Called
@@ -231,6 +242,18 @@ func (s *Store) KnownNodes(context.Context) (map[string]store.NodeInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.known), nil
+}
+
+// NodeLease returns the live lease of a registered node.
+func (s *Store) NodeLease(_ context.Context, node string) (store.LeaseID, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, n := range s.leases {
+		if n == node {
+			return id, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // RenewLease renews a lease; store.ErrLeaseExpired once Expire ended it.
