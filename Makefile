@@ -7,6 +7,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/sitekeeper/sitekeeper/internal/version.Version=$(VERSION) -X github.com/sitekeeper/sitekeeper/internal/version.Commit=$(COMMIT)
 FUZZTIME ?= 10s
 RUNS ?= 20
+FAULTS ?= 200
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 .DEFAULT_GOAL := help
@@ -50,6 +51,9 @@ bench-failover: build ## Outage after kill -9 of the active node: keepalived vs 
 	$(GO) build -o bin/bench-failover ./hack/bench-failover
 	./bin/bench-failover -runs $(RUNS) -sitekeeper $(BIN)
 
+chaos: ## Fault run on the embedded default: 200 faults (power, partition, stopped site, step latency 0-2 s), one summary line (FAULTS=200)
+	$(GO) run ./hack/chaos -faults $(FAULTS)
+
 demo: build ## Start a cluster on the embedded default, fail a node, switch back
 	./hack/demo.sh
 
@@ -61,4 +65,4 @@ verify: ## Fail when generate/fmt/tidy would change the tree
 clean: ## Remove build output
 	rm -rf bin
 
-.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover demo verify clean
+.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover chaos demo verify clean

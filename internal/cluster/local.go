@@ -44,6 +44,9 @@ type LocalOptions struct {
 	// StepLatency makes every simulated backend call of a node take that
 	// long (key "" for every node).
 	StepLatency map[string]time.Duration
+	// World, when set, is handed the simulated machines once they exist
+	// (a fault run samples them and changes their latency).
+	World func(*sim.World)
 }
 
 // Local is a running embedded cluster.
@@ -87,6 +90,9 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	l.World.SeedIndexPages()
 	for n, d := range o.StepLatency {
 		l.World.SetStepLatency(n, d)
+	}
+	if o.World != nil {
+		o.World(l.World)
 	}
 	if o.Ready != nil {
 		if err := o.Ready(srv.Endpoint, st); err != nil {

@@ -161,6 +161,30 @@ func (w *World) Node(name string) *Node {
 	return n
 }
 
+// AddressHolders returns, for every address some node holds, the nodes
+// that hold it, read from each node's own table (not the world's owner
+// index): a fault run's checker samples it, and an address on two nodes
+// would show as two holders.
+func (w *World) AddressHolders() map[string][]string {
+	w.mu.Lock()
+	nodes := make([]*Node, 0, len(w.nodes))
+	for _, n := range w.nodes {
+		nodes = append(nodes, n)
+	}
+	w.mu.Unlock()
+	out := map[string][]string{}
+	for _, n := range nodes {
+		n.mu.Lock()
+		if n.powered {
+			for ip := range n.addrs {
+				out[ip] = append(out[ip], n.name)
+			}
+		}
+		n.mu.Unlock()
+	}
+	return out
+}
+
 // VolumeDir returns the folder holding a volume's files; a test or the demo
 // writes site content there.
 func (w *World) VolumeDir(id backend.VolumeID) string {

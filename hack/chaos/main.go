@@ -1,0 +1,55 @@
+// Command chaos runs the fault run against the embedded default and prints
+// one line: faults injected, samples taken, samples with an address on two
+// nodes, steps refused for a duplicate address, failover time p50/p99. It
+// exits 1 when an address was ever on two nodes, a step was refused for a
+// duplicate, or a site was not served at the end.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/internal/chaos"
+)
+
+func main() {
+	var o chaos.Options
+	flag.IntVar(&o.Faults, "faults", 200, "faults to inject")
+	flag.IntVar(&o.Groups, "groups", 2, "resource groups")
+	flag.DurationVar(&o.MaxLatency, "max-latency", 2*time.Second, "step latency is drawn in [0, this] at each latency fault")
+	flag.DurationVar(&o.Spacing, "spacing", 3*time.Second, "the wait between faults is drawn in [spacing/2, spacing]")
+	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, to repeat a run)")
+	flag.Parse()
+	o.Seed, o.Port, o.Net = *seed, 38080, 66
+	dir, err := os.MkdirTemp("", "sitekeeper-chaos-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	o.DataDir, o.Log = dir, logr.Discard()
+	o.Progress = func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "seed %d\n", o.Seed)
+	rep, err := chaos.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(1)
+	}
+	for _, r := range rep.Refusals {
+		fmt.Fprintln(os.Stderr, "refused:", r)
+	}
+	fmt.Println(rep.Line())
+	if rep.DualHolderSamples > 0 || rep.DuplicateRefusals > 0 || len(rep.Unserved) > 0 {
+		os.Exit(1)
+	}
+}

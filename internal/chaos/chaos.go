@@ -1,0 +1,294 @@
+// Package chaos is a fault run against the embedded default: faults
+// injected in sequence into one cluster of simulated nodes (power loss,
+// partition from the store, a site stopped behind Sitekeeper's back, step
+// latency drawn anew), while a checker samples which nodes hold each
+// address every 10 ms and a client polls every site. It answers the
+// questions a safety claim must: was an address ever on two nodes, was a
+// step ever refused because another node still held an address or a
+// volume, how long were sites down.
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
+	"github.com/sitekeeper/sitekeeper/internal/cluster"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
+)
+
+// Options shape a run.
+type Options struct {
+	// Faults is how many faults to inject.
+	Faults int
+	// Groups is how many resource groups (a site, an address, a volume).
+	Groups int
+	// MaxLatency bounds the step latency drawn for a node at each latency
+	// fault (uniform in [0, MaxLatency]).
+	MaxLatency time.Duration
+	// Spacing bounds the wait between two faults (uniform in [Spacing/2,
+	// Spacing]).
+	Spacing time.Duration
+	// Seed makes a run repeatable.
+	Seed uint64
+	// Port is the sites' port; Net the second octet of their addresses.
+	Port int32
+	Net  int
+	// DataDir holds the store and the simulated disks.
+	DataDir string
+	Log     logr.Logger
+	// Progress, when set, hears each fault as it is injected.
+	Progress func(format string, args ...any)
+}
+
+// Report is what a run found.
+type Report struct {
+	Faults  int
+	Samples int
+	// DualHolderSamples counts samples where an address was on two nodes.
+	DualHolderSamples int
+	// DuplicateRefusals counts steps refused because another node still
+	// held an address or a volume: a premature take-over.
+	DuplicateRefusals int
+	// Refusals are their messages.
+	Refusals []string
+	// Outages are the gaps a client polling every site saw, longest first.
+	Outages []time.Duration
+	// Unserved lists the sites not served when the run ended.
+	Unserved []string
+}
+
+// Line is the one-line summary.
+func (r Report) Line() string {
+	return fmt.Sprintf("faults injected %d, samples taken %d, samples with an address on two nodes %d, steps refused for a duplicate address %d, failover time p50 %s p99 %s, sites unserved at the end %d",
+		r.Faults, r.Samples, r.DualHolderSamples, r.DuplicateRefusals, percentile(r.Outages, 50), percentile(r.Outages, 99), len(r.Unserved))
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s) - 1) * p / 100
+	return s[i].Round(time.Millisecond)
+}
+
+var nodes = []string{"node1", "node2"}
+
+// Run runs the faults and reports.
+func Run(ctx context.Context, o Options) (Report, error) {
+	if o.Groups <= 0 {
+		o.Groups = 2
+	}
+	if o.Spacing <= 0 {
+		o.Spacing = 3 * time.Second
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed))
+	objs := testmanifests.Objects(o.Groups, testmanifests.Options{Net: o.Net, Port: o.Port, Nodes: nodes, Health: "{interval: 500ms, timeout: 400ms, failureThreshold: 2}"})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan *etcdstore.Store, 1)
+	worlds := make(chan *sim.World, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- cluster.RunLocal(ctx, cluster.LocalOptions{DataDir: o.DataDir, Nodes: nodes, Fast: true, Log: o.Log,
+			World: func(w *sim.World) { worlds <- w },
+			Ready: func(_ string, st *etcdstore.Store) error {
+				_, err := st.Apply(ctx, objs, store.ApplyOptions{})
+				ready <- st
+				return err
+			}})
+	}()
+	var st *etcdstore.Store
+	var world *sim.World
+	select {
+	case st = <-ready:
+	case err := <-done:
+		return Report{}, fmt.Errorf("start the cluster: %w", err)
+	}
+	world = <-worlds
+	defer func() { cancel(); <-done }()
+
+	urls := make([]string, o.Groups)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("http://127.%d.%d.%d:%d/", o.Net, i/250, i%250+1, o.Port)
+	}
+	if err := waitServed(ctx, urls, 30*time.Second); err != nil {
+		return Report{}, fmt.Errorf("before the first fault: %w", err)
+	}
+
+	var rep Report
+	var mu sync.Mutex
+	probes, stopProbes := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the checker: who holds each address, every 10 ms
+		defer wg.Done()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-probes.Done():
+				return
+			case <-t.C:
+			}
+			dual := false
+			for _, holders := range world.AddressHolders() {
+				dual = dual || len(holders) > 1
+			}
+			mu.Lock()
+			rep.Samples++
+			if dual {
+				rep.DualHolderSamples++
+			}
+			mu.Unlock()
+		}
+	}()
+	for _, u := range urls {
+		wg.Add(1)
+		go func() { // the client: one site every 20 ms, gaps recorded
+			defer wg.Done()
+			lastOK := time.Now()
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-probes.Done():
+					return
+				case <-t.C:
+				}
+				if node(u) == "" {
+					continue
+				}
+				if gap := time.Since(lastOK); gap > 200*time.Millisecond {
+					mu.Lock()
+					rep.Outages = append(rep.Outages, gap)
+					mu.Unlock()
+				}
+				lastOK = time.Now()
+			}
+		}()
+	}
+
+	down := map[string]string{} // node -> the fault to heal
+	seq := int64(0)
+	send := func(n string, c store.SimCommand) {
+		seq++
+		c.Seq = seq
+		if err := st.PutSimCommand(ctx, n, c); err != nil {
+			o.Progress("fault on %s not sent: %v", n, err)
+		}
+	}
+	for rep.Faults < o.Faults && ctx.Err() == nil {
+		n := nodes[rng.IntN(len(nodes))]
+		switch kind := rng.IntN(5); {
+		case down[n] != "":
+			send(n, store.SimCommand{Powered: true})
+			o.Progress("heal %s (%s)", n, down[n])
+			delete(down, n)
+		case kind == 0 && len(down) == 0:
+			send(n, store.SimCommand{Powered: false})
+			down[n] = "power"
+			rep.Faults++
+			o.Progress("fault %d: %s loses power", rep.Faults, n)
+		case kind == 1 && len(down) == 0:
+			send(n, store.SimCommand{Powered: true, Partitioned: true})
+			down[n] = "partition"
+			rep.Faults++
+			o.Progress("fault %d: %s cut off from the store", rep.Faults, n)
+		case kind == 2:
+			site := fmt.Sprintf("site-%d", rng.IntN(o.Groups))
+			send(n, store.SimCommand{Powered: true, StopSite: site})
+			rep.Faults++
+			o.Progress("fault %d: %s stopped behind sitekeeper's back on %s", rep.Faults, site, n)
+		default:
+			d := time.Duration(rng.Int64N(int64(o.MaxLatency) + 1))
+			world.SetStepLatency(n, d)
+			rep.Faults++
+			o.Progress("fault %d: every step of %s now takes %s", rep.Faults, n, d.Round(time.Millisecond))
+		}
+		wait := o.Spacing/2 + time.Duration(rng.Int64N(int64(o.Spacing/2)+1))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	// The end: every node healed and fast again; every site must be served.
+	for n := range down {
+		send(n, store.SimCommand{Powered: true})
+	}
+	for _, n := range nodes {
+		world.SetStepLatency(n, 0)
+	}
+	err := waitServed(ctx, urls, 90*time.Second)
+	stopProbes()
+	wg.Wait()
+	if err != nil {
+		for _, u := range urls {
+			if node(u) == "" {
+				rep.Unserved = append(rep.Unserved, u)
+			}
+		}
+	}
+	events, _, evErr := st.Events(context.Background())
+	if evErr != nil {
+		return rep, evErr
+	}
+	for _, e := range events {
+		if e.Reason == v1alpha1.EventStepFailed && (strings.Contains(e.Message, "duplicate address") || strings.Contains(e.Message, "held by another node")) {
+			rep.DuplicateRefusals++
+			rep.Refusals = append(rep.Refusals, e.Time.Format("15:04:05.000")+" "+e.Node+" "+e.Message)
+		}
+	}
+	sort.Slice(rep.Outages, func(i, j int) bool { return rep.Outages[i] > rep.Outages[j] })
+	return rep, nil
+}
+
+// node is the node answering url ("" when none answers).
+func node(url string) string {
+	c := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return resp.Header.Get("X-Sitekeeper-Node")
+}
+
+func waitServed(ctx context.Context, urls []string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		var missing []string
+		for _, u := range urls {
+			if node(u) == "" {
+				missing = append(missing, u)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("not served within %s: %s", within, strings.Join(missing, ", "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
