@@ -70,6 +70,10 @@ type Agent struct {
 	// Recorder hears the agent's events: steps, failed steps, local
 	// restarts, failover timings and fences.
 	Recorder record.Recorder
+	// Fence, when set, says whether the node is fenced, with a context
+	// cancelled when it fences itself: bring-up steps stop there (a
+	// bring-up in flight included); take-down steps go on.
+	Fence func() (context.Context, bool)
 
 	mu           sync.Mutex
 	observedOnce bool
@@ -103,7 +107,7 @@ func (a *Agent) init() {
 		a.Recorder = record.Discard
 	}
 	if a.takedowns == nil {
-		a.takedowns = newTakedowns(a.Backend)
+		a.takedowns = newTakedowns(a.Backend, a.Clock.Now)
 	}
 	if a.timings == nil {
 		a.timings = newTimings(a.Node, a.Recorder)
@@ -142,12 +146,25 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 	a.takedowns.observe(obs)
 	steps := plan.ComputeGroup(d, obs, group)
 	active := strings.EqualFold(d.Active[group], a.Node)
-	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true}
+	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true, Decided: d.Decided[group].At}
 
 	budget := a.takedowns.budget()
 	var down downTime
 	stepStart := a.Clock.Now()
-	runErr := plan.ExecuteAll(ctx, a.Backend, steps, func(s plan.Step, err error) {
+	var gate plan.Gate
+	if a.Fence != nil {
+		gate = func(s plan.Step) (context.Context, error) {
+			if s.Action.TakesDown() {
+				return nil, nil
+			}
+			fctx, fenced := a.Fence()
+			if fenced {
+				return nil, ErrFenced
+			}
+			return fctx, nil
+		}
+	}
+	runErr := plan.ExecuteGated(ctx, a.Backend, steps, func(s plan.Step, err error) {
 		now := a.Clock.Now()
 		took := now.Sub(stepStart)
 		stepStart = now
@@ -164,7 +181,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		if err == nil {
 			a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
 		}
-	})
+	}, gate)
 	if err := a.publishObserved(ctx, obs, len(steps) > 0); err != nil {
 		a.Log.V(1).Info("Publish observed state", "node", a.Node, "error", err.Error())
 	}
@@ -320,7 +337,7 @@ func (a *Agent) report(ctx context.Context, r store.Report) error {
 }
 
 func sameReport(a, b store.Report) bool {
-	return a.Node == b.Node && a.Group == b.Group && a.Active == b.Active && a.Phase == b.Phase &&
+	return a.Node == b.Node && a.Group == b.Group && a.Decided.Equal(b.Decided) && a.Active == b.Active && a.Phase == b.Phase &&
 		a.Healthy == b.Healthy && a.Message == b.Message && a.Released == b.Released && maps.Equal(a.Generations, b.Generations)
 }
 

@@ -20,26 +20,66 @@ const defaultStepCost = 50 * time.Millisecond
 //	sites, addresses, volumes online) of the worst duration measured for
 //	that step kind
 //
-// (the backend's estimate for what was never measured: a take-down starts
-// with a look at the node, three calls), and never less than what an
-// overrun raised it to.
+// where no step or look costs less than the backend's own current estimate
+// (a take-down starts with a look at the node: three calls), and never less
+// than what an overrun raised it to. The worst durations are those of the
+// last window (ten minutes): a node that was slow for a while gets its
+// budget back once it is fast again.
 type takedowns struct {
 	mu       sync.Mutex
-	floor    time.Duration
-	stepCost time.Duration
-	worst    map[plan.Action]time.Duration
+	backend  backend.Node
+	now      func() time.Time
+	window   time.Duration
+	worst    map[plan.Action]*highWater
+	look     highWater // looks at the node (plan.Observe)
 	raised   time.Duration
+	raisedAt time.Time
 	held     map[plan.Action]int
-	observed time.Duration // the worst look at the node (plan.Observe)
 }
 
-func newTakedowns(b backend.Node) *takedowns {
-	t := &takedowns{stepCost: defaultStepCost, worst: map[plan.Action]time.Duration{}, held: map[plan.Action]int{}}
-	if c, ok := b.(backend.StepCoster); ok {
-		t.stepCost = c.StepCost()
+// highWater is the largest duration seen within a window, kept as the
+// maximum of each minute.
+type highWater struct {
+	buckets []bucket
+}
+
+type bucket struct {
+	minute time.Time
+	max    time.Duration
+}
+
+func (h *highWater) add(now time.Time, d time.Duration) {
+	m := now.Truncate(time.Minute)
+	if n := len(h.buckets); n > 0 && h.buckets[n-1].minute.Equal(m) {
+		h.buckets[n-1].max = max(h.buckets[n-1].max, d)
+		return
 	}
-	t.floor = 2 * t.stepCost
-	return t
+	h.buckets = append(h.buckets, bucket{minute: m, max: d})
+}
+
+func (h *highWater) max(now time.Time, window time.Duration) time.Duration {
+	var out time.Duration
+	keep := h.buckets[:0]
+	for _, b := range h.buckets {
+		if now.Sub(b.minute) < window {
+			keep = append(keep, b)
+			out = max(out, b.max)
+		}
+	}
+	h.buckets = keep
+	return out
+}
+
+func newTakedowns(b backend.Node, now func() time.Time) *takedowns {
+	return &takedowns{backend: b, now: now, window: 10 * time.Minute, worst: map[plan.Action]*highWater{}, held: map[plan.Action]int{}}
+}
+
+// stepCost is the backend's estimate of one call now.
+func (t *takedowns) stepCost() time.Duration {
+	if c, ok := t.backend.(backend.StepCoster); ok {
+		return c.StepCost()
+	}
+	return defaultStepCost
 }
 
 // step records the duration of a take-down step that ran.
@@ -49,16 +89,17 @@ func (t *takedowns) step(a plan.Action, d time.Duration) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if d > t.worst[a] {
-		t.worst[a] = d
+	if t.worst[a] == nil {
+		t.worst[a] = &highWater{}
 	}
+	t.worst[a].add(t.now(), d)
 }
 
 // observeTook records how long a look at the node took.
 func (t *takedowns) observeTook(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.observed = max(t.observed, d)
+	t.look.add(t.now(), d)
 }
 
 // observe counts what a full take-down of the node would have to undo.
@@ -80,29 +121,38 @@ func (t *takedowns) observe(o plan.Observed) {
 	t.mu.Unlock()
 }
 
-// overrun raises the budget at once to 3/2 of a take-down that took took.
+// overrun raises the budget at once to 3/2 of a take-down that took took,
+// for the window.
 func (t *takedowns) overrun(took time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.raised = max(t.raised, took*3/2)
+	if now := t.now(); took*3/2 > t.raised || now.Sub(t.raisedAt) >= t.window {
+		t.raised, t.raisedAt = max(took*3/2, t.raisedIn(now)), now
+	}
+}
+
+func (t *takedowns) raisedIn(now time.Time) time.Duration {
+	if now.Sub(t.raisedAt) < t.window {
+		return t.raised
+	}
+	return 0
 }
 
 // budget is the take-down budget to publish now.
 func (t *takedowns) budget() time.Duration {
+	cost := t.stepCost()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := t.now()
 	var total time.Duration
 	for a, n := range t.held {
-		per := t.worst[a]
-		if per == 0 {
-			per = t.stepCost
+		per := cost
+		if w := t.worst[a]; w != nil {
+			per = max(per, w.max(now, t.window))
 		}
 		total += time.Duration(n) * per
 	}
-	look := t.observed
-	if look == 0 {
-		look = 3 * t.stepCost
-	}
-	b := t.floor + look + total*3/2
-	return max(b, t.raised).Round(time.Millisecond)
+	look := max(3*cost, t.look.max(now, t.window))
+	b := 2*cost + look + total*3/2
+	return max(b, t.raisedIn(now)).Round(time.Millisecond)
 }

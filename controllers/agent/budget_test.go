@@ -2,10 +2,13 @@ package agent
 
 import (
 	"context"
+
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/clock"
 
 	"github.com/go-logr/logr"
 
@@ -36,11 +39,13 @@ func TestBudget(t *testing.T) {
 		// + 3/2 × (2×100 + 2×10 + 1×10) with stops measured at 100
 		{"measured steps replace the estimate", held, map[plan.Action]time.Duration{plan.StopSite: 100 * ms}, 0, 0, 395 * ms},
 		{"a measured look replaces its estimate", held, nil, 200 * ms, 0, 295 * ms},
+		{"a look faster than the backend's estimate counts as the estimate", held, nil, ms, 0, 125 * ms},
 		{"an overrun raises it", held, nil, 0, time.Second, 1500 * ms},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			td := newTakedowns(&fake.Node{Cost: 10 * ms})
+			clk := clock.NewFake(time.Unix(1000, 0))
+			td := newTakedowns(&fake.Node{Cost: 10 * ms}, clk.Now)
 			td.observe(tt.obs)
 			for a, d := range tt.steps {
 				td.step(a, d)
@@ -144,4 +149,28 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestBudgetForgetsOldSlowness: worst durations count for ten minutes; a
+// node slow for a while gets its budget back, and follows its backend's
+// current estimate at once.
+func TestBudgetForgetsOldSlowness(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	n := &fake.Node{Cost: 10 * time.Millisecond}
+	td := newTakedowns(n, clk.Now)
+	td.observe(plan.Observed{Sites: []backend.Site{{State: backend.SiteStarted}}})
+	fast := td.budget()
+	td.step(plan.StopSite, time.Second)
+	td.overrun(2 * time.Second)
+	if got := td.budget(); got < 3*time.Second {
+		t.Fatalf("budget %s right after an overrun of 2s", got)
+	}
+	clk.Advance(11 * time.Minute)
+	if got := td.budget(); got != fast {
+		t.Errorf("budget %s eleven minutes later, want %s again", got, fast)
+	}
+	n.Cost = 500 * time.Millisecond // the backend knows it is slow now
+	if got := td.budget(); got < 5*500*time.Millisecond {
+		t.Errorf("budget %s does not follow the backend's estimate of 500ms a call", got)
+	}
 }

@@ -168,11 +168,18 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 	// Only groups whose inputs changed are reconciled on a store change;
 	// the resync reconciles every group (watch events are hints).
 	seen := map[string]string{}
+	var epoch uint64
 	changed := func() {
 		d, err := a.Source.Desired(ctx)
 		if err != nil {
 			all()
 			return
+		}
+		if d.Epoch != epoch {
+			// A fence (or a return): every group now, none held back by
+			// the backoff of an earlier failure, or a take-down would wait.
+			epoch = d.Epoch
+			sched = newSchedule()
 		}
 		cur := Fingerprints(d)
 		var keys []string
@@ -270,13 +277,15 @@ func (a *Agent) groups(ctx context.Context) ([]string, error) {
 
 // Fingerprints summarises, per group, everything a reconcile of that group
 // depends on in the desired state: who serves it, whether it moves or is
-// suspended, and its members' generations.
+// suspended, its members' generations, and the epoch (a fence or a return
+// makes every group be looked at again: a report skipped while fenced is
+// written then).
 func Fingerprints(d *plan.Desired) map[string]string {
 	out := make(map[string]string, len(d.Graph.Groups)+1)
 	var b strings.Builder
 	for _, g := range d.Graph.Groups {
 		b.Reset()
-		fmt.Fprintf(&b, "%s|%s|%t", d.Active[g.Name], d.Moving[g.Name], d.Suspended[g.Name])
+		fmt.Fprintf(&b, "%d|%s|%s|%t", d.Epoch, d.Active[g.Name], d.Moving[g.Name], d.Suspended[g.Name])
 		for _, m := range g.Members {
 			fmt.Fprintf(&b, "|%s@%d", m, d.Graph.Object(m).Meta().Generation)
 		}

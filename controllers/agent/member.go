@@ -69,6 +69,10 @@ type Member struct {
 	started    time.Time
 	published  store.NodeInfo     // the record last written
 	loadCancel context.CancelFunc // cancels the desired-state read in flight
+	epoch      uint64             // bumped at each fence and return
+	runCtx     context.Context
+	fenceCtx   context.Context // cancelled when the node fences itself
+	fenceStop  context.CancelFunc
 	fenced     bool
 	suspect    bool // fenced since the cache was read: never bring up from it
 	agent      *Agent
@@ -86,7 +90,11 @@ func (m *Member) Run(ctx context.Context) error {
 	m.kick = make(chan struct{}, 1)
 	m.dirty = true
 	m.Clock = clock.Or(m.Clock)
-	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder, Clock: m.Clock}
+	m.mu.Lock()
+	m.runCtx = ctx
+	m.fenceCtx, m.fenceStop = context.WithCancel(ctx)
+	m.mu.Unlock()
+	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder, Clock: m.Clock, Fence: m.fence}
 	a.mu.Lock()
 	a.init()
 	a.mu.Unlock()
@@ -326,6 +334,14 @@ func (m *Member) setFenced(f bool) {
 	m.mu.Lock()
 	changed := m.fenced != f
 	m.fenced = f
+	if changed {
+		m.epoch++ // every group is looked at again, moving ones included
+		if f && m.fenceStop != nil {
+			m.fenceStop() // a bring-up in flight stops here
+		} else if !f && m.fenceCtx != nil {
+			m.fenceCtx, m.fenceStop = context.WithCancel(m.runCtx)
+		}
+	}
 	if f {
 		m.suspect = true
 		if m.loadCancel != nil {
@@ -393,6 +409,19 @@ func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 // Desired implements Source: the store's desired state, cached until the
 // store changes; while fenced, no group is active here.
 func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
+	d, err := m.desired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	epoch := m.epoch
+	m.mu.Unlock()
+	c := *d
+	c.Epoch = epoch
+	return &c, nil
+}
+
+func (m *Member) desired(ctx context.Context) (*plan.Desired, error) {
 	m.mu.Lock()
 	cache, dirty, fenced, suspect, gen := m.cache, m.dirty, m.fenced, m.suspect, m.dirtyGen
 	m.mu.Unlock()
@@ -507,6 +536,13 @@ func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desir
 		}
 	}
 	return d, nil
+}
+
+// fence implements Agent.Fence.
+func (m *Member) fence() (context.Context, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fenceCtx, m.fenced
 }
 
 func (m *Member) isFenced() bool {

@@ -216,3 +216,35 @@ func TestBootTakesDownWithoutItsLease(t *testing.T) {
 	}
 	waitUntil(t, func() bool { return hasEvent(st, "BootTakedown") })
 }
+
+// TestFenceStopsABringUpInFlight: a node whose bring-up is still running
+// when it fences itself stops it there: the site never starts, and what it
+// brought online is taken down.
+func TestFenceStopsABringUpInFlight(t *testing.T) {
+	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(8080)))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := memstore.New()
+	st.Seed(manifest.Objects(docs)...)
+	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node1"}, store.LeaderGuard{}); err != nil {
+		t.Fatal(err)
+	}
+	e := &memberEnv{t: t, st: st, n: fake.New(), clk: clock.NewFake(time.Unix(1000, 0))}
+	e.n.SetDelay("AddAddress", time.Hour) // the bring-up hangs on the address
+	e.m = &Member{Node: "node1", Store: st, Backend: e.n, LeaseTTL: 2 * time.Second, Resync: time.Hour, Log: logr.Discard(), Recorder: st, Clock: e.clk}
+	runMember(t, e.m)
+	e.waitCalls("BringOnline Mirror:E")
+	e.st.SetFail(func(op, _ string) error {
+		if op == "renew" {
+			return errors.New("etcdserver: no leader")
+		}
+		return nil
+	})
+	e.advance(1600 * time.Millisecond)
+	e.waitCalls("TakeOffline Mirror:E")
+	time.Sleep(20 * time.Millisecond)
+	if calls := e.n.TakeCalls(); slices.Contains(calls, "StartSite web1") {
+		t.Errorf("the site started after the fence: %v", calls)
+	}
+}

@@ -93,7 +93,8 @@ func (e *env) mustReconcile() {
 // report makes node say it serves group (active, healthy) or released it.
 func (e *env) report(node, group string, active bool) {
 	e.t.Helper()
-	r := store.Report{Node: node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true, Released: !active}
+	ds, _ := e.st.Decisions(context.Background())
+	r := store.Report{Node: node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true, Released: !active, Decided: ds[group].Since}
 	if err := e.st.PutReport(context.Background(), r); err != nil {
 		e.t.Fatal(err)
 	}

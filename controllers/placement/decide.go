@@ -145,8 +145,8 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	case d.Target != "":
 		rep, ok := w.Reports[d.Releasing]
 		switch {
-		case w.Live[d.Releasing] && ok && !rep.Active && rep.Released:
-			// Confirmed through the store.
+		case w.Live[d.Releasing] && ok && !rep.Active && rep.Released && !rep.Decided.Before(d.Since):
+			// Confirmed through the store, for this decision.
 			d.Active, d.Target, d.Releasing, d.ReleaseAfter = d.Target, "", "", time.Time{}
 			return d, changes
 		case !w.Live[d.Releasing] && d.ReleaseAfter.IsZero() && w.Budgets[d.Releasing] > 0:

@@ -101,7 +101,11 @@ func TestFailoverSwitchbackStory(t *testing.T) {
 	d = step(d, World{Live: live("node1", "node2")}, time.Minute)
 	g.Placement.ActiveNode, g.Generation = "node1", 2
 	d = step(d, World{Live: live("node1", "node2")}, 2*time.Minute)
-	d = step(d, World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node2": {Released: true}}}, 2*time.Minute+time.Second)
+	stale := step(d, World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node2": {Released: true, Decided: t0.Add(time.Second)}}}, 2*time.Minute+time.Second)
+	if stale.Active != "" {
+		t.Fatalf("a release reported for an earlier decision completed the move: %+v", stale)
+	}
+	d = step(d, World{Live: live("node1", "node2"), Reports: map[string]store.Report{"node2": {Released: true, Decided: d.Since}}}, 2*time.Minute+time.Second)
 	want := []string{
 		"Placed: node1 serves the group",
 		"FailedOver: node1 lease expired; node2 serves the group now",

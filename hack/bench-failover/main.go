@@ -49,8 +49,9 @@ func main() {
 	systems := []system{
 		{"keepalived, defaults (advert_int 1)", keepalived(self, "advert_int 1")},
 		{"keepalived, fastest sensible (VRRPv3, advert_int 0.1)", keepalived(self, "advert_int 0.1")},
-		{"Sitekeeper, defaults (lease 2s)", sitekeeperSystem(abs, 2*time.Second, 500*time.Millisecond)},
-		{"Sitekeeper, lease 1s", sitekeeperSystem(abs, time.Second, 300*time.Millisecond)},
+		{"Sitekeeper, defaults (lease 2s)", sitekeeperSystem(abs, 2*time.Second, 500*time.Millisecond, 0)},
+		{"Sitekeeper, lease 1s", sitekeeperSystem(abs, time.Second, 300*time.Millisecond, 0)},
+		{"Sitekeeper, defaults, every backend step 1s", sitekeeperSystem(abs, 2*time.Second, 500*time.Millisecond, time.Second)},
 	}
 	fmt.Printf("| system | outage p50 | outage max | runs with the VIP on both nodes |\n| --- | --- | --- | --- |\n")
 	for _, s := range systems {
@@ -199,9 +200,9 @@ func killChildren(pid int) {
 	}
 }
 
-func sitekeeperSystem(bin string, lease, election time.Duration) func(lab *netns.Lab, dir string) (func(), error) {
+func sitekeeperSystem(bin string, lease, election, stepLatency time.Duration) func(lab *netns.Lab, dir string) (func(), error) {
 	return func(lab *netns.Lab, dir string) (func(), error) {
-		sk := &netns.Sitekeeper{Lab: lab, Bin: bin, Dir: dir, LeaseTTL: lease, ElectionTimeout: election}
+		sk := &netns.Sitekeeper{Lab: lab, Bin: bin, Dir: dir, LeaseTTL: lease, ElectionTimeout: election, StepLatency: stepLatency}
 		if err := sk.StartAll(); err != nil {
 			return nil, err
 		}

@@ -48,6 +48,12 @@ func main() {
 	for _, r := range rep.Refusals {
 		fmt.Fprintln(os.Stderr, "refused:", r)
 	}
+	if rep.DuplicateRefusals > 0 || len(rep.Unserved) > 0 {
+		fmt.Fprintln(os.Stderr, "--- events of the run:")
+		for _, l := range rep.Timeline {
+			fmt.Fprintln(os.Stderr, l)
+		}
+	}
 	fmt.Println(rep.Line())
 	if rep.DualHolderSamples > 0 || rep.DuplicateRefusals > 0 || len(rep.Unserved) > 0 {
 		os.Exit(1)

@@ -46,6 +46,8 @@ type Sitekeeper struct {
 	LeaseTTL time.Duration
 	// ElectionTimeout is raft's; zero keeps Sitekeeper's default.
 	ElectionTimeout time.Duration
+	// StepLatency slows every simulated backend call of the agents.
+	StepLatency time.Duration
 	Procs           map[string]*exec.Cmd
 }
 
@@ -77,7 +79,7 @@ func (s *Sitekeeper) Start(host string) error {
 		args = append([]string{"witness", "--etcd-name", "witness"}, member...)
 	} else {
 		args = append([]string{"agent", "--node", host, "--backend", "linux", "--interface", "eth0", "--etcd-member",
-			"--lease-ttl", s.LeaseTTL.String()}, member...)
+			"--lease-ttl", s.LeaseTTL.String(), "--sim-step-latency", s.StepLatency.String()}, member...)
 	}
 	cmd, err := s.Lab.Start(host, log, s.Bin, args...)
 	if err != nil {

@@ -68,6 +68,9 @@ type Report struct {
 	Outages []time.Duration
 	// Unserved lists the sites not served when the run ended.
 	Unserved []string
+	// Timeline is every event of the run, one per line, to read when
+	// something went wrong.
+	Timeline []string
 }
 
 // Line is the one-line summary.
@@ -100,7 +103,10 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		o.Progress = func(string, ...any) {}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed))
-	objs := testmanifests.Objects(o.Groups, testmanifests.Options{Net: o.Net, Port: o.Port, Nodes: nodes, Health: "{interval: 500ms, timeout: 400ms, failureThreshold: 2}"})
+	// Failures are never held against a node here: the run injects far more
+	// than placement.maxFailures allows in a window, by design.
+	objs := testmanifests.Objects(o.Groups, testmanifests.Options{Net: o.Net, Port: o.Port, Nodes: nodes, MaxFailures: 100000,
+		Health: "{interval: 500ms, timeout: 400ms, failureThreshold: 2}"})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan *etcdstore.Store, 1)
@@ -251,6 +257,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return rep, evErr
 	}
 	for _, e := range events {
+		rep.Timeline = append(rep.Timeline, fmt.Sprintf("%s %-7s %-16s %-24s %-6s %s", e.Time.Local().Format("15:04:05.000"), e.Type, e.Reason, e.Object, e.Node, e.Message))
 		if e.Reason == v1alpha1.EventStepFailed && (strings.Contains(e.Message, "duplicate address") || strings.Contains(e.Message, "held by another node")) {
 			rep.DuplicateRefusals++
 			rep.Refusals = append(rep.Refusals, e.Time.Format("15:04:05.000")+" "+e.Node+" "+e.Message)

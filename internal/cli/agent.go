@@ -39,7 +39,7 @@ func defaultAgentDataDir() string {
 
 type backendOptions struct {
 	name, node, dataDir, iface string
-	leaseTTL                   time.Duration
+	leaseTTL, stepLatency      time.Duration
 }
 
 // openBackend returns the node backend the agent drives and how to let it go.
@@ -51,6 +51,7 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error
 	}
 	world := sim.NewWorld(filepath.Join(o.dataDir, "sim"), log.WithName("sim"))
 	world.SeedIndexPages()
+	world.SetStepLatency("", o.stepLatency)
 	n := world.Node(o.node)
 	if !n.Powered() {
 		n.PowerOn()
@@ -73,7 +74,7 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error
 
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
 	var nodeName, manifests, dataDir, backendName, logFile, serviceName, iface string
-	var leaseTTL time.Duration
+	var leaseTTL, stepLatency time.Duration
 	var gf gitopsFlags
 	var mf memberFlags
 	var etcdMember bool
@@ -104,6 +105,9 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			}
 			if backendName == "linux" && iface == "" {
 				return usagef("--backend linux needs --interface, the interface virtual IPs go on")
+			}
+			if stepLatency != 0 && backendName == "windows" {
+				return usagef("--sim-step-latency slows the simulated IIS; it does not apply to --backend windows")
 			}
 			if backendName == "windows" && runtime.GOOS != "windows" {
 				return usagef("--backend windows drives IIS and runs only on Windows; use --backend sim here")
@@ -140,7 +144,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			return err
 		}
 		defer st.Close()
-		n, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL}, log)
+		n, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL, stepLatency: stepLatency}, log)
 		if err != nil {
 			return err
 		}
@@ -161,6 +165,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	cmd.Flags().StringVar(&logFile, "log-file", "", "log to this file, rotated at 20 MB with 5 compressed backups (default: stderr; as a Windows service DATA-DIR\\logs\\agent.log)")
 	cmd.Flags().StringVar(&serviceName, "service-name", winsvc.DefaultName, "the Windows service name, when started by the service control manager")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")
+	cmd.Flags().DurationVar(&stepLatency, "sim-step-latency", 0, "with --backend sim or linux: every simulated IIS, address and volume call takes this long, as a slow Windows step would")
 	gf.register(cmd)
 	cmd.Flags().BoolVar(&etcdMember, "etcd-member", false, "run an etcd member in this process (two nodes plus `sitekeeper witness`); see --initial-cluster")
 	mf.register(cmd)

@@ -33,6 +33,9 @@ type Desired struct {
 	// Decided says, per group, when and why the leader last placed it
 	// (for the failover timings in events; it changes no step).
 	Decided map[string]Decided
+	// Epoch changes when every group must be looked at again (a node fenced
+	// itself or came back): it changes no step either.
+	Epoch uint64
 }
 
 // Decided is the leader's last placement decision of a group.

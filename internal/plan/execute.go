@@ -71,6 +71,17 @@ var configActions = map[Action]bool{UpdateBindings: true, SetPhysicalPath: true,
 // change, committed together. done is called for every step that ran (with
 // the error of its batch).
 func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Step, error)) error {
+	return ExecuteGated(ctx, n, steps, done, nil)
+}
+
+// Gate is asked before each step (or batch of config steps) of a plan: a
+// non-nil error stops the plan there; a non-nil context also bounds the
+// step (cancelled, the step is cut off). A fenced node gates its bring-up
+// steps, so that a bring-up in flight stops when the node fences itself.
+type Gate func(s Step) (context.Context, error)
+
+// ExecuteGated is ExecuteAll with a gate before each step.
+func ExecuteGated(ctx context.Context, n backend.Node, steps []Step, done func(Step, error), gate Gate) error {
 	su, batching := n.(backend.SiteUpdater)
 	timeout := DefaultStepTimeout
 	if c, ok := n.(backend.StepCoster); ok {
@@ -84,9 +95,24 @@ func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Ste
 			}
 		}
 		var err error
+		stepParent, release := ctx, func() {}
+		if gate != nil {
+			gctx, gerr := gate(steps[i])
+			if gerr != nil {
+				for _, s := range steps[i:j] {
+					if done != nil {
+						done(s, gerr)
+					}
+				}
+				return fmt.Errorf("%s: %w", steps[i].String(), gerr)
+			}
+			if gctx != nil {
+				stepParent, release = mergeCancel(ctx, gctx)
+			}
+		}
 		// Each call has its own deadline: a hung step is cut off, never
 		// waited on for ever.
-		sctx, cancel := context.WithTimeout(ctx, timeout)
+		sctx, cancel := context.WithTimeout(stepParent, timeout)
 		if j-i > 1 {
 			err = su.UpdateSite(sctx, steps[i].SiteName, merge(steps[i:j]))
 			if err != nil {
@@ -99,6 +125,7 @@ func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Ste
 			err = &HungError{Step: steps[i], After: timeout, Err: err}
 		}
 		cancel()
+		release()
 		for _, s := range steps[i:j] {
 			if done != nil {
 				done(s, err)
@@ -110,6 +137,13 @@ func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Ste
 		i = j
 	}
 	return nil
+}
+
+// mergeCancel is ctx, also cancelled when other is; release frees it.
+func mergeCancel(ctx, other context.Context) (context.Context, func()) {
+	merged, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(other, func() { cancel(context.Cause(other)) })
+	return merged, func() { stop(); cancel(nil) }
 }
 
 // DefaultStepTimeout is the deadline of a step of a backend that does not

@@ -326,4 +326,8 @@ type Report struct {
 	// Released is true when the node holds nothing of the group in service
 	// (sites stopped, addresses removed, volumes offline).
 	Released bool `json:"released"`
+	// Decided is the time of the placement decision the node acted on
+	// (Decision.Since): a release counts only for the decision it answers,
+	// never a report left from before the group came to the node.
+	Decided time.Time `json:"decided,omitzero"`
 }

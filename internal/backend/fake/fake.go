@@ -27,8 +27,9 @@ type Node struct {
 	Fail map[string]error
 	// ProbeErr is returned by Probe for a binding's endpoint.
 	ProbeErr map[string]error
-	// Delay makes the take-down call whose record starts with a key take
-	// that long (or until its context ends): a slow or hung step.
+	// Delay makes the call (a take-down or AddAddress) whose record starts
+	// with a key take that long (or until its context ends): a slow or hung
+	// step.
 	Delay map[string]time.Duration
 	// Cost and Timeout are what StepCost and StepTimeout answer (1 ms and
 	// 30 s when zero).
@@ -256,7 +257,10 @@ func (n *Node) ListAddresses(context.Context) ([]backend.Address, error) {
 }
 
 // AddAddress adds.
-func (n *Node) AddAddress(_ context.Context, a backend.Address) error {
+func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
+	if err := n.wait(ctx, "AddAddress "+a.CIDR); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.record("AddAddress " + a.CIDR); err != nil {
