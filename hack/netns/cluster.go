@@ -48,7 +48,7 @@ type Sitekeeper struct {
 	ElectionTimeout time.Duration
 	// StepLatency slows every simulated backend call of the agents.
 	StepLatency time.Duration
-	Procs           map[string]*exec.Cmd
+	Procs       map[string]*exec.Cmd
 }
 
 func peer(h string) string   { return "http://" + Hosts[h] + ":2380" }
