@@ -235,9 +235,24 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 	fenceAfter := m.LeaseTTL * 3 / 4
 	fence := m.Clock.NewTimer(fenceAfter + time.Millisecond)
 	defer fence.Stop()
+	holdFor := m.LeaseTTL - 100*time.Millisecond
 	hold := m.Clock.NewTimer(time.Hour)
 	hold.Stop()
 	defer hold.Stop()
+	// When the renewal after sent is late, holds are extended once to just
+	// short of when the lease could expire (whole seconds): a renewal held
+	// up by an etcd election does not let them lapse before the fence, and
+	// a frozen agent's still lapse before anyone may take them over.
+	armHold := func(sent time.Time) {
+		// 400 ms early: a timer that fires late on a loaded machine must
+		// still find a whole second left.
+		if d := sent.Add(holdFor - time.Second - 400*time.Millisecond).Sub(m.Clock.Now()); d > 0 {
+			hold.Reset(d)
+		}
+	}
+	m.mu.Lock()
+	armHold(m.lastRenew) // the registration counts as a renewal
+	m.mu.Unlock()
 	fenceDone := make(chan struct{})
 	defer func() { <-fenceDone }()
 	go func() {
@@ -270,7 +285,7 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 			return
 		case <-hold.C():
 			m.mu.Lock()
-			until, fenced := m.lastRenew.Add(fenceAfter), m.fenced
+			until, fenced := m.lastRenew.Add(holdFor), m.fenced
 			m.mu.Unlock()
 			if lf, ok := m.Backend.(backend.LeaseFollower); ok && !fenced {
 				lf.HoldUntil(until)
@@ -295,11 +310,7 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 				m.checkFence()
 				fence.Reset(fenceAfter + time.Millisecond)
 				m.publish(ctx, lease)
-				// Once more before the next renewal, holds are extended to
-				// just short of the fence deadline (whole seconds).
-				if d := sent.Add(fenceAfter - time.Second - 20*time.Millisecond).Sub(m.Clock.Now()); d > 0 {
-					hold.Reset(d)
-				}
+				armHold(sent)
 			case errors.Is(err, store.ErrLeaseExpired):
 				m.Log.Info("Lease expired; fenced, registering again", "node", m.Node)
 				m.setFenced(true)

@@ -255,9 +255,8 @@ type LeaseFollower interface {
 	// LeaseRenewed: the lease was just renewed; holds get their fresh
 	// lifetime.
 	LeaseRenewed()
-	// HoldUntil: no renewal came since the last one, but the agent will not
-	// fence itself before until; holds may be extended up to until, never
-	// past it (kernel lifetimes count whole seconds, so an extension of less
-	// than one is skipped).
+	// HoldUntil: the renewal is late; the lease cannot expire before until,
+	// so holds may be extended up to until, never past it (kernel lifetimes
+	// count whole seconds, so an extension of less than one is skipped).
 	HoldUntil(until time.Time)
 }

@@ -249,10 +249,10 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 // late) is put back.
 func (n *Node) LeaseRenewed() { n.hold(int(n.opt.Lifetime / time.Second)) }
 
-// HoldUntil implements backend.LeaseFollower: between renewals, the
-// addresses live on up to the agent's fence deadline, so a renewal delayed
-// by an etcd election (the witness lost) does not let them expire while
-// the lease is still valid.
+// HoldUntil implements backend.LeaseFollower: when a renewal is late, the
+// addresses live on up to just short of when the lease could expire, so a
+// renewal delayed by an etcd election (the witness lost) does not let them
+// expire before the agent's own fence deadline.
 func (n *Node) HoldUntil(until time.Time) {
 	if secs := int(time.Until(until) / time.Second); secs >= 1 {
 		n.hold(secs)
