@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
@@ -49,16 +50,23 @@ func Execute(ctx context.Context, n backend.Node, s Step) error {
 
 // Observe reads a node's state through its backend.
 func Observe(ctx context.Context, node string, n backend.Node) (Observed, error) {
+	// The three reads are independent: on a backend where each call is
+	// slow (a Windows step), a look costs one call's time, not three.
 	o := Observed{Node: node}
-	var err error
-	if o.Sites, err = n.ListSites(ctx); err != nil {
-		return o, fmt.Errorf("list sites on %s: %w", node, err)
-	}
-	if o.Addresses, err = n.ListAddresses(ctx); err != nil {
-		return o, fmt.Errorf("list addresses on %s: %w", node, err)
-	}
-	if o.Volumes, err = n.ListVolumes(ctx); err != nil {
-		return o, fmt.Errorf("list volumes on %s: %w", node, err)
+	var siteErr, addrErr, volErr error
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); o.Sites, siteErr = n.ListSites(ctx) }()
+	go func() { defer wg.Done(); o.Addresses, addrErr = n.ListAddresses(ctx) }()
+	go func() { defer wg.Done(); o.Volumes, volErr = n.ListVolumes(ctx) }()
+	wg.Wait()
+	switch {
+	case siteErr != nil:
+		return o, fmt.Errorf("list sites on %s: %w", node, siteErr)
+	case addrErr != nil:
+		return o, fmt.Errorf("list addresses on %s: %w", node, addrErr)
+	case volErr != nil:
+		return o, fmt.Errorf("list volumes on %s: %w", node, volErr)
 	}
 	return o, nil
 }

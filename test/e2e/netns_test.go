@@ -213,3 +213,41 @@ func TestRealClusterRestartEverythingMovesNothing(t *testing.T) {
 	c.onlyServedBy("node1", at)
 	t.Logf("everything restarted: node1 serves again after %s", back.Sub(at).Round(time.Millisecond))
 }
+
+// TestRealClusterHeldBackSequence runs, in one lab, the sequence a fault
+// run found to stall the cluster for more than 60 s: kill -9, SIGSTOP,
+// link cut, kill -9, SIGSTOP, then a link cut, each of whichever node is
+// active, each followed by its recovery (restart, SIGCONT, heal). After
+// every fault the other node must serve within the lease, the budget and
+// a bring-up, and the recovered node must stay standby.
+func TestRealClusterHeldBackSequence(t *testing.T) {
+	c := startRealCluster(t)
+	kill := func(h string) error { c.sk.Kill(h); return nil }
+	restart := func(h string) error { return c.sk.Start(h) }
+	stop := func(h string) error { return c.sk.Signal(h, syscall.SIGSTOP) }
+	cont := func(h string) error { return c.sk.Signal(h, syscall.SIGCONT) }
+	cut := func(h string) error { return c.lab.Cut(h) }
+	heal := func(h string) error { return c.lab.Heal(h) }
+	faults := []struct {
+		name            string
+		inject, recover func(string) error
+	}{
+		{"kill -9", kill, restart}, {"SIGSTOP", stop, cont}, {"link cut", cut, heal},
+		{"kill -9", kill, restart}, {"SIGSTOP", stop, cont}, {"link cut", cut, heal},
+	}
+	active, other := "node1", "node2"
+	for i, f := range faults {
+		at := time.Now()
+		if err := f.inject(active); err != nil {
+			t.Fatal(err)
+		}
+		up := c.servedBy(other, 30*time.Second)
+		if err := f.recover(active); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * time.Second) // the recovered node rejoins as standby
+		c.onlyServedBy(other, up)
+		t.Logf("fault %d, %s of %s: served by %s %s later", i+1, f.name, active, other, up.Sub(at).Round(time.Millisecond))
+		active, other = other, active
+	}
+}
