@@ -143,7 +143,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		return Result{}, err
 	}
 	a.takedowns.observeTook(a.Clock.Now().Sub(looked))
-	a.takedowns.observe(obs)
+	a.takedowns.observe(obs, d, a.Node)
 	steps := plan.ComputeGroup(d, obs, group)
 	active := strings.EqualFold(d.Active[group], a.Node)
 	rep := store.Report{Node: a.Node, Group: group, Active: active, Phase: store.PhaseConverged, Healthy: true, Decided: d.Decided[group].At}
@@ -182,7 +182,7 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 			a.Log.V(1).Info("Executed step", "node", a.Node, "group", group, "action", s.Action, "target", s.Target, "reason", s.Reason)
 		}
 	}, gate)
-	if err := a.publishObserved(ctx, obs, len(steps) > 0); err != nil {
+	if err := a.publishObserved(ctx, d, obs, len(steps) > 0); err != nil {
 		a.Log.V(1).Info("Publish observed state", "node", a.Node, "error", err.Error())
 	}
 	a.checkTakedown(group, down, budget, runErr)
@@ -284,7 +284,7 @@ func (a *Agent) Safety() (time.Duration, string) {
 
 // publishObserved publishes what the node has: after steps changed it, and
 // once at start (or until a publication succeeded).
-func (a *Agent) publishObserved(ctx context.Context, before plan.Observed, changed bool) error {
+func (a *Agent) publishObserved(ctx context.Context, d *plan.Desired, before plan.Observed, changed bool) error {
 	if a.Reporter == nil {
 		return nil
 	}
@@ -301,7 +301,7 @@ func (a *Agent) publishObserved(ctx context.Context, before plan.Observed, chang
 			return err
 		}
 		obs = after
-		a.takedowns.observe(after)
+		a.takedowns.observe(after, d, a.Node)
 	}
 	if err := a.Reporter.PublishObserved(ctx, obs); errors.Is(err, ErrFenced) {
 		return nil

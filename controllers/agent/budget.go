@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 )
@@ -102,15 +103,35 @@ func (t *takedowns) observeTook(d time.Duration) {
 	t.look.add(t.now(), d)
 }
 
-// observe counts what a full take-down of the node would have to undo.
-func (t *takedowns) observe(o plan.Observed) {
+// observe counts what a full take-down of the node would have to undo:
+// its started sites, and of its addresses those that d protects (the
+// node's own interface addresses are never taken down), and its online
+// volumes. d may be nil (count every address).
+func (t *takedowns) observe(o plan.Observed, d *plan.Desired, node string) {
+	var protected map[string]bool
+	if d != nil && d.Graph != nil {
+		protected = map[string]bool{}
+		for _, g := range d.Graph.Groups {
+			for _, m := range g.Members {
+				if ip, ok := d.Graph.Object(m).(*v1alpha1.IPResource); ok {
+					if a, ok := plan.RenderAddress(ip, node); ok {
+						protected[a.CIDR] = true
+					}
+				}
+			}
+		}
+	}
 	held := map[plan.Action]int{}
 	for _, s := range o.Sites {
 		if s.State == backend.SiteStarted {
 			held[plan.StopSite]++
 		}
 	}
-	held[plan.RemoveAddress] = len(o.Addresses)
+	for _, a := range o.Addresses {
+		if protected == nil || protected[a.CIDR] {
+			held[plan.RemoveAddress]++
+		}
+	}
 	for _, v := range o.Volumes {
 		if v.Online {
 			held[plan.VolumeOffline]++

@@ -46,7 +46,7 @@ func TestBudget(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clock.NewFake(time.Unix(1000, 0))
 			td := newTakedowns(&fake.Node{Cost: 10 * ms}, clk.Now)
-			td.observe(tt.obs)
+			td.observe(tt.obs, nil, "node1")
 			for a, d := range tt.steps {
 				td.step(a, d)
 			}
@@ -158,7 +158,7 @@ func TestBudgetForgetsOldSlowness(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1000, 0))
 	n := &fake.Node{Cost: 10 * time.Millisecond}
 	td := newTakedowns(n, clk.Now)
-	td.observe(plan.Observed{Sites: []backend.Site{{State: backend.SiteStarted}}})
+	td.observe(plan.Observed{Sites: []backend.Site{{State: backend.SiteStarted}}}, nil, "node1")
 	fast := td.budget()
 	td.step(plan.StopSite, time.Second)
 	td.overrun(2 * time.Second)
@@ -172,5 +172,21 @@ func TestBudgetForgetsOldSlowness(t *testing.T) {
 	n.Cost = 500 * time.Millisecond // the backend knows it is slow now
 	if got := td.budget(); got < 5*500*time.Millisecond {
 		t.Errorf("budget %s does not follow the backend's estimate of 500ms a call", got)
+	}
+}
+
+// TestBudgetCountsOnlyProtectedAddresses: the node's own interface address
+// is never taken down, so it costs the budget nothing.
+func TestBudgetCountsOnlyProtectedAddresses(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	td := newTakedowns(&fake.Node{Cost: 10 * time.Millisecond}, clk.Now)
+	d := desiredFor(t, 8080, "node1")
+	own := plan.Observed{Addresses: []backend.Address{{CIDR: "10.0.0.11/24"}}}
+	td.observe(own, d, "node1")
+	base := td.budget()
+	withVIP := plan.Observed{Addresses: []backend.Address{{CIDR: "10.0.0.11/24"}, {CIDR: "127.0.20.1/32"}}}
+	td.observe(withVIP, d, "node1")
+	if got, want := td.budget(), base+15*time.Millisecond; got != want {
+		t.Errorf("budget %s with the protected address, want %s (%s for the node's own address alone)", got, want, base)
 	}
 }
