@@ -16,7 +16,9 @@ import (
 	"time"
 )
 
-// SiteManifests is one site on the VIP, placed node1 then node2.
+// SiteManifests is one site on the VIP, placed node1 then node2; the fault
+// sequences fail each node more often than placement.maxFailures allows by
+// default (3 an hour), by design, so it allows 20.
 const SiteManifests = `apiVersion: sitekeeper.io/v1alpha1
 kind: IPResource
 metadata: {name: vip-web}
@@ -35,7 +37,7 @@ spec:
   physicalPath: 'E:\sites\web'
   bindings: [{protocol: http, ipRef: vip-web, port: 80}]
   health: {interval: 1s, timeout: 500ms, failureThreshold: 2}
-  placement: {nodes: [node1, node2]}
+  placement: {nodes: [node1, node2], maxFailures: 20}
 `
 
 // Sitekeeper is Sitekeeper running in a lab: an agent with an embedded etcd
