@@ -27,9 +27,9 @@ type memberEnv struct {
 	m   *Member
 }
 
-// startMember runs node1's member against an in-memory store where group
-// web1 is placed on node1, on a fake clock.
-func startMember(t *testing.T) *memberEnv {
+// placedOnNode1 is an in-memory store holding web1's group, placed on
+// node1.
+func placedOnNode1(t *testing.T) *memstore.Store {
 	t.Helper()
 	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(8080)))
 	if len(errs) > 0 {
@@ -40,12 +40,17 @@ func startMember(t *testing.T) *memberEnv {
 	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node1"}, store.LeaderGuard{}); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// startMember runs node1's member against an in-memory store where group
+// web1 is placed on node1, on a fake clock.
+func startMember(t *testing.T) *memberEnv {
+	t.Helper()
+	st := placedOnNode1(t)
 	e := &memberEnv{t: t, st: st, n: fake.New(), clk: clock.NewFake(time.Unix(1000, 0))}
 	e.m = &Member{Node: "node1", Store: st, Backend: e.n, LeaseTTL: 2 * time.Second, Resync: time.Hour, Log: logr.Discard(), Recorder: st, Clock: e.clk}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runMember(t, e.m)
 	e.waitCalls("StartSite web1")
 	return e
 }
@@ -136,15 +141,7 @@ func TestMemberRegistersAgainAfterItsLeaseExpired(t *testing.T) {
 // process brought it up) and a store where web1 is placed on node1.
 func bootEnv(t *testing.T) (*memstore.Store, *fake.Node, *Member) {
 	t.Helper()
-	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(8080)))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	st := memstore.New()
-	st.Seed(manifest.Objects(docs)...)
-	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node1"}, store.LeaderGuard{}); err != nil {
-		t.Fatal(err)
-	}
+	st := placedOnNode1(t)
 	n := fake.New()
 	before := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Log: logr.Discard()}
 	if _, err := before.Reconcile(context.Background(), "web1"); err != nil {
@@ -221,15 +218,7 @@ func TestBootTakesDownWithoutItsLease(t *testing.T) {
 // when it fences itself stops it there: the site never starts, and what it
 // brought online is taken down.
 func TestFenceStopsABringUpInFlight(t *testing.T) {
-	docs, errs := manifest.Decode("test.yaml", []byte(manifestFor(8080)))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	st := memstore.New()
-	st.Seed(manifest.Objects(docs)...)
-	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node1"}, store.LeaderGuard{}); err != nil {
-		t.Fatal(err)
-	}
+	st := placedOnNode1(t)
 	e := &memberEnv{t: t, st: st, n: fake.New(), clk: clock.NewFake(time.Unix(1000, 0))}
 	e.n.SetDelay("AddAddress", time.Hour) // the bring-up hangs on the address
 	e.m = &Member{Node: "node1", Store: st, Backend: e.n, LeaseTTL: 2 * time.Second, Resync: time.Hour, Log: logr.Discard(), Recorder: st, Clock: e.clk}

@@ -240,6 +240,22 @@ type SiteUpdater interface {
 	UpdateSite(ctx context.Context, site string, c SiteChange) error
 }
 
+// Sleep waits d, or until ctx ends (then its error): how a simulated or
+// fake backend makes a call slow without ignoring its deadline.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // StepCoster is a backend that knows what its steps cost: the duration of
 // one step before any was measured (the take-down budget starts from it),
 // and the deadline after which a call is cut off as hung.

@@ -75,17 +75,7 @@ func (n *Node) wait(ctx context.Context, call string) error {
 		}
 	}
 	n.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backend.Sleep(ctx, d)
 }
 
 var _ backend.Node = (*Node)(nil)

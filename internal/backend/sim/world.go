@@ -90,18 +90,7 @@ func (w *World) latencyOf(node string) time.Duration {
 
 // delay waits out node's latency, or until ctx ends.
 func (w *World) delay(ctx context.Context, node string) error {
-	d := w.latencyOf(node)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backend.Sleep(ctx, w.latencyOf(node))
 }
 
 // SeedIndexPages makes every site that starts, and every site whose folder
