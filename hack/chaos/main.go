@@ -1,8 +1,12 @@
-// Command chaos runs the fault run against the embedded default and prints
-// one line: faults injected, samples taken, samples with an address on two
-// nodes, steps refused for a duplicate address, failover time p50/p99. It
-// exits 1 when an address was ever on two nodes, a step was refused for a
-// duplicate, or a site was not served at the end.
+// Command chaos runs a fault run and prints one line: faults injected,
+// samples taken, samples with an address on two nodes, steps refused for a
+// duplicate address (or answers from two nodes, with -netns), failover time
+// p50/p99. Without -netns it runs against the embedded default (power loss,
+// partition, stopped sites, step latency); with -netns, as root, in network
+// namespaces with the Linux backend (kill -9, SIGSTOP, link cut, witness
+// loss, step latency drawn at each restart). It exits 1 when two nodes
+// held or served an address at once, a step was refused for a duplicate,
+// or a site was not served in time.
 package main
 
 import (
@@ -25,6 +29,8 @@ func main() {
 	flag.DurationVar(&o.MaxLatency, "max-latency", 2*time.Second, "step latency is drawn in [0, this] at each latency fault")
 	flag.DurationVar(&o.Spacing, "spacing", 3*time.Second, "the wait between faults is drawn in [spacing/2, spacing]")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, to repeat a run)")
+	inNetns := flag.Bool("netns", false, "run in network namespaces with the Linux backend (root): kill -9, SIGSTOP, link cut, witness loss")
+	bin := flag.String("sitekeeper", "bin/sitekeeper", "with -netns: the sitekeeper binary")
 	flag.Parse()
 	o.Seed, o.Port, o.Net = *seed, 38080, 66
 	dir, err := os.MkdirTemp("", "sitekeeper-chaos-")
@@ -36,6 +42,10 @@ func main() {
 	o.DataDir, o.Log = dir, logr.Discard()
 	o.Progress = func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	if *inNetns {
+		fmt.Fprintf(os.Stderr, "seed %d\n", o.Seed)
+		os.Exit(runNetns(*bin, o.Faults, o.MaxLatency, o.Seed, o.Progress))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -116,6 +117,17 @@ func (s *Sitekeeper) WitnessLeads(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// ApplyAndSettle applies SiteManifests and waits until the witness leads
+// raft: the steady state fault runs start from.
+func (s *Sitekeeper) ApplyAndSettle() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.Apply(ctx, SiteManifests); err != nil {
+		return err
+	}
+	return s.WitnessLeads(ctx)
 }
 
 // Signal sends sig to host's process.
@@ -233,13 +245,14 @@ func (p *Poller) Last() Sample {
 }
 
 // WaitServed waits until a request started at or after from was answered
-// by node, and returns when that request started.
+// by node (any node when node is ""), and returns when that request
+// started.
 func (p *Poller) WaitServed(node string, from time.Time, within time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if s := p.Last(); s.OK && s.Node == node && !s.At.Before(from) {
+		if s := p.Last(); s.OK && (node == "" || s.Node == node) && !s.At.Before(from) {
 			for _, smp := range p.Since(from) {
-				if smp.OK && smp.Node == node {
+				if smp.OK && (node == "" || smp.Node == node) {
 					return smp.At, nil // the first such answer, not the last
 				}
 			}
@@ -333,6 +346,14 @@ func (c *Checker) Seen(host string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.seen[host]
+}
+
+// Snapshot returns every dual-holding moment so far and the number of
+// samples taken, and keeps checking.
+func (c *Checker) Snapshot() ([]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.dual), c.count
 }
 
 // Stop ends the checker and returns every dual-holding moment and the

@@ -1,0 +1,65 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/hack/netns"
+)
+
+// runNetns is the fault run with real addresses: node1, node2, a witness
+// and a client in network namespaces, the agents on the Linux backend.
+func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, progress func(string, ...any)) int {
+	if err := netns.Available(); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos -netns:", err)
+		return 1
+	}
+	lab, err := netns.New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos -netns:", err)
+		return 1
+	}
+	defer lab.Close()
+	dir, err := os.MkdirTemp("", "sitekeeper-chaos-netns-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	abs, _ := filepath.Abs(bin)
+	sk := &netns.Sitekeeper{Lab: lab, Bin: abs, Dir: dir, LeaseTTL: 2 * time.Second}
+	checker, err := lab.Check()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer checker.Stop()
+	if err := sk.StartAll(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	poll := lab.Poll(20 * time.Millisecond)
+	defer poll.Stop()
+	if err := sk.ApplyAndSettle(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := poll.WaitServed("node1", time.Now(), 60*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	rep := (&netns.FaultRun{Sitekeeper: sk, Poller: poll, Checker: checker, Faults: faults, MaxLatency: maxLatency, Seed: seed, Progress: progress}).Run()
+	for _, l := range append(append(rep.DualHolders, rep.DualAnswers...), rep.Stalls...) {
+		fmt.Fprintln(os.Stderr, l)
+	}
+	fmt.Println(rep.Line())
+	if len(rep.DualHolders)+len(rep.DualAnswers)+len(rep.Stalls) > 0 {
+		fmt.Fprintln(os.Stderr, "the agents' logs are kept in", dir)
+		return 1
+	}
+	os.RemoveAll(dir)
+	return 0
+}

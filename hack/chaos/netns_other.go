@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+func runNetns(string, int, time.Duration, uint64, func(string, ...any)) int {
+	fmt.Fprintln(os.Stderr, "chaos -netns needs Linux network namespaces")
+	return 1
+}
