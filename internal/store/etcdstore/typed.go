@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
@@ -270,40 +270,107 @@ func (s *Store) WatchSim(ctx context.Context) <-chan SimEvent {
 	return ch
 }
 
-// leadership is a term won in etcd's election.
+// electionTTL is the lease of a placement term: a leader that stops
+// renewing is replaced this long after.
+const electionTTL = 2 * time.Second
+
+// leadership is a placement term: a key under the election prefix attached
+// to the candidate's own lease; the candidate whose key was created first
+// leads. Its lease is renewed with single keep-alive calls, each with a
+// deadline, and the candidate polls for its turn instead of watching: a
+// fault run showed a keep-alive stream and a watch stream of a node whose
+// link was cut and healed stay silent, so that a candidate waited for ever
+// for a term its rival's expiry had freed.
 type leadership struct {
-	session *concurrency.Session
-	guard   store.LeaderGuard
+	s     *Store
+	lease clientv3.LeaseID
+	guard store.LeaderGuard
+	done  chan struct{}
+	stop  context.CancelFunc
+	once  sync.Once
 }
 
 func (l *leadership) Guard() store.LeaderGuard { return l.guard }
-func (l *leadership) Done() <-chan struct{}    { return l.session.Done() }
-func (l *leadership) Close() {
-	// The session's own Close revokes with the campaign's context, which
-	// is over when a stopping node resigns: revoke on a fresh one, so the
-	// next leader takes over at once instead of after the session's TTL.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, _ = l.session.Client().Revoke(ctx, l.session.Lease())
-	l.session.Orphan()
+func (l *leadership) Done() <-chan struct{}    { return l.done }
+
+// end stops renewing and closes Done.
+func (l *leadership) end() {
+	l.once.Do(func() {
+		l.stop()
+		close(l.done)
+	})
 }
 
-// Abandon ends the term without resigning: the session stops renewing and
-// leadership passes on when its lease expires, as when the leader's host is
-// cut off (used by the simulator's partitions).
-func (l *leadership) Abandon() { l.session.Orphan() }
+// Close ends the term and revokes its lease, so the next leader takes over
+// at once instead of after the lease.
+func (l *leadership) Close() {
+	l.end()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = l.s.client.Revoke(ctx, l.lease)
+}
+
+// Abandon ends the term without resigning: the lease expires and
+// leadership passes on then, as when the leader's host is cut off (used by
+// the simulator's partitions).
+func (l *leadership) Abandon() { l.end() }
+
+// renew keeps the term's lease alive until it ends; a term whose lease
+// could have expired (no renewal for three quarters of its TTL) ends.
+func (l *leadership) renew(ctx context.Context) {
+	last := time.Now()
+	t := time.NewTicker(electionTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, electionTTL/4)
+		_, err := l.s.client.KeepAliveOnce(rctx, l.lease)
+		cancel()
+		switch {
+		case err == nil:
+			last = sent
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) || time.Since(last) > electionTTL*3/4:
+			l.end()
+			return
+		}
+	}
+}
 
 // Campaign blocks until identity is the placement leader (or ctx ends).
-// The term lasts while the session's 2 s lease is kept alive.
 func (s *Store) Campaign(ctx context.Context, identity string) (store.Leadership, error) {
-	session, err := concurrency.NewSession(s.client, concurrency.WithTTL(2), concurrency.WithContext(ctx))
+	g, err := s.client.Grant(ctx, int64(electionTTL/time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("election session: %w", err)
+		return nil, fmt.Errorf("election lease: %w", err)
 	}
-	e := concurrency.NewElection(session, electionPrefix)
-	if err := e.Campaign(ctx, identity); err != nil {
-		_ = session.Close()
+	key := fmt.Sprintf("%s%x", electionPrefix, g.ID)
+	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, identity, clientv3.WithLease(g.ID))).Commit()
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = s.client.Revoke(rctx, g.ID)
+		cancel()
 		return nil, fmt.Errorf("campaign: %w", err)
 	}
-	return &leadership{session: session, guard: store.LeaderGuard{Key: e.Key(), Rev: e.Rev()}}, nil
+	rctx, stop := context.WithCancel(context.Background())
+	l := &leadership{s: s, lease: g.ID, guard: store.LeaderGuard{Key: key, Rev: resp.Header.Revision}, done: make(chan struct{}), stop: stop}
+	go l.renew(rctx)
+	for {
+		first, err := s.client.Get(ctx, electionPrefix, clientv3.WithFirstCreate()...)
+		if err == nil && len(first.Kvs) > 0 && string(first.Kvs[0].Key) == key {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			l.Close()
+			return nil, ctx.Err()
+		case <-l.done:
+			return nil, fmt.Errorf("campaign: the election lease lapsed while waiting")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
