@@ -35,6 +35,9 @@ type Store interface {
 	Campaign(ctx context.Context, identity string) (store.Leadership, error)
 }
 
+// passTimeout bounds one pass of the leader over every group.
+const passTimeout = 10 * time.Second
+
 // Backoff bounds for a group whose decision or status could not be written.
 const (
 	minBackoff = 200 * time.Millisecond
@@ -134,7 +137,11 @@ func (c *Controller) lead(ctx context.Context) error {
 	// One more look when the start-up grace ends, for groups that waited.
 	graceEnd := c.Clock.After(c.grace() + 10*time.Millisecond)
 	for {
-		res, err := c.ReconcileAll(ctx, l.Guard())
+		// A pass never hangs on a store that does not answer: the loop
+		// must still notice a lost term, or its end.
+		pctx, cancel := context.WithTimeout(ctx, passTimeout)
+		res, err := c.ReconcileAll(pctx, l.Guard())
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			c.Log.Error(err, "Placement reconcile failed", "retryIn", res.RequeueAfter.String())
 		}

@@ -31,6 +31,7 @@ func main() {
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, to repeat a run)")
 	inNetns := flag.Bool("netns", false, "run in network namespaces with the Linux backend (root): kill -9, SIGSTOP, link cut, witness loss")
 	bin := flag.String("sitekeeper", "bin/sitekeeper", "with -netns: the sitekeeper binary")
+	heldBack := flag.Bool("held-back", false, "with -netns: run the held-back sequence (kill -9, SIGSTOP, link cut, twice, of the node serving) instead of random faults")
 	flag.Parse()
 	o.Seed, o.Port, o.Net = *seed, 38080, 66
 	dir, err := os.MkdirTemp("", "sitekeeper-chaos-")
@@ -45,7 +46,7 @@ func main() {
 	}
 	if *inNetns {
 		fmt.Fprintf(os.Stderr, "seed %d\n", o.Seed)
-		os.Exit(runNetns(*bin, o.Faults, o.MaxLatency, o.Seed, o.Progress))
+		os.Exit(runNetns(*bin, o.Faults, o.MaxLatency, o.Seed, *heldBack, o.Progress))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

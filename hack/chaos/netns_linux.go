@@ -13,7 +13,7 @@ import (
 
 // runNetns is the fault run with real addresses: node1, node2, a witness
 // and a client in network namespaces, the agents on the Linux backend.
-func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, progress func(string, ...any)) int {
+func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, heldBack bool, progress func(string, ...any)) int {
 	if err := netns.Available(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos -netns:", err)
 		return 1
@@ -51,7 +51,11 @@ func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, pro
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	rep := (&netns.FaultRun{Sitekeeper: sk, Poller: poll, Checker: checker, Faults: faults, MaxLatency: maxLatency, Seed: seed, Progress: progress}).Run()
+	run := &netns.FaultRun{Sitekeeper: sk, Poller: poll, Checker: checker, Faults: faults, MaxLatency: maxLatency, Seed: seed, Progress: progress}
+	if heldBack {
+		run.Sequence, run.Faults = netns.HeldBack, len(netns.HeldBack)
+	}
+	rep := run.Run()
 	for _, l := range append(append(rep.DualHolders, rep.DualAnswers...), rep.Stalls...) {
 		fmt.Fprintln(os.Stderr, l)
 	}

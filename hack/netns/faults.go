@@ -21,8 +21,15 @@ type FaultRun struct {
 	// MaxLatency bounds the step latency drawn at each agent restart.
 	MaxLatency time.Duration
 	Seed       uint64
-	Progress   func(format string, args ...any)
+	// Sequence, when set, names the faults in order ("kill -9", "SIGSTOP",
+	// "link cut", "witness loss") instead of drawing them.
+	Sequence []string
+	Progress func(format string, args ...any)
 }
+
+// HeldBack is the sequence a fault run found to stall the cluster: kill -9,
+// SIGSTOP, link cut, twice, each of the node serving.
+var HeldBack = []string{"kill -9", "SIGSTOP", "link cut", "kill -9", "SIGSTOP", "link cut"}
 
 // FaultReport is what a run found.
 type FaultReport struct {
@@ -93,6 +100,16 @@ func (f *FaultRun) Run() FaultReport {
 		}
 		active, other := last.Node, map[string]string{"node1": "node2", "node2": "node1"}[last.Node]
 		k := kinds[rng.IntN(len(kinds))]
+		if len(f.Sequence) > 0 {
+			if rep.Faults >= len(f.Sequence) {
+				break
+			}
+			for _, kk := range kinds {
+				if kk.name == f.Sequence[rep.Faults] {
+					k = kk
+				}
+			}
+		}
 		at := time.Now()
 		if err := k.inject(active); err != nil {
 			rep.Stalls = append(rep.Stalls, fmt.Sprintf("%s of %s: %v", k.name, active, err))

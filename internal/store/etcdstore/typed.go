@@ -343,12 +343,14 @@ func (l *leadership) renew(ctx context.Context) {
 
 // Campaign blocks until identity is the placement leader (or ctx ends).
 func (s *Store) Campaign(ctx context.Context, identity string) (store.Leadership, error) {
-	g, err := s.client.Grant(ctx, int64(electionTTL/time.Second))
+	cctx, cancel := context.WithTimeout(ctx, electionTTL)
+	defer cancel()
+	g, err := s.client.Grant(cctx, int64(electionTTL/time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("election lease: %w", err)
 	}
 	key := fmt.Sprintf("%s%x", electionPrefix, g.ID)
-	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+	resp, err := s.client.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, identity, clientv3.WithLease(g.ID))).Commit()
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -356,11 +358,20 @@ func (s *Store) Campaign(ctx context.Context, identity string) (store.Leadership
 		cancel()
 		return nil, fmt.Errorf("campaign: %w", err)
 	}
-	rctx, stop := context.WithCancel(context.Background())
+	// The term is renewed while the campaign's context lasts: a candidate
+	// that stops (or crashes) stops renewing.
+	rctx, stop := context.WithCancel(ctx)
 	l := &leadership{s: s, lease: g.ID, guard: store.LeaderGuard{Key: key, Rev: resp.Header.Revision}, done: make(chan struct{}), stop: stop}
 	go l.renew(rctx)
 	for {
-		first, err := s.client.Get(ctx, electionPrefix, clientv3.WithFirstCreate()...)
+		// A serializable read of this member is enough: it applied our
+		// key's creation, so every older key's too, and a deletion it has
+		// not applied yet only makes us wait longer. Each read has a
+		// deadline: a linearizable read of a member whose link was cut
+		// and healed has been seen to hang.
+		gctx, cancel := context.WithTimeout(ctx, electionTTL/2)
+		first, err := s.client.Get(gctx, electionPrefix, append(clientv3.WithFirstCreate(), clientv3.WithSerializable())...)
+		cancel()
 		if err == nil && len(first.Kvs) > 0 && string(first.Kvs[0].Key) == key {
 			return l, nil
 		}
