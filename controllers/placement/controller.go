@@ -360,7 +360,11 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 			if ch.Warning {
 				typ = store.Warning
 			}
-			c.Recorder.Record(store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: next.Active, Message: ch.Message, Component: Component})
+			to := next.Active
+			if to == "" {
+				to = next.Target // moving there once the old node released it
+			}
+			c.Recorder.Record(store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: to, Message: ch.Message, Component: Component})
 			c.Log.Info("Placement changed", "group", grp.Name, "reason", ch.Reason, "message", ch.Message)
 		}
 	}
