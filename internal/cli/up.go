@@ -30,10 +30,11 @@ func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
 	var gf gitopsFlags
 	cmd := &cobra.Command{
 		Use:   "up [-f DIR] [--nodes node1,node2] [--data-dir D] [--listen 127.0.0.1:PORT]",
-		Short: "Run the embedded default: store, placement controller and simulated nodes in one process",
+		Short: "Run the embedded default: a store and simulated nodes in one process",
 		Long: `Up runs a whole Sitekeeper cluster on this machine: an etcd store inside the
-process (data under --data-dir), the placement controller, and one agent per
-simulated node. The simulated IIS really serves each started site on its
+process (data under --data-dir) and, per simulated node, the node runtime
+'sitekeeper agent' runs on a real node (its agent and its placement
+candidate; one is elected leader). The simulated IIS really serves each started site on its
 loopback addresses. Manifests given with -f are applied at start. The store
 endpoint is printed and recorded, so other commands in another terminal find
 it. Inject faults with 'sitekeeper sim'. Stop with Ctrl-C; start again on the
