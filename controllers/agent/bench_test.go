@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
@@ -52,5 +54,38 @@ func BenchmarkConverge100SimSites(b *testing.B) {
 		n.PowerOff()
 		w.Close()
 		b.StartTimer()
+	}
+}
+
+// BenchmarkReconcileConvergedGroup: one group's reconcile on a converged
+// node holding n groups (fake backend): observe, plan, take-down budget,
+// report. It should not grow with n beyond the look at the node.
+func BenchmarkReconcileConvergedGroup(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+			objs := testmanifests.Objects(n, testmanifests.Options{Net: 2, Port: 18080, Nodes: []string{"node1"}})
+			res := validation.Validate(objs)
+			if len(res.Errors) > 0 {
+				b.Fatal(res.Errors[0])
+			}
+			d := &plan.Desired{Graph: res.Graph, Active: map[string]string{}}
+			for _, g := range res.Graph.Groups {
+				d.Active[g.Name] = "node1"
+			}
+			ctx := context.Background()
+			a := &Agent{Node: "node1", Backend: fake.New(), Source: staticSource{d}, Log: logr.Discard()}
+			for _, g := range res.Graph.Groups {
+				if _, err := a.Reconcile(ctx, g.Name); err != nil {
+					b.Fatal(err)
+				}
+			}
+			group := res.Graph.Groups[0].Name
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := a.Reconcile(ctx, group); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

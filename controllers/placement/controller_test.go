@@ -285,3 +285,29 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met")
 }
+
+// BenchmarkPlacementPass: one pass of the leader over n converged groups
+// (in-memory store): decisions unchanged, statuses unchanged.
+func BenchmarkPlacementPass(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+			st := memstore.New()
+			st.Seed(testmanifests.Objects(n, testmanifests.Options{Net: 90, Port: 8080, Nodes: []string{"node1", "node2"}})...)
+			for _, node := range []string{"node1", "node2"} {
+				_, _ = st.RegisterNode(context.Background(), store.NodeInfo{Name: node}, 2*time.Second)
+			}
+			l, _ := st.Campaign(context.Background(), "leader")
+			clk := clock.NewFake(time.Unix(1000, 0))
+			c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Recorder: st, leadingSince: clk.Now().Add(-time.Minute)}
+			if _, err := c.ReconcileAll(context.Background(), l.Guard()); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.ReconcileAll(context.Background(), l.Guard()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
