@@ -110,8 +110,7 @@ func (a *Agent) init() {
 		a.takedowns = newTakedowns(a.Backend, a.Clock.Now)
 	}
 	if a.timings == nil {
-		a.timings = newTimings(a.Node, a.Recorder)
-		a.timings.takedowns = a.takedowns
+		a.timings = newTimings(a.Node, a.Recorder, a.takedowns)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 )
 
@@ -36,6 +37,10 @@ type takedowns struct {
 	raised   time.Duration
 	raisedAt time.Time
 	held     map[plan.Action]int
+	// protected is the addresses the desired state protects on this node,
+	// computed once per desired state (protectedFor), not per reconcile.
+	protected    map[string]bool
+	protectedFor *graph.Graph
 }
 
 // highWater is the largest duration seen within a window, kept as the
@@ -108,19 +113,7 @@ func (t *takedowns) observeTook(d time.Duration) {
 // node's own interface addresses are never taken down), and its online
 // volumes. d may be nil (count every address).
 func (t *takedowns) observe(o plan.Observed, d *plan.Desired, node string) {
-	var protected map[string]bool
-	if d != nil && d.Graph != nil {
-		protected = map[string]bool{}
-		for _, g := range d.Graph.Groups {
-			for _, m := range g.Members {
-				if ip, ok := d.Graph.Object(m).(*v1alpha1.IPResource); ok {
-					if a, ok := plan.RenderAddress(ip, node); ok {
-						protected[a.CIDR] = true
-					}
-				}
-			}
-		}
-	}
+	protected := t.protectedAddresses(d, node)
 	held := map[plan.Action]int{}
 	for _, s := range o.Sites {
 		if s.State == backend.SiteStarted {
@@ -140,6 +133,31 @@ func (t *takedowns) observe(o plan.Observed, d *plan.Desired, node string) {
 	t.mu.Lock()
 	t.held = held
 	t.mu.Unlock()
+}
+
+// protectedAddresses is the set of addresses d protects on node (nil when
+// d is nil: every address counts), cached per desired state.
+func (t *takedowns) protectedAddresses(d *plan.Desired, node string) map[string]bool {
+	if d == nil || d.Graph == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.protectedFor == d.Graph {
+		return t.protected
+	}
+	protected := map[string]bool{}
+	for _, g := range d.Graph.Groups {
+		for _, m := range g.Members {
+			if ip, ok := d.Graph.Object(m).(*v1alpha1.IPResource); ok {
+				if a, ok := plan.RenderAddress(ip, node); ok {
+					protected[a.CIDR] = true
+				}
+			}
+		}
+	}
+	t.protected, t.protectedFor = protected, d.Graph
+	return protected
 }
 
 // overrun raises the budget at once to 3/2 of a take-down that took took,

@@ -91,7 +91,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.dirty = true
 	m.Clock = clock.Or(m.Clock)
 	m.mu.Lock()
-	m.runCtx = ctx
+	m.runCtx, m.started = ctx, time.Now().UTC()
 	m.fenceCtx, m.fenceStop = context.WithCancel(ctx)
 	m.mu.Unlock()
 	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder, Clock: m.Clock, Fence: m.fence}
@@ -189,12 +189,6 @@ func (m *Member) info() store.NodeInfo {
 	m.mu.Lock()
 	a, started := m.agent, m.started
 	m.mu.Unlock()
-	if started.IsZero() {
-		started = time.Now().UTC()
-		m.mu.Lock()
-		m.started = started
-		m.mu.Unlock()
-	}
 	info := store.NodeInfo{Name: m.Node, Started: started, Version: version.Version}
 	if a != nil {
 		b, unsafe := a.Safety()
@@ -562,34 +556,30 @@ func (m *Member) isFenced() bool {
 	return m.fenced
 }
 
-// Report implements Reporter.
-func (m *Member) Report(ctx context.Context, r store.Report) error {
+// write runs one store write on the reconcile path: not at all while the
+// node is fenced (ErrFenced at once), and bounded otherwise.
+func (m *Member) write(ctx context.Context, f func(context.Context) error) error {
 	if m.isFenced() {
 		return ErrFenced
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
 	defer cancel()
-	return m.Store.PutReport(ctx, r)
+	return f(ctx)
+}
+
+// Report implements Reporter.
+func (m *Member) Report(ctx context.Context, r store.Report) error {
+	return m.write(ctx, func(ctx context.Context) error { return m.Store.PutReport(ctx, r) })
 }
 
 // PublishObserved implements Reporter.
 func (m *Member) PublishObserved(ctx context.Context, o plan.Observed) error {
-	if m.isFenced() {
-		return ErrFenced
-	}
-	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
-	defer cancel()
-	return m.Store.PutObserved(ctx, o)
+	return m.write(ctx, func(ctx context.Context) error { return m.Store.PutObserved(ctx, o) })
 }
 
 // AckDeleted implements Reporter.
 func (m *Member) AckDeleted(ctx context.Context, refs []v1alpha1.Ref) error {
-	if m.isFenced() {
-		return ErrFenced
-	}
-	ctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
-	defer cancel()
-	return m.Store.AckDeleted(ctx, m.Node, refs...)
+	return m.write(ctx, func(ctx context.Context) error { return m.Store.AckDeleted(ctx, m.Node, refs...) })
 }
 
 // renewRetry is the wait before another try after a failed renewal.

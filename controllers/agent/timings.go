@@ -38,8 +38,8 @@ type timings struct {
 	overran                             bool // this fence's take-down already reported past its budget
 }
 
-func newTimings(node string, rec record.Recorder) *timings {
-	return &timings{node: node, pending: map[string]*takeover{}, done: map[string]time.Time{}, rec: rec}
+func newTimings(node string, rec record.Recorder, td *takedowns) *timings {
+	return &timings{node: node, pending: map[string]*takeover{}, done: map[string]time.Time{}, rec: rec, takedowns: td}
 }
 
 // moved reports whether a decision moved the group (not its first

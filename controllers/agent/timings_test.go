@@ -13,7 +13,7 @@ import (
 
 func TestFailoverTimingsEvent(t *testing.T) {
 	var got []store.Event
-	tm := newTimings("node2", record.Func(func(e store.Event) { got = append(got, e) }))
+	tm := newTimings("node2", record.Func(func(e store.Event) { got = append(got, e) }), nil)
 	t0 := time.Date(2026, 11, 25, 15, 0, 0, 0, time.Local)
 	d := &plan.Desired{Decided: map[string]plan.Decided{
 		"web":   {Reason: "FailedOver", Message: "node1 lease expired; node2 serves the group now", At: t0},
@@ -46,7 +46,7 @@ func TestFailoverTimingsEvent(t *testing.T) {
 
 func TestFenceEvent(t *testing.T) {
 	var got []store.Event
-	tm := newTimings("node1", record.Func(func(e store.Event) { got = append(got, e) }))
+	tm := newTimings("node1", record.Func(func(e store.Event) { got = append(got, e) }), nil)
 	last := time.Date(2026, 11, 25, 15, 0, 0, 0, time.Local)
 	tm.fenced(true, last, last.Add(1500*time.Millisecond))
 	tm.step(nil, plan.Step{Action: plan.StopSite}, nil, last.Add(1510*time.Millisecond))

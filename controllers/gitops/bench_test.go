@@ -12,7 +12,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
@@ -31,16 +31,7 @@ func BenchmarkFolderChange1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	srv, err := etcdstore.StartServer(context.Background(), etcdstore.ServerOptions{DataDir: b.TempDir(), Log: logr.Discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	st, err := etcdstore.Connect([]string{srv.Endpoint})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := etcdtest.Start(b, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	r := &Reconciler{Store: st, Node: "node1", Log: logr.Discard(), Source: Source{Name: "bench", Dir: dir, Prune: true, Resync: time.Hour}}

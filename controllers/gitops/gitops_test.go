@@ -10,22 +10,8 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
 )
-
-func startStore(t *testing.T) *etcdstore.Store {
-	t.Helper()
-	srv, err := etcdstore.StartServer(context.Background(), etcdstore.ServerOptions{DataDir: t.TempDir(), Fast: true, Log: logr.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	st, err := etcdstore.Connect([]string{srv.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func stored(t *testing.T, st *etcdstore.Store) int {
 	t.Helper()
@@ -47,7 +33,7 @@ func stored(t *testing.T, st *etcdstore.Store) int {
 // stay; with pruning they go.
 func TestEmptyFolderAndPrune(t *testing.T) {
 	ctx := context.Background()
-	st := startStore(t)
+	st := etcdtest.Start(t, true)
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ {
 		if err := os.WriteFile(filepath.Join(dir, "g"+string(rune('0'+i))+".yaml"), []byte(group(i, 8080)), 0o644); err != nil {

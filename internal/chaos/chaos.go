@@ -143,53 +143,47 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	var mu sync.Mutex
 	probes, stopProbes := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the checker: who holds each address, every 10 ms
-		defer wg.Done()
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-probes.Done():
-				return
-			case <-t.C:
-			}
-			dual := false
-			for _, holders := range world.AddressHolders() {
-				dual = dual || len(holders) > 1
-			}
-			mu.Lock()
-			rep.Samples++
-			if dual {
-				rep.DualHolderSamples++
-			}
-			mu.Unlock()
-		}
-	}()
-	for _, u := range urls {
+	every := func(d time.Duration, f func()) {
 		wg.Add(1)
-		go func() { // the client: one site every 20 ms, gaps recorded
+		go func() {
 			defer wg.Done()
-			lastOK := time.Now()
-			t := time.NewTicker(20 * time.Millisecond)
+			t := time.NewTicker(d)
 			defer t.Stop()
 			for {
 				select {
 				case <-probes.Done():
 					return
 				case <-t.C:
+					f()
 				}
-				if node(u) == "" {
-					continue
-				}
-				if gap := time.Since(lastOK); gap > 200*time.Millisecond {
-					mu.Lock()
-					rep.Outages = append(rep.Outages, gap)
-					mu.Unlock()
-				}
-				lastOK = time.Now()
 			}
 		}()
+	}
+	every(10*time.Millisecond, func() { // the checker: who holds each address
+		dual := false
+		for _, holders := range world.AddressHolders() {
+			dual = dual || len(holders) > 1
+		}
+		mu.Lock()
+		rep.Samples++
+		if dual {
+			rep.DualHolderSamples++
+		}
+		mu.Unlock()
+	})
+	for _, u := range urls {
+		lastOK := time.Now()
+		every(20*time.Millisecond, func() { // the client: gaps recorded
+			if node(u) == "" {
+				return
+			}
+			if gap := time.Since(lastOK); gap > 200*time.Millisecond {
+				mu.Lock()
+				rep.Outages = append(rep.Outages, gap)
+				mu.Unlock()
+			}
+			lastOK = time.Now()
+		})
 	}
 
 	down := map[string]string{} // node -> the fault to heal

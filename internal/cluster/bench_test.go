@@ -14,6 +14,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
@@ -23,27 +24,13 @@ func sites(n int, nodes string, hostSuffix string) []v1alpha1.Object {
 		Nodes: strings.Split(nodes, ", "), Health: "{interval: 2s, timeout: 1s}", MaxFailures: 1000})
 }
 
-func startStore(b *testing.B) *etcdstore.Store {
-	srv, err := etcdstore.StartServer(context.Background(), etcdstore.ServerOptions{DataDir: b.TempDir(), Log: logr.Discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Close)
-	st, err := etcdstore.Connect([]string{srv.Endpoint})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	return st
-}
-
 // BenchmarkApply1000: one apply of 1,002 objects (334 groups) into an empty
 // store with fsync on, as `sitekeeper apply` does it.
 func BenchmarkApply1000(b *testing.B) {
 	objs := sites(334, "node1, node2", "") // 1,002 objects
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		st := startStore(b)
+		st := etcdtest.Start(b, false)
 		b.StartTimer()
 		if _, err := st.Apply(context.Background(), objs, store.ApplyOptions{}); err != nil {
 			b.Fatal(err)

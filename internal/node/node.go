@@ -84,9 +84,6 @@ func (r *Runtime) Crash() {
 	r.ctrl.Crash()
 }
 
-// IsLeader reports whether this node's placement candidate leads now.
-func (r *Runtime) IsLeader() bool { return r.ctrl.IsLeader() }
-
 // Run runs the node until ctx ends.
 func (r *Runtime) Run(ctx context.Context) error {
 	o := r.opts

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
@@ -20,16 +20,7 @@ import (
 // ownership, compare-and-swap) are the store's as much as theirs.
 func startStore(t *testing.T, objs []v1alpha1.Object, opt store.ApplyOptions) *etcdstore.Store {
 	t.Helper()
-	srv, err := etcdstore.StartServer(context.Background(), etcdstore.ServerOptions{DataDir: t.TempDir(), Fast: true, Log: logr.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	st, err := etcdstore.Connect([]string{srv.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := etcdtest.Start(t, true)
 	if _, err := Apply(context.Background(), st, objs, opt); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,29 @@
+// Package etcdtest starts an embedded etcd store for the tests and
+// benchmarks of the packages that use the store, closed when the test ends.
+package etcdtest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+)
+
+// Start starts a one-member store in a temporary folder and connects to it.
+// Fast skips fsync (tests); benchmarks measure with it.
+func Start(tb testing.TB, fast bool) *etcdstore.Store {
+	tb.Helper()
+	srv, err := etcdstore.StartServer(context.Background(), etcdstore.ServerOptions{DataDir: tb.TempDir(), Fast: fast, Log: logr.Discard()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Close)
+	st, err := etcdstore.Connect([]string{srv.Endpoint})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
