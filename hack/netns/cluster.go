@@ -51,7 +51,9 @@ type Sitekeeper struct {
 	ElectionTimeout time.Duration
 	// StepLatency slows every simulated backend call of the agents.
 	StepLatency time.Duration
-	Procs       map[string]*exec.Cmd
+	// Verbose logs etcd's own messages too (-vv): for a run that stalled.
+	Verbose bool
+	Procs   map[string]*exec.Cmd
 }
 
 func peer(h string) string   { return "http://" + Hosts[h] + ":2380" }
@@ -83,6 +85,9 @@ func (s *Sitekeeper) Start(host string) error {
 	} else {
 		args = append([]string{"agent", "--node", host, "--backend", "linux", "--interface", "eth0", "--etcd-member",
 			"--lease-ttl", s.LeaseTTL.String(), "--sim-step-latency", s.StepLatency.String()}, member...)
+	}
+	if s.Verbose {
+		args = append(args, "-vv")
 	}
 	cmd, err := s.Lab.Start(host, log, s.Bin, args...)
 	if err != nil {

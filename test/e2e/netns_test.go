@@ -27,7 +27,7 @@ type realCluster struct {
 	checker *netns.Checker
 }
 
-func startRealCluster(t *testing.T) *realCluster {
+func startRealCluster(t *testing.T, opts ...func(*netns.Sitekeeper)) *realCluster {
 	t.Helper()
 	if err := netns.Available(); err != nil {
 		t.Skipf("skipping the real-cluster tests: %v", err)
@@ -41,6 +41,9 @@ func startRealCluster(t *testing.T) *realCluster {
 		t.Fatal(err)
 	}
 	c := &realCluster{t: t, lab: lab, sk: &netns.Sitekeeper{Lab: lab, Bin: binary(t), Dir: dir, LeaseTTL: 2 * time.Second}}
+	for _, o := range opts {
+		o(c.sk)
+	}
 	t.Cleanup(func() {
 		if c.poll != nil {
 			c.poll.Stop()
@@ -163,6 +166,25 @@ func TestRealClusterFreezeAndThaw(t *testing.T) {
 	time.Sleep(6 * time.Second) // the thawed agent finds its lease gone and rejoins as standby
 	c.onlyServedBy("node2", up)
 	t.Logf("SIGSTOP of the active agent: served by node2 %s later; node1 thawed and stayed standby", up.Sub(at).Round(time.Millisecond))
+}
+
+// A thawed agent whose take-down is slow must not put back the address the
+// kernel expired while it was frozen: its new lease is not the one the
+// address was held under, and node2 serves the group by then.
+func TestRealClusterFreezeAndThawWithSlowSteps(t *testing.T) {
+	c := startRealCluster(t, func(sk *netns.Sitekeeper) { sk.StepLatency = time.Second })
+	if err := c.sk.Signal("node1", syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	up := c.servedBy("node2", 40*time.Second)
+	if err := c.sk.Signal("node1", syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(8 * time.Second) // node1's take-down: three steps of a second each
+	c.onlyServedBy("node2", up)
+	if n := c.checker.Seen("node1"); n == 0 {
+		t.Fatal("the checker never saw node1 hold the VIP")
+	}
 }
 
 func TestRealClusterPartitionAndHeal(t *testing.T) {

@@ -244,9 +244,11 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 }
 
 // LeaseRenewed implements backend.LeaseFollower: the addresses we hold get
-// a fresh lifetime. A renewal proves the lease is alive, so no other node
-// can have been given these addresses: one that expired (renewals came
-// late) is put back.
+// a fresh lifetime. One that expired is not put back here: the renewal may
+// be of a new lease taken after a fence (a frozen agent thawed), and the
+// group may already serve from another node. The agent's reconcile adds it
+// again, through the fence gate and the duplicate-address probe, when the
+// group is still active here.
 func (n *Node) LeaseRenewed() { n.hold(int(n.opt.Lifetime / time.Second)) }
 
 // HoldUntil implements backend.LeaseFollower: when a renewal is late, the
@@ -267,15 +269,14 @@ func (n *Node) hold(secs int) {
 		if err != nil {
 			continue
 		}
-		na.ValidLft, na.PreferedLft = secs, secs
-		back := !n.present(l, p)
-		if err := netlink.AddrReplace(l, na); err != nil {
-			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)
+		if !n.present(l, p) {
+			n.opt.Log.Info("Address expired between lease renewals; left for the agent to add again if its group is still active here", "address", a.CIDR, "interface", ifname)
+			delete(n.held, p.Addr().String())
 			continue
 		}
-		if back {
-			n.opt.Log.Info("Address expired between lease renewals; put back", "address", a.CIDR)
-			_ = announce(ifname, p.Addr(), 1)
+		na.ValidLft, na.PreferedLft = secs, secs
+		if err := netlink.AddrReplace(l, na); err != nil {
+			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)
 		}
 	}
 }
