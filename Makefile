@@ -51,7 +51,7 @@ bench-failover: build ## Outage after kill -9 of the active node: keepalived vs 
 	$(GO) build -o bin/bench-failover ./hack/bench-failover
 	./bin/bench-failover -runs $(RUNS) -sitekeeper $(BIN)
 
-chaos: build ## Fault runs, FAULTS each (200): the embedded default (power, partition, stopped site, step latency 0-2 s), then as root network namespaces (kill -9, SIGSTOP, link cut, witness loss)
+chaos: build ## Fault runs, FAULTS each (200): the embedded default (power, partition, stopped site, step latency 0-2 s), then as root network namespaces (kill -9, SIGSTOP, link cut, store partition, witness loss)
 	$(GO) run ./hack/chaos -faults $(FAULTS)
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./hack/chaos -netns -sitekeeper $(BIN) -held-back && $(GO) run ./hack/chaos -netns -sitekeeper $(BIN) -faults $(FAULTS); else echo "chaos: the network-namespace runs need root; skipped"; fi
 

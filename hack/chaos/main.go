@@ -3,7 +3,7 @@
 // duplicate address (or answers from two nodes, with -netns), failover time
 // p50/p99. Without -netns it runs against the embedded default (power loss,
 // partition, stopped sites, step latency); with -netns, as root, in network
-// namespaces with the Linux backend (kill -9, SIGSTOP, link cut, witness
+// namespaces with the Linux backend (kill -9, SIGSTOP, link cut, store partition, witness
 // loss, step latency drawn at each restart). It exits 1 when two nodes
 // held or served an address at once, a step was refused for a duplicate,
 // or a site was not served in time.
@@ -29,7 +29,7 @@ func main() {
 	flag.DurationVar(&o.MaxLatency, "max-latency", 2*time.Second, "step latency is drawn in [0, this] at each latency fault")
 	flag.DurationVar(&o.Spacing, "spacing", 3*time.Second, "the wait between faults is drawn in [spacing/2, spacing]")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, to repeat a run)")
-	inNetns := flag.Bool("netns", false, "run in network namespaces with the Linux backend (root): kill -9, SIGSTOP, link cut, witness loss")
+	inNetns := flag.Bool("netns", false, "run in network namespaces with the Linux backend (root): kill -9, SIGSTOP, link cut, store partition, witness loss")
 	bin := flag.String("sitekeeper", "bin/sitekeeper", "with -netns: the sitekeeper binary")
 	heldBack := flag.Bool("held-back", false, "with -netns: run the held-back sequence (kill -9, SIGSTOP, link cut, twice, of the node serving) instead of random faults")
 	verbose := flag.Bool("v", false, "with -netns: the agents log etcd's messages too (kept when the run fails)")

@@ -22,7 +22,8 @@ type FaultRun struct {
 	MaxLatency time.Duration
 	Seed       uint64
 	// Sequence, when set, names the faults in order ("kill -9", "SIGSTOP",
-	// "link cut", "witness loss") instead of drawing them.
+	// "link cut", "store partition", "witness loss") instead of drawing
+	// them.
 	Sequence []string
 	Progress func(format string, args ...any)
 }
@@ -84,6 +85,7 @@ func (f *FaultRun) Run() FaultReport {
 		{"kill -9", func(h string) error { sk.Kill(h); return nil }, restart},
 		{"SIGSTOP", func(h string) error { return sk.Signal(h, syscall.SIGSTOP) }, func(h string) error { return sk.Signal(h, syscall.SIGCONT) }},
 		{"link cut", sk.Lab.Cut, sk.Lab.Heal},
+		{"store partition", sk.Lab.CutStore, sk.Lab.HealStore},
 		{"witness loss", func(string) error { sk.Kill("witness"); return nil }, func(string) error { return sk.Start("witness") }},
 	}
 	start := time.Now()

@@ -129,6 +129,28 @@ func (l *Lab) Start(host string, log *os.File, name string, args ...string) (*ex
 func (l *Lab) Cut(host string) error  { return run("-n", l.NS(host), "link", "set", "eth0", "down") }
 func (l *Lab) Heal(host string) error { return run("-n", l.NS(host), "link", "set", "eth0", "up") }
 
+// CutStore cuts host off from the other store members and nothing else: a
+// blackhole route to each other member's address. The node keeps running
+// and keeps answering clients on its VIP (and ARP, which is not routed);
+// its member loses the others, so its lease stops renewing and it must
+// fence itself. HealStore ends it.
+func (l *Lab) CutStore(host string) error { return l.storeRoutes(host, "add") }
+
+// HealStore ends a store partition.
+func (l *Lab) HealStore(host string) error { return l.storeRoutes(host, "del") }
+
+func (l *Lab) storeRoutes(host, verb string) error {
+	for _, m := range []string{"node1", "node2", "witness"} {
+		if m == host {
+			continue
+		}
+		if err := run("-n", l.NS(host), "route", verb, "blackhole", Hosts[m]+"/32"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Holds reports whether host has ip on any interface, read with netlink in
 // its namespace (no process started: cheap enough to sample every 10 ms).
 type Holds struct {

@@ -210,6 +210,25 @@ func TestRealClusterPartitionAndHeal(t *testing.T) {
 	t.Logf("node1 cut off: served by node2 %s later; node1 healed and stayed standby", up.Sub(at).Round(time.Millisecond))
 }
 
+// A store partition leaves the node running and reachable by clients: only
+// its lease stops. It must fence itself before node2 takes the VIP.
+func TestRealClusterStorePartitionAndHeal(t *testing.T) {
+	c := startRealCluster(t)
+	at := time.Now()
+	if err := c.lab.CutStore("node1"); err != nil {
+		t.Fatal(err)
+	}
+	up := c.servedBy("node2", 20*time.Second)
+	time.Sleep(2 * time.Second)
+	if err := c.lab.HealStore("node1"); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually("fenced itself", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	c.onlyServedBy("node2", up)
+	t.Logf("node1 cut off from the store: served by node2 %s later; node1 healed and stayed standby", up.Sub(at).Round(time.Millisecond))
+}
+
 func TestRealClusterWitnessLossMovesNothing(t *testing.T) {
 	c := startRealCluster(t)
 	at := time.Now()
