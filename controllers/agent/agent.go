@@ -72,8 +72,10 @@ type Agent struct {
 	Recorder record.Recorder
 	// Fence, when set, says whether the node is fenced, with a context
 	// cancelled when it fences itself: bring-up steps stop there (a
-	// bring-up in flight included); take-down steps go on.
-	Fence func() (context.Context, bool)
+	// bring-up in flight included); take-down steps go on. Its epoch
+	// changes at every fence and return: a plan computed from a desired
+	// state of another epoch brings nothing up.
+	Fence func() (ctx context.Context, epoch uint64, fenced bool)
 
 	mu           sync.Mutex
 	observedOnce bool
@@ -156,8 +158,11 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 			if s.Action.TakesDown() {
 				return nil, nil
 			}
-			fctx, fenced := a.Fence()
-			if fenced {
+			// A plan read before a fence ended, or before one began, is
+			// from a view the placement may have moved on from: the
+			// group is looked at again with a fresh read.
+			fctx, epoch, fenced := a.Fence()
+			if fenced || epoch != d.Epoch {
 				return nil, ErrFenced
 			}
 			return fctx, nil

@@ -414,26 +414,24 @@ func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
 // Desired implements Source: the store's desired state, cached until the
 // store changes; while fenced, no group is active here.
 func (m *Member) Desired(ctx context.Context) (*plan.Desired, error) {
-	d, err := m.desired(ctx)
+	d, epoch, err := m.desired(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	epoch := m.epoch
-	m.mu.Unlock()
 	c := *d
 	c.Epoch = epoch
 	return &c, nil
 }
 
-func (m *Member) desired(ctx context.Context) (*plan.Desired, error) {
+// desired is the desired state and the fence epoch it is good for.
+func (m *Member) desired(ctx context.Context) (*plan.Desired, uint64, error) {
 	m.mu.Lock()
-	cache, dirty, fenced, suspect, gen := m.cache, m.dirty, m.fenced, m.suspect, m.dirtyGen
+	cache, dirty, fenced, suspect, gen, epoch := m.cache, m.dirty, m.fenced, m.suspect, m.dirtyGen, m.epoch
 	m.mu.Unlock()
 	if fenced && cache != nil {
 		// No store read while fenced: the take-down must not wait on a
 		// store that has no quorum.
-		return withoutNode(cache, m.Node), nil
+		return withoutNode(cache, m.Node), epoch, nil
 	}
 	if dirty || cache == nil {
 		// A fence cancels the read: the take-down must not wait on a store
@@ -446,13 +444,28 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, error) {
 		cancel()
 		m.mu.Lock()
 		m.loadCancel = nil
-		fencedNow := m.fenced
+		fencedNow, epochNow := m.fenced, m.epoch
 		m.mu.Unlock()
+		if epochNow != epoch {
+			// The node fenced (and maybe came back) while the read was
+			// on its way: what it returned may be from before the fence,
+			// when this node still served groups the leader has moved
+			// since (a frozen agent, thawed, read the old placement
+			// this way and put its address back). Bring nothing up from
+			// it; the next pass reads again.
+			if d == nil || err != nil {
+				d = cache
+			}
+			if d == nil {
+				return nil, epoch, fmt.Errorf("read desired state: the node fenced during the read")
+			}
+			return withoutNode(d, m.Node), epoch, nil
+		}
 		if fencedNow && cache != nil {
-			return withoutNode(cache, m.Node), nil
+			return withoutNode(cache, m.Node), epoch, nil
 		}
 		if err != nil && cache == nil {
-			return nil, err
+			return nil, epoch, err
 		}
 		if err == nil {
 			cache, suspect = d, false
@@ -468,9 +481,9 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, error) {
 		// Fenced since the last good read: the placement may have moved
 		// while the node was cut off, so nothing starts here until a
 		// fresh read says so (it rejoins as standby).
-		return withoutNode(cache, m.Node), nil
+		return withoutNode(cache, m.Node), epoch, nil
 	}
-	return cache, nil
+	return cache, epoch, nil
 }
 
 // withoutNode is d with no group active on node.
@@ -544,10 +557,10 @@ func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desir
 }
 
 // fence implements Agent.Fence.
-func (m *Member) fence() (context.Context, bool) {
+func (m *Member) fence() (context.Context, uint64, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.fenceCtx, m.fenced
+	return m.fenceCtx, m.epoch, m.fenced
 }
 
 func (m *Member) isFenced() bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/memstore"
 )
@@ -235,5 +237,71 @@ func TestFenceStopsABringUpInFlight(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if calls := e.n.TakeCalls(); slices.Contains(calls, "StartSite web1") {
 		t.Errorf("the site started after the fence: %v", calls)
+	}
+}
+
+// slowDecisions answers Decisions with what the store held when asked,
+// but only once released: a read that was on its way while the node
+// froze, fenced and came back.
+type slowDecisions struct {
+	*memstore.Store
+	once          sync.Once
+	read, release chan struct{}
+}
+
+func (s *slowDecisions) Decisions(ctx context.Context) (map[string]store.Decision, error) {
+	d, err := s.Store.Decisions(ctx)
+	s.once.Do(func() {
+		close(s.read)
+		<-s.release
+	})
+	return d, err
+}
+
+// TestReadAcrossAFenceBringsNothingUp: a desired-state read that began
+// before a fence and returns after the node came back is from before the
+// leader moved the group: the node must not serve from it, and a plan made
+// from it must not pass the fence gate.
+func TestReadAcrossAFenceBringsNothingUp(t *testing.T) {
+	st := placedOnNode1(t)
+	slow := &slowDecisions{Store: st, read: make(chan struct{}), release: make(chan struct{})}
+	m := &Member{Node: "node1", Store: slow, Backend: fake.New(), LeaseTTL: 2 * time.Second, Log: logr.Discard(), Clock: clock.NewFake(time.Unix(1000, 0))}
+	type result struct {
+		d   *plan.Desired
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		d, err := m.Desired(context.Background())
+		done <- result{d, err}
+	}()
+	<-slow.read // the read saw web1 on node1
+	m.setFenced(true)
+	cur, err := st.Decisions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutDecision(context.Background(), store.Decision{Group: "web1", Active: "node2", Revision: cur["web1"].Revision}, store.LeaderGuard{}); err != nil {
+		t.Fatal(err)
+	}
+	m.setFenced(false)
+	close(slow.release)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := r.d.Active["web1"]; got == "node1" {
+		t.Fatalf("the read from before the fence put web1 back on node1")
+	}
+	if _, epoch, fenced := m.fence(); !fenced && epoch == r.d.Epoch {
+		t.Fatalf("a plan from the read before the fence (epoch %d) would pass the gate at epoch %d", r.d.Epoch, epoch)
+	}
+	// The next read is fresh: web1 is node2's.
+	d, err := m.Desired(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Active["web1"]; got != "node2" {
+		t.Fatalf("after the fence a fresh read says web1 is on %q, want node2", got)
 	}
 }

@@ -59,16 +59,23 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	if err != nil {
 		return nil, nil, err
 	}
-	// The process talks to its own member, as k3s does: a frozen or
+	// A learner serves no client request: the process starts once its
+	// member votes.
+	if err := srv.PromoteWhenCaughtUp(ctx, log); err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	// The process talks to its own member only, as k3s does: a frozen or
 	// partitioned peer never holds its requests, and a member cut off from
 	// quorum fails them, which is what makes its agent fence.
-	g.endpointsFlag = srv.Endpoint
-	st, err := g.connect(ctx)
+	st, err := etcdstore.ConnectMember(srv.Endpoint, g.tls)
+	if err == nil {
+		err = st.Ping(ctx)
+	}
 	if err != nil {
 		srv.Close()
 		return nil, nil, err
 	}
-	go srv.PromoteWhenCaughtUp(ctx, st, log)
 	return srv, st, nil
 }
 

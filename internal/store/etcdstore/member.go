@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.uber.org/zap"
 )
 
@@ -47,25 +48,49 @@ func (t TLSFiles) ClientTLS() (*tls.Config, error) {
 	return c, nil
 }
 
-// ConnectTLS connects to endpoints with t (plain when t is empty).
+// ConnectTLS connects to endpoints with t (plain when t is empty). The
+// client learns the other members from the first it reaches and spreads
+// its requests over them; keep-alive pings find a connection through a cut
+// link within seconds, so its requests go to the members that answer.
 func ConnectTLS(endpoints []string, t TLSFiles) (*Store, error) {
+	return connect(endpoints, t, true)
+}
+
+// ConnectMember connects to one member only and never to the others: the
+// client of a process that runs that member. Through a peer's member, a
+// request would wait on the link to that peer (a frozen or cut-off peer
+// held an agent's renewals for 40 s in a fault run); through its own, it
+// fails when the member lost quorum, which is what makes an agent fence.
+func ConnectMember(endpoint string, t TLSFiles) (*Store, error) {
+	return connect([]string{endpoint}, t, false)
+}
+
+func connect(endpoints []string, t TLSFiles, spread bool) (*Store, error) {
 	tc, err := t.ClientTLS()
 	if err != nil {
 		return nil, err
 	}
-	c, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 3 * time.Second,
 		TLS:         tc,
 		Logger:      zap.NewNop(),
-		// Find the other members from the one we were given.
-		AutoSyncInterval: 30 * time.Second,
-	})
+	}
+	if spread {
+		cfg.AutoSyncInterval = 30 * time.Second
+		cfg.DialKeepAliveTime, cfg.DialKeepAliveTimeout = keepAlivePing, keepAlivePing
+	}
+	c, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
 	return &Store{client: c, now: time.Now}, nil
 }
+
+// keepAlivePing is how often a client pings an idle connection, and how
+// long it waits for the answer; members accept pings this often (see
+// sitekeeperLimits).
+const keepAlivePing = 2 * time.Second
 
 // MemberOptions configure one member of a multi-member etcd cluster
 // embedded in an agent or a witness.
@@ -196,25 +221,28 @@ func (s *Server) ID() uint64 { return uint64(s.etcd.Server.MemberID()) }
 // PromoteWhenCaughtUp promotes this member from learner to voter once the
 // leader says its log caught up, retrying until ctx ends; a voter returns
 // at once. A learner adds no vote, so a joining node never costs quorum.
-func (s *Server) PromoteWhenCaughtUp(ctx context.Context, st *Store, log logr.Logger) {
+// The member asks the leader itself: a learner serves no client request
+// but serializable reads.
+func (s *Server) PromoteWhenCaughtUp(ctx context.Context, log logr.Logger) error {
 	for s.IsLearner() {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err := st.client.MemberPromote(pctx, s.ID())
+		_, err := s.etcd.Server.PromoteMember(pctx, s.ID())
 		cancel()
 		switch {
 		case err == nil:
 			log.Info("Promoted from learner to voting member", "member", s.etcd.Config().Name)
-			return
-		case errors.Is(err, rpctypes.ErrGRPCMemberNotLearner), strings.Contains(err.Error(), "not a learner"):
-			return
+			return nil
+		case errors.Is(err, membership.ErrMemberNotLearner):
+			return nil
 		}
-		log.V(1).Info("Learner not promoted yet", "reason", err.Error())
+		log.Info("Waiting for the leader to promote this learner", "member", s.etcd.Config().Name, "reason", err.Error())
 		select {
 		case <-ctx.Done():
-			return
+			return fmt.Errorf("promote learner %s: %w", s.etcd.Config().Name, ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
+	return nil
 }
 
 // MemberInfo is one etcd member as `sitekeeper member list` shows it.

@@ -116,7 +116,9 @@ func TestClusterWithWitnessLearnerAndRemoval(t *testing.T) {
 	if !s3.IsLearner() {
 		t.Error("a member added with member add started as a voter")
 	}
-	s3.PromoteWhenCaughtUp(ctx, st, logr.Discard())
+	if err := s3.PromoteWhenCaughtUp(ctx, logr.Discard()); err != nil {
+		t.Fatal(err)
+	}
 	members, err = st.Members(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -90,6 +90,9 @@ func sitekeeperLimits(cfg *embed.Config, log logr.Logger, verbose bool) {
 	// One apply is one transaction (all or nothing): allow large sets.
 	cfg.MaxTxnOps = MaxTxnOps
 	cfg.MaxRequestBytes = 16 << 20
+	// Clients ping idle connections every keepAlivePing, to find a cut
+	// link in seconds; etcd's default refuses pings under 5 s apart.
+	cfg.GRPCKeepAliveMinTime = keepAlivePing / 2
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(logrCore{log: log.WithName("etcd"), verbose: verbose}))
 }
 
