@@ -189,6 +189,31 @@ func (s *Sitekeeper) CLI(ctx context.Context, stdin string, args ...string) (str
 	return string(out), err
 }
 
+// TakedownBudget is the take-down budget node publishes, as `get nodes`
+// shows it; zero when the store does not say.
+func (s *Sitekeeper) TakedownBudget(node string) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := s.CLI(ctx, "", "get", "nodes", "-o", "json")
+	if err != nil {
+		return 0
+	}
+	var nodes []struct {
+		Name           string `json:"name"`
+		TakedownBudget string `json:"takedownBudget"`
+	}
+	if json.Unmarshal([]byte(out), &nodes) != nil {
+		return 0
+	}
+	for _, n := range nodes {
+		if n.Name == node {
+			d, _ := time.ParseDuration(n.TakedownBudget)
+			return d
+		}
+	}
+	return 0
+}
+
 // Sample is one client request.
 type Sample struct {
 	At   time.Time

@@ -112,6 +112,7 @@ func (f *FaultRun) Run() FaultReport {
 				}
 			}
 		}
+		budget := sk.TakedownBudget(active)
 		at := time.Now()
 		if err := k.inject(active); err != nil {
 			rep.Stalls = append(rep.Stalls, fmt.Sprintf("%s of %s: %v", k.name, active, err))
@@ -123,8 +124,10 @@ func (f *FaultRun) Run() FaultReport {
 		if !moves {
 			expect = active
 		}
-		// A slow bring-up waits for the lease, the budget and its steps.
-		within := 20*time.Second + 12*f.MaxLatency
+		// A slow bring-up waits for the lease, the node's published
+		// take-down budget (a step measured while the process was frozen
+		// raises it for ten minutes) and its own steps.
+		within := 20*time.Second + 12*f.MaxLatency + budget
 		up, err := f.Poller.WaitServed(expect, at, within)
 		switch {
 		case err != nil:
