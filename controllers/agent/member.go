@@ -532,16 +532,17 @@ func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desir
 	d.Graph = graph.Of(active)
 	nodeSuspended := suspended.Node(node)
 	for _, g := range d.Graph.Groups {
-		if dec, ok := decisions[g.Name]; ok {
+		if dec, ok := decisions[g.Name]; ok && dec.Damaged == "" {
 			d.Active[g.Name] = dec.Active
 			d.Decided[g.Name] = plan.Decided{Reason: dec.Reason, Message: dec.Message, At: dec.Since}
 			if dec.Target != "" {
 				d.Moving[g.Name] = dec.Target
 			}
 		} else {
-			// The leader has not placed this group yet (new, or renamed):
+			// The leader has not placed this group yet (new, or renamed),
+			// or its decision is damaged until the leader replaces it:
 			// touch nothing until it has, rather than stop what may be
-			// serving under its old name.
+			// serving.
 			d.Suspended[g.Name] = true
 		}
 		if nodeSuspended {

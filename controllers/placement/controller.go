@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -69,8 +70,11 @@ type Controller struct {
 	// retried on its own schedule while the others keep moving.
 	backoff map[string]time.Duration
 	retryAt map[string]time.Time
-	leading atomic.Bool
-	crashed atomic.Bool
+	// damagedSeen holds the damaged keys already warned of (key ->
+	// revision): one Warning event per bad value, not one per pass.
+	damagedSeen map[string]int64
+	leading     atomic.Bool
+	crashed     atomic.Bool
 }
 
 // Crash makes the next stop look like a power loss: leadership is not
@@ -248,6 +252,32 @@ type inputs struct {
 	suspendedNodes map[string]bool
 	budgets        map[string]time.Duration // every known node's take-down budget
 	unsafe         map[string]string
+	// damagedRevs are the revisions of damaged decisions: the group's
+	// next decision replaces them, even when it decides nothing new.
+	damagedRevs map[string]int64
+}
+
+// warnDamaged logs each damaged key, and records a Warning event for it
+// once (again only when its value changes).
+func (c *Controller) warnDamaged(keys []store.DamagedKey) {
+	if c.damagedSeen == nil {
+		c.damagedSeen = map[string]int64{}
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		seen[k.Key] = true
+		if rev, ok := c.damagedSeen[k.Key]; ok && rev == k.Revision {
+			continue
+		}
+		c.damagedSeen[k.Key] = k.Revision
+		c.Log.Error(store.ErrDamaged, "Skipping a stored value that does not decode", "key", k.Key, "reason", k.Error)
+		c.Recorder.Record(store.Event{Type: store.Warning, Reason: store.DamagedWarning, Object: k.Key, Message: store.DamagedMessage(k), Component: Component})
+	}
+	for k := range c.damagedSeen {
+		if !seen[k] {
+			delete(c.damagedSeen, k)
+		}
+	}
 }
 
 func (c *Controller) read(ctx context.Context) (*inputs, error) {
@@ -277,7 +307,7 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	}
 	in := &inputs{live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
 		orphans: map[string]store.Decision{}, suspended: suspended, suspendedNodes: suspended.SuspendedNodes(),
-		budgets: map[string]time.Duration{}, unsafe: map[string]string{}}
+		budgets: map[string]time.Duration{}, unsafe: map[string]string{}, damagedRevs: map[string]int64{}}
 	for n, info := range nodes {
 		in.live[n] = true
 		if info.Unsafe != "" {
@@ -306,6 +336,30 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	for _, grp := range in.graph.Groups {
 		groups[grp.Name] = true
 	}
+	damaged := slices.Clone(snap.Damaged)
+	for name, d := range decisions {
+		if d.Damaged == "" {
+			continue
+		}
+		damaged = append(damaged, store.DamagedKey{Key: "placement/" + name, Error: d.Damaged, Revision: d.Revision})
+		// Keep the group where it serves: the node that reports it active
+		// holds it until a decision says otherwise; none, and it is placed
+		// afresh. The next write replaces the bad value (compare-and-swap
+		// on its revision).
+		rec := store.Decision{Group: name, Revision: d.Revision}
+		for node, r := range in.reports[name] {
+			if r.Active && in.live[node] {
+				rec.Active, rec.Reason, rec.Since = node, v1alpha1.ReasonPlaced, r.Decided
+			}
+		}
+		in.damagedRevs[name] = d.Revision
+		if rec.Active == "" {
+			delete(decisions, name)
+			continue
+		}
+		decisions[name] = rec
+	}
+	c.warnDamaged(damaged)
 	for name, d := range decisions {
 		if !groups[name] {
 			in.orphans[name] = d
@@ -348,9 +402,12 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		c.Log.Info("Group renamed; keeping its placement", "from", old, "to", grp.Name, "active", d.Active)
 	}
 	next, changes := Decide(view, prev, w, now)
-	if prev == nil || !sameDecision(*prev, next) {
+	_, repair := in.damagedRevs[grp.Name]
+	if prev == nil || repair || !sameDecision(*prev, next) {
 		if prev != nil {
 			next.Revision = prev.Revision
+		} else {
+			next.Revision = in.damagedRevs[grp.Name] // 0: must not exist
 		}
 		if err := c.Store.PutDecision(ctx, next, guard); err != nil {
 			return time.Time{}, fmt.Errorf("write decision: %w", err)

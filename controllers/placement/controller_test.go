@@ -311,3 +311,71 @@ func BenchmarkPlacementPass(b *testing.B) {
 		})
 	}
 }
+
+// TestDamagedDecisionIsReplacedWhereTheGroupServes: a placement value that
+// does not decode fails no pass and blocks no other group; the group stays
+// on the node that reports it active, the bad value is replaced, and one
+// Warning event names the key.
+func TestDamagedDecisionIsReplacedWhereTheGroupServes(t *testing.T) {
+	e := newEnv(t, groups(t, 3, v1alpha1.SwitchbackManual), "node1", "node2")
+	e.mustReconcile()
+	// site-0 failed over to node2 earlier, and serves there.
+	ds, _ := e.st.Decisions(context.Background())
+	d := ds["site-0"]
+	d.Active = "node2"
+	if err := e.st.PutDecision(context.Background(), d, store.LeaderGuard{}); err != nil {
+		t.Fatal(err)
+	}
+	e.report("node2", "site-0", true)
+	e.st.DamageDecision("site-0", "invalid character 'x' looking for beginning of value")
+	e.st.DamageDecision("site-1", "unexpected end of JSON input") // no node reports it active
+	for range 2 {
+		e.mustReconcile()
+	}
+	got := placed(t, e.st)
+	want := []string{"site-0=node2", "site-1=node1", "site-2=node1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("placements after the damage (-want +got):\n%s", diff)
+	}
+	ds, _ = e.st.Decisions(context.Background())
+	for g, d := range ds {
+		if d.Damaged != "" {
+			t.Errorf("group %s's damaged decision was not replaced", g)
+		}
+	}
+	var warned []string
+	for _, ev := range e.st.Events() {
+		if ev.Reason == store.DamagedWarning {
+			warned = append(warned, ev.Object)
+		}
+	}
+	slices.Sort(warned)
+	if diff := cmp.Diff([]string{"placement/site-0", "placement/site-1"}, warned); diff != "" {
+		t.Errorf("Warning events for the damaged keys, one each (-want +got):\n%s", diff)
+	}
+}
+
+// TestDamagedObjectStopsNoOtherGroup: an object value that does not decode
+// is skipped with one Warning event; the other groups still fail over.
+func TestDamagedObjectStopsNoOtherGroup(t *testing.T) {
+	e := newEnv(t, groups(t, 2, v1alpha1.SwitchbackManual), "node1", "node2")
+	e.mustReconcile()
+	e.st.DamageObject(v1alpha1.Ref{Kind: v1alpha1.KindIISSite, Name: "site-1"}, "invalid character '}'")
+	e.st.Expire("node1")
+	for range 2 {
+		e.mustReconcile()
+		e.report("node2", "site-0", true)
+	}
+	if got := placed(t, e.st); !slices.Contains(got, "site-0=node2") {
+		t.Fatalf("site-0 did not fail over with a damaged object in the store: %v", got)
+	}
+	n := 0
+	for _, ev := range e.st.Events() {
+		if ev.Reason == store.DamagedWarning && ev.Object == "objects/IISSite/site-1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d Warning events for the damaged object, want 1", n)
+	}
+}

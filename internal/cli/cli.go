@@ -124,6 +124,7 @@ drift repair and first set-up are one loop.`,
 		newServiceCmd(s),
 		newWitnessCmd(s, g),
 		newMemberCmd(s, g),
+		newDoctorCmd(s, g),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)

@@ -97,6 +97,7 @@ nodes. Objects show their active node, readiness and age.`,
 				if err != nil {
 					return err
 				}
+				warnDamaged(s.err, cs)
 				switch strings.ToLower(args[0]) {
 				case "source", "sources", "src":
 					return getSources(ctx, s, st, name, output)
@@ -181,6 +182,9 @@ func (cs *clusterState) groupRows(name string) []groupRow {
 		r := groupRow{Name: gr.Name, Nodes: gr.Placement.Nodes, Switchback: string(gr.Placement.Switchback), Active: d.Active, Reason: d.Summary(), Coupling: validation.CouplingText(gr)}
 		if d.Target != "" {
 			r.Moving = d.Releasing + " -> " + d.Target
+		}
+		if d.Damaged != "" {
+			r.Reason = "DamagedDecision: the placement leader replaces it"
 		}
 		for _, m := range gr.Members {
 			r.Members = append(r.Members, m.String())
@@ -341,6 +345,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				warnDamaged(s.err, cs)
 				if strings.HasPrefix(strings.ToLower(args[0]), "source") {
 					return describeSource(ctx, s, st, args[1])
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -221,6 +222,25 @@ type clusterState struct {
 	reports   []store.Report
 	suspended store.Suspensions
 	observed  map[string]plan.Observed
+}
+
+// damaged is every key of the state that did not decode.
+func (c *clusterState) damaged() []store.DamagedKey {
+	out := slices.Clone(c.snap.Damaged)
+	for _, g := range slices.Sorted(maps.Keys(c.decisions)) {
+		if d := c.decisions[g]; d.Damaged != "" {
+			out = append(out, store.DamagedKey{Key: "placement/" + g, Error: d.Damaged, Revision: d.Revision})
+		}
+	}
+	return out
+}
+
+// warnDamaged tells on stderr which keys were skipped, so that a listing
+// that lacks an object says why.
+func warnDamaged(w io.Writer, c *clusterState) {
+	for _, k := range c.damaged() {
+		fmt.Fprintf(w, "warning: %s\n", store.DamagedMessage(k))
+	}
 }
 
 func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {

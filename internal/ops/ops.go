@@ -253,6 +253,9 @@ func ClearFailures(ctx context.Context, st Store, ref v1alpha1.Ref) (string, boo
 	if !ok {
 		return grp.Name, false, nil
 	}
+	if d.Damaged != "" {
+		return "", false, fmt.Errorf("clear failures of group %s: its placement decision is damaged (%s) and holds no failures; the placement leader replaces it: %w", grp.Name, d.Damaged, store.ErrDamaged)
+	}
 	d.Failures = nil
 	// A compare-and-swap on the decision's revision: a leader's concurrent
 	// decision is never overwritten.

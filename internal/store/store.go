@@ -29,6 +29,8 @@ var (
 	// ErrLeaseExpired: a node's lease is gone (it expired or was revoked);
 	// the node must register again.
 	ErrLeaseExpired = errors.New("lease expired")
+	// ErrDamaged: the stored value does not decode.
+	ErrDamaged = errors.New("damaged")
 )
 
 // Family is one kind of stored record, for Changes.
@@ -101,6 +103,28 @@ func (s Suspensions) SuspendedNodes() map[string]bool {
 type Snapshot struct {
 	Objects  []v1alpha1.Object
 	Revision int64
+	// Damaged are the keys that did not decode: skipped, so that one bad
+	// value (written by a bug, an old version or by hand) never stops the
+	// others. `sitekeeper doctor` lists and removes them.
+	Damaged []DamagedKey
+}
+
+// DamagedKey is a stored value that does not decode.
+type DamagedKey struct {
+	Key string `json:"key"`
+	// Error is why it does not decode.
+	Error string `json:"error"`
+	// Revision is the key's mod revision: a write that replaces the value
+	// compares on it.
+	Revision int64 `json:"revision"`
+}
+
+// DamagedWarning is the Warning event's reason for a damaged key.
+const DamagedWarning = "DamagedKey"
+
+// DamagedMessage says what is wrong with k and what to do.
+func DamagedMessage(k DamagedKey) string {
+	return fmt.Sprintf("%s does not decode (%s): skipped; `sitekeeper doctor --fix` removes it", k.Key, k.Error)
 }
 
 // Outcome is what apply did to one object, in kubectl's words.
@@ -215,6 +239,11 @@ type Decision struct {
 	Failures map[string][]time.Time `json:"failures,omitempty"`
 	// Revision is the key's mod revision, for compare-and-swap.
 	Revision int64 `json:"-"`
+	// Damaged, when set, says the stored value did not decode (and why):
+	// the decision holds only the group's name and revision, so that the
+	// placement leader can replace it. Agents treat the group as not
+	// placed (touch nothing).
+	Damaged string `json:"-"`
 }
 
 // Summary is the decision's reason and message in one line, as `get

@@ -60,6 +60,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// objectAtKey checks that o is the object its key names: a value copied
+// under another key would otherwise be two objects of one name.
+func objectAtKey(o v1alpha1.Object, key string) error {
+	if want := objectKey(v1alpha1.RefOf(o)); want != key {
+		return fmt.Errorf("the value is %s, which belongs under %s", v1alpha1.RefOf(o), want)
+	}
+	return nil
+}
+
 func decodeObject(kv []byte, rev int64) (v1alpha1.Object, error) {
 	var tm v1alpha1.TypeMeta
 	if err := json.Unmarshal(kv, &tm); err != nil {
@@ -90,8 +99,12 @@ func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, erro
 	snap := store.Snapshot{Revision: resp.Header.Revision}
 	for _, kv := range resp.Kvs {
 		o, err := decodeObject(kv.Value, kv.ModRevision)
+		if err == nil {
+			err = objectAtKey(o, string(kv.Key))
+		}
 		if err != nil {
-			return store.Snapshot{}, fmt.Errorf("decode %s: %w", kv.Key, err)
+			snap.Damaged = append(snap.Damaged, store.DamagedKey{Key: string(kv.Key), Error: err.Error(), Revision: kv.ModRevision})
+			continue
 		}
 		snap.Objects = append(snap.Objects, o)
 	}
@@ -126,7 +139,7 @@ func (s *Store) Get(ctx context.Context, ref v1alpha1.Ref) (v1alpha1.Object, err
 	}
 	o, err := decodeObject(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %s: %w", ref, store.DamagedMessage(store.DamagedKey{Key: objectKey(ref), Error: err.Error()}), store.ErrDamaged)
 	}
 	if st, err := s.client.Get(ctx, statusKey(ref)); err == nil && len(st.Kvs) > 0 {
 		_ = json.Unmarshal(st.Kvs[0].Value, o.StatusRef())
@@ -169,6 +182,10 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 	stored := map[v1alpha1.Ref]v1alpha1.Object{}
 	for _, o := range snap.Objects {
 		stored[v1alpha1.RefOf(o)] = o
+	}
+	damaged := map[string]int64{} // key -> revision: an apply replaces it
+	for _, k := range snap.Damaged {
+		damaged[k.Key] = k.Revision
 	}
 	incoming := map[v1alpha1.Ref]bool{}
 	for _, o := range objs {
@@ -249,7 +266,11 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 			m.ResourceVersion = ""
 			m.DeletionTimestamp = nil
 			r.Outcome, r.Generation = store.Created, 1
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			if rev, ok := damaged[key]; ok {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+			} else {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			}
 		} else {
 			om := old.Meta()
 			m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.ResourceVersion = om.UID, om.CreationTimestamp, nil, ""
@@ -475,11 +496,17 @@ func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error
 	}
 	out := map[string]store.Decision{}
 	for _, kv := range resp.Kvs {
+		group := strings.TrimPrefix(string(kv.Key), family(store.FamilyDecisions))
 		var d store.Decision
-		if json.Unmarshal(kv.Value, &d) == nil {
-			d.Revision = kv.ModRevision
-			out[d.Group] = d
+		err := json.Unmarshal(kv.Value, &d)
+		if err == nil && d.Group != group {
+			err = fmt.Errorf("the value is group %q's decision", d.Group)
 		}
+		if err != nil {
+			d = store.Decision{Group: group, Damaged: err.Error()}
+		}
+		d.Revision = kv.ModRevision
+		out[group] = d
 	}
 	return out, nil
 }

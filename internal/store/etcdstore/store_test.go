@@ -196,3 +196,72 @@ func TestTwoPhaseDelete(t *testing.T) {
 		t.Errorf("after Remove: %v", err)
 	}
 }
+
+// TestDamagedValuesAreSkippedAndReplaced: a value that does not decode
+// under objects/ or placement/ (or one stored under another object's key)
+// is listed as damaged and skipped; the other objects still list, get and
+// apply; an apply of the damaged object's name replaces the bad value; the
+// leader's compare-and-swap on the damaged decision's revision replaces it.
+func TestDamagedValuesAreSkippedAndReplaced(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	vip := v1alpha1.Ref{Kind: "IPResource", Name: "vip1"}
+	vol := v1alpha1.Ref{Kind: "VolumeResource", Name: "vol1"}
+	good, err := st.client.Get(ctx, objectKey(vol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut := func(k, v string) {
+		t.Helper()
+		if _, err := st.client.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPut(objectKey(vip), "{garbage")
+	mustPut(objectKey(v1alpha1.Ref{Kind: "VolumeResource", Name: "copy"}), string(good.Kvs[0].Value))
+	mustPut(decisionKey("web1"), "\x00\x01")
+	snap, err := st.List(ctx)
+	if err != nil {
+		t.Fatalf("one bad value stopped the listing: %v", err)
+	}
+	var names, damaged []string
+	for _, o := range snap.Objects {
+		names = append(names, v1alpha1.RefOf(o).String())
+	}
+	for _, k := range snap.Damaged {
+		damaged = append(damaged, strings.TrimPrefix(k.Key, family(store.FamilyObjects)))
+	}
+	if got := strings.Join(names, " "); got != "IISSite/web1 VolumeResource/vol1" {
+		t.Errorf("listed %q, want the two good objects", got)
+	}
+	if got := strings.Join(damaged, " "); got != "IPResource/vip1 VolumeResource/copy" {
+		t.Errorf("damaged %q, want the garbage and the copy under another name", got)
+	}
+	if _, err := st.Get(ctx, vip); !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), "doctor") {
+		t.Errorf("get of the damaged object: %v, want ErrDamaged naming the fix", err)
+	}
+	ds, err := st.Decisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ds["web1"]
+	if d.Damaged == "" || d.Revision == 0 {
+		t.Fatalf("the damaged decision: %+v, want Damaged with its revision", d)
+	}
+	if err := st.PutDecision(ctx, store.Decision{Group: "web1", Active: "node1", Revision: d.Revision}, store.LeaderGuard{}); err != nil {
+		t.Fatalf("replacing the damaged decision: %v", err)
+	}
+	rs, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{})
+	if err != nil {
+		t.Fatalf("apply over the damaged object: %v", err)
+	}
+	if !strings.Contains(outcomes(rs), "IPResource/vip1=created") {
+		t.Errorf("apply over the damaged object: %s", outcomes(rs))
+	}
+	if _, err := st.Get(ctx, vip); err != nil {
+		t.Errorf("after the apply: %v", err)
+	}
+}

@@ -33,6 +33,7 @@ type Store struct {
 	nextLease store.LeaseID
 	reports   map[string]store.Report // group/node
 	decisions map[string]store.Decision
+	damaged   map[string]store.DamagedKey // objects' keys
 	suspended store.Suspensions
 	acks      map[v1alpha1.Ref]map[string]bool
 	observed  map[string]plan.Observed
@@ -146,6 +147,9 @@ func (s *Store) list(withStatus bool) store.Snapshot {
 			*c.StatusRef() = s.status[r]
 		}
 		snap.Objects = append(snap.Objects, c)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.damaged)) {
+		snap.Damaged = append(snap.Damaged, s.damaged[k])
 	}
 	return snap
 }
@@ -368,8 +372,31 @@ func copyDecision(d store.Decision) store.Decision {
 	b, _ := json.Marshal(d)
 	var c store.Decision
 	_ = json.Unmarshal(b, &c)
-	c.Revision = d.Revision
+	c.Revision, c.Damaged = d.Revision, d.Damaged
 	return c
+}
+
+// DamageDecision replaces group's decision by a value that does not decode,
+// as the etcd store reads one (why is the decode error).
+func (s *Store) DamageDecision(group, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changed(store.FamilyDecisions)
+	s.decisions[group] = store.Decision{Group: group, Damaged: why, Revision: s.rev}
+}
+
+// DamageObject replaces ref's stored value by one that does not decode: it
+// is listed as damaged, no longer as an object.
+func (s *Store) DamageObject(ref v1alpha1.Ref, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changed(store.FamilyObjects)
+	delete(s.objects, ref)
+	if s.damaged == nil {
+		s.damaged = map[string]store.DamagedKey{}
+	}
+	key := "objects/" + ref.String()
+	s.damaged[key] = store.DamagedKey{Key: key, Error: why, Revision: s.rev}
 }
 
 // PutDecision writes a decision at the revision it was read (0: must not

@@ -1,0 +1,62 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestDamagedKeysStopNothing writes values that do not decode under
+// objects/ and placement/ of a running cluster, as a bug, an old version or
+// a hand with etcdctl could: failover still works, `get` lists the rest and
+// warns, `doctor` lists the keys and `doctor --fix` removes them.
+func TestDamagedKeysStopNothing(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.endpoint}, DialTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for k, v := range map[string]string{
+		"/sitekeeper/objects/IISSite/ghost": "{not json",
+		"/sitekeeper/placement/site-a":      "\x00garbage",
+	} {
+		if _, err := cli.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.eventually("a DamagedKey warning", 10*time.Second, func() bool {
+		_, ev := c.sk("events")
+		return strings.Contains(ev, "DamagedKey")
+	})
+	code, out := c.sk("get", "sites")
+	if code != 0 || !strings.Contains(out, "site-b") || !strings.Contains(out, "warning: /sitekeeper/objects/IISSite/ghost does not decode") {
+		t.Fatalf("get sites with a damaged key (exit %d):\n%s", code, out)
+	}
+	c.must("sim", "fail-node", "node1")
+	c.eventually("both sites served by node2 with damaged keys in the store", 15*time.Second, func() bool {
+		return c.servedBy(urlA, "node2") && c.servedBy(urlB, "node2")
+	})
+	code, out = c.sk("doctor")
+	if code != 1 || !strings.Contains(out, "damaged: /sitekeeper/objects/IISSite/ghost") {
+		t.Fatalf("doctor (exit %d):\n%s", code, out)
+	}
+	if strings.Contains(out, "placement/site-a") {
+		t.Errorf("the placement leader should have replaced site-a's damaged decision by now:\n%s", out)
+	}
+	out = c.must("doctor", "--fix")
+	if !strings.Contains(out, "removed: /sitekeeper/objects/IISSite/ghost") {
+		t.Fatalf("doctor --fix:\n%s", out)
+	}
+	if out := c.must("doctor"); !strings.Contains(out, "no damaged keys") {
+		t.Fatalf("doctor after --fix:\n%s", out)
+	}
+}
