@@ -100,6 +100,20 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			if nodeName == "" {
 				return usagef("--node is required")
 			}
+			if err := leaseTTLRange.check("--lease-ttl", leaseTTL); err != nil {
+				return err
+			}
+			if err := stepLatencyRange.check("--sim-step-latency", stepLatency); err != nil {
+				return err
+			}
+			if err := gf.check(); err != nil {
+				return err
+			}
+			if etcdMember {
+				if err := checkElection(mf.election, leaseTTL); err != nil {
+					return err
+				}
+			}
 			if backendName != "sim" && backendName != "windows" && backendName != "linux" {
 				return usagef("--backend %q: use windows (on Windows nodes), linux (real addresses, simulated IIS) or sim", backendName)
 			}

@@ -51,6 +51,9 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	if f.state != "new" && f.state != "existing" {
 		return nil, nil, usagef("--initial-cluster-state %q: use new or existing", f.state)
 	}
+	if err := electionRange.check("--etcd-election-timeout", f.election); err != nil {
+		return nil, nil, err
+	}
 	srv, err := etcdstore.StartMember(ctx, etcdstore.MemberOptions{
 		Name: f.name, DataDir: f.dataDir, PeerURL: f.peerURL, ClientURL: f.clientURL,
 		InitialCluster: f.initialCluster, Existing: f.state == "existing", TLS: g.tls,

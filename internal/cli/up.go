@@ -49,6 +49,12 @@ same --data-dir to resume.`,
 			if err != nil {
 				return err
 			}
+			if err := leaseTTLRange.check("--lease-ttl", leaseTTL); err != nil {
+				return err
+			}
+			if err := gf.check(); err != nil {
+				return err
+			}
 			var docs []manifest.Document
 			folder := watchedFolder(ff.files)
 			if folder != "" && gf.watch {
@@ -130,8 +136,11 @@ func parseStepLatency(vals []string) (map[string]time.Duration, error) {
 			node, d = "", v
 		}
 		dur, err := time.ParseDuration(d)
-		if err != nil || dur < 0 {
+		if err != nil {
 			return nil, usagef("--sim-step-latency %q: give a duration (2s) or NODE=DURATION (node1=2s)", v)
+		}
+		if err := stepLatencyRange.check("--sim-step-latency", dur); err != nil {
+			return nil, err
 		}
 		out[node] = dur
 	}
@@ -157,6 +166,9 @@ func withStore(ctx context.Context, g *globalFlags, f func(*etcdstore.Store) err
 	defer st.Close()
 	return f(st)
 }
+
+// check checks the flags' values.
+func (f *gitopsFlags) check() error { return resyncRange.check("--resync", f.resync) }
 
 // gitopsFlags configure the watch of a manifest folder.
 type gitopsFlags struct {

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDurationFlagRanges(t *testing.T) {
+	cases := []struct {
+		name string
+		err  func() error
+		want string // "" when accepted
+	}{
+		{"lease 2s", func() error { return leaseTTLRange.check("--lease-ttl", 2*time.Second) }, ""},
+		{"lease 1ns", func() error { return leaseTTLRange.check("--lease-ttl", time.Nanosecond) }, "--lease-ttl 1ns is out of range"},
+		{"lease 2ms", func() error { return leaseTTLRange.check("--lease-ttl", 2*time.Millisecond) }, "between 1s and 10m0s"},
+		{"lease 2500ms", func() error { return leaseTTLRange.check("--lease-ttl", 2500*time.Millisecond) }, "use 2s or 3s"},
+		{"lease negative", func() error { return leaseTTLRange.check("--lease-ttl", -time.Second) }, "out of range"},
+		{"latency 0", func() error { return stepLatencyRange.check("--sim-step-latency", 0) }, ""},
+		{"latency 1h", func() error { return stepLatencyRange.check("--sim-step-latency", time.Hour) }, "between 0s and 1m0s"},
+		{"resync 0", func() error { return resyncRange.check("--resync", 0) }, "--resync 0s is out of range"},
+		{"election default", func() error { return checkElection(300*time.Millisecond, 2*time.Second) }, ""},
+		{"election 300ms, lease 1s", func() error { return checkElection(300*time.Millisecond, time.Second) }, ""},
+		{"election 1s, lease 2s", func() error { return checkElection(time.Second, 2*time.Second) }, "raise --lease-ttl to at least 6s"},
+		{"election 1ms", func() error { return checkElection(time.Millisecond, 2*time.Second) }, "between 50ms and 10s"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.err()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if err != nil {
+				if _, ok := err.(usageError); !ok {
+					t.Errorf("%v is not a usage error", err)
+				}
+			}
+		})
+	}
+}
