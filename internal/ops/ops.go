@@ -34,6 +34,8 @@ type Store interface {
 	Source(ctx context.Context, name string) (store.Source, bool, error)
 	PutSimCommand(ctx context.Context, node string, c store.SimCommand) error
 	Event(ctx context.Context, e store.Event)
+	Nodes(ctx context.Context) (map[string]store.NodeInfo, error)
+	Suspensions(ctx context.Context) (store.Suspensions, error)
 }
 
 // Component names the operations in events.
@@ -135,6 +137,50 @@ func (e *NotInPlacementError) Error() string {
 	return fmt.Sprintf("%s is not in the placement of group %s (%s); add it to placement.nodes first", e.Node, e.Group, strings.Join(e.Nodes, ", "))
 }
 
+// NodeNotReadyError is a switchover to a node that cannot take the group
+// now. Sitekeeper refuses it rather than record a request it cannot carry
+// out: a recorded activeNode on a down node would leave the spec saying one
+// thing and the group doing another.
+type NodeNotReadyError struct {
+	Group, Node string
+	// State says why: no lease, suspended, or unsafe with the reason.
+	State string
+}
+
+func (e *NodeNotReadyError) Error() string {
+	return fmt.Sprintf("switch group %s over to %s: %s is %s; a switchover goes only to a node that can take the group now: wait until `sitekeeper get nodes` shows it Ready and Healthy, then run it again", e.Group, e.Node, e.Node, e.State)
+}
+
+// canTakeOver checks that node holds a lease, is not suspended and did not
+// report itself unsafe.
+func canTakeOver(ctx context.Context, st Store, group, node string) error {
+	nodes, err := st.Nodes(ctx)
+	if err != nil {
+		return fmt.Errorf("read the nodes: %w", err)
+	}
+	var info store.NodeInfo
+	found := false
+	for n, i := range nodes {
+		if strings.EqualFold(n, node) {
+			info, found = i, true
+		}
+	}
+	if !found {
+		return &NodeNotReadyError{Group: group, Node: node, State: "not Ready (it holds no lease: down, cut off, or never started)"}
+	}
+	if info.Unsafe != "" {
+		return &NodeNotReadyError{Group: group, Node: node, State: "unsafe (" + info.Unsafe + ")"}
+	}
+	sus, err := st.Suspensions(ctx)
+	if err != nil {
+		return fmt.Errorf("read the suspensions: %w", err)
+	}
+	if sus.Node(node) {
+		return &NodeNotReadyError{Group: group, Node: node, State: "suspended (`sitekeeper resume --node " + node + "` ends it)"}
+	}
+	return nil
+}
+
 // groupOf finds the resource group of ref among the live objects.
 func groupOf(ctx context.Context, st Store, ref v1alpha1.Ref) (*graph.Graph, *graph.Group, error) {
 	snap, err := st.List(ctx)
@@ -166,6 +212,9 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 	}
 	if !containsFold(grp.Placement.Nodes, to) {
 		return "", &NotInPlacementError{Group: grp.Name, Node: to, Nodes: grp.Placement.Nodes}
+	}
+	if err := canTakeOver(ctx, st, grp.Name, to); err != nil {
+		return "", err
 	}
 	var changed []v1alpha1.Object
 	for _, m := range grp.Members {

@@ -87,10 +87,21 @@ func TestDelete(t *testing.T) {
 	}
 }
 
+// withNodes registers nodes (each with a lease of a minute).
+func withNodes(t *testing.T, st *etcdstore.Store, nodes ...string) *etcdstore.Store {
+	t.Helper()
+	for _, n := range nodes {
+		if _, err := st.RegisterNode(context.Background(), store.NodeInfo{Name: n}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
 func TestSwitchover(t *testing.T) {
 	ctx := context.Background()
 	t.Run("sets activeNode on the members that declare the placement", func(t *testing.T) {
-		st := startStore(t, twoGroups(), store.ApplyOptions{})
+		st := withNodes(t, startStore(t, twoGroups(), store.ApplyOptions{}), "node1", "node2")
 		group, err := Switchover(ctx, st, vip0, "node2", false)
 		if err != nil || group != "site-0" {
 			t.Fatalf("switchover: %q, %v", group, err)
@@ -113,8 +124,25 @@ func TestSwitchover(t *testing.T) {
 			t.Fatalf("error %v, want not found", err)
 		}
 	})
+	t.Run("a node that cannot take the group now: refused, nothing recorded", func(t *testing.T) {
+		st := withNodes(t, startStore(t, twoGroups(), store.ApplyOptions{}), "node1")
+		var ne *NodeNotReadyError
+		if _, err := Switchover(ctx, st, site0, "node2", true); !errors.As(err, &ne) || !strings.Contains(err.Error(), "holds no lease") {
+			t.Fatalf("switchover to a node without a lease: %v, want NodeNotReadyError", err)
+		}
+		withNodes(t, st, "node2")
+		if err := st.SetSuspended(ctx, "Node", "node2", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Switchover(ctx, st, site0, "node2", false); !errors.As(err, &ne) || !strings.Contains(err.Error(), "suspended") {
+			t.Fatalf("switchover to a suspended node: %v, want NodeNotReadyError", err)
+		}
+		if o, _ := st.Get(ctx, site0); o.PlacementSpec().ActiveNode != "" {
+			t.Fatal("a refused switchover changed the object")
+		}
+	})
 	t.Run("a folder owns the group: refused unless forced", func(t *testing.T) {
-		st := startStore(t, twoGroups(), store.ApplyOptions{Owner: "shop"})
+		st := withNodes(t, startStore(t, twoGroups(), store.ApplyOptions{Owner: "shop"}), "node1", "node2")
 		_, err := Switchover(ctx, st, site0, "node2", false)
 		var me *ManagedError
 		if !errors.As(err, &me) || me.Source != "shop" || !strings.Contains(err.Error(), "set spec.placement.activeNode: node2") {
