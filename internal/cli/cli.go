@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,8 @@ type globalFlags struct {
 	endpointsFlag string
 	verbose       int
 	tls           etcdstore.TLSFiles
+	// requestTimeout bounds each store call (--request-timeout).
+	requestTimeout time.Duration
 }
 
 // Run executes the command line args and returns the process exit code.
@@ -72,7 +75,34 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
+	var unreachable unreachableError
+	if etcdstore.IsTimeout(err) && !errors.As(err, &unreachable) {
+		name := ""
+		if cmd, _, ferr := root.Find(args); ferr == nil {
+			for ; cmd.HasParent() && cmd.Parent().HasParent(); cmd = cmd.Parent() {
+			}
+			name = cmd.Name()
+		}
+		fmt.Fprintln(stderr, timeoutHint(name))
+	}
 	return ExitError
+}
+
+// changing are the commands that write to the store: when one times out,
+// its change may have been stored before the answer was lost.
+var changing = map[string]string{
+	"apply": "sitekeeper diff -f PATH", "delete": "sitekeeper get KIND NAME", "switchover": "sitekeeper get groups",
+	"suspend": "sitekeeper get groups", "resume": "sitekeeper get groups", "clear-failures": "sitekeeper describe KIND NAME",
+	"sim": "sitekeeper get nodes", "doctor": "sitekeeper doctor", "member": "sitekeeper member list",
+}
+
+// timeoutHint says what a timeout means for the command that got it
+// (the name of root's subcommand).
+func timeoutHint(command string) string {
+	if check, ok := changing[command]; ok {
+		return fmt.Sprintf("The store did not answer in time (--request-timeout): the change may or may not have been stored. Check with `%s` before running the command again.", check)
+	}
+	return "The store did not answer in time (--request-timeout): is it running, and does it have a quorum? `sitekeeper member list` shows its members."
 }
 
 func isCobraUsage(err error) bool {
@@ -98,8 +128,12 @@ drift repair and first set-up are one loop.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	g := &globalFlags{}
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		return requestTimeoutRange.check("--request-timeout", g.requestTimeout)
+	}
 	root.PersistentFlags().StringVar(&g.endpointsFlag, "endpoints", "", "store endpoints, comma-separated (default: $SITEKEEPER_ENDPOINTS, else the endpoint the last `sitekeeper up` recorded)")
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (repeat for more detail)")
+	root.PersistentFlags().DurationVar(&g.requestTimeout, "request-timeout", etcdstore.DefaultRequestTimeout, "how long any one store call may take before the command ends with an error")
 	root.PersistentFlags().StringVar(&g.endpointsFlag, "etcd-endpoints", "", "same as --endpoints")
 	root.PersistentFlags().StringVar(&g.tls.CA, "etcd-cacert", "", "CA certificate (PEM) that signed the etcd members' certificates")
 	root.PersistentFlags().StringVar(&g.tls.Cert, "etcd-cert", "", "client certificate (PEM) for etcd; in member mode also the member's server certificate")

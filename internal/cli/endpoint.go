@@ -76,13 +76,20 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := etcdstore.ConnectTLS(eps, g.tls)
+	s, err := etcdstore.ConnectTLS(eps, g.tls, g.requestTimeout)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%w (is `sitekeeper up` running?)", err)
+		return nil, unreachableError{fmt.Errorf("%w (is `sitekeeper up` running?)", err)}
 	}
 	return s, nil
 }
+
+// unreachableError is a store that did not answer before the command sent
+// anything: nothing was changed.
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string { return e.err.Error() }
+func (e unreachableError) Unwrap() error { return e.err }

@@ -17,6 +17,8 @@ var (
 		why: "raft's election timeout"}
 	stepLatencyRange = durationRange{min: 0, max: time.Minute,
 		why: "the simulated step latency"}
+	requestTimeoutRange = durationRange{min: 100 * time.Millisecond, max: time.Hour,
+		why: "how long one store call may take"}
 	resyncRange = durationRange{min: time.Second, max: 24 * time.Hour,
 		why: "how often the folder is read again without events"}
 )

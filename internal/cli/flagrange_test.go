@@ -42,3 +42,17 @@ func TestDurationFlagRanges(t *testing.T) {
 		})
 	}
 }
+
+func TestTimeoutHint(t *testing.T) {
+	for _, c := range []struct {
+		command, want string
+	}{
+		{"apply", "may or may not have been stored. Check with `sitekeeper diff -f PATH`"},
+		{"switchover", "`sitekeeper get groups`"},
+		{"get", "does it have a quorum?"},
+	} {
+		if got := timeoutHint(c.command); !strings.Contains(got, c.want) {
+			t.Errorf("hint for %s: %q, want it to contain %q", c.command, got, c.want)
+		}
+	}
+}

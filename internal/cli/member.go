@@ -71,7 +71,7 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	// The process talks to its own member only, as k3s does: a frozen or
 	// partitioned peer never holds its requests, and a member cut off from
 	// quorum fails them, which is what makes its agent fence.
-	st, err := etcdstore.ConnectMember(srv.Endpoint, g.tls)
+	st, err := etcdstore.ConnectMember(srv.Endpoint, g.tls, g.requestTimeout)
 	if err == nil {
 		err = st.Ping(ctx)
 	}

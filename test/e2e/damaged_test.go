@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,5 +60,32 @@ func TestDamagedKeysStopNothing(t *testing.T) {
 	}
 	if out := c.must("doctor"); !strings.Contains(out, "no damaged keys") {
 		t.Fatalf("doctor after --fix:\n%s", out)
+	}
+}
+
+// TestCommandsEndWhenTheStoreFreezes: with the store frozen (SIGSTOP of
+// `up`), every command ends within its request timeout with an error that
+// says the store did not answer, instead of waiting forever.
+func TestCommandsEndWhenTheStoreFreezes(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer c.cmd.Process.Signal(syscall.SIGCONT)
+	for _, args := range [][]string{
+		{"get", "sites", "--request-timeout", "1s"},
+		{"apply", "-f", filepath.Join(c.dir, "sites.yaml"), "--request-timeout", "1s"},
+		{"switchover", "site", "site-a", "--to", "node2", "--request-timeout", "1s"},
+	} {
+		start := time.Now()
+		code, out := c.sk(args...)
+		took := time.Since(start)
+		if code != 1 || !strings.Contains(out, "does not answer") {
+			t.Errorf("%v with the store frozen: exit %d after %s:\n%s", args, code, took.Round(time.Millisecond), out)
+		}
+		if took > 10*time.Second {
+			t.Errorf("%v took %s with the store frozen", args, took.Round(time.Millisecond))
+		}
 	}
 }

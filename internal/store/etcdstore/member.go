@@ -52,8 +52,10 @@ func (t TLSFiles) ClientTLS() (*tls.Config, error) {
 // client learns the other members from the first it reaches and spreads
 // its requests over them; keep-alive pings find a connection through a cut
 // link within seconds, so its requests go to the members that answer.
-func ConnectTLS(endpoints []string, t TLSFiles) (*Store, error) {
-	return connect(endpoints, t, true)
+// Every call without a deadline of its own gets requestTimeout (zero:
+// DefaultRequestTimeout).
+func ConnectTLS(endpoints []string, t TLSFiles, requestTimeout time.Duration) (*Store, error) {
+	return connect(endpoints, t, true, requestTimeout)
 }
 
 // ConnectMember connects to one member only and never to the others: the
@@ -61,11 +63,11 @@ func ConnectTLS(endpoints []string, t TLSFiles) (*Store, error) {
 // request would wait on the link to that peer (a frozen or cut-off peer
 // held an agent's renewals for 40 s in a fault run); through its own, it
 // fails when the member lost quorum, which is what makes an agent fence.
-func ConnectMember(endpoint string, t TLSFiles) (*Store, error) {
-	return connect([]string{endpoint}, t, false)
+func ConnectMember(endpoint string, t TLSFiles, requestTimeout time.Duration) (*Store, error) {
+	return connect([]string{endpoint}, t, false, requestTimeout)
 }
 
-func connect(endpoints []string, t TLSFiles, spread bool) (*Store, error) {
+func connect(endpoints []string, t TLSFiles, spread bool, requestTimeout time.Duration) (*Store, error) {
 	tc, err := t.ClientTLS()
 	if err != nil {
 		return nil, err
@@ -84,6 +86,10 @@ func connect(endpoints []string, t TLSFiles, spread bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
+	if requestTimeout <= 0 {
+		requestTimeout = DefaultRequestTimeout
+	}
+	boundRequests(c, requestTimeout)
 	return &Store{client: c, now: time.Now}, nil
 }
 
@@ -414,7 +420,7 @@ func (s *Server) KeepLeadership(ctx context.Context, tlsFiles TLSFiles, interval
 		if len(leaderURLs) == 0 {
 			continue
 		}
-		st, err := ConnectTLS(leaderURLs, tlsFiles)
+		st, err := ConnectTLS(leaderURLs, tlsFiles, 0)
 		if err != nil {
 			continue
 		}

@@ -64,7 +64,7 @@ func TestClusterWithWitnessLearnerAndRemoval(t *testing.T) {
 			s.Close()
 		}
 	}()
-	st, err := ConnectTLS([]string{client["node1"], client["witness"]}, TLSFiles{})
+	st, err := ConnectTLS([]string{client["node1"], client["witness"]}, TLSFiles{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ func Connect(endpoints []string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
+	boundRequests(c, DefaultRequestTimeout)
 	return &Store{client: c, now: time.Now}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -263,5 +264,46 @@ func TestDamagedValuesAreSkippedAndReplaced(t *testing.T) {
 	}
 	if _, err := st.Get(ctx, vip); err != nil {
 		t.Errorf("after the apply: %v", err)
+	}
+}
+
+// TestCallsEndWhenTheStoreDies: with the store gone, a call made without a
+// deadline of its own ends after the request timeout (it used to wait in
+// the gRPC picker forever), and says it timed out.
+func TestCallsEndWhenTheStoreDies(t *testing.T) {
+	srv, err := StartServer(context.Background(), ServerOptions{DataDir: t.TempDir(), Fast: true, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ConnectTLS([]string{srv.Endpoint}, TLSFiles{}, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Apply(context.Background(), objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	for name, call := range map[string]func() error{
+		"list": func() error { _, err := st.List(context.Background()); return err },
+		"apply": func() error {
+			_, err := st.Apply(context.Background(), objects(t, set), store.ApplyOptions{})
+			return err
+		},
+		"lease": func() error {
+			_, err := st.RegisterNode(context.Background(), store.NodeInfo{Name: "n1"}, time.Second)
+			return err
+		},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			if !IsTimeout(err) {
+				t.Errorf("%s with the store gone: %v, want a timeout", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s with the store gone did not end", name)
+		}
 	}
 }

@@ -61,7 +61,7 @@ func TestMemberServesPeersAndClientsOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	st, err := ConnectTLS([]string{client}, files)
+	st, err := ConnectTLS([]string{client}, files, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestMemberServesPeersAndClientsOverTLS(t *testing.T) {
 		t.Fatalf("a client with the CA's certificate: %v", err)
 	}
 	// Without a client certificate the member refuses.
-	anon, err := ConnectTLS([]string{client}, TLSFiles{CA: files.CA})
+	anon, err := ConnectTLS([]string{client}, TLSFiles{CA: files.CA}, 0)
 	if err == nil {
 		defer anon.Close()
 		if err := anon.Ping(ctx); err == nil {
