@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,10 @@ type Controller struct {
 	// retried on its own schedule while the others keep moving.
 	backoff map[string]time.Duration
 	retryAt map[string]time.Time
+	// lastLive and nodeLosses count lease losses per node, as this leader
+	// saw them: one per loss, whatever the number of groups.
+	lastLive   map[string]bool
+	nodeLosses map[string][]time.Time
 	// damagedSeen holds the damaged keys already warned of (key ->
 	// revision): one Warning event per bad value, not one per pass.
 	damagedSeen map[string]int64
@@ -191,6 +196,7 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		// Nothing was decided: the whole pass is retried.
 		return Result{RequeueAfter: minBackoff}, err
 	}
+	c.countNodeLosses(in.live, now)
 	var errs []error
 	var release time.Time // the first group waiting out a take-down budget
 	for gi := range in.graph.Groups {
@@ -255,6 +261,27 @@ type inputs struct {
 	// damagedRevs are the revisions of damaged decisions: the group's
 	// next decision replaces them, even when it decides nothing new.
 	damagedRevs map[string]int64
+}
+
+// countNodeLosses records a loss for each node live at the last pass and
+// not now; losses older than a day are forgotten.
+func (c *Controller) countNodeLosses(live map[string]bool, now time.Time) {
+	if c.nodeLosses == nil {
+		c.nodeLosses = map[string][]time.Time{}
+	}
+	for n := range c.lastLive {
+		if !live[n] {
+			c.nodeLosses[n] = append(c.nodeLosses[n], now)
+		}
+	}
+	for n, ts := range c.nodeLosses {
+		if ts = recent(ts, now, 24*time.Hour); len(ts) > 0 {
+			c.nodeLosses[n] = ts
+		} else {
+			delete(c.nodeLosses, n)
+		}
+	}
+	c.lastLive = maps.Clone(live)
 }
 
 // warnDamaged logs each damaged key, and records a Warning event for it
@@ -384,7 +411,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		}
 	}
 	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace(),
-		Budgets: in.budgets, Unsafe: in.unsafe}
+		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses}
 	var prev *store.Decision
 	if _, ok := in.decisions[grp.Name]; !ok && len(in.live) == 0 {
 		return time.Time{}, nil // no node has registered yet: nothing to decide
@@ -437,7 +464,11 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		}
 		c.written[m] = string(b)
 	}
-	return next.ReleaseAfter, nil
+	wake := next.ReleaseAfter
+	if !next.RetryAt.IsZero() && (wake.IsZero() || next.RetryAt.Before(wake)) {
+		wake = next.RetryAt
+	}
+	return wake, nil
 }
 
 // Component names the placement leader in events.

@@ -41,6 +41,30 @@ type World struct {
 	Budgets map[string]time.Duration
 	// Unsafe names the live nodes that may not be given groups, with why.
 	Unsafe map[string]string
+	// NodeLosses are, per node, the times its lease expired (each counts
+	// once for the node, not once per group): a node that lost it
+	// maxFailures times within the window gets no automatic switchback.
+	NodeLosses map[string][]time.Time
+}
+
+// serviceable reports whether n could serve the group now, failures aside.
+func (w World) serviceable(n string) bool {
+	return w.Live[n] && !w.SuspendedNodes[n] && w.Unsafe[n] == ""
+}
+
+// flapping reports whether node n lost its lease too often lately.
+func (w World) flapping(g GroupView, n string, now time.Time) bool {
+	return len(recent(w.NodeLosses[n], now, window(g))) >= maxFailures(g)
+}
+
+// holdOff is how long a group whose every node spent its failure budget
+// waits before it is placed again: 30 s, doubling each time, at most 10 min.
+func holdOff(times int) time.Duration {
+	d := 30 * time.Second
+	for range min(times, 5) {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
 }
 
 // Change is one decision taken, for the event log.
@@ -51,7 +75,7 @@ type Change struct {
 }
 
 func (w World) eligible(g GroupView, d *store.Decision, n string, now time.Time) bool {
-	if !w.Live[n] || w.SuspendedNodes[n] || w.Unsafe[n] != "" {
+	if !w.serviceable(n) {
 		return false
 	}
 	if len(recent(d.Failures[n], now, window(g))) >= maxFailures(g) {
@@ -112,6 +136,9 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	if d.Failures == nil {
 		d.Failures = map[string][]time.Time{}
 	}
+	if len(d.Failures) == 0 && d.RetryAt.IsZero() {
+		d.HoldOffs = 0 // a whole window without failures: the hold-off starts small again
+	}
 	var changes []Change
 	set := func(reason, msg string, warning bool) {
 		d.Reason, d.Message, d.Since = reason, msg, now
@@ -164,7 +191,6 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		return d, changes
 	case d.Active != "" && !w.Live[d.Active]:
 		failed := d.Active
-		d.Failures[failed] = append(d.Failures[failed], now)
 		if to := w.best(g, &d, failed, now); to != "" {
 			msg := fmt.Sprintf("%s lease expired; %s serves the group now", failed, to)
 			if b := w.Budgets[failed]; b > 0 {
@@ -192,7 +218,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			move(d.Active, to, v1alpha1.ReasonSwitchedOver, fmt.Sprintf("requested activeNode %s (generation %d)", to, g.Generation), false)
 		}
 	case d.Active != "" && g.Placement.Switchback == v1alpha1.SwitchbackAutomatic && len(g.Placement.Nodes) > 0 &&
-		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && firstIsPreferred(g):
+		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && !w.flapping(g, g.Placement.Nodes[0], now) && firstIsPreferred(g):
 		first := g.Placement.Nodes[0]
 		move(d.Active, first, v1alpha1.ReasonSwitchedBack, fmt.Sprintf("automatic, %s healthy", first), false)
 	case d.Active == "":
@@ -213,11 +239,31 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
 		}
 		if to == "" {
-			if d.Reason != v1alpha1.ReasonNoHealthyNode {
-				set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("none of %s is live and below its failure threshold", strings.Join(g.Placement.Nodes, ", ")), true)
+			var fallback string
+			for _, n := range g.Placement.Nodes {
+				if w.serviceable(n) {
+					fallback = n
+					break
+				}
+			}
+			switch {
+			case fallback == "":
+				d.RetryAt = time.Time{}
+				if d.Reason != v1alpha1.ReasonNoHealthyNode {
+					set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("none of %s is live and below its failure threshold", strings.Join(g.Placement.Nodes, ", ")), true)
+				}
+			case d.RetryAt.IsZero():
+				wait := holdOff(d.HoldOffs)
+				d.RetryAt = now.Add(wait)
+				set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("every live node of %s has failed the group %d time(s) within %s; placing it again on %s in %s (clear-failures does it now)", strings.Join(g.Placement.Nodes, ", "), maxFailures(g), window(g), fallback, wait), true)
+			case !now.Before(d.RetryAt):
+				d.RetryAt, d.HoldOffs = time.Time{}, d.HoldOffs+1
+				d.Failures = map[string][]time.Time{}
+				move("", fallback, v1alpha1.ReasonPlaced, fmt.Sprintf("%s serves the group again after a hold-off: every node had spent its failure budget", fallback), true)
 			}
 			return d, changes
 		}
+		d.RetryAt = time.Time{}
 		move("", to, v1alpha1.ReasonPlaced, fmt.Sprintf("%s serves the group", to), false)
 	}
 	return d, changes

@@ -114,7 +114,9 @@ func TestFailoverSwitchbackStory(t *testing.T) {
 	if diff := cmp.Diff(want, log); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	if d.Active != "node1" || len(d.Failures["node1"]) != 1 {
+	// node1's lease loss counts against the node, not as the group's
+	// failure there.
+	if d.Active != "node1" || len(d.Failures) != 0 {
 		t.Errorf("final decision %+v", d)
 	}
 	if d.Reason != v1alpha1.ReasonSwitchedOver {
@@ -157,5 +159,64 @@ func TestDecideWaitsOutTheTakedownBudget(t *testing.T) {
 	}
 	if d2, _ := Decide(g, &d, w, t0.Add(2*time.Second)); d2.Active != "node2" {
 		t.Fatalf("after its budget: %+v", d2)
+	}
+}
+
+// TestNodeLossesNeverParkAGroup: nodes that lose their leases again and
+// again (a flapping network) move the group each time, but the group never
+// ends NoHealthyNode while a node is live: a lease loss is not the group's
+// failure. A node that lost its lease maxFailures times gets no automatic
+// switchback.
+func TestNodeLossesNeverParkAGroup(t *testing.T) {
+	g := group(v1alpha1.SwitchbackAutomatic, "", 1)
+	d, _ := Decide(g, nil, World{Live: live("node1", "node2")}, t0)
+	losses := map[string][]time.Time{}
+	at := t0
+	for i := range 3 {
+		at = at.Add(time.Minute)
+		down, up := d.Active, map[string]string{"node1": "node2", "node2": "node1"}[d.Active]
+		losses[down] = append(losses[down], at)
+		d, _ = Decide(g, &d, World{Live: live(up), NodeLosses: losses}, at)
+		if d.Active != up {
+			t.Fatalf("loss %d of %s: active %q, want %s (%s: %s)", i+1, down, d.Active, up, d.Reason, d.Message)
+		}
+		d, _ = Decide(g, &d, World{Live: live("node1", "node2"), NodeLosses: losses}, at.Add(10*time.Second))
+		d.Active, d.Target, d.Releasing = d.Target+d.Active, "", "" // node2 confirmed its release
+	}
+	if len(d.Failures) != 0 {
+		t.Errorf("lease losses counted as group failures: %v", d.Failures)
+	}
+	if d.Active != "node2" {
+		t.Errorf("active %s: node1 lost its lease %d times and still got the group back automatically", d.Active, len(losses["node1"]))
+	}
+}
+
+// TestSpentFailureBudgetsHoldOffThenPlaceAgain: every live node failed the
+// group maxFailures times: the group waits a hold-off (NoHealthyNode, with
+// when), then is placed again with a Warning, and the next hold-off is
+// longer.
+func TestSpentFailureBudgetsHoldOffThenPlaceAgain(t *testing.T) {
+	g := group("", "", 1)
+	failed := map[string][]time.Time{
+		"node1": {t0.Add(-3 * time.Minute), t0.Add(-2 * time.Minute), t0.Add(-time.Minute)},
+		"node2": {t0.Add(-3 * time.Minute), t0.Add(-2 * time.Minute), t0.Add(-time.Minute)},
+	}
+	w := World{Live: live("node1", "node2")}
+	d, changes := Decide(g, &store.Decision{Failures: failed}, w, t0)
+	if d.Active != "" || d.RetryAt != t0.Add(30*time.Second) || len(changes) != 1 || !changes[0].Warning {
+		t.Fatalf("first pass: %+v %+v, want NoHealthyNode with a 30s hold-off", d, changes)
+	}
+	if again, _ := Decide(g, &d, w, t0.Add(10*time.Second)); again.Active != "" {
+		t.Fatalf("placed before the hold-off ended: %+v", again)
+	}
+	d, changes = Decide(g, &d, w, t0.Add(30*time.Second))
+	if d.Active != "node1" || len(changes) != 1 || changes[0].Reason != v1alpha1.ReasonPlaced || !changes[0].Warning {
+		t.Fatalf("after the hold-off: %+v %+v, want placed on node1 with a Warning", d, changes)
+	}
+	// It fails again on both nodes: the next hold-off is twice as long.
+	d.Active, d.Failures = "", failed
+	d, _ = Decide(g, &d, w, t0.Add(time.Minute))
+	if got := d.RetryAt.Sub(t0.Add(time.Minute)); got != time.Minute {
+		t.Errorf("second hold-off %s, want 1m", got)
 	}
 }

@@ -234,9 +234,17 @@ type Decision struct {
 	// generation that asked for it.
 	Requested           string `json:"requested,omitempty"`
 	RequestedGeneration int64  `json:"requestedGeneration,omitempty"`
-	// Failures lists, per node, when the group failed there (lease expired
-	// or unhealthy after local recovery), for the anti-flapping threshold.
+	// Failures lists, per node, when the group failed there (unhealthy
+	// after local recovery), for the anti-flapping threshold. A node's
+	// lease loss is not the group's failure: it counts once, against the
+	// node (see the placement leader's node losses).
 	Failures map[string][]time.Time `json:"failures,omitempty"`
+	// RetryAt, set while every live node has spent its failure budget, is
+	// when the group is placed again all the same: a hold-off that grows
+	// with HoldOffs (the times it was placed again this way), so that a
+	// group is never parked forever while a node could serve it.
+	RetryAt  time.Time `json:"retryAt,omitzero"`
+	HoldOffs int       `json:"holdOffs,omitempty"`
 	// Revision is the key's mod revision, for compare-and-swap.
 	Revision int64 `json:"-"`
 	// Damaged, when set, says the stored value did not decode (and why):
