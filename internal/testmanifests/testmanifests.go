@@ -63,16 +63,21 @@ spec:
 `, i, o.Net, i/250, i%250+1, i+1, o.Port, host, health, placement)
 }
 
-// Objects returns groups 0..n-1 decoded.
+// Objects returns groups 0..n-1 decoded, read as files of at most 1,000
+// groups each (a file is limited to 1 MiB).
 func Objects(n int, o Options) []v1alpha1.Object {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		b.WriteString(Group(i, o))
-		b.WriteString("---\n")
+	var out []v1alpha1.Object
+	for first := 0; first < n; first += 1000 {
+		var b strings.Builder
+		for i := first; i < min(n, first+1000); i++ {
+			b.WriteString(Group(i, o))
+			b.WriteString("---\n")
+		}
+		docs, errs := manifest.Decode(fmt.Sprintf("generated-%d.yaml", first/1000), []byte(b.String()))
+		if len(errs) > 0 {
+			panic(fmt.Sprint("testmanifests: ", errs))
+		}
+		out = append(out, manifest.Objects(docs)...)
 	}
-	docs, errs := manifest.Decode("generated.yaml", []byte(b.String()))
-	if len(errs) > 0 {
-		panic(fmt.Sprint("testmanifests: ", errs))
-	}
-	return manifest.Objects(docs)
+	return out
 }

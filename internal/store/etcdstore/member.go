@@ -77,6 +77,9 @@ func connect(endpoints []string, t TLSFiles, spread bool, requestTimeout time.Du
 		DialTimeout: 3 * time.Second,
 		TLS:         tc,
 		Logger:      zap.NewNop(),
+		// gRPC's 2 MiB default refused a 5,001-object apply the member
+		// would take; its framing adds a little to the request.
+		MaxCallSendMsgSize: MaxRequestBytes + 1<<20,
 	}
 	if spread {
 		cfg.AutoSyncInterval = 30 * time.Second

@@ -33,6 +33,11 @@ type ServerOptions struct {
 // external etcd needs --max-txn-ops at least this for large applies.
 const MaxTxnOps = 16384
 
+// MaxRequestBytes is the largest request the embedded member accepts, and
+// the largest a client sends: one apply of a big folder is one request.
+// An external etcd needs --max-request-bytes at least this.
+const MaxRequestBytes = 16 << 20
+
 // Server is an embedded etcd member.
 type Server struct {
 	etcd     *embed.Etcd
@@ -89,7 +94,7 @@ func sitekeeperLimits(cfg *embed.Config, log logr.Logger, verbose bool) {
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
 	// One apply is one transaction (all or nothing): allow large sets.
 	cfg.MaxTxnOps = MaxTxnOps
-	cfg.MaxRequestBytes = 16 << 20
+	cfg.MaxRequestBytes = MaxRequestBytes
 	// Clients ping idle connections every keepAlivePing, to find a cut
 	// link in seconds; etcd's default refuses pings under 5 s apart.
 	cfg.GRPCKeepAliveMinTime = keepAlivePing / 2

@@ -15,8 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -37,9 +40,10 @@ type Store struct {
 // Connect opens a client to endpoints.
 func Connect(endpoints []string) (*Store, error) {
 	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 3 * time.Second,
-		Logger:      zap.NewNop(),
+		Endpoints:          endpoints,
+		DialTimeout:        3 * time.Second,
+		Logger:             zap.NewNop(),
+		MaxCallSendMsgSize: MaxRequestBytes + 1<<20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
@@ -319,6 +323,9 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 	txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil && strings.Contains(err.Error(), "too many operations") {
 		return nil, fmt.Errorf("apply: etcd refused one transaction of %d writes (%w); start etcd with --max-txn-ops=%d or apply fewer objects at once", len(ops)+len(cmps), err, MaxTxnOps)
+	}
+	if err != nil && (status.Code(err) == codes.ResourceExhausted || errors.Is(err, rpctypes.ErrRequestTooLarge)) {
+		return nil, fmt.Errorf("apply: the %d objects make one request larger than the store accepts (%d MiB; %w); apply the folder in parts, or start an external etcd with --max-request-bytes=%d", len(ops), MaxRequestBytes>>20, err, MaxRequestBytes)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
