@@ -32,6 +32,10 @@ type Store struct {
 	seq    atomic.Uint64
 	now    func() time.Time
 
+	// afterRead, in tests, runs after an apply's first read: applies can
+	// be made to start from the same read.
+	afterRead func()
+
 	leaseMu   sync.Mutex
 	evLease   clientv3.LeaseID
 	evLeaseAt time.Time
@@ -167,27 +171,50 @@ func setAnnotation(m *v1alpha1.ObjectMeta, k, v string) {
 // recomputed on fresh data (a few times) — never a silent lost update.
 func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error) {
 	var lastErr error
+	var base map[v1alpha1.Ref]v1alpha1.Object // what the first attempt read
+	mine := objs
 	for attempt := 0; attempt < 5; attempt++ {
-		res, err := s.applyOnce(ctx, objs, opt)
+		res, read, err := s.applyOnce(ctx, objs, opt, attempt == 0)
 		if !errors.Is(err, errRetry) {
 			return res, err
 		}
 		lastErr = err
+		if base == nil {
+			base = read
+		}
+		// Someone wrote in between: lay this apply's changes over what
+		// the store holds now (see rebase.go).
+		now, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if objs, err = rebase(mine, base, byRef(now.Objects), opt.ForceConflicts); err != nil {
+			return nil, err
+		}
 	}
 	return nil, fmt.Errorf("apply: %w (%v)", store.ErrConflict, lastErr)
 }
 
+func byRef(objs []v1alpha1.Object) map[v1alpha1.Ref]v1alpha1.Object {
+	m := make(map[v1alpha1.Ref]v1alpha1.Object, len(objs))
+	for _, o := range objs {
+		m[v1alpha1.RefOf(o)] = o
+	}
+	return m
+}
+
 var errRetry = errors.New("store changed while applying")
 
-func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error) {
+// applyOnce applies objs against one read of the store, which it returns.
+func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions, first bool) ([]store.ApplyResult, map[v1alpha1.Ref]v1alpha1.Object, error) {
 	snap, err := s.List(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	stored := map[v1alpha1.Ref]v1alpha1.Object{}
-	for _, o := range snap.Objects {
-		stored[v1alpha1.RefOf(o)] = o
+	if first && s.afterRead != nil {
+		s.afterRead()
 	}
+	stored := byRef(snap.Objects)
 	damaged := map[string]int64{} // key -> revision: an apply replaces it
 	for _, k := range snap.Damaged {
 		damaged[k.Key] = k.Revision
@@ -224,7 +251,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 				res.Errors[i].Index -= offset
 			}
 		}
-		return nil, &store.ValidationError{Errors: res.Errors}
+		return nil, stored, &store.ValidationError{Errors: res.Errors}
 	}
 	set = set[offset:]
 	now := s.now().UTC().Truncate(time.Second)
@@ -241,19 +268,19 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		if m.ResourceVersion != "" {
 			want := m.ResourceVersion
 			if !exists || old.Meta().ResourceVersion != want {
-				return nil, fmt.Errorf("apply %s: resourceVersion %s is stale: %w", ref, want, store.ErrConflict)
+				return nil, stored, fmt.Errorf("apply %s: resourceVersion %s is stale: %w", ref, want, store.ErrConflict)
 			}
 		}
 		if exists && old.Meta().DeletionTimestamp != nil {
-			return nil, fmt.Errorf("apply %s: it is being deleted; wait until `sitekeeper get` no longer lists it, then apply again", ref)
+			return nil, stored, fmt.Errorf("apply %s: it is being deleted; wait until `sitekeeper get` no longer lists it, then apply again", ref)
 		}
 		if exists {
 			owner := old.Meta().Annotations[v1alpha1.AnnotationSource]
 			switch {
 			case opt.Owner != "" && owner != "" && owner != opt.Owner:
-				return nil, fmt.Errorf("apply %s: it is managed by source %q, not %q; remove it from one of the folders", ref, owner, opt.Owner)
+				return nil, stored, fmt.Errorf("apply %s: it is managed by source %q, not %q; remove it from one of the folders", ref, owner, opt.Owner)
 			case opt.Owner == "" && owner != "" && !opt.ForceConflicts:
-				return nil, &store.OwnedError{Ref: ref, Source: owner}
+				return nil, stored, &store.OwnedError{Ref: ref, Source: owner}
 			case opt.Owner == "" && owner != "":
 				// --force-conflicts: the object keeps its owner, so the
 				// folder's next change set restores what it says.
@@ -298,7 +325,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		}
 		b, err := json.Marshal(o)
 		if err != nil {
-			return nil, err
+			return nil, stored, err
 		}
 		ops = append(ops, clientv3.OpPut(key, string(b)))
 	}
@@ -318,20 +345,20 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		results = append(results, store.ApplyResult{Ref: ref, Outcome: store.Pruned, Generation: old.Meta().Generation})
 	}
 	if opt.DryRun || len(ops) == 0 {
-		return results, nil
+		return results, stored, nil
 	}
 	txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil && strings.Contains(err.Error(), "too many operations") {
-		return nil, fmt.Errorf("apply: etcd refused one transaction of %d writes (%w); start etcd with --max-txn-ops=%d or apply fewer objects at once", len(ops)+len(cmps), err, MaxTxnOps)
+		return nil, stored, fmt.Errorf("apply: etcd refused one transaction of %d writes (%w); start etcd with --max-txn-ops=%d or apply fewer objects at once", len(ops)+len(cmps), err, MaxTxnOps)
 	}
 	if err != nil && (status.Code(err) == codes.ResourceExhausted || errors.Is(err, rpctypes.ErrRequestTooLarge)) {
-		return nil, fmt.Errorf("apply: the %d objects make one request larger than the store accepts (%d MiB; %w); apply the folder in parts, or start an external etcd with --max-request-bytes=%d", len(ops), MaxRequestBytes>>20, err, MaxRequestBytes)
+		return nil, stored, fmt.Errorf("apply: the %d objects make one request larger than the store accepts (%d MiB; %w); apply the folder in parts, or start an external etcd with --max-request-bytes=%d", len(ops), MaxRequestBytes>>20, err, MaxRequestBytes)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("apply: %w", err)
+		return nil, stored, fmt.Errorf("apply: %w", err)
 	}
 	if !txn.Succeeded {
-		return nil, errRetry
+		return nil, stored, errRetry
 	}
 	var events []store.Event
 	for _, r := range results {
@@ -340,7 +367,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		}
 	}
 	s.EventBatch(ctx, events)
-	return results, nil
+	return results, stored, nil
 }
 
 // outcomeReason is the event reason of each apply outcome that changed

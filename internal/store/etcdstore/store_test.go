@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,4 +307,99 @@ func TestCallsEndWhenTheStoreDies(t *testing.T) {
 			t.Fatalf("%s with the store gone did not end", name)
 		}
 	}
+}
+
+// TestConcurrentAppliesOfDifferentFieldsBothSurvive: applies from the same
+// read, each changing another field of one object, all land; two that
+// change the same field to different values: one lands, the other is a
+// conflict naming the field.
+func TestConcurrentAppliesOfDifferentFieldsBothSurvive(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	variants := []string{
+		strings.Replace(set, "port: 8080", "port: 18080", 1),
+		strings.Replace(set, "siteID: 2", "siteID: 7", 1),
+		strings.Replace(set, "metadata: {name: web1}", "metadata: {name: web1, labels: {team: a}}", 1),
+	}
+	for round := range 5 {
+		if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Every apply reads before any writes: they start from one base.
+		var read sync.WaitGroup
+		read.Add(len(variants))
+		st.afterRead = func() { read.Done(); read.Wait() }
+		var wg sync.WaitGroup
+		errs := make([]error, len(variants))
+		for i, y := range variants {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = st.Apply(ctx, objects(t, y), store.ApplyOptions{})
+			}()
+		}
+		wg.Wait()
+		st.afterRead = nil
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		o, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
+		web := o.(*v1alpha1.IISSite)
+		if web.Spec.Bindings[0].Port != 18080 || web.Spec.SiteID != 7 || web.Meta().Labels["team"] != "a" {
+			t.Fatalf("round %d: a concurrent change was lost: port %d, siteID %d, labels %v", round, web.Spec.Bindings[0].Port, web.Spec.SiteID, web.Meta().Labels)
+		}
+	}
+}
+
+// TestConcurrentAppliesOfOneFieldConflict: two applies from one read that
+// set the same field to different values: one lands, the other is a
+// conflict that names the field; with --force-conflicts it lands too.
+func TestConcurrentAppliesOfOneFieldConflict(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []bool{false, true} {
+		var read sync.WaitGroup
+		read.Add(2)
+		st.afterRead = func() { read.Done(); read.Wait() }
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, port := range []int{28080 + 10*btoi(force), 28081 + 10*btoi(force)} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = st.Apply(ctx, objects(t, strings.Replace(set, "port: 8080", fmt.Sprintf("port: %d", port), 1)), store.ApplyOptions{ForceConflicts: force})
+			}()
+		}
+		wg.Wait()
+		st.afterRead = nil
+		failed := 0
+		for _, err := range errs {
+			var fc *FieldConflictError
+			switch {
+			case err == nil:
+			case errors.As(err, &fc) && slices.Equal(fc.Fields, []string{"spec.bindings"}) && errors.Is(err, store.ErrConflict):
+				failed++
+			default:
+				t.Errorf("force %t: unexpected error %v", force, err)
+			}
+		}
+		if want := map[bool]int{false: 1, true: 0}[force]; failed != want {
+			t.Errorf("force %t: %d conflicts, want %d (%v)", force, failed, want, errs)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
