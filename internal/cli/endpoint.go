@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
@@ -30,7 +31,7 @@ func recordEndpoint(ep string) error {
 	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(f, []byte(ep+"\n"), 0o600)
+	return atomicfile.WriteFile(f, []byte(ep+"\n"), 0o600)
 }
 
 // endpoints resolves the store endpoints: --endpoints, then

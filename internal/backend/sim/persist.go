@@ -2,10 +2,14 @@ package sim
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
 
@@ -89,14 +93,15 @@ func (w *World) Save() {
 	}
 	b, err := json.Marshal(sw)
 	if err != nil {
+		w.log.Error(err, "Could not encode the simulated world's state")
 		return
 	}
 	if err := os.MkdirAll(w.root, 0o755); err != nil {
+		w.log.Error(err, "Could not save the simulated world's state", "path", w.statePath())
 		return
 	}
-	tmp := w.statePath() + ".tmp"
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		_ = os.Rename(tmp, w.statePath())
+	if err := atomicfile.WriteFile(w.statePath(), b, 0o644); err != nil {
+		w.log.Error(err, "Could not save the simulated world's state", "path", w.statePath())
 	}
 }
 
@@ -112,10 +117,18 @@ func clone(m map[string]string) map[string]string {
 func (w *World) restore() {
 	b, err := os.ReadFile(w.statePath())
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			w.log.Error(err, "Could not read the simulated world's state; starting from an empty world", "path", w.statePath())
+		}
 		return
 	}
 	var sw savedWorld
-	if json.Unmarshal(b, &sw) != nil {
+	if err := json.Unmarshal(b, &sw); err != nil {
+		// Torn or damaged (an older version wrote it without sync): the
+		// nodes start empty and the agents rebuild them from the store.
+		bad := w.statePath() + ".damaged"
+		rerr := os.Rename(w.statePath(), bad)
+		w.log.Error(err, "The simulated world's state is damaged; starting from an empty world, which the agents rebuild from the store", "path", w.statePath(), "keptAs", bad, "renameError", fmt.Sprint(rerr))
 		return
 	}
 	w.addrOwner, w.volOwner, w.volRoots = orEmpty(sw.AddrOwner), orEmpty(sw.VolOwner), orEmpty(sw.VolRoots)

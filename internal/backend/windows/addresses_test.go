@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +133,29 @@ func TestDuplicateAddressIsHeldByAnotherMachine(t *testing.T) {
 	}
 	if len(*announced) != 0 {
 		t.Error("a duplicate address was announced")
+	}
+}
+
+// TestDamagedCertBookNeverStopsTheAgent: a torn certificate book is set
+// aside and the backend starts with an empty one.
+func TestDamagedCertBookNeverStopsTheAgent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "https-certificates.json")
+	if err := os.WriteFile(path, []byte(`{"web1": {"https 10.0.0.5:443:": {"protoc`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := loadCertBook(path)
+	var damaged *damagedBookError
+	if !errors.As(err, &damaged) || cb == nil || len(cb.sites) != 0 {
+		t.Fatalf("loadCertBook of a torn file: %v, %v; want an empty book and damagedBookError", cb, err)
+	}
+	if _, err := os.Stat(path + ".damaged"); err != nil {
+		t.Errorf("the torn book was not kept aside: %v", err)
+	}
+	if err := cb.record("web1", []backend.Binding{{Protocol: "https", IP: "10.0.0.5", Port: 443, CertHash: "AB"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := loadCertBook(path); err != nil || len(again.sites) != 1 {
+		t.Errorf("after a record: %v, %v", again, err)
 	}
 }

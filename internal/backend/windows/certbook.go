@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
 
@@ -37,9 +38,28 @@ func loadCertBook(path string) (*certBook, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(data, &cb.sites); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		// Torn or damaged: start with an empty book, kept aside for a
+		// person to look at. A stopped site's certificates are then read
+		// again from its desired bindings when it is next brought up.
+		cb.sites = map[string]map[string]backend.Binding{}
+		bad := path + ".damaged"
+		if rerr := os.Rename(path, bad); rerr != nil {
+			return nil, fmt.Errorf("%s is damaged (%v) and could not be moved aside: %w", path, err, rerr)
+		}
+		return cb, &damagedBookError{path: path, keptAs: bad, err: err}
 	}
 	return cb, nil
+}
+
+// damagedBookError says the certificate book was damaged and set aside:
+// the agent starts with an empty one.
+type damagedBookError struct {
+	path, keptAs string
+	err          error
+}
+
+func (e *damagedBookError) Error() string {
+	return fmt.Sprintf("%s is damaged (%v); kept as %s, starting with an empty certificate book", e.path, e.err, e.keptAs)
 }
 
 func endpointKey(b backend.Binding) string { return b.Protocol + " " + strings.ToLower(b.Endpoint()) }
@@ -124,9 +144,5 @@ func (cb *certBook) saveLocked() error {
 	if err := os.MkdirAll(filepath.Dir(cb.path), 0o700); err != nil {
 		return err
 	}
-	tmp := cb.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, cb.path)
+	return atomicfile.WriteFile(cb.path, data, 0o600)
 }

@@ -1,6 +1,7 @@
 package windows
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,7 +75,12 @@ func New(o Options) (*Backend, error) {
 		path = filepath.Join(o.DataDir, "https-certificates.json")
 	}
 	var err error
-	if b.certs, err = loadCertBook(path); err != nil {
+	b.certs, err = loadCertBook(path)
+	var damaged *damagedBookError
+	switch {
+	case errors.As(err, &damaged):
+		b.log.Error(err, "Certificate book damaged; never keeps the agent from starting")
+	case err != nil:
 		return nil, err
 	}
 	return b, nil
