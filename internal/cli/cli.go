@@ -159,6 +159,7 @@ drift repair and first set-up are one loop.`,
 		newWitnessCmd(s, g),
 		newMemberCmd(s, g),
 		newDoctorCmd(s, g),
+		newSnapshotCmd(s, g),
 		newExplainCmd(s),
 		newVersionCmd(s),
 	)

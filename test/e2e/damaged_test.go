@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -88,4 +90,30 @@ func TestCommandsEndWhenTheStoreFreezes(t *testing.T) {
 			t.Errorf("%v took %s with the store frozen", args, took.Round(time.Millisecond))
 		}
 	}
+}
+
+// TestSnapshotSaveRestore: a snapshot of a running cluster, restored into
+// a new data folder, starts a cluster with the same state (here a
+// suspension, which no manifest holds).
+func TestSnapshotSaveRestore(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	c.must("suspend", "iissite", "site-a")
+	file := filepath.Join(t.TempDir(), "backup.db")
+	if out := c.must("snapshot", "save", file); !strings.Contains(out, "saved "+file) {
+		t.Fatalf("snapshot save:\n%s", out)
+	}
+	c.stop(syscall.SIGINT)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sites.yaml"), []byte(manifests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary(t), "snapshot", "restore", file, "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "restored") {
+		t.Fatalf("snapshot restore: %v\n%s", err, out)
+	}
+	again := startCluster(t, dir)
+	again.eventually("the restored suspension", 15*time.Second, func() bool {
+		return strings.Contains(again.must("get", "groups", "site-a", "-o", "json"), `"suspended": true`)
+	})
 }

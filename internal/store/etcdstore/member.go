@@ -175,13 +175,16 @@ func StartMember(ctx context.Context, o MemberOptions) (*Server, error) {
 	if o.TLS.Enabled() != (pu.Scheme == "https") || o.TLS.Enabled() != (cu.Scheme == "https") {
 		return nil, fmt.Errorf("with TLS files the peer and client URLs are https, without them http (peer %s, client %s)", o.PeerURL, o.ClientURL)
 	}
+	if err := CheckDataDir(o.DataDir); err != nil {
+		return nil, err
+	}
 	cfg := embed.NewConfig()
 	cfg.Name = o.Name
 	cfg.Dir = o.DataDir
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 	cfg.InitialCluster = o.InitialCluster
-	cfg.InitialClusterToken = "sitekeeper"
+	cfg.InitialClusterToken = clusterToken
 	cfg.ClusterState = embed.ClusterStateFlagNew
 	if o.Existing {
 		cfg.ClusterState = embed.ClusterStateFlagExisting

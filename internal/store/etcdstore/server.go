@@ -38,6 +38,11 @@ const MaxTxnOps = 16384
 // An external etcd needs --max-request-bytes at least this.
 const MaxRequestBytes = 16 << 20
 
+// singleName is the name of the one member `sitekeeper up` runs;
+// clusterToken is the cluster token of the members agents and witnesses
+// run.
+const singleName, clusterToken = "sitekeeper", "sitekeeper"
+
 // Server is an embedded etcd member.
 type Server struct {
 	etcd     *embed.Etcd
@@ -46,8 +51,11 @@ type Server struct {
 
 // StartServer starts a one-member etcd inside the process.
 func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
+	if err := CheckDataDir(o.DataDir); err != nil {
+		return nil, err
+	}
 	cfg := embed.NewConfig()
-	cfg.Name = "sitekeeper"
+	cfg.Name = singleName
 	cfg.Dir = o.DataDir
 	if o.ClientAddr == "" {
 		o.ClientAddr = "127.0.0.1:0"
