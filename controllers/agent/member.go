@@ -274,7 +274,9 @@ func (m *Member) keepAlive(ctx context.Context, lease store.LeaseID) {
 			}
 			// A clean stop hands the groups over at once.
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = m.Store.RevokeLease(rctx, lease)
+			if err := m.Store.RevokeLease(rctx, lease); err != nil {
+				m.Log.Info("Could not revoke the lease on stop; the groups move once it expires", "node", m.Node, "error", err.Error())
+			}
 			cancel()
 			return
 		case <-hold.C():

@@ -158,6 +158,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			return err
 		}
 		defer st.Close()
+		st.SetLog(log)
 		n, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL, stepLatency: stepLatency}, log)
 		if err != nil {
 			return err

@@ -404,7 +404,9 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					t := c.LastTransitionTime
 					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, age(&t), c.Message)
 				}
-				_ = tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
 				events, _, err := st.Events(ctx)
 				if err != nil {
 					return err

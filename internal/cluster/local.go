@@ -85,6 +85,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 		return err
 	}
 	defer st.Close()
+	st.SetLog(o.Log.WithName("store"))
 	l := &Local{opts: o, server: srv, Store: st, World: sim.NewWorld(filepath.Join(o.DataDir, "sim"), o.Log.WithName("sim")),
 		nodes: map[string]*running{}, views: map[string]*partitionable{}}
 	l.World.SeedIndexPages()

@@ -114,6 +114,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		})
 	}
-	run(func(ctx context.Context) { _ = r.ctrl.Run(ctx) })
+	run(func(ctx context.Context) {
+		if err := r.ctrl.Run(ctx); err != nil && ctx.Err() == nil {
+			o.Log.Error(err, "Placement candidate stopped")
+		}
+	})
 	return r.member.Run(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 	"golang.org/x/sys/windows/svc/eventlog"
 	"golang.org/x/sys/windows/svc/mgr"
@@ -111,13 +112,14 @@ func Install(c Config) error {
 		return fmt.Errorf("create service %s: %w", c.Name, err)
 	}
 	defer s.Close()
-	_ = s.SetRecoveryActions([]mgr.RecoveryAction{
+	if err := s.SetRecoveryActions([]mgr.RecoveryAction{
 		{Type: mgr.ServiceRestart, Delay: 5 * time.Second},
 		{Type: mgr.ServiceRestart, Delay: 30 * time.Second},
-	}, 24*60*60)
+	}, 24*60*60); err != nil {
+		return errors.Join(fmt.Errorf("set the recovery actions of service %s (restart after a crash): %w", c.Name, err), deleteService(s, c.Name))
+	}
 	if err := eventlog.InstallAsEventCreate(c.Name, eventlog.Error|eventlog.Warning|eventlog.Info); err != nil {
-		_ = s.Delete()
-		return fmt.Errorf("register event log source %s: %w", c.Name, err)
+		return errors.Join(fmt.Errorf("register event log source %s: %w", c.Name, err), deleteService(s, c.Name))
 	}
 	return nil
 }
@@ -143,11 +145,16 @@ func Uninstall(name string) error {
 		return err
 	}
 	defer done()
-	_, _ = s.Control(svc.Stop)
+	// A service that is not running refuses the stop: that is fine here.
+	if _, err := s.Control(svc.Stop); err != nil && !errors.Is(err, windows.ERROR_SERVICE_NOT_ACTIVE) {
+		return fmt.Errorf("stop service %s before removing it: %w", name, err)
+	}
 	if err := s.Delete(); err != nil {
 		return fmt.Errorf("delete service %s: %w", name, err)
 	}
-	_ = eventlog.Remove(name)
+	if err := eventlog.Remove(name); err != nil {
+		return fmt.Errorf("service %s deleted, but its event log source remains: %w", name, err)
+	}
 	return nil
 }
 
@@ -184,6 +191,14 @@ func Stop(name string) error {
 		if st, err = s.Query(); err != nil {
 			return fmt.Errorf("query service %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// deleteService undoes a half-made install.
+func deleteService(s *mgr.Service, name string) error {
+	if err := s.Delete(); err != nil {
+		return fmt.Errorf("remove the half-installed service %s: %w", name, err)
 	}
 	return nil
 }

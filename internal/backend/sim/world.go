@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
 
@@ -117,7 +118,9 @@ func (w *World) seedIndex(node, site, winPath string) {
 		w.log.V(1).Info("Cannot seed site content", "site", site, "dir", dir, "error", err.Error())
 		return
 	}
-	_ = os.WriteFile(index, []byte("Hello from "+site+"\n"), 0o644)
+	if err := atomicfile.WriteFile(index, []byte("Hello from "+site+"\n"), 0o644); err != nil {
+		w.log.V(1).Info("Cannot seed site content", "site", site, "dir", dir, "error", err.Error())
+	}
 }
 
 // NewWorld returns a world whose files live under root, restoring the

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/go-logr/logr"
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
@@ -31,6 +32,10 @@ type Store struct {
 	client *clientv3.Client
 	seq    atomic.Uint64
 	now    func() time.Time
+
+	// log hears the failures of best-effort writes (events, lease
+	// revokes), which no caller waits for.
+	log logr.Logger
 
 	// afterRead, in tests, runs after an apply's first read: applies can
 	// be made to start from the same read.
@@ -55,6 +60,9 @@ func Connect(endpoints []string) (*Store, error) {
 	boundRequests(c, DefaultRequestTimeout)
 	return &Store{client: c, now: time.Now}, nil
 }
+
+// SetLog sets where the failures of best-effort writes are logged.
+func (s *Store) SetLog(log logr.Logger) { s.log = log }
 
 // Close closes the client.
 func (s *Store) Close() error { return s.client.Close() }
@@ -588,6 +596,7 @@ func (s *Store) EventBatch(ctx context.Context, events []store.Event) {
 	defer cancel()
 	lease, err := s.eventLease(ctx)
 	if err != nil {
+		s.log.V(1).Info("Events not recorded: no event lease", "events", len(events), "error", err.Error())
 		return
 	}
 	var ops []clientv3.Op
@@ -598,7 +607,9 @@ func (s *Store) EventBatch(ctx context.Context, events []store.Event) {
 		b, _ := json.Marshal(e)
 		ops = append(ops, clientv3.OpPut(eventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease)))
 	}
-	_, _ = s.client.Txn(ctx).Then(ops...).Commit()
+	if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+		s.log.V(1).Info("Events not recorded", "events", len(events), "first", events[0].Reason, "error", err.Error())
+	}
 }
 
 const eventLeaseSlice = 5 * time.Minute
@@ -658,7 +669,11 @@ func (s *Store) WatchEvents(ctx context.Context, rev int64) <-chan store.Event {
 }
 
 // Changes signals (coalesced) every change under Prefix+p for p in
-// families (all but events when none are given).
+// families (all but events when none are given). Each family is watched
+// on its own prefix, so that an agent is not sent every event, status and
+// report write of the cluster to throw away; the channel closes when any
+// of the watches ends (store restarted, compaction), for the caller to
+// watch again and re-read.
 //
 // The watch starts at the store's current revision, read before Changes
 // returns: whatever the caller reads afterwards, no later change is missed.
@@ -670,26 +685,37 @@ func (s *Store) Changes(ctx context.Context, families ...store.Family) <-chan st
 	} else {
 		ch <- struct{}{} // could not pin a revision: make the caller re-read
 	}
-	go func() {
-		defer close(ch)
-		for resp := range s.client.Watch(clientv3.WithRequireLeader(ctx), prefix, opts...) {
-			relevant := false
+	signal := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	var wg sync.WaitGroup
+	watch := func(p string, relevant func(key string) bool) {
+		defer wg.Done()
+		defer cancel() // one watch ended: end them all
+		for resp := range s.client.Watch(wctx, p, opts...) {
 			for _, ev := range resp.Events {
-				key := strings.TrimPrefix(string(ev.Kv.Key), prefix)
-				if len(families) == 0 {
-					relevant = relevant || !strings.HasPrefix(key, "events/")
-				}
-				for _, f := range families {
-					relevant = relevant || strings.HasPrefix(key, string(f))
-				}
-			}
-			if relevant {
-				select {
-				case ch <- struct{}{}:
-				default:
+				if relevant(strings.TrimPrefix(string(ev.Kv.Key), prefix)) {
+					signal()
+					break
 				}
 			}
 		}
+	}
+	if len(families) == 0 {
+		wg.Add(1)
+		go watch(prefix, func(key string) bool { return !strings.HasPrefix(key, "events/") })
+	}
+	for _, f := range families {
+		wg.Add(1)
+		go watch(family(f), func(string) bool { return true })
+	}
+	go func() {
+		wg.Wait()
+		close(ch)
 	}()
 	return ch
 }

@@ -307,7 +307,9 @@ func (l *leadership) Close() {
 	l.end()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, _ = l.s.client.Revoke(ctx, l.lease)
+	if _, err := l.s.client.Revoke(ctx, l.lease); err != nil {
+		l.s.log.Info("Could not revoke the leader's lease; the next leader takes over once it expires", "error", err.Error())
+	}
 }
 
 // Abandon ends the term without resigning: the lease expires and
@@ -354,7 +356,9 @@ func (s *Store) Campaign(ctx context.Context, identity string) (store.Leadership
 		Then(clientv3.OpPut(key, identity, clientv3.WithLease(g.ID))).Commit()
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = s.client.Revoke(rctx, g.ID)
+		if _, rerr := s.client.Revoke(rctx, g.ID); rerr != nil {
+			s.log.V(1).Info("Could not revoke a campaign's lease; it expires by itself", "error", rerr.Error())
+		}
 		cancel()
 		return nil, fmt.Errorf("campaign: %w", err)
 	}
