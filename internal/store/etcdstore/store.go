@@ -179,25 +179,18 @@ func setAnnotation(m *v1alpha1.ObjectMeta, k, v string) {
 // recomputed on fresh data (a few times) — never a silent lost update.
 func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions) ([]store.ApplyResult, error) {
 	var lastErr error
-	var base map[v1alpha1.Ref]v1alpha1.Object // what the first attempt read
-	mine := objs
+	// base is what the first attempt read. When someone wrote in between,
+	// each later attempt lays this apply's changes over what it reads
+	// (see rebase.go), and its compare-and-swap is on that same read.
+	var base map[v1alpha1.Ref]v1alpha1.Object
 	for attempt := 0; attempt < 5; attempt++ {
-		res, read, err := s.applyOnce(ctx, objs, opt, attempt == 0)
+		res, read, err := s.applyOnce(ctx, objs, opt, base)
 		if !errors.Is(err, errRetry) {
 			return res, err
 		}
 		lastErr = err
 		if base == nil {
 			base = read
-		}
-		// Someone wrote in between: lay this apply's changes over what
-		// the store holds now (see rebase.go).
-		now, err := s.List(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if objs, err = rebase(mine, base, byRef(now.Objects), opt.ForceConflicts); err != nil {
-			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("apply: %w (%v)", store.ErrConflict, lastErr)
@@ -213,16 +206,23 @@ func byRef(objs []v1alpha1.Object) map[v1alpha1.Ref]v1alpha1.Object {
 
 var errRetry = errors.New("store changed while applying")
 
-// applyOnce applies objs against one read of the store, which it returns.
-func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions, first bool) ([]store.ApplyResult, map[v1alpha1.Ref]v1alpha1.Object, error) {
+// applyOnce applies objs against one read of the store, which it returns;
+// with a base (an earlier attempt's read), objs' changes relative to it
+// are laid over this read first.
+func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store.ApplyOptions, base map[v1alpha1.Ref]v1alpha1.Object) ([]store.ApplyResult, map[v1alpha1.Ref]v1alpha1.Object, error) {
 	snap, err := s.List(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	if first && s.afterRead != nil {
+	if base == nil && s.afterRead != nil {
 		s.afterRead()
 	}
 	stored := byRef(snap.Objects)
+	if base != nil {
+		if objs, err = rebase(objs, base, stored, opt.ForceConflicts); err != nil {
+			return nil, stored, err
+		}
+	}
 	damaged := map[string]int64{} // key -> revision: an apply replaces it
 	for _, k := range snap.Damaged {
 		damaged[k.Key] = k.Revision
