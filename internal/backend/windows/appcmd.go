@@ -180,6 +180,9 @@ func ParseAppcmdSites(stdout []byte, exit int) ([]backend.Site, error) {
 			states[name] = runState(state)
 		}
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil // no site at all: appcmd may print nothing
+	}
 	cfgs, err := iisconfig.ParseSites(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("appcmd xml: %w", err)

@@ -61,29 +61,51 @@ type xmlSite struct {
 	} `xml:"ftpServer"`
 }
 
+// MaxConfigBytes is the largest IIS configuration ParseSites reads: far
+// above any real applicationHost.config (a farm of thousands of sites is
+// tens of MiB), and a larger one is refused whole, never cut.
+const MaxConfigBytes = 256 << 20
+
 // ParseSites reads every <site> element wherever it is in the document
 // (applicationHost.config, an appcmd /xml result set, or a lone <site>).
 // Documents that are cut short (as in documentation samples) yield the
-// sites complete before the cut, and an error.
+// sites complete before the cut, and an error. An empty document, one
+// that is not XML, or XML that is no IIS configuration is an error.
 func ParseSites(r io.Reader) ([]Site, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(r, MaxConfigBytes+1))
 	if err != nil {
 		return nil, err
 	}
+	if len(data) > MaxConfigBytes {
+		return nil, fmt.Errorf("the IIS configuration is larger than %d MiB, the most Sitekeeper reads; export the sites with `appcmd list site /config /xml` instead", MaxConfigBytes>>20)
+	}
 	// appcmd and Notepad write a UTF-8 BOM; encoding/xml rejects it.
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("the IIS configuration is empty")
+	}
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.Strict = false
 	var out []Site
+	root := ""
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
+			switch {
+			case root == "":
+				return nil, fmt.Errorf("the IIS configuration holds no XML element: it is not applicationHost.config or appcmd /xml output")
+			case len(out) == 0 && root != "configuration" && root != "appcmd":
+				return nil, fmt.Errorf("the document's root is <%s>, not <configuration> (applicationHost.config) or <appcmd> (appcmd /xml), and it holds no <site>", root)
+			}
 			return out, nil
 		}
 		if err != nil {
 			return out, fmt.Errorf("read IIS configuration: %w", err)
 		}
 		se, ok := tok.(xml.StartElement)
+		if ok && root == "" {
+			root = se.Name.Local
+		}
 		if !ok || se.Name.Local != "site" {
 			continue
 		}

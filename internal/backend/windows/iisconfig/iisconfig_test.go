@@ -1,6 +1,7 @@
 package iisconfig
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,4 +107,40 @@ func FuzzParseSites(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = ParseSites(strings.NewReader(string(data)))
 	})
+}
+
+// TestRefusesWhatIsNoIISConfiguration: empty, non-XML, foreign XML and
+// oversized documents are errors (import exits 1), never "0 sites".
+func TestRefusesWhatIsNoIISConfiguration(t *testing.T) {
+	for name, doc := range map[string]string{
+		"empty":       "",
+		"blank":       " \n\t\n",
+		"not XML":     "not xml at all",
+		"foreign XML": `<?xml version="1.0"?><project><name>x</name></project>`,
+	} {
+		if sites, err := ParseSites(strings.NewReader(doc)); err == nil {
+			t.Errorf("%s: %d sites and no error", name, len(sites))
+		}
+	}
+	for name, doc := range map[string]string{
+		"no sites in applicationHost.config": `<configuration><system.applicationHost><sites/></system.applicationHost></configuration>`,
+		"no sites from appcmd":               `<?xml version="1.0" encoding="UTF-8"?><appcmd></appcmd>`,
+	} {
+		if sites, err := ParseSites(strings.NewReader(doc)); err != nil || len(sites) != 0 {
+			t.Errorf("%s: %d sites, %v; want none and no error", name, len(sites), err)
+		}
+	}
+	big := io.MultiReader(strings.NewReader("<configuration>"), io.LimitReader(zeroes{}, MaxConfigBytes))
+	if _, err := ParseSites(big); err == nil || !strings.Contains(err.Error(), "256 MiB") {
+		t.Errorf("a document over the limit: %v, want an error naming the limit", err)
+	}
+}
+
+type zeroes struct{}
+
+func (zeroes) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	return len(p), nil
 }
