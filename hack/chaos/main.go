@@ -60,6 +60,9 @@ func main() {
 	for _, r := range rep.Refusals {
 		fmt.Fprintln(os.Stderr, "refused:", r)
 	}
+	for _, l := range rep.Lost {
+		fmt.Fprintln(os.Stderr, "lost:", l)
+	}
 	if rep.DuplicateRefusals > 0 || len(rep.Unserved) > 0 {
 		fmt.Fprintln(os.Stderr, "--- events of the run:")
 		for _, l := range rep.Timeline {
@@ -67,7 +70,7 @@ func main() {
 		}
 	}
 	fmt.Println(rep.Line())
-	if rep.DualHolderSamples > 0 || rep.DuplicateRefusals > 0 || len(rep.Unserved) > 0 {
+	if rep.DualHolderSamples > 0 || rep.DuplicateRefusals > 0 || len(rep.Unserved) > 0 || len(rep.Lost) > 0 {
 		os.Exit(1)
 	}
 }

@@ -1,7 +1,8 @@
 // Package chaos is a fault run against the embedded default: faults
 // injected in sequence into one cluster of simulated nodes (power loss,
 // partition from the store, a site stopped behind Sitekeeper's back, step
-// latency drawn anew), while a checker samples which nodes hold each
+// latency drawn anew, a value that does not decode written under a key of
+// the store, two applies at once), while a checker samples which nodes hold each
 // address every 10 ms and a client polls every site. It answers the
 // questions a safety claim must: was an address ever on two nodes, was a
 // step ever refused because another node still held an address or a
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +70,12 @@ type Report struct {
 	Outages []time.Duration
 	// Unserved lists the sites not served when the run ended.
 	Unserved []string
+	// PoisonKeys counts the values that do not decode written into the
+	// store; ConcurrentApplies the pairs of applies run at once, each
+	// changing another field of one object; Lost the changes of those that
+	// reported success and were gone afterwards.
+	PoisonKeys, ConcurrentApplies int
+	Lost                          []string
 	// Timeline is every event of the run, one per line, to read when
 	// something went wrong.
 	Timeline []string
@@ -75,8 +83,8 @@ type Report struct {
 
 // Line is the one-line summary.
 func (r Report) Line() string {
-	return fmt.Sprintf("faults injected %d, samples taken %d, samples with an address on two nodes %d, steps refused for a duplicate address %d, failover time p50 %s p99 %s, sites unserved at the end %d",
-		r.Faults, r.Samples, r.DualHolderSamples, r.DuplicateRefusals, percentile(r.Outages, 50), percentile(r.Outages, 99), len(r.Unserved))
+	return fmt.Sprintf("faults injected %d (poison keys %d, concurrent applies %d), samples taken %d, samples with an address on two nodes %d, steps refused for a duplicate address %d, changes lost %d, failover time p50 %s p99 %s, sites unserved at the end %d",
+		r.Faults, r.PoisonKeys, r.ConcurrentApplies, r.Samples, r.DualHolderSamples, r.DuplicateRefusals, len(r.Lost), percentile(r.Outages, 50), percentile(r.Outages, 99), len(r.Unserved))
 }
 
 func percentile(ds []time.Duration, p int) time.Duration {
@@ -197,7 +205,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	for rep.Faults < o.Faults && ctx.Err() == nil {
 		n := nodes[rng.IntN(len(nodes))]
-		switch kind := rng.IntN(5); {
+		switch kind := rng.IntN(7); {
 		case down[n] != "":
 			send(n, store.SimCommand{Powered: true})
 			o.Progress("heal %s (%s)", n, down[n])
@@ -212,6 +220,23 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			down[n] = "partition"
 			rep.Faults++
 			o.Progress("fault %d: %s cut off from the store", rep.Faults, n)
+		case kind == 4:
+			key := poisonKeys[rng.IntN(len(poisonKeys))](rng.IntN(o.Groups), n)
+			if err := st.InjectRaw(ctx, key, poisonValues[rng.IntN(len(poisonValues))]); err != nil {
+				o.Progress("poison key %s not written: %v", key, err)
+				break
+			}
+			rep.Faults++
+			rep.PoisonKeys++
+			o.Progress("fault %d: a value that does not decode under %s", rep.Faults, key)
+		case kind == 5:
+			i := rng.IntN(o.Groups)
+			if lost := applyTwoAtOnce(ctx, st, objs, i, rep.Faults); lost != "" {
+				rep.Lost = append(rep.Lost, lost)
+			}
+			rep.Faults++
+			rep.ConcurrentApplies++
+			o.Progress("fault %d: two applies at once to site-%d, each changing another label", rep.Faults, i)
 		case kind == 2:
 			site := fmt.Sprintf("site-%d", rng.IntN(o.Groups))
 			send(n, store.SimCommand{Powered: true, StopSite: site})
@@ -259,6 +284,71 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	sort.Slice(rep.Outages, func(i, j int) bool { return rep.Outages[i] > rep.Outages[j] })
 	return rep, nil
+}
+
+// poisonKeys are the keys a poison value goes under: a new object, a
+// group's placement decision, a node's report on a group, an event.
+var poisonKeys = []func(group int, node string) string{
+	func(g int, _ string) string { return fmt.Sprintf("objects/IISSite/poison-%d", g) },
+	func(g int, _ string) string { return fmt.Sprintf("placement/site-%d", g) },
+	func(g int, n string) string { return fmt.Sprintf("reports/site-%d/%s", g, n) },
+	func(g int, _ string) string { return fmt.Sprintf("events/99999999999999999999-%08d", g) },
+}
+
+var poisonValues = []string{"{not json", "\x00\x01\x02", `{"kind":"NoSuchKind"}`, `[]`, ""}
+
+// applyTwoAtOnce applies two copies of site i's objects at once, written
+// against one revision, one adding label a, one label b (each a new
+// value): both must be there after, or the one that failed must have said
+// so. It returns what was lost.
+func applyTwoAtOnce(ctx context.Context, st *etcdstore.Store, objs []v1alpha1.Object, i, round int) string {
+	ref := v1alpha1.Ref{Kind: v1alpha1.KindIISSite, Name: fmt.Sprintf("site-%d", i)}
+	var base v1alpha1.Object
+	for _, o := range objs {
+		if v1alpha1.RefOf(o) == ref {
+			base = o
+		}
+	}
+	cur, err := st.Get(ctx, ref)
+	if err != nil {
+		return ""
+	}
+	rev, _ := strconv.ParseInt(cur.Meta().ResourceVersion, 10, 64)
+	snap, err := st.List(ctx)
+	if err == nil {
+		rev = snap.Revision
+	}
+	labels := []string{"chaos-a", "chaos-b"}
+	errs := make([]error, len(labels))
+	var wg sync.WaitGroup
+	for j, l := range labels {
+		c := v1alpha1.DeepCopy(base)
+		c.Meta().Labels = map[string]string{}
+		for k, v := range cur.Meta().Labels {
+			c.Meta().Labels[k] = v
+		}
+		c.Meta().Labels[l] = fmt.Sprint(round)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[j] = st.Apply(ctx, []v1alpha1.Object{c}, store.ApplyOptions{BaseRevision: rev})
+		}()
+	}
+	wg.Wait()
+	after, err := st.Get(ctx, ref)
+	if err != nil {
+		return ""
+	}
+	var lost []string
+	for j, l := range labels {
+		if errs[j] == nil && after.Meta().Labels[l] != fmt.Sprint(round) {
+			lost = append(lost, fmt.Sprintf("%s=%d", l, round))
+		}
+	}
+	if len(lost) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s reported applied and gone", ref, strings.Join(lost, ", "))
 }
 
 // node is the node answering url ("" when none answers).

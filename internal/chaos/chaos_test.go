@@ -9,7 +9,8 @@ import (
 )
 
 // TestShortFaultRun is the short version of `make chaos`: 20 faults in
-// sequence against one cluster, with step latency up to 300 ms.
+// sequence against one cluster, with step latency up to 300 ms, values
+// that do not decode written into the store and applies run two at once.
 func TestShortFaultRun(t *testing.T) {
 	rep, err := Run(context.Background(), Options{Faults: 20, Groups: 2, MaxLatency: 300 * time.Millisecond, Spacing: 800 * time.Millisecond,
 		Seed: 20261130, Port: 38180, Net: 67, DataDir: t.TempDir(), Log: logr.Discard(), Progress: t.Logf})
@@ -28,5 +29,11 @@ func TestShortFaultRun(t *testing.T) {
 	}
 	if len(rep.Unserved) > 0 {
 		t.Errorf("not served at the end: %v", rep.Unserved)
+	}
+	for _, l := range rep.Lost {
+		t.Errorf("lost: %s", l)
+	}
+	if rep.PoisonKeys == 0 || rep.ConcurrentApplies == 0 {
+		t.Errorf("the run injected no poison key or no concurrent apply: %s", rep.Line())
 	}
 }

@@ -155,8 +155,15 @@ type ApplyOptions struct {
 	// Prune lists objects to delete in the same transaction (a folder's
 	// objects that left it); they are left out of the validated set.
 	Prune []v1alpha1.Ref
-	// ForceConflicts lets a CLI apply change an object a folder owns.
+	// ForceConflicts lets a CLI apply change an object a folder owns, and
+	// overwrite a field another writer changed since BaseRevision.
 	ForceConflicts bool
+	// BaseRevision, when set, is the store revision the manifests were
+	// written against: only the fields they change relative to the
+	// objects at that revision are written, over what the store holds
+	// now, and a field another writer changed since to another value is a
+	// conflict. Unset, the apply's own first read is the base.
+	BaseRevision int64
 }
 
 // OwnedError is an apply that would change an object a source owns.

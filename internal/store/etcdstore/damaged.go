@@ -103,3 +103,12 @@ func (s *Store) RemoveDamaged(ctx context.Context, keys []store.DamagedKey) ([]s
 	}
 	return removed, errors.Join(errs...)
 }
+
+// InjectRaw writes value under key (below the store's prefix) as it is,
+// for fault runs that poison the store as a bug or a hand would.
+func (s *Store) InjectRaw(ctx context.Context, key, value string) error {
+	if _, err := s.client.Put(ctx, prefix+strings.TrimPrefix(key, "/"), value); err != nil {
+		return fmt.Errorf("inject %s: %w", key, err)
+	}
+	return nil
+}

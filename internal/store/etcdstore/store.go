@@ -183,6 +183,18 @@ func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt store.App
 	// each later attempt lays this apply's changes over what it reads
 	// (see rebase.go), and its compare-and-swap is on that same read.
 	var base map[v1alpha1.Ref]v1alpha1.Object
+	if opt.BaseRevision > 0 {
+		resp, err := s.client.Get(ctx, family(store.FamilyObjects), clientv3.WithPrefix(), clientv3.WithRev(opt.BaseRevision))
+		if err != nil {
+			return nil, fmt.Errorf("apply: read the base revision %d: %w", opt.BaseRevision, err)
+		}
+		base = map[v1alpha1.Ref]v1alpha1.Object{}
+		for _, kv := range resp.Kvs {
+			if o, err := decodeObject(kv.Value, kv.ModRevision); err == nil {
+				base[v1alpha1.RefOf(o)] = o
+			}
+		}
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		res, read, err := s.applyOnce(ctx, objs, opt, base)
 		if !errors.Is(err, errRetry) {

@@ -403,3 +403,34 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// TestApplyAgainstABaseRevision: two applies written against one revision,
+// one after the other, each changing another field: both land, as they
+// would had they raced; the same field changed by both is a conflict.
+func TestApplyAgainstABaseRevision(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := store.ApplyOptions{BaseRevision: snap.Revision}
+	if _, err := st.Apply(ctx, objects(t, strings.Replace(set, "siteID: 2", "siteID: 7", 1)), base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, objects(t, strings.Replace(set, "port: 8080", "port: 18080", 1)), base); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"})
+	if web := o.(*v1alpha1.IISSite); web.Spec.SiteID != 7 || web.Spec.Bindings[0].Port != 18080 {
+		t.Fatalf("siteID %d port %d: one of the two changes was undone", web.Spec.SiteID, web.Spec.Bindings[0].Port)
+	}
+	_, err = st.Apply(ctx, objects(t, strings.Replace(set, "port: 8080", "port: 28080", 1)), base)
+	var fc *FieldConflictError
+	if !errors.As(err, &fc) || !slices.Equal(fc.Fields, []string{"spec.bindings"}) {
+		t.Fatalf("the same field from the same base: %v, want a conflict on spec.bindings", err)
+	}
+}
