@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -38,18 +40,67 @@ type Document struct {
 	Line int
 	// Object is the decoded, not yet defaulted object.
 	Object v1alpha1.Object
-	// fields maps field paths to the line they were written on.
-	fields map[string]int
+	// fields holds the line each field was written on.
+	fields fieldLines
 }
 
 // LineOf returns the line of field, or of its nearest written parent.
 func (d *Document) LineOf(field string) int {
 	for f := field; f != ""; f = parentPath(f) {
-		if l, ok := d.fields[f]; ok {
+		if l, ok := d.fields.line(f); ok {
 			return l
 		}
 	}
 	return d.Line
+}
+
+// fieldLines records the line each field path was written on, compactly:
+// a folder of thousands of objects written alike has a handful of shapes
+// (lists of paths), each stored once and shared, and each document keeps
+// only its lines. A map of paths per document held half the memory of a
+// big load.
+type fieldLines struct {
+	paths []string
+	lines []int32
+}
+
+func (f *fieldLines) add(path string, line int) {
+	f.paths = append(f.paths, path)
+	f.lines = append(f.lines, int32(line))
+}
+
+func (f *fieldLines) line(path string) (int, bool) {
+	for i := len(f.paths) - 1; i >= 0; i-- {
+		if f.paths[i] == path {
+			return int(f.lines[i]), true
+		}
+	}
+	return 0, false
+}
+
+// shapes interns the path lists; bounded, so that a stream of documents
+// each written differently cannot grow it without end.
+var (
+	shapesMu sync.Mutex
+	shapes   = map[string][]string{}
+)
+
+const maxShapes = 4096
+
+// share replaces f's paths by the interned list of the same paths.
+func (f *fieldLines) share() {
+	key := strings.Join(f.paths, "\x00")
+	shapesMu.Lock()
+	defer shapesMu.Unlock()
+	if s, ok := shapes[key]; ok {
+		f.paths = s
+		return
+	}
+	f.paths = slices.Clip(f.paths)
+	f.lines = slices.Clip(f.lines)
+	if len(shapes) < maxShapes {
+		shapes[key] = f.paths
+	}
 }
 
 func parentPath(p string) string {
@@ -271,13 +322,15 @@ func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
 		}
 		return nil, errAt(line, kind, name, "apiVersion", fmt.Sprintf("is %q; set apiVersion: %s", got, v1alpha1.APIVersion))
 	}
-	doc := &Document{File: file, Line: root.Line, Object: obj, fields: map[string]int{}}
+	doc := &Document{File: file, Line: root.Line, Object: obj}
 	var errs diag.List
 	c := checker{file: file, kind: kind, name: name, doc: doc, errs: &errs}
 	c.check(root, typeOf(obj), "")
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	doc.fields.share()
+	doc.fields.lines = slices.Clip(doc.fields.lines)
 	var buf bytes.Buffer
 	if err := toJSON(&buf, root); err != nil {
 		return nil, errAt(root.Line, kind, name, "", err.Error())

@@ -69,7 +69,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 				c.fail(k, p, "unknown field"+suggest(k.Value, fields)+"; remove it or fix its name")
 				continue
 			}
-			c.doc.fields[p] = k.Line
+			c.doc.fields.add(p, k.Line)
 			c.check(v, ft, p)
 		}
 	case reflect.Map:
@@ -86,7 +86,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 				continue
 			}
 			seen[k.Value] = k.Line
-			c.doc.fields[p] = k.Line
+			c.doc.fields.add(p, k.Line)
 			c.check(v, t.Elem(), p)
 		}
 	case reflect.Slice:
@@ -96,7 +96,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			c.doc.fields[p] = item.Line
+			c.doc.fields.add(p, item.Line)
 			c.check(item, t.Elem(), p)
 		}
 	case reflect.String:
