@@ -213,9 +213,6 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 	if !containsFold(grp.Placement.Nodes, to) {
 		return "", &NotInPlacementError{Group: grp.Name, Node: to, Nodes: grp.Placement.Nodes}
 	}
-	if err := canTakeOver(ctx, st, grp.Name, to); err != nil {
-		return "", err
-	}
 	var changed []v1alpha1.Object
 	for _, m := range grp.Members {
 		o := g.Object(m)
@@ -228,6 +225,9 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 		c := v1alpha1.DeepCopy(o)
 		c.PlacementSpec().ActiveNode = to
 		changed = append(changed, c)
+	}
+	if err := canTakeOver(ctx, st, grp.Name, to); err != nil {
+		return "", err
 	}
 	if err := st.UpdateSpecs(ctx, changed...); err != nil {
 		return "", fmt.Errorf("switch group %s over to %s: %w", grp.Name, to, err)
