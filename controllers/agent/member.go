@@ -79,8 +79,17 @@ type Member struct {
 	dirty      bool
 	dirtyGen   uint64 // bumped by every change, so a reload racing one keeps it dirty
 	cache      *plan.Desired
+	loadedAt   time.Time // when the cache was read
+	reloadSet  bool      // a reload is scheduled for when the throttle ends
 	kick       chan struct{}
 }
+
+// minReload is the least time between two reads of the whole desired state.
+// While the leader places a thousand groups, a change arrives for each; a
+// read for each was a thousand reads of everything. Within the window the
+// cache is used, and a read is scheduled for its end, so no change is
+// missed: it is acted on at most this much later.
+const minReload = 100 * time.Millisecond
 
 // Run holds the lease and reconciles until ctx ends.
 func (m *Member) Run(ctx context.Context) error {
@@ -435,6 +444,9 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, uint64, error) {
 		// store that has no quorum.
 		return withoutNode(cache, m.Node), epoch, nil
 	}
+	if dirty && cache != nil && !fenced && !suspect && m.throttled() {
+		return cache, epoch, nil
+	}
 	if dirty || cache == nil {
 		// A fence cancels the read: the take-down must not wait on a store
 		// that has no quorum.
@@ -472,7 +484,7 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, uint64, error) {
 		if err == nil {
 			cache, suspect = d, false
 			m.mu.Lock()
-			m.cache, m.suspect = d, false
+			m.cache, m.suspect, m.loadedAt = d, false, m.Clock.Now()
 			if m.dirtyGen == gen {
 				m.dirty = false // no change arrived while reading
 			}
@@ -486,6 +498,29 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, uint64, error) {
 		return withoutNode(cache, m.Node), epoch, nil
 	}
 	return cache, epoch, nil
+}
+
+// throttled reports whether the cache was read less than minReload ago;
+// if so, it makes sure a reload is signalled when the window ends.
+func (m *Member) throttled() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	wait := minReload - m.Clock.Now().Sub(m.loadedAt)
+	if wait <= 0 {
+		return false
+	}
+	if !m.reloadSet {
+		m.reloadSet = true
+		t := m.Clock.NewTimer(wait)
+		go func() {
+			<-t.C()
+			m.mu.Lock()
+			m.reloadSet = false
+			m.mu.Unlock()
+			m.signal()
+		}()
+	}
+	return true
 }
 
 // withoutNode is d with no group active on node.

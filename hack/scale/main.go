@@ -1,0 +1,216 @@
+// Command scale measures how Sitekeeper's cost grows with the work, the
+// way a hosting provider uses it: one folder of N groups (an IPResource, a
+// VolumeResource and an IISSite each, primaries alternating between two
+// nodes, health every 5 s) through `sitekeeper up -f DIR --nodes
+// node1,node2`, then `sim fail-node node1`. For each N it prints one line:
+// time until every site is served, time until every group node1 held
+// serves from node2, RSS and idle CPU of `up`.
+//
+//	go run ./hack/scale -groups 1,100,1000
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
+)
+
+func main() {
+	bin := flag.String("sitekeeper", "bin/sitekeeper", "the sitekeeper binary")
+	groups := flag.String("groups", "1,100,1000", "group counts to measure, comma-separated")
+	within := flag.Duration("within", 3*time.Minute, "give up on a figure after this long")
+	flag.Parse()
+	abs, err := filepath.Abs(*bin)
+	if err != nil {
+		fail(err)
+	}
+	for _, f := range strings.Split(*groups, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fail(fmt.Errorf("-groups %q: want positive counts", *groups))
+		}
+		line, err := measure(abs, n, *within)
+		if err != nil {
+			fmt.Printf("groups %d: %v\n", n, err)
+			continue
+		}
+		fmt.Println(line)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "scale:", err)
+	os.Exit(1)
+}
+
+// net is the second octet of the sites' addresses (127.<net>.x.y).
+const net, port = 140, 28080
+
+func url(i int) string { return fmt.Sprintf("http://127.%d.%d.%d:%d/", net, i/250, i%250+1, port) }
+
+func measure(bin string, n int, within time.Duration) (string, error) {
+	dir, err := os.MkdirTemp("", "sitekeeper-scale-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	sites := filepath.Join(dir, "sites")
+	if err := os.MkdirAll(sites, 0o755); err != nil {
+		return "", err
+	}
+	for first := 0; first < n; first += 500 {
+		var b strings.Builder
+		for i := first; i < min(n, first+500); i++ {
+			nodes := []string{"node1", "node2"}
+			if i%2 == 1 {
+				nodes = []string{"node2", "node1"}
+			}
+			b.WriteString(testmanifests.Group(i, testmanifests.Options{Net: net, Port: port, Nodes: nodes, Health: "{interval: 5s, timeout: 2s}"}))
+			b.WriteString("---\n")
+		}
+		if err := os.WriteFile(filepath.Join(sites, fmt.Sprintf("groups-%05d.yaml", first)), []byte(b.String()), 0o644); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	up := exec.CommandContext(ctx, bin, "up", "-f", sites, "--nodes", "node1,node2", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
+	up.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	out, err := up.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	up.Stderr = nil
+	if err := up.Start(); err != nil {
+		return "", err
+	}
+	defer func() { up.Process.Signal(os.Interrupt); up.Wait() }()
+	endpoint := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if ep, ok := strings.CutPrefix(sc.Text(), "sitekeeper up: store at "); ok {
+				endpoint <- strings.SplitN(ep, ",", 2)[0]
+			}
+		}
+	}()
+	var ep string
+	select {
+	case ep = <-endpoint:
+	case <-time.After(30 * time.Second):
+		return "", fmt.Errorf("up did not start")
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	if err := waitServedBy(all, "", within); err != nil {
+		return "", fmt.Errorf("not all served within %s: %w", within, err)
+	}
+	ready := time.Since(start)
+	time.Sleep(5 * time.Second) // settle: the first health checks, the last reports
+	rss := rssMiB(up.Process.Pid)
+	cpu := idleCPU(up.Process.Pid, 10*time.Second)
+	var held []int // the groups node1 serves: the even ones
+	for i := 0; i < n; i += 2 {
+		held = append(held, i)
+	}
+	at := time.Now()
+	cli := exec.Command(bin, "sim", "fail-node", "node1", "--endpoints", ep)
+	if b, err := cli.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("fail-node: %v: %s", err, b)
+	}
+	if err := waitServedBy(held, "node2", within); err != nil {
+		return "", fmt.Errorf("failover not done within %s: %w", within, err)
+	}
+	failover := time.Since(at)
+	return fmt.Sprintf("groups %d: all served %s after start, failover of node1's %d groups %s, RSS of up %d MiB, idle CPU of up %.1f%% of a core",
+		n, ready.Round(10*time.Millisecond), len(held), failover.Round(10*time.Millisecond), rss, cpu), nil
+}
+
+// waitServedBy waits until every site i answers (from node, when set).
+func waitServedBy(sites []int, node string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	pending := sites
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for len(pending) > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d sites left, the first %s", len(pending), len(sites), url(pending[0]))
+		}
+		var mu sync.Mutex
+		var left []int
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					ok := false
+					if resp, err := c.Get(url(i)); err == nil {
+						ok = resp.StatusCode == http.StatusOK && (node == "" || resp.Header.Get("X-Sitekeeper-Node") == node)
+						resp.Body.Close()
+					}
+					if !ok {
+						mu.Lock()
+						left = append(left, i)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		for _, i := range pending {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		pending = left
+		if len(pending) > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func rssMiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// idleCPU is the share of one core pid used over d.
+func idleCPU(pid int, d time.Duration) float64 {
+	ticks := func() int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0
+		}
+		f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
+		u, _ := strconv.Atoi(f[11])
+		s, _ := strconv.Atoi(f[12])
+		return u + s
+	}
+	t0 := ticks()
+	time.Sleep(d)
+	return float64(ticks()-t0) / 100 / d.Seconds() * 100 // USER_HZ is 100 on Linux
+}
