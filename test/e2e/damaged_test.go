@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,4 +117,28 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	again.eventually("the restored suspension", 15*time.Second, func() bool {
 		return strings.Contains(again.must("get", "groups", "site-a", "-o", "json"), `"suspended": true`)
 	})
+}
+
+// TestSecondUpOnADataDirInUse: a second `up` on a data folder in use exits
+// within seconds naming the process that holds it, instead of hanging on
+// the database lock.
+func TestSecondUpOnADataDirInUse(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	start := time.Now()
+	cmd := exec.Command(binary(t), "up", "-f", filepath.Join(c.dir, "sites.yaml"), "--data-dir", filepath.Join(c.dir, "data"), "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "HOME="+c.dir, "XDG_CONFIG_HOME="+filepath.Join(c.dir, "config2"))
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("a second up on a data folder in use did not exit within 10 s")
+	}
+	if err == nil || !strings.Contains(string(out), "in use by process "+fmt.Sprint(c.cmd.Process.Pid)) {
+		t.Fatalf("second up: %v after %s:\n%s", err, time.Since(start).Round(time.Millisecond), out)
+	}
 }

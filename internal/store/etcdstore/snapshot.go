@@ -121,7 +121,11 @@ func CheckDataDir(dir string) (err error) {
 	// be recovered (tx.Check reads in a goroutine of its own).
 	b, oerr := bolt.Open(db, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second, PreLoadFreelist: true})
 	if errors.Is(oerr, bolt.ErrTimeout) {
-		return fmt.Errorf("the etcd database %s is in use by another process: is another sitekeeper running on this data folder?", db)
+		who := "another process"
+		if h := holderOf(db); h != "" {
+			who = h
+		}
+		return fmt.Errorf("the etcd database %s is in use by %s: another sitekeeper runs on this data folder; stop it, or give this one another --data-dir", db, who)
 	}
 	if oerr != nil {
 		return damaged(oerr)
