@@ -132,6 +132,12 @@ func (v *validator) names() {
 }
 
 func (v *validator) placement(o v1alpha1.Object, p *v1alpha1.Placement, field string) {
+	if p.Nodes != nil && len(p.Nodes) == 0 {
+		// Written as "nodes: []": not a placement left out, but one that
+		// names no node.
+		v.add(o, field+".nodes", "empty; list the nodes that may serve it, highest priority first")
+		return
+	}
 	if p.IsZero() {
 		return // inherited from the group; groups() checks one is declared
 	}
@@ -259,8 +265,15 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 		v.add(s, "spec.bindings", "empty; add at least one binding on a protected IP")
 	}
 	web, ftp := false, false
+	firstAt := map[string]int{}
 	for i, b := range spec.Bindings {
 		f := fmt.Sprintf("spec.bindings[%d]", i)
+		key := strings.ToLower(fmt.Sprintf("%s %s %d %s", b.Protocol, b.IPRef, b.Port, b.HostName))
+		if j, dup := firstAt[key]; dup {
+			v.add(s, f, "the same binding as bindings[%d]; IIS refuses a duplicate entry in a site's bindings, remove one", j)
+		} else {
+			firstAt[key] = i
+		}
 		switch b.Protocol {
 		case v1alpha1.ProtocolHTTP, v1alpha1.ProtocolHTTPS:
 			web = true
@@ -411,14 +424,24 @@ func (v *validator) siteIDs(sites []*v1alpha1.IISSite) {
 	}
 }
 
+// writtenEmpty reports whether a member of grp wrote "nodes: []".
+func writtenEmpty(g *graph.Graph, grp *graph.Group) bool {
+	for _, m := range grp.Members {
+		if p := g.Object(m).PlacementSpec(); p.Nodes != nil && len(p.Nodes) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // groups checks that the members of every resource group share one
 // placement, naming what couples them.
 func (v *validator) groups(g *graph.Graph) {
 	for gi := range g.Groups {
 		grp := &g.Groups[gi]
 		if grp.Placement.IsZero() {
-			if v.partial {
-				continue
+			if v.partial || writtenEmpty(g, grp) {
+				continue // placement() named the empty list
 			}
 			o := g.Object(grp.Members[0])
 			v.add(o, "spec.placement", "missing for resource group %q; declare the nodes that may serve it on at least one member", grp.Name)
