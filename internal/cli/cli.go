@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
@@ -173,4 +174,27 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// parent makes cmd, a command of subcommands, refuse one it does not have
+// (a usage error, exit 2) instead of printing its help and exiting 0.
+func parent(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		var names []string
+		for _, sc := range c.Commands() {
+			if !sc.Hidden && sc.Name() != "help" {
+				names = append(names, sc.Name())
+			}
+		}
+		hint := ""
+		if cl := ops.Closest(args[0], names); cl != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", cl)
+		}
+		return usagef("%s: unknown subcommand %q%s; use one of %s", c.CommandPath(), args[0], hint, strings.Join(names, ", "))
+	}
+	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
+	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
@@ -94,3 +95,26 @@ type unreachableError struct{ err error }
 
 func (e unreachableError) Error() string { return e.err.Error() }
 func (e unreachableError) Unwrap() error { return e.err }
+
+// resolveNode finds node among the nodes the store has known (live or
+// not), case-insensitively, or says which is closest.
+func resolveNode(ctx context.Context, st *etcdstore.Store, node string) (string, error) {
+	known, err := st.KnownNodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	live, err := st.Nodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for n := range known {
+		names = append(names, n)
+	}
+	for n := range live {
+		if _, ok := known[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	return ops.ResolveNode(node, names)
+}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
@@ -360,7 +361,10 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if !ok {
 					return usagef("unknown kind %q; use site, ip, vol or group", args[0])
 				}
-				ref := v1alpha1.Ref{Kind: kind, Name: args[1]}
+				ref, err := ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				if err != nil {
+					return err
+				}
 				o := cs.find(ref)
 				if o == nil {
 					return fmt.Errorf("%s: %w", ref, store.ErrNotFound)

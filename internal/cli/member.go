@@ -197,5 +197,5 @@ it promotes itself to a voting member once it has caught up.`,
 		},
 	}
 	cmd.AddCommand(list, add, remove)
-	return cmd
+	return parent(cmd)
 }

@@ -167,6 +167,16 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				for i, r := range refs {
+					got, err := ops.Resolve(ctx, st, r)
+					switch {
+					case err == nil:
+						refs[i] = got
+					case errors.Is(err, store.ErrNotFound) && ignoreNotFound:
+					default:
+						return err
+					}
+				}
 				deleted, err := ops.Delete(ctx, st, refs, ignoreNotFound)
 				var be *ops.BreaksSetError
 				if errors.As(err, &be) {
@@ -308,7 +318,11 @@ switchback after a failover.`,
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				group, err := ops.Switchover(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]}, to, force)
+				ref, err := ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				if err != nil {
+					return err
+				}
+				group, err := ops.Switchover(ctx, st, ref, to, force)
 				var me *ops.ManagedError
 				if errors.As(err, &me) {
 					fmt.Fprintln(s.out, me.Error())

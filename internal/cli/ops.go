@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -92,10 +93,22 @@ over; status keeps being observed.`,
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				var err error
+				if t.Kind == "Node" {
+					t.Name, err = resolveNode(ctx, st, t.Name)
+				} else {
+					var ref v1alpha1.Ref
+					ref, err = ops.Resolve(ctx, st, v1alpha1.Ref{Kind: t.Kind, Name: t.Name})
+					t.Name = ref.Name
+				}
+				if err != nil {
+					return err
+				}
 				if err := ops.SetSuspended(ctx, st, t, suspend); err != nil {
 					return err
 				}
-				fmt.Fprintf(s.out, "%s %sed\n", t, verb)
+				done := map[bool]string{true: "suspended", false: "resumed"}[suspend]
+				fmt.Fprintf(s.out, "%s %s\n", t, done)
 				return nil
 			})
 		},
@@ -116,7 +129,11 @@ func newClearFailuresCmd(s *streams, g *globalFlags) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				group, cleared, err := ops.ClearFailures(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				ref, err := ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				if err != nil {
+					return err
+				}
+				group, cleared, err := ops.ClearFailures(ctx, st, ref)
 				if err != nil {
 					return err
 				}
@@ -139,7 +156,12 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 	send := func(cmd *cobra.Command, node string, c store.SimCommand, msg string) error {
 		ctx := cmd.Context()
 		return withStore(ctx, g, func(st *etcdstore.Store) error {
-			if err := ops.Simulate(ctx, st, node, c, msg); err != nil {
+			known, err := resolveNode(ctx, st, node)
+			if err != nil {
+				return err
+			}
+			msg = strings.Replace(msg, node, known, 1)
+			if err := ops.Simulate(ctx, st, known, c, msg); err != nil {
 				return err
 			}
 			fmt.Fprintln(s.out, msg)
@@ -176,5 +198,5 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 			},
 		},
 	)
-	return cmd
+	return parent(cmd)
 }

@@ -63,5 +63,5 @@ under the service's name. Run it from an elevated prompt.`,
 		verb("uninstall", "Stop and remove the service", "removed", winsvc.Uninstall),
 		verb("start", "Start the service", "started", winsvc.Start),
 		verb("stop", "Stop the service and wait until it has stopped", "stopped", winsvc.Stop))
-	return cmd
+	return parent(cmd)
 }

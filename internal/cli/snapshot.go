@@ -77,5 +77,5 @@ exist: move a damaged one aside first.`,
 	restore.Flags().StringVar(&peerURL, "peer-url", "", "for a member of a cluster of several: its peer URL")
 	restore.Flags().StringVar(&initialCluster, "initial-cluster", "", "for a member of a cluster of several: every member's name=peer URL")
 	cmd.AddCommand(save, restore)
-	return cmd
+	return parent(cmd)
 }
