@@ -103,3 +103,28 @@ func Clip(s string) string {
 	}
 	return s[:max/2] + "…" + s[len(s)-max/2:]
 }
+
+// EditDistance is the Levenshtein distance of a and b, for "did you mean"
+// hints; strings over 64 bytes are never near (99).
+func EditDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -194,7 +194,7 @@ func suggest(key string, fields map[string]reflect.Type) string {
 		if strings.EqualFold(k, key) {
 			return fmt.Sprintf(" (did you mean %q?)", k)
 		}
-		if d := editDistance(strings.ToLower(k), strings.ToLower(key)); d < bestD {
+		if d := diag.EditDistance(strings.ToLower(k), strings.ToLower(key)); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -202,29 +202,6 @@ func suggest(key string, fields map[string]reflect.Type) string {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return ""
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // toJSON writes a checked YAML node as JSON, scalars typed by their tag.

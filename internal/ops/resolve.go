@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -76,29 +77,9 @@ func ResolveNode(node string, known []string) (string, error) {
 func Closest(name string, names []string) string {
 	best, bestD := "", max(2, len(name)/3)+1
 	for _, n := range slices.Sorted(slices.Values(names)) {
-		if d := editDistance(strings.ToLower(name), strings.ToLower(n)); d < bestD {
+		if d := diag.EditDistance(strings.ToLower(name), strings.ToLower(n)); d < bestD {
 			best, bestD = n, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
