@@ -244,6 +244,9 @@ type nodeRow struct {
 	Member string `json:"etcdMember"`
 	// What the node last reported it has (sites, addresses, volumes).
 	Observed *plan.Observed `json:"observed,omitempty"`
+	// ObservedStale says Observed is what a node without a lease last
+	// reported: last known, not known to be true now.
+	ObservedStale bool `json:"observedStale,omitempty"`
 }
 
 func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterState, name, output string) error {
@@ -275,15 +278,25 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		if l, ok := leases[n]; ok {
 			r.LeaseRenewedAgo = l.RenewedAgo.String()
 		}
-		var sick []string
+		var sick, failing []string
 		for _, rep := range cs.reports {
-			if rep.Node == n && !rep.Healthy {
+			switch {
+			case rep.Node != n:
+			case rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled:
+				failing = append(failing, rep.Group)
+			case !rep.Healthy:
 				sick = append(sick, rep.Group)
 			}
 		}
 		if len(sick) > 0 {
 			sort.Strings(sick)
 			r.Health = "Unhealthy: " + strings.Join(sick, ",")
+		}
+		if len(failing) > 0 {
+			// A step keeps failing there (an address in use, a disk not
+			// attached): the node cannot do what it is asked.
+			sort.Strings(failing)
+			r.Health = "StepFailed: " + strings.Join(failing, ",")
 		}
 		if info, ok := cs.nodes[n]; ok && info.Unsafe != "" {
 			r.Health = "Unsafe: " + info.Unsafe
@@ -299,6 +312,11 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		sort.Strings(r.Active)
 		if o, ok := cs.observed[n]; ok {
 			r.Observed = &o
+		}
+		if r.Status != "Ready" {
+			// Its lease is gone: what it reported may no longer be true
+			// (another node may hold its addresses now).
+			r.Health, r.ObservedStale = "Unknown", r.Observed != nil
 		}
 		rows = append(rows, r)
 	}
@@ -323,6 +341,9 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 				ips = append(ips, a.CIDR)
 			}
 			started, addrs = orDash(strings.Join(up, ",")), orDash(strings.Join(ips, ","))
+			if r.ObservedStale {
+				started, addrs = "last known: "+started, "last known: "+addrs
+			}
 		}
 		renewed := "-"
 		if r.LeaseRenewedAgo != "" {

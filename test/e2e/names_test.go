@@ -5,6 +5,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNamesThatDoNotExist: every command that names an object or a node
@@ -38,5 +39,33 @@ func TestNamesThatDoNotExist(t *testing.T) {
 		if code != tt.code || !strings.Contains(out, tt.want) {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s", tt.args, code, tt.code, tt.want, out)
 		}
+	}
+}
+
+// TestDeadNodeShownStale: a node whose lease expired is shown NotReady,
+// its health Unknown and what it last reported as last known, never as if
+// it still held the address that node2 holds now.
+func TestDeadNodeShownStale(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	c.must("sim", "fail-node", "node1")
+	c.eventually("site-a served by node2", 10*time.Second, func() bool { return c.servedBy(urlA, "node2") })
+	var row string
+	c.eventually("node1 NotReady in get nodes", 10*time.Second, func() bool {
+		for _, l := range strings.Split(c.must("get", "nodes"), "\n") {
+			if strings.HasPrefix(l, "node1 ") {
+				row = l
+			}
+		}
+		return strings.Contains(row, "NotReady")
+	})
+	if !strings.Contains(row, "Unknown") || strings.Contains(row, "Healthy") {
+		t.Errorf("a dead node's health: %q, want Unknown", row)
+	}
+	if strings.Contains(row, "127.0.50.1/32") && !strings.Contains(row, "last known:") {
+		t.Errorf("a dead node shown holding node2's address as if now: %q", row)
+	}
+	if out := c.must("get", "nodes", "node1", "-o", "json"); !strings.Contains(out, `"observedStale": true`) {
+		t.Errorf("get nodes -o json does not mark node1's report stale:\n%s", out)
 	}
 }
