@@ -84,6 +84,7 @@ type Agent struct {
 	last         map[string]store.Report
 	trackers     map[string]*health.Tracker // by site name
 	unhealth     map[string]string          // group -> why, after local recovery failed
+	failing      map[string]failedStep      // steps failing again and again, by target
 	preflightOK  map[bool]bool              // needFTP -> the backend's prerequisites passed
 	preparedFor  *graph.Graph               // the desired state the backend was last prepared for
 	needFTP      bool                       // an FTP site is placed on this node, in preparedFor
@@ -178,8 +179,11 @@ func (a *Agent) Reconcile(ctx context.Context, group string) (Result, error) {
 		}
 		a.timings.step(d, s, err, now)
 		if err != nil {
-			record.Eventf(a.Recorder, store.Warning, v1alpha1.EventStepFailed, s.Target, a.Node, "%s", err.Error())
+			a.stepFailed(s, err, now)
 		} else {
+			a.mu.Lock()
+			delete(a.failing, s.Target)
+			a.mu.Unlock()
 			record.Eventf(a.Recorder, store.Normal, v1alpha1.EventStep, s.Target, a.Node, "%s", s.String())
 		}
 		if err == nil {
@@ -349,4 +353,39 @@ func sameReport(a, b store.Report) bool {
 func IsStalled(err error) bool {
 	var s *StalledError
 	return errors.As(err, &s)
+}
+
+// failedStep is a step that keeps failing with one error.
+type failedStep struct {
+	message string
+	count   int
+	since   time.Time
+}
+
+// stepFailed records a failed step. The same step failing again with the
+// same error is counted, not recorded each time: an event at the 1st,
+// 2nd, 4th, 8th... failure, with the count, so a step retried for an hour
+// leaves a dozen events, not thousands.
+func (a *Agent) stepFailed(s plan.Step, err error, now time.Time) {
+	msg := err.Error()
+	a.mu.Lock()
+	if a.failing == nil {
+		a.failing = map[string]failedStep{}
+	}
+	f := a.failing[s.Target]
+	if f.message != msg {
+		f = failedStep{message: msg, since: now}
+	}
+	f.count++
+	a.failing[s.Target] = f
+	a.mu.Unlock()
+	if f.count&(f.count-1) != 0 {
+		return // not a power of two
+	}
+	e := store.Event{Type: store.Warning, Reason: v1alpha1.EventStepFailed, Object: s.Target, Node: a.Node, Message: msg}
+	if f.count > 1 {
+		e.Count = f.count
+		e.Message = fmt.Sprintf("%s (failed %d times since %s)", msg, f.count, f.since.Format("15:04:05"))
+	}
+	a.Recorder.Record(e)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
@@ -294,5 +295,39 @@ func TestAgainstTheSimulator(t *testing.T) {
 	reconcileAll()
 	if body, node := fetch(); body != "web1 content" || node != "node2" {
 		t.Fatalf("after switchover served %q by %s", body, node)
+	}
+}
+
+// TestRepeatedStepFailuresAreCounted: a step failing again and again with
+// one error leaves an event at the 1st, 2nd, 4th and 8th failure, with the
+// count, not one per retry; another error starts the count again.
+func TestRepeatedStepFailuresAreCounted(t *testing.T) {
+	n := fake.New()
+	n.Fail["AddAddress"] = errors.New("bind: address already in use")
+	var events []store.Event
+	a := &Agent{Node: "node1", Backend: n, Source: staticSource{desiredFor(t, 8080, "node1")}, Reporter: &recorder{}, Log: logr.Discard(),
+		Recorder: record.Func(func(e store.Event) {
+			if e.Reason == v1alpha1.EventStepFailed {
+				events = append(events, e)
+			}
+		})}
+	for range 10 {
+		if _, err := a.Reconcile(context.Background(), "web1"); err == nil {
+			t.Fatal("the step did not fail")
+		}
+	}
+	var counts []int
+	for _, e := range events {
+		counts = append(counts, e.Count)
+	}
+	if diff := cmp.Diff([]int{0, 2, 4, 8}, counts); diff != "" {
+		t.Fatalf("events of 10 identical failures, by count (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(events[3].Message, "failed 8 times since") {
+		t.Errorf("message %q does not say how often", events[3].Message)
+	}
+	n.Fail["AddAddress"] = errors.New("another error")
+	if _, err := a.Reconcile(context.Background(), "web1"); err == nil || len(events) != 5 || events[4].Count != 0 {
+		t.Errorf("a new error: %d events, the last %+v", len(events), events[len(events)-1])
 	}
 }

@@ -79,12 +79,14 @@ func setReady(st *v1alpha1.Status, in conditionInput, now time.Time) {
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("moving from %s to %s", d.Releasing, d.Target))
 	case d.Active == "":
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, d.Message)
-	case !in.converged:
-		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging on generation %d", d.Active, in.gen))
+	// A step that keeps failing (an address in use, a disk not attached)
+	// is why the group has not converged: say so, not "Applying".
 	case rep.Phase == store.PhaseStalled:
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, rep.Message)
 	case rep.Phase == store.PhaseFailed:
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonStepFailed, rep.Message)
+	case !in.converged:
+		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging on generation %d", d.Active, in.gen))
 	case !rep.Healthy:
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonUnhealthy, rep.Message)
 	default:
@@ -107,12 +109,12 @@ func setProgressing(st *v1alpha1.Status, in conditionInput, now time.Time) {
 		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("waiting for %s to release the group", d.Releasing))
 	case d.Active == "":
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonNoHealthyNode, "no node can serve the group")
-	case !in.converged:
-		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging", d.Active))
 	case rep.Phase == store.PhaseStalled:
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonStalled, "needs a human: "+rep.Message)
 	case rep.Phase == store.PhaseFailed:
 		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed, "retrying: "+rep.Message)
+	case !in.converged:
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonApplying, fmt.Sprintf("%s is converging", d.Active))
 	case !rep.Healthy:
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonUnhealthy, rep.Message)
 	default:
@@ -128,6 +130,8 @@ func setDegraded(st *v1alpha1.Status, in conditionInput, now time.Time) {
 		set(st, v1alpha1.ConditionDegraded, in, now, s, reason, msg)
 	}
 	switch {
+	case d.Active != "" && (in.report.Phase == store.PhaseFailed || in.report.Phase == store.PhaseStalled):
+		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed, fmt.Sprintf("on %s: %s", d.Active, in.report.Message))
 	case d.Active != "" && len(nodes) > 0 && d.Active != nodes[0]:
 		mark(v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver, fmt.Sprintf("serving from %s, not its first node %s", d.Active, nodes[0]))
 	case len(in.unreachable) > 0:

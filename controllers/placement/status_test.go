@@ -69,6 +69,8 @@ var conditionCases = []struct {
 		cond{v1alpha1.ConditionFalse, v1alpha1.ReasonApplying}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonApplying}, false},
 	{"a step failed: retried", input("node1", "", rep(store.PhaseFailed, true, 2)),
 		cond{v1alpha1.ConditionFalse, v1alpha1.ReasonStepFailed}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed}, false},
+	{"a step keeps failing before the generation converged (address in use)", input("node1", "", rep(store.PhaseFailed, true, 1)),
+		cond{v1alpha1.ConditionFalse, v1alpha1.ReasonStepFailed}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed}, false},
 	{"stalled: needs a human", input("node1", "", rep(store.PhaseStalled, true, 2)),
 		cond{v1alpha1.ConditionFalse, v1alpha1.ReasonStalled}, cond{v1alpha1.ConditionFalse, v1alpha1.ReasonStalled}, false},
 	{"unhealthy after local recovery", input("node1", "", rep(store.PhaseConverged, false, 2)),
@@ -109,16 +111,18 @@ func TestSetDegraded(t *testing.T) {
 		active      string
 		unreachable []string
 		want        cond
+		report      *store.Report
 	}{
-		{"on its first node, standbys reachable", "node1", nil, cond{v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected}},
-		{"failed over", "node2", nil, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver}},
-		{"failed over and the first node down", "node2", []string{"node1"}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver}},
-		{"standby unreachable", "node1", []string{"node2"}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonNodeUnreachable}},
-		{"moving: not degraded by that alone", "", nil, cond{v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected}},
+		{"a step keeps failing on the active node", "node1", nil, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonStepFailed}, rep(store.PhaseFailed, true, 1)},
+		{"on its first node, standbys reachable", "node1", nil, cond{v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected}, nil},
+		{"failed over", "node2", nil, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver}, nil},
+		{"failed over and the first node down", "node2", []string{"node1"}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonFailedOver}, nil},
+		{"standby unreachable", "node1", []string{"node2"}, cond{v1alpha1.ConditionTrue, v1alpha1.ReasonNodeUnreachable}, nil},
+		{"moving: not degraded by that alone", "", nil, cond{v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := input(tt.active, "", nil)
+			in := input(tt.active, "", tt.report)
 			in.unreachable = tt.unreachable
 			var st v1alpha1.Status
 			setDegraded(&st, in, t0)

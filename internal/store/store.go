@@ -283,6 +283,9 @@ type Event struct {
 	Message string `json:"message"`
 	// Component is who recorded it: placement, agent, gitops, cli.
 	Component string `json:"component,omitempty"`
+	// Count is how many times the same thing happened in a row, when
+	// more than once (a step failing again and again with one error).
+	Count int `json:"count,omitempty"`
 }
 
 // Event types.

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +69,42 @@ func TestDeadNodeShownStale(t *testing.T) {
 	}
 	if out := c.must("get", "nodes", "node1", "-o", "json"); !strings.Contains(out, `"observedStale": true`) {
 		t.Errorf("get nodes -o json does not mark node1's report stale:\n%s", out)
+	}
+}
+
+// TestSiteThatCannotStartSaysSo: another process holds site-a's port on
+// node1: get sites shows READY False StepFailed with the error, describe
+// shows Degraded True, get nodes does not call node1 Healthy, and the
+// failure is counted, not recorded at every retry.
+func TestSiteThatCannotStartSaysSo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.50.1:28080")
+	if err != nil {
+		t.Skipf("cannot hold site-a's port for the test: %v", err)
+	}
+	defer l.Close()
+	c := startCluster(t, "")
+	var sites string
+	c.eventually("site-a StepFailed in get sites", 20*time.Second, func() bool {
+		sites = c.must("get", "sites")
+		for _, line := range strings.Split(sites, "\n") {
+			if strings.HasPrefix(line, "site-a ") {
+				return strings.Contains(line, "StepFailed")
+			}
+		}
+		return false
+	})
+	if strings.Contains(sites, "Applying") && strings.Contains(sites, "site-a") && !strings.Contains(sites, "StepFailed") {
+		t.Errorf("get sites:\n%s", sites)
+	}
+	if d := c.must("describe", "site", "site-a"); !regexp.MustCompile(`Degraded\s+True\s+StepFailed`).MatchString(d) {
+		t.Errorf("describe does not show Degraded True StepFailed:\n%s", d)
+	}
+	c.eventually("node1 StepFailed in get nodes", 10*time.Second, func() bool {
+		return strings.Contains(c.must("get", "nodes"), "StepFailed: site-a")
+	})
+	time.Sleep(3 * time.Second) // several retries
+	n := strings.Count(c.must("events"), "StepFailed")
+	if n > 6 {
+		t.Errorf("%d StepFailed events in a few seconds of retries: they should be counted, not repeated", n)
 	}
 }
