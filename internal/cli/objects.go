@@ -91,10 +91,19 @@ func reportInvalid(s *streams, errs diag.List) error {
 
 // manifestYAML renders an object as the user would write it: no status and
 // no fields the store sets.
+// manifestYAML is o as a user writes it: without what the system adds
+// (uid, generation, resourceVersion, timestamps, status, the owner
+// annotation) and with defaults filled in on both sides of a diff, so
+// that only what the user changed differs.
 func manifestYAML(o v1alpha1.Object) string {
 	c := v1alpha1.DeepCopy(o)
+	v1alpha1.Default(c)
 	m := c.Meta()
 	m.UID, m.ResourceVersion, m.Generation, m.CreationTimestamp, m.DeletionTimestamp = "", "", 0, nil, nil
+	delete(m.Annotations, v1alpha1.AnnotationSource)
+	if len(m.Annotations) == 0 {
+		m.Annotations = nil
+	}
 	*c.StatusRef() = v1alpha1.Status{}
 	b, _ := yaml.Marshal(c)
 	return string(b)

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -106,5 +108,24 @@ func TestSiteThatCannotStartSaysSo(t *testing.T) {
 	n := strings.Count(c.must("events"), "StepFailed")
 	if n > 6 {
 		t.Errorf("%d StepFailed events in a few seconds of retries: they should be counted, not repeated", n)
+	}
+}
+
+// TestDiffComparesWhatTheUserWrote: diff of the manifests up applied is
+// empty (the owner annotation, server metadata, status and defaults are
+// not differences); a changed port is one.
+func TestDiffComparesWhatTheUserWrote(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	f := filepath.Join(c.dir, "sites.yaml")
+	if code, out := c.sk("diff", "-f", f); code != 0 || out != "" {
+		t.Fatalf("diff of what up applied: exit %d\n%s", code, out)
+	}
+	changed := filepath.Join(t.TempDir(), "changed.yaml")
+	if err := os.WriteFile(changed, []byte(strings.Replace(manifests, "port: 28080", "port: 28081", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := c.sk("diff", "-f", changed); code != 1 || !strings.Contains(out, "+    port: 28081") || strings.Contains(out, "sitekeeper.io/source") {
+		t.Errorf("diff of a changed port: exit %d\n%s", code, out)
 	}
 }
