@@ -182,7 +182,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")
 	cmd.Flags().DurationVar(&stepLatency, "sim-step-latency", 0, "with --backend sim or linux: every simulated IIS, address and volume call takes this long, as a slow Windows step would")
 	gf.register(cmd)
-	cmd.Flags().BoolVar(&etcdMember, "etcd-member", false, "run an etcd member in this process (two nodes plus `sitekeeper witness`); see --initial-cluster")
+	cmd.Flags().BoolVar(&etcdMember, "etcd-member", false, "run an etcd member in this process (two nodes plus 'sitekeeper witness'); see --initial-cluster")
 	mf.register(cmd)
 	_ = cmd.Flags().MarkHidden("watch")
 	return cmd

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
+	"github.com/sitekeeper/sitekeeper/internal/version"
 )
 
 // Exit codes, as kubectl uses them.
@@ -52,6 +53,8 @@ type globalFlags struct {
 	tls           etcdstore.TLSFiles
 	// requestTimeout bounds each store call (--request-timeout).
 	requestTimeout time.Duration
+	// endpointsFrom says where the endpoints came from, for errors.
+	endpointsFrom string
 }
 
 // Run executes the command line args and returns the process exit code.
@@ -126,13 +129,15 @@ agent on every node converges IIS and the node on them. Failover, switchback,
 drift repair and first set-up are one loop.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       fmt.Sprintf("%s (commit %s)", version.Version, version.Commit),
 	}
+	root.SetVersionTemplate("sitekeeper {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	g := &globalFlags{}
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		return requestTimeoutRange.check("--request-timeout", g.requestTimeout)
 	}
-	root.PersistentFlags().StringVar(&g.endpointsFlag, "endpoints", "", "store endpoints, comma-separated (default: $SITEKEEPER_ENDPOINTS, else the endpoint the last `sitekeeper up` recorded)")
+	root.PersistentFlags().StringVar(&g.endpointsFlag, "endpoints", "", "store endpoints, comma-separated (default: $SITEKEEPER_ENDPOINTS, else the endpoint the last 'sitekeeper up' recorded)")
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (repeat for more detail)")
 	root.PersistentFlags().DurationVar(&g.requestTimeout, "request-timeout", etcdstore.DefaultRequestTimeout, "how long any one store call may take before the command ends with an error")
 	root.PersistentFlags().StringVar(&g.endpointsFlag, "etcd-endpoints", "", "same as --endpoints")

@@ -24,30 +24,47 @@ func endpointFile() (string, error) {
 	return filepath.Join(dir, "sitekeeper", "endpoint"), nil
 }
 
-func recordEndpoint(ep string) error {
+// recordEndpoint writes ep to the endpoint file and returns what puts
+// back the file as it was (another up's endpoint, or none).
+func recordEndpoint(ep string) (func(), error) {
 	f, err := endpointFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.WriteFile(f, []byte(ep+"\n"), 0o600)
+	before, readErr := os.ReadFile(f)
+	if err := atomicfile.WriteFile(f, []byte(ep+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return func() {
+		cur, err := os.ReadFile(f)
+		if err != nil || strings.TrimSpace(string(cur)) != ep {
+			return // another up wrote it since: leave theirs
+		}
+		if readErr == nil && len(before) > 0 {
+			_ = atomicfile.WriteFile(f, before, 0o600)
+			return
+		}
+		_ = os.Remove(f)
+	}, nil
 }
 
 // endpoints resolves the store endpoints: --endpoints, then
 // SITEKEEPER_ENDPOINTS, then the endpoint the last `up` recorded.
 func (g *globalFlags) endpoints() ([]string, error) {
 	v := g.endpointsFlag
+	g.endpointsFrom = "--endpoints"
 	if v == "" {
-		v = os.Getenv("SITEKEEPER_ENDPOINTS")
+		v, g.endpointsFrom = os.Getenv("SITEKEEPER_ENDPOINTS"), "$SITEKEEPER_ENDPOINTS"
 	}
 	if v == "" {
 		f, err := endpointFile()
 		if err == nil {
 			b, err := os.ReadFile(f)
 			if err == nil {
-				v = strings.TrimSpace(string(b))
+				v, g.endpointsFrom = strings.TrimSpace(string(b)), "the endpoint the last `sitekeeper up` recorded in "+f
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return nil, err
 			}
@@ -84,7 +101,7 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
-		return nil, unreachableError{fmt.Errorf("%w (is `sitekeeper up` running?)", err)}
+		return nil, unreachableError{fmt.Errorf("%w (the endpoint is from %s: is that store running?)", err, g.endpointsFrom)}
 	}
 	return s, nil
 }

@@ -83,7 +83,7 @@ the manifests (placeholders such as REPLACE-WITH-VIRTUAL-IP are on purpose).`,
 		},
 	}
 	cmd.Flags().StringVar(&appHost, "applicationhost", "", "an applicationHost.config file")
-	cmd.Flags().StringVar(&appcmdXML, "appcmd-xml", "", "the output of `appcmd list site /config:* /xml`")
+	cmd.Flags().StringVar(&appcmdXML, "appcmd-xml", "", "the output of 'appcmd list site /config:* /xml'")
 	cmd.Flags().StringSliceVar(&nodes, "nodes", []string{"node1", "node2"}, "placement of the imported sites, highest priority first")
 	cmd.Flags().StringSliceVar(&maps, "map-volume", nil, "E:=NAME: the VolumeResource that already holds a drive (repeatable)")
 	return cmd

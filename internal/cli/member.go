@@ -29,7 +29,7 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.peerURL, "peer-url", "", "URL this member listens on and advertises to its peers: http(s)://IP:2380")
 	cmd.Flags().StringVar(&f.clientURL, "client-url", "", "URL this member serves clients on: http(s)://IP:2379")
 	cmd.Flags().StringVar(&f.initialCluster, "initial-cluster", "", "every member's name and peer URL: node1=http://10.0.0.11:2380,node2=...,witness=...")
-	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after `sitekeeper member add`)")
+	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after 'sitekeeper member add')")
 	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 300*time.Millisecond, "raft election timeout; keep it under a sixth of --lease-ttl, so an election (one or two rounds of one to two timeouts) never fences the agents (raise it, and the lease, for members across a WAN)")
 	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
 	_ = cmd.Flags().MarkHidden("etcd-fast")

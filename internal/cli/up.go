@@ -87,11 +87,21 @@ same --data-dir to resume.`,
 					}
 				}
 			}
+			// The endpoint file names this store while it runs; when up
+			// stops, it names again what it named before (or nothing).
+			restore := func() {}
+			defer func() {
+				restore()
+				fmt.Fprintf(s.out, "sitekeeper up: stopped (data kept in %s; run up again on it to resume)\n", dataDir)
+			}()
 			return cluster.RunLocal(ctx, cluster.LocalOptions{
 				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 0, Log: log, StepLatency: stepLatency,
 				Ready: func(endpoint string, st *etcdstore.Store) error {
-					if err := recordEndpoint(endpoint); err != nil {
+					prev, err := recordEndpoint(endpoint)
+					if err != nil {
 						log.Error(err, "Record the store endpoint (other commands need --endpoints)")
+					} else {
+						restore = prev
 					}
 					fmt.Fprintf(s.out, "sitekeeper up: store at %s, data in %s, nodes %s\n", endpoint, dataDir, strings.Join(nodes, ", "))
 					if len(docs) == 0 {

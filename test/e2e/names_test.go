@@ -5,9 +5,11 @@ package e2e
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -127,5 +129,28 @@ func TestDiffComparesWhatTheUserWrote(t *testing.T) {
 	}
 	if code, out := c.sk("diff", "-f", changed); code != 1 || !strings.Contains(out, "+    port: 28081") || strings.Contains(out, "sitekeeper.io/source") {
 		t.Errorf("diff of a changed port: exit %d\n%s", code, out)
+	}
+}
+
+// TestUpLeavesTheEndpointFileAsItWas: up records its endpoint for the
+// other commands while it runs, says when it stops, and then removes the
+// record, so a later command does not talk to a store that is gone.
+func TestUpLeavesTheEndpointFileAsItWas(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	f := filepath.Join(c.dir, "config", "sitekeeper", "endpoint")
+	if b, err := os.ReadFile(f); err != nil || !strings.Contains(string(b), c.endpoint) {
+		t.Fatalf("endpoint file while up runs: %q, %v", b, err)
+	}
+	c.stop(syscall.SIGINT)
+	if _, err := os.Stat(f); !os.IsNotExist(err) {
+		t.Errorf("the endpoint file outlived up: %v", err)
+	}
+	if !strings.Contains(c.out.String(), "sitekeeper up: stopped") {
+		t.Errorf("up did not say it stopped:\n%s", tail(c.out.String(), 2000))
+	}
+	out, _ := exec.Command(binary(t), "get", "sites", "--endpoints", c.endpoint).CombinedOutput()
+	if !strings.Contains(string(out), "the endpoint is from --endpoints") {
+		t.Errorf("a store that does not answer: the error does not say where the endpoint came from:\n%s", out)
 	}
 }
