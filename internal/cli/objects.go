@@ -149,6 +149,7 @@ func newDiffCmd(s *streams, g *globalFlags) *cobra.Command {
 func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
 	var wait, ignoreNotFound bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete (-f PATH | KIND NAME) [--wait]",
 		Short: "Take objects out of service on every node, then remove them",
@@ -203,12 +204,18 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 				if !wait {
 					return nil
 				}
-				return waitFor(ctx, 60*time.Second, func() (bool, error) { return ops.Deleted(ctx, st, deleted) })
+				fmt.Fprintf(s.out, "waiting until every node took %d object(s) out of service\n", len(deleted))
+				if err := waitFor(ctx, timeout, func() (bool, error) { return ops.Deleted(ctx, st, deleted) }); err != nil {
+					return fmt.Errorf("delete not finished (the nodes go on taking the objects out of service): %w", err)
+				}
+				fmt.Fprintln(s.out, "out of service on every node and removed")
+				return nil
 			})
 		},
 	}
 	ff.register(cmd)
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every node took the objects out of service and they are removed")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "with --wait: give up after this long (the delete goes on)")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "skip objects that do not exist instead of failing")
 	return cmd
 }
@@ -308,6 +315,7 @@ func (c *clusterState) find(ref v1alpha1.Ref) v1alpha1.Object {
 func newSwitchoverCmd(s *streams, g *globalFlags) *cobra.Command {
 	var to string
 	var wait, force bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "switchover KIND NAME --to NODE [--wait] [--force]",
 		Short: "Move a resource group to another node (any member names its group)",
@@ -344,16 +352,25 @@ switchback after a failover.`,
 				if !wait {
 					return nil
 				}
-				err = waitFor(ctx, 60*time.Second, func() (bool, error) { return ops.SwitchedOver(ctx, st, group, to) })
-				if err == nil {
-					fmt.Fprintf(s.out, "group %s: active on %s\n", group, to)
+				last := ""
+				err = waitFor(ctx, timeout, func() (bool, error) {
+					phase, done, err := ops.SwitchoverPhase(ctx, st, group, to)
+					if err == nil && phase != last {
+						fmt.Fprintf(s.out, "group %s: %s\n", group, phase)
+						last = phase
+					}
+					return done, err
+				})
+				if err != nil {
+					return fmt.Errorf("group %s: switchover to %s not done (last: %s): %w", group, to, last, err)
 				}
-				return err
+				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the node that should serve the group")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the group serves from NODE")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the group serves from NODE, printing each stage")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "with --wait: give up after this long (the switchover goes on)")
 	cmd.Flags().BoolVar(&force, "force", false, "switch over a folder-owned group anyway (its next change set may move it back)")
 	return cmd
 }

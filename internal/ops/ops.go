@@ -249,6 +249,41 @@ func sourceFile(ctx context.Context, st Store, src string, m v1alpha1.Ref) strin
 	return ""
 }
 
+// SwitchoverPhase says where a switchover of group to node `to` stands, in
+// words for a person waiting on it, and whether it is done.
+func SwitchoverPhase(ctx context.Context, st Store, group, to string) (string, bool, error) {
+	ds, err := st.Decisions(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	reports, err := st.GroupReports(ctx, group)
+	if err != nil {
+		return "", false, err
+	}
+	d, rep := ds[group], reports[to]
+	switch {
+	case d.Target != "" && d.Releasing != "":
+		return fmt.Sprintf("stopping on %s (waiting for it to release the group)", d.Releasing), false, nil
+	case !strings.EqualFold(d.Active, to):
+		return fmt.Sprintf("waiting for the placement leader (the group is on %s)", orNone(d.Active)), false, nil
+	case !rep.Active || rep.Phase != store.PhaseConverged:
+		phase := "bringing up on " + to
+		if rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled {
+			phase += " (a step failed: " + rep.Message + ")"
+		}
+		return phase, false, nil
+	default:
+		return "serving from " + to, true, nil
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no node"
+	}
+	return s
+}
+
 // SwitchedOver reports whether group is active and converged on node to.
 func SwitchedOver(ctx context.Context, st Store, group, to string) (bool, error) {
 	d, err := st.Decisions(ctx)

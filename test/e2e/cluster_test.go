@@ -290,7 +290,9 @@ func TestApplyFailoverSwitchback(t *testing.T) {
 	if g := c.groups()["site-a"]; g.Active != "node2" {
 		t.Errorf("manual switchback group moved by itself to %q", g.Active)
 	}
-	c.must("switchover", "iissite", "site-a", "--to", "node1", "--wait")
+	if out := c.must("switchover", "iissite", "site-a", "--to", "node1", "--wait", "--timeout", "30s"); !strings.Contains(out, "group site-a: stopping on node2") || !strings.Contains(out, "group site-a: serving from node1") || strings.Contains(out, "\x1b") {
+		t.Errorf("switchover --wait does not print its stages as plain lines:\n%s", out)
+	}
 	if !c.servedBy(urlA, "node1") {
 		t.Errorf("site-a not served by node1 after switchover")
 	}
