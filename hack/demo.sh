@@ -21,6 +21,16 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fetch() { curl -s -m 1 -D - -o "$DATA/body" "$1" | tr -d '\r' | awk '/^X-Sitekeeper-Node/ {print $2}' | tr -d '\n'; printf ' says: %s\n' "$(cat "$DATA/body" 2>/dev/null)"; }
 
+# The demo's addresses must be free: a site left running by another demo
+# or up would answer in its place.
+for url in http://127.0.10.1:18080/ http://127.0.10.2:18080/; do
+	if curl -s -m 0.5 -o /dev/null "$url"; then
+		holder=$(ss -ltnp 2>/dev/null | grep -E "127\.0\.10\.[12]:18080" | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -1)
+		echo "demo: $url already answers${holder:+ (held by $holder)}; stop that sitekeeper up first" >&2
+		exit 1
+	fi
+done
+
 say "Start a store and nodes node1 and node2 (each with its agent and placement candidate) in one process"
 "$BIN" up -f manifests/demo --watch=false --data-dir "$DATA/state" --listen 127.0.0.1:0 >"$LOG" 2>"$DATA/up.err" &
 UP_PID=$!
@@ -30,10 +40,17 @@ export SITEKEEPER_ENDPOINTS="$EP"
 echo "store endpoint: $EP"
 
 say "Wait until every site is Ready"
+ready=""
 for _ in $(seq 1 100); do
-	if [ "$("$BIN" get sites | grep -c ' True ')" = 3 ]; then break; fi
+	if [ "$("$BIN" get sites | grep -c ' True ')" = 3 ]; then ready=yes; break; fi
 	sleep 0.2
 done
+if [ -z "$ready" ]; then
+	"$BIN" get sites
+	echo "demo: the sites did not become Ready within 20 s; the log is in $DATA/up.err" >&2
+	cat "$DATA/up.err" >&2
+	exit 1
+fi
 "$BIN" get sites
 "$BIN" get groups
 
@@ -41,17 +58,20 @@ say "Each site answers on its virtual IP (the X-Sitekeeper-Node header names the
 echo -n "WebSite1 http://127.0.10.1:18080/ -> "; fetch http://127.0.10.1:18080/
 echo -n "WebSite2 http://127.0.10.2:18080/ -> "; fetch http://127.0.10.2:18080/
 
-say "node1 loses power; a client fetches WebSite1 every 50 ms"
+say "node1 loses power; a client fetches WebSite1 every 50 ms until node2 answers"
 "$BIN" sim fail-node node1
-start=$(date +%s%N); first_ok=""
+start=$(date +%s%N); first_ok=""; failed=0
 for _ in $(seq 1 200); do
-	if curl -s -m 0.2 -o /dev/null -w '%{http_code}' http://127.0.10.1:18080/ | grep -q 200; then
+	node=$(curl -s -m 0.2 -D - -o /dev/null http://127.0.10.1:18080/ | tr -d '\r' | awk '/^X-Sitekeeper-Node/ {print $2}' || true)
+	if [ "$node" = node2 ]; then
 		first_ok=$(date +%s%N); break
 	fi
+	failed=$((failed + 1))
+	printf '  %s request failed%s\n' "$(date +%T.%3N)" "${node:+ (answered by $node)}"
 	sleep 0.05
 done
-[ -n "$first_ok" ] || { echo "WebSite1 did not come back"; exit 1; }
-echo "WebSite1 answered again after $(( (first_ok - start) / 1000000 )) ms (lease TTL 2 s)"
+[ -n "$first_ok" ] || { echo "demo: WebSite1 was not served by node2 within 10 s" >&2; exit 1; }
+echo "WebSite1 served by node2 after $(( (first_ok - start) / 1000000 )) ms, $failed request(s) failed meanwhile (lease TTL 2 s)"
 echo -n "WebSite1 -> "; fetch http://127.0.10.1:18080/
 "$BIN" get groups
 
