@@ -8,6 +8,7 @@ LDFLAGS := -X github.com/sitekeeper/sitekeeper/internal/version.Version=$(VERSIO
 FUZZTIME ?= 10s
 RUNS ?= 20
 FAULTS ?= 200
+GROUPS ?= 1,100,1000
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 .DEFAULT_GOAL := help
@@ -55,6 +56,9 @@ chaos: build ## Fault runs, FAULTS each (200): the embedded default (power, part
 	$(GO) run ./hack/chaos -faults $(FAULTS)
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./hack/chaos -netns -sitekeeper $(BIN) -held-back && $(GO) run ./hack/chaos -netns -sitekeeper $(BIN) -faults $(FAULTS); else echo "chaos: the network-namespace runs need root; skipped"; fi
 
+bench-scale: build ## How cost grows with the work: GROUPS (1,100,1000) groups through up, then fail-node; one line per count
+	$(GO) run ./hack/scale -sitekeeper $(BIN) -groups $(GROUPS)
+
 demo: build ## Start a cluster on the embedded default, fail a node, switch back
 	./hack/demo.sh
 
@@ -66,4 +70,4 @@ verify: ## Fail when generate/fmt/tidy would change the tree
 clean: ## Remove build output
 	rm -rf bin
 
-.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover chaos demo verify clean
+.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover bench-scale chaos demo verify clean
