@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
 )
@@ -120,7 +121,7 @@ func CheckDataDir(dir string) (err error) {
 	// this goroutine: bbolt panics on a damaged page, and a panic here can
 	// be recovered (tx.Check reads in a goroutine of its own).
 	b, oerr := bolt.Open(db, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second, PreLoadFreelist: true})
-	if errors.Is(oerr, bolt.ErrTimeout) {
+	if errors.Is(oerr, bolterrors.ErrTimeout) {
 		who := "another process"
 		if h := holderOf(db); h != "" {
 			who = h
