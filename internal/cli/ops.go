@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,15 +17,34 @@ import (
 
 func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 	var watch bool
-	var output string
+	var output, object, node, typ string
+	var since time.Duration
 	cmd := &cobra.Command{
-		Use:     "events [--watch] [-o table|json]",
-		Short:   "List what happened: placement decisions, steps, applies and deletes",
-		Example: `  sitekeeper events --watch`,
-		Args:    exactArgs(0, "no arguments"),
+		Use:   "events [--watch] [-o table|json] [--object OBJ] [--node NODE] [--type Normal|Warning] [--since 10m]",
+		Short: "List what happened: placement decisions, steps, applies and deletes",
+		Example: `  sitekeeper events --watch
+  sitekeeper events --type Warning --since 10m
+  sitekeeper events --object group/WebSite1 --node node2`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return usagef("unknown output format %q; use table or json", output)
+			}
+			if typ != "" && !strings.EqualFold(typ, store.Normal) && !strings.EqualFold(typ, store.Warning) {
+				return usagef("--type %q: use Normal or Warning", typ)
+			}
+			if since < 0 {
+				return usagef("--since %s: give a positive duration (10m)", since)
+			}
+			from := time.Time{}
+			if since > 0 {
+				from = time.Now().Add(-since)
+			}
+			keep := func(e store.Event) bool {
+				return (object == "" || strings.EqualFold(e.Object, object) || strings.HasSuffix(strings.ToLower(e.Object), "/"+strings.ToLower(object))) &&
+					(node == "" || strings.EqualFold(e.Node, node)) &&
+					(typ == "" || strings.EqualFold(e.Type, typ)) &&
+					(from.IsZero() || !e.Time.Before(from))
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
@@ -34,6 +54,9 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 				}
 				tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 				print := func(e store.Event) {
+					if !keep(e) {
+						return
+					}
 					if output == "json" {
 						b, _ := json.Marshal(e)
 						fmt.Fprintln(s.out, string(b))
@@ -62,6 +85,10 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep printing new events")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json (one event per line)")
+	cmd.Flags().StringVar(&object, "object", "", "only events of this object: group/NAME, node/NAME, IISSite/NAME, or a bare NAME")
+	cmd.Flags().StringVar(&node, "node", "", "only events on this node")
+	cmd.Flags().StringVar(&typ, "type", "", "only Normal or only Warning events")
+	cmd.Flags().DurationVar(&since, "since", 0, "only events of the last DURATION (10m)")
 	return cmd
 }
 

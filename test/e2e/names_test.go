@@ -154,3 +154,26 @@ func TestUpLeavesTheEndpointFileAsItWas(t *testing.T) {
 		t.Errorf("a store that does not answer: the error does not say where the endpoint came from:\n%s", out)
 	}
 }
+
+// TestEventsFilters: events narrows to an object, a node, a type and a
+// time window.
+func TestEventsFilters(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	c.must("sim", "fail-node", "node1")
+	c.eventually("a FailedOver event", 10*time.Second, func() bool { return strings.Contains(c.must("events"), "FailedOver") })
+	for _, line := range strings.Split(strings.TrimSpace(c.must("events", "--type", "Warning")), "\n")[1:] {
+		if !strings.Contains(line, "Warning") {
+			t.Errorf("--type Warning printed %q", line)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(c.must("events", "--object", "site-a", "--node", "node2")), "\n")[1:] {
+		if !strings.Contains(line, "site-a") || !strings.Contains(line, "node2") {
+			t.Errorf("--object site-a --node node2 printed %q", line)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if out := c.must("events", "--since", "1s"); strings.Contains(out, "Placed") {
+		t.Errorf("--since 1s printed the first placements:\n%s", out)
+	}
+}
