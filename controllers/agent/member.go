@@ -81,15 +81,21 @@ type Member struct {
 	cache      *plan.Desired
 	loadedAt   time.Time // when the cache was read
 	reloadSet  bool      // a reload is scheduled for when the throttle ends
+	reloads    float64   // reads the throttle still allows at once (a token bucket)
+	reloadsAt  time.Time // when reloads was last refilled
 	kick       chan struct{}
 }
 
-// minReload is the least time between two reads of the whole desired state.
-// While the leader places a thousand groups, a change arrives for each; a
-// read for each was a thousand reads of everything. Within the window the
-// cache is used, and a read is scheduled for its end, so no change is
-// missed: it is acted on at most this much later.
-const minReload = 100 * time.Millisecond
+// Reads of the whole desired state are throttled: a burst of reloadBurst
+// at once (a failover is two or three decisions in a few milliseconds,
+// acted on at once), then one per minReload. While the leader places a
+// thousand groups, a change arrives for each; a read for each was a
+// thousand reads of everything. A throttled change is read at the end of
+// the window, so none is missed: it is acted on at most minReload later.
+const (
+	minReload   = 100 * time.Millisecond
+	reloadBurst = 4
+)
 
 // Run holds the lease and reconciles until ctx ends.
 func (m *Member) Run(ctx context.Context) error {
@@ -505,10 +511,18 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, uint64, error) {
 func (m *Member) throttled() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	wait := minReload - m.Clock.Now().Sub(m.loadedAt)
-	if wait <= 0 {
+	now := m.Clock.Now()
+	if m.reloadsAt.IsZero() {
+		m.reloads = reloadBurst
+	} else {
+		m.reloads = min(reloadBurst, m.reloads+float64(now.Sub(m.reloadsAt))/float64(minReload))
+	}
+	m.reloadsAt = now
+	if m.reloads >= 1 {
+		m.reloads--
 		return false
 	}
+	wait := time.Duration((1 - m.reloads) * float64(minReload))
 	if !m.reloadSet {
 		m.reloadSet = true
 		t := m.Clock.NewTimer(wait)
