@@ -290,7 +290,7 @@ func TestApplyFailoverSwitchback(t *testing.T) {
 	if g := c.groups()["site-a"]; g.Active != "node2" {
 		t.Errorf("manual switchback group moved by itself to %q", g.Active)
 	}
-	if out := c.must("switchover", "iissite", "site-a", "--to", "node1", "--wait", "--timeout", "30s"); !strings.Contains(out, "group site-a: stopping on node2") || !strings.Contains(out, "group site-a: serving from node1") || strings.Contains(out, "\x1b") {
+	if out := c.must("switchover", "iissite", "site-a", "--to", "node1", "--wait", "--timeout", "30s"); !strings.Contains(out, "group site-a: switchover to node1 requested") || !strings.HasSuffix(strings.TrimSpace(out), "group site-a: serving from node1") || strings.Contains(out, "\x1b") {
 		t.Errorf("switchover --wait does not print its stages as plain lines:\n%s", out)
 	}
 	if !c.servedBy(urlA, "node1") {
