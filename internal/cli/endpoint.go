@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
@@ -134,4 +135,26 @@ func resolveNode(ctx context.Context, st *etcdstore.Store, node string) (string,
 		}
 	}
 	return ops.ResolveNode(node, names)
+}
+
+// isGroupKind reports whether a KIND argument names resource groups.
+func isGroupKind(kind string) bool {
+	switch strings.ToLower(kind) {
+	case "group", "groups", "grp":
+		return true
+	}
+	return false
+}
+
+// resolveObject finds what KIND NAME names: an object (case-insensitive
+// name), or, for KIND group, a member of that group.
+func resolveObject(ctx context.Context, st *etcdstore.Store, kindArg, name string) (v1alpha1.Ref, error) {
+	if isGroupKind(kindArg) {
+		return ops.GroupMember(ctx, st, name)
+	}
+	kind, ok := v1alpha1.ParseKind(kindArg)
+	if !ok {
+		return v1alpha1.Ref{}, usagef("unknown kind %q; use site, ip, vol or group", kindArg)
+	}
+	return ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: name})
 }

@@ -356,7 +356,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 
 func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:     "describe KIND NAME",
+		Use:     "describe KIND NAME (KIND: site, ip, vol, group, node, source)",
 		Short:   "Show an object's spec, group and coupling, per-node state, conditions and recent events",
 		Example: `  sitekeeper describe site WebSite1`,
 		Args:    exactArgs(2, "KIND NAME"),
@@ -371,12 +371,24 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if strings.HasPrefix(strings.ToLower(args[0]), "source") {
 					return describeSource(ctx, s, st, args[1])
 				}
-				if strings.HasPrefix(strings.ToLower(args[0]), "group") {
-					rows := cs.groupRows(args[1])
+				if isGroupKind(args[0]) {
+					ref, err := ops.GroupMember(ctx, st, args[1])
+					if err != nil {
+						return err
+					}
+					grp, _ := cs.graph.GroupOf(ref)
+					rows := cs.groupRows(grp.Name)
 					if len(rows) == 0 {
 						return fmt.Errorf("group %q: %w", args[1], store.ErrNotFound)
 					}
 					return emit(s.out, "yaml", rows[0])
+				}
+				if k := strings.ToLower(args[0]); k == "node" || k == "nodes" || k == "no" {
+					n, err := resolveNode(ctx, st, args[1])
+					if err != nil {
+						return err
+					}
+					return getNodes(ctx, s, st, cs, n, "yaml")
 				}
 				kind, ok := v1alpha1.ParseKind(args[0])
 				if !ok {

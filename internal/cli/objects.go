@@ -323,19 +323,19 @@ func newSwitchoverCmd(s *streams, g *globalFlags) *cobra.Command {
 declare the placement (a new generation): the placement controller stops the
 group on its node, then brings it up on NODE. This is also the manual
 switchback after a failover.`,
-		Example: `  sitekeeper switchover iissite WebSite1 --to node1 --wait`,
-		Args:    exactArgs(2, "KIND NAME"),
+		Example: `  sitekeeper switchover iissite WebSite1 --to node1 --wait
+  sitekeeper switchover group WebSite1 --to node1`,
+		Args: exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, ok := v1alpha1.ParseKind(args[0])
-			if !ok {
-				return usagef("unknown kind %q; use iissite, ip or vol", args[0])
+			if _, ok := v1alpha1.ParseKind(args[0]); !ok && !isGroupKind(args[0]) {
+				return usagef("unknown kind %q; use site, ip, vol or group", args[0])
 			}
 			if to == "" {
 				return usagef("--to NODE is required")
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				ref, err := ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				ref, err := resolveObject(ctx, st, args[0], args[1])
 				if err != nil {
 					return err
 				}

@@ -110,26 +110,26 @@ over; status keeps being observed.`,
 			case node != "" && len(args) == 0:
 				t = ops.Target{Kind: "Node", Name: node}
 			case node == "" && len(args) == 2:
-				kind, ok := v1alpha1.ParseKind(args[0])
-				if !ok {
-					return usagef("unknown kind %q; use iissite, ip or vol", args[0])
+				if _, ok := v1alpha1.ParseKind(args[0]); !ok && !isGroupKind(args[0]) {
+					return usagef("unknown kind %q; use site, ip, vol or group", args[0])
 				}
-				t = ops.Target{Kind: kind, Name: args[1]}
 			default:
 				return usagef("give KIND NAME or --node NAME")
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				var err error
-				if t.Kind == "Node" {
-					t.Name, err = resolveNode(ctx, st, t.Name)
+				if node != "" {
+					n, err := resolveNode(ctx, st, node)
+					if err != nil {
+						return err
+					}
+					t = ops.Target{Kind: "Node", Name: n}
 				} else {
-					var ref v1alpha1.Ref
-					ref, err = ops.Resolve(ctx, st, v1alpha1.Ref{Kind: t.Kind, Name: t.Name})
-					t.Name = ref.Name
-				}
-				if err != nil {
-					return err
+					ref, err := resolveObject(ctx, st, args[0], args[1])
+					if err != nil {
+						return err
+					}
+					t = ops.Target{Kind: ref.Kind, Name: ref.Name}
 				}
 				if err := ops.SetSuspended(ctx, st, t, suspend); err != nil {
 					return err
@@ -150,13 +150,12 @@ func newClearFailuresCmd(s *streams, g *globalFlags) *cobra.Command {
 		Short: "Forget a group's recorded failures, so automatic moves may use every node again",
 		Args:  exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, ok := v1alpha1.ParseKind(args[0])
-			if !ok {
-				return usagef("unknown kind %q; use iissite, ip or vol", args[0])
+			if _, ok := v1alpha1.ParseKind(args[0]); !ok && !isGroupKind(args[0]) {
+				return usagef("unknown kind %q; use site, ip, vol or group", args[0])
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				ref, err := ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				ref, err := resolveObject(ctx, st, args[0], args[1])
 				if err != nil {
 					return err
 				}

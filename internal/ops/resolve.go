@@ -8,6 +8,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/diag"
+	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -82,4 +83,30 @@ func Closest(name string, names []string) string {
 		}
 	}
 	return best
+}
+
+// GroupMember returns a member of the resource group named group (matched
+// case-insensitively), which names the group to the operations that take
+// an object: switchover, suspend, clear-failures. A name that is no group
+// is a NotFoundError with the closest group name.
+func GroupMember(ctx context.Context, st Store, group string) (v1alpha1.Ref, error) {
+	snap, err := st.List(ctx)
+	if err != nil {
+		return v1alpha1.Ref{}, err
+	}
+	var live []v1alpha1.Object
+	for _, o := range snap.Objects {
+		if o.Meta().DeletionTimestamp == nil {
+			live = append(live, v1alpha1.DeepCopy(o))
+		}
+	}
+	g := graph.Of(live)
+	var names []string
+	for _, grp := range g.Groups {
+		if strings.EqualFold(grp.Name, group) {
+			return grp.Members[0], nil
+		}
+		names = append(names, grp.Name)
+	}
+	return v1alpha1.Ref{}, &NotFoundError{What: "group", Name: group, Closest: Closest(group, names)}
 }

@@ -177,3 +177,29 @@ func TestEventsFilters(t *testing.T) {
 		t.Errorf("--since 1s printed the first placements:\n%s", out)
 	}
 }
+
+// TestGroupAndNodeKinds: group names a resource group wherever an object
+// may (switchover, suspend, describe, clear-failures), as WSFC's
+// Move-ClusterGroup; node works with describe.
+func TestGroupAndNodeKinds(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	if out := c.must("describe", "group", "SITE-A"); !strings.Contains(out, "name: site-a") {
+		t.Errorf("describe group:\n%s", out)
+	}
+	if out := c.must("describe", "node", "node1"); !strings.Contains(out, "name: node1") || !strings.Contains(out, "status: Ready") {
+		t.Errorf("describe node:\n%s", out)
+	}
+	if code, out := c.sk("describe", "group", "site-x"); code != 1 || !strings.Contains(out, `group "site-x": not found (did you mean "site-a"?)`) {
+		t.Errorf("describe of a missing group: exit %d\n%s", code, out)
+	}
+	c.must("suspend", "group", "site-b")
+	if out := c.must("get", "groups", "site-b", "-o", "json"); !strings.Contains(out, `"suspended": true`) {
+		t.Errorf("suspend group did not suspend it:\n%s", out)
+	}
+	c.must("resume", "group", "site-b")
+	if out := c.must("switchover", "group", "site-a", "--to", "node2", "--wait", "--timeout", "20s"); !strings.Contains(out, "serving from node2") {
+		t.Errorf("switchover group:\n%s", out)
+	}
+	c.must("clear-failures", "group", "site-a")
+}
