@@ -114,6 +114,9 @@ const (
 	EventStep = "Step"
 	// EventStepFailed: a step failed; the group is retried (or stalled).
 	EventStepFailed = "StepFailed"
+	// EventSwitchoverReverted: a folder's change set put back the
+	// activeNode that a switchover outside the folder had set.
+	EventSwitchoverReverted = "SwitchoverReverted"
 	// EventLocalRestart: a failing site was restarted in place.
 	EventLocalRestart = "LocalRestart"
 	// EventFenced: a node could not renew its lease, took its groups down

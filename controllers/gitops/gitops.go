@@ -204,11 +204,27 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 		present[v1alpha1.RefOf(d.Object)] = d.File
 	}
 	var prune []v1alpha1.Ref
-	if r.Source.Prune {
-		snap, err := r.Store.ListSpecs(ctx)
-		if err != nil {
-			return nil, err
+	snap, err := r.Store.ListSpecs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A placement.activeNode the store holds and the folder does not (a
+	// `switchover --force` of a folder-owned group): the apply puts the
+	// committed value back, which moves the group; say so when it does.
+	reverted := map[v1alpha1.Ref][2]string{}
+	stored := map[v1alpha1.Ref]v1alpha1.Object{}
+	for _, o := range snap.Objects {
+		stored[v1alpha1.RefOf(o)] = o
+	}
+	for _, d := range docs {
+		ref := v1alpha1.RefOf(d.Object)
+		if o, ok := stored[ref]; ok {
+			if was, want := o.PlacementSpec().ActiveNode, d.Object.PlacementSpec().ActiveNode; was != "" && !strings.EqualFold(was, want) {
+				reverted[ref] = [2]string{was, want}
+			}
 		}
+	}
+	if r.Source.Prune {
 		for _, o := range snap.Objects {
 			ref := v1alpha1.RefOf(o)
 			if o.Meta().Annotations[v1alpha1.AnnotationSource] == r.Source.Name && present[ref] == "" && o.Meta().DeletionTimestamp == nil {
@@ -228,6 +244,10 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	counts := map[store.Outcome]int{}
 	for _, res := range results {
 		counts[res.Outcome]++
+		if rv, ok := reverted[res.Ref]; ok && res.Outcome == store.Configured {
+			r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSwitchoverReverted, Object: res.Ref.String(), Node: r.Node,
+				Message: fmt.Sprintf("source %s put placement.activeNode back to %q (it was %s, set outside the folder, e.g. by switchover --force): the group moves; commit the change to the folder to keep it", r.Source.Name, rv[1], rv[0])})
+		}
 	}
 	changed := counts[store.Created]+counts[store.Configured]+counts[store.Pruned] > 0
 	if !changed && prev.Revision == rev && prev.LastAttempt.Error == "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
 )
@@ -89,5 +90,49 @@ func TestEmptyFolderAndPrune(t *testing.T) {
 	}
 	if n := stored(t, st); n != 0 {
 		t.Errorf("with --allow-empty: %d objects left, want 0", n)
+	}
+}
+
+// TestResyncRevertingASwitchoverWarns: a switchover --force set
+// placement.activeNode outside the folder; the folder's next sync puts the
+// committed value back and says so in a Warning event.
+func TestResyncRevertingASwitchoverWarns(t *testing.T) {
+	ctx := context.Background()
+	st := etcdtest.Start(t, true)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "g0.yaml"), []byte(group(0, 8080)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "t", Dir: dir, Prune: true}}
+	if err := r.Sync(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	site := v1alpha1.Ref{Kind: v1alpha1.KindIISSite, Name: "site-0"}
+	o, err := st.Get(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.PlacementSpec().ActiveNode = "node2" // what switchover --force writes
+	if err := st.UpdateSpecs(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx, "resync"); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := st.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, e := range events {
+		if e.Reason == v1alpha1.EventSwitchoverReverted {
+			warned = append(warned, e.Type+" "+e.Object+": "+e.Message)
+		}
+	}
+	if len(warned) != 1 || !strings.HasPrefix(warned[0], "Warning IISSite/site-0") || !strings.Contains(warned[0], "it was node2") {
+		t.Fatalf("SwitchoverReverted events: %v", warned)
+	}
+	if after, _ := st.Get(ctx, site); after.PlacementSpec().ActiveNode != "" {
+		t.Errorf("activeNode after the resync: %q, want the folder's (none)", after.PlacementSpec().ActiveNode)
 	}
 }
