@@ -18,15 +18,7 @@ import (
 // BenchmarkConverge100SimSites: observe, plan and execute from an empty
 // simulated node to 100 started sites (100 groups), each really listening.
 func BenchmarkConverge100SimSites(b *testing.B) {
-	objs := testmanifests.Objects(100, testmanifests.Options{Net: 2, Port: 18080, Nodes: []string{"node1"}})
-	res := validation.Validate(objs)
-	if len(res.Errors) > 0 {
-		b.Fatal(res.Errors[0])
-	}
-	d := &plan.Desired{Graph: res.Graph, Active: map[string]string{}}
-	for _, g := range res.Graph.Groups {
-		d.Active[g.Name] = "node1"
-	}
+	d := groupsOnNode1(b, 100)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -35,7 +27,7 @@ func BenchmarkConverge100SimSites(b *testing.B) {
 		n := w.Node("node1")
 		a := &Agent{Node: "node1", Backend: n, Source: staticSource{d}, Log: logr.Discard()}
 		b.StartTimer()
-		for _, g := range res.Graph.Groups {
+		for _, g := range d.Graph.Groups {
 			if _, err := a.Reconcile(ctx, g.Name); err != nil {
 				b.Fatal(err)
 			}
@@ -63,23 +55,15 @@ func BenchmarkConverge100SimSites(b *testing.B) {
 func BenchmarkReconcileConvergedGroup(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
-			objs := testmanifests.Objects(n, testmanifests.Options{Net: 2, Port: 18080, Nodes: []string{"node1"}})
-			res := validation.Validate(objs)
-			if len(res.Errors) > 0 {
-				b.Fatal(res.Errors[0])
-			}
-			d := &plan.Desired{Graph: res.Graph, Active: map[string]string{}}
-			for _, g := range res.Graph.Groups {
-				d.Active[g.Name] = "node1"
-			}
+			d := groupsOnNode1(b, n)
 			ctx := context.Background()
 			a := &Agent{Node: "node1", Backend: fake.New(), Source: staticSource{d}, Log: logr.Discard()}
-			for _, g := range res.Graph.Groups {
+			for _, g := range d.Graph.Groups {
 				if _, err := a.Reconcile(ctx, g.Name); err != nil {
 					b.Fatal(err)
 				}
 			}
-			group := res.Graph.Groups[0].Name
+			group := d.Graph.Groups[0].Name
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := a.Reconcile(ctx, group); err != nil {
@@ -88,4 +72,19 @@ func BenchmarkReconcileConvergedGroup(b *testing.B) {
 			}
 		})
 	}
+}
+
+// groupsOnNode1 is the desired state of n generated groups, all active on
+// node1.
+func groupsOnNode1(b *testing.B, n int) *plan.Desired {
+	b.Helper()
+	res := validation.Validate(testmanifests.Objects(n, testmanifests.Options{Net: 2, Port: 18080, Nodes: []string{"node1"}}))
+	if len(res.Errors) > 0 {
+		b.Fatal(res.Errors[0])
+	}
+	d := &plan.Desired{Graph: res.Graph, Active: map[string]string{}}
+	for _, g := range d.Graph.Groups {
+		d.Active[g.Name] = "node1"
+	}
+	return d
 }

@@ -79,7 +79,6 @@ type Member struct {
 	dirty      bool
 	dirtyGen   uint64 // bumped by every change, so a reload racing one keeps it dirty
 	cache      *plan.Desired
-	loadedAt   time.Time // when the cache was read
 	reloadSet  bool      // a reload is scheduled for when the throttle ends
 	reloads    float64   // reads the throttle still allows at once (a token bucket)
 	reloadsAt  time.Time // when reloads was last refilled
@@ -490,7 +489,7 @@ func (m *Member) desired(ctx context.Context) (*plan.Desired, uint64, error) {
 		if err == nil {
 			cache, suspect = d, false
 			m.mu.Lock()
-			m.cache, m.suspect, m.loadedAt = d, false, m.Clock.Now()
+			m.cache, m.suspect = d, false
 			if m.dirtyGen == gen {
 				m.dirty = false // no change arrived while reading
 			}

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -309,15 +308,22 @@ func applyTwoAtOnce(ctx context.Context, st *etcdstore.Store, objs []v1alpha1.Ob
 			base = o
 		}
 	}
-	cur, err := st.Get(ctx, ref)
+	// One read: the object as both applies are written against it, and
+	// the revision they name as their base.
+	snap, err := st.List(ctx)
 	if err != nil {
 		return ""
 	}
-	rev, _ := strconv.ParseInt(cur.Meta().ResourceVersion, 10, 64)
-	snap, err := st.List(ctx)
-	if err == nil {
-		rev = snap.Revision
+	var cur v1alpha1.Object
+	for _, o := range snap.Objects {
+		if v1alpha1.RefOf(o) == ref {
+			cur = o
+		}
 	}
+	if cur == nil {
+		return ""
+	}
+	rev := snap.Revision
 	labels := []string{"chaos-a", "chaos-b"}
 	errs := make([]error, len(labels))
 	var wg sync.WaitGroup

@@ -372,7 +372,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					return describeSource(ctx, s, st, args[1])
 				}
 				if isGroupKind(args[0]) {
-					ref, err := ops.GroupMember(ctx, st, args[1])
+					ref, err := ops.GroupMemberIn(cs.graph, args[1])
 					if err != nil {
 						return err
 					}
@@ -394,7 +394,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if !ok {
 					return usagef("unknown kind %q; use site, ip, vol or group", args[0])
 				}
-				ref, err := ops.Resolve(ctx, st, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				ref, err := ops.ResolveIn(cs.snap.Objects, v1alpha1.Ref{Kind: kind, Name: args[1]})
 				if err != nil {
 					return err
 				}

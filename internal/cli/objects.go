@@ -177,8 +177,12 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
+				snap, err := st.List(ctx)
+				if err != nil {
+					return err
+				}
 				for i, r := range refs {
-					got, err := ops.Resolve(ctx, st, r)
+					got, err := ops.ResolveIn(snap.Objects, r)
 					switch {
 					case err == nil:
 						refs[i] = got

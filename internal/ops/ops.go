@@ -181,19 +181,24 @@ func canTakeOver(ctx context.Context, st Store, group, node string) error {
 	return nil
 }
 
+// liveGraph is the graph of the objects not being deleted.
+func liveGraph(objs []v1alpha1.Object) *graph.Graph {
+	var live []v1alpha1.Object
+	for _, o := range objs {
+		if o.Meta().DeletionTimestamp == nil {
+			live = append(live, v1alpha1.DeepCopy(o))
+		}
+	}
+	return graph.Of(live)
+}
+
 // groupOf finds the resource group of ref among the live objects.
 func groupOf(ctx context.Context, st Store, ref v1alpha1.Ref) (*graph.Graph, *graph.Group, error) {
 	snap, err := st.List(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	var live []v1alpha1.Object
-	for _, o := range snap.Objects {
-		if o.Meta().DeletionTimestamp == nil {
-			live = append(live, v1alpha1.DeepCopy(o))
-		}
-	}
-	g := graph.Of(live)
+	g := liveGraph(snap.Objects)
 	grp, ok := g.GroupOf(ref)
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: %w", ref, store.ErrNotFound)
@@ -282,20 +287,6 @@ func orNone(s string) string {
 		return "no node"
 	}
 	return s
-}
-
-// SwitchedOver reports whether group is active and converged on node to.
-func SwitchedOver(ctx context.Context, st Store, group, to string) (bool, error) {
-	d, err := st.Decisions(ctx)
-	if err != nil {
-		return false, err
-	}
-	reports, err := st.GroupReports(ctx, group)
-	if err != nil {
-		return false, err
-	}
-	rep := reports[to]
-	return d[group].Active == to && rep.Active && rep.Phase == store.PhaseConverged, nil
 }
 
 // Target is what suspend and resume act on: an object's group, or a node.

@@ -38,8 +38,13 @@ func Resolve(ctx context.Context, st Store, ref v1alpha1.Ref) (v1alpha1.Ref, err
 	if err != nil {
 		return ref, err
 	}
+	return ResolveIn(snap.Objects, ref)
+}
+
+// ResolveIn is Resolve among objs, for a caller that holds them already.
+func ResolveIn(objs []v1alpha1.Object, ref v1alpha1.Ref) (v1alpha1.Ref, error) {
 	var names []string
-	for _, o := range snap.Objects {
+	for _, o := range objs {
 		r := v1alpha1.RefOf(o)
 		if r.Kind != ref.Kind {
 			continue
@@ -94,13 +99,11 @@ func GroupMember(ctx context.Context, st Store, group string) (v1alpha1.Ref, err
 	if err != nil {
 		return v1alpha1.Ref{}, err
 	}
-	var live []v1alpha1.Object
-	for _, o := range snap.Objects {
-		if o.Meta().DeletionTimestamp == nil {
-			live = append(live, v1alpha1.DeepCopy(o))
-		}
-	}
-	g := graph.Of(live)
+	return GroupMemberIn(liveGraph(snap.Objects), group)
+}
+
+// GroupMemberIn is GroupMember in g, for a caller that holds it already.
+func GroupMemberIn(g *graph.Graph, group string) (v1alpha1.Ref, error) {
 	var names []string
 	for _, grp := range g.Groups {
 		if strings.EqualFold(grp.Name, group) {

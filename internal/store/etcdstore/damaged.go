@@ -33,14 +33,8 @@ var checkers = []struct {
 	{"lastknown/", decodes[store.NodeInfo]},
 	{string(store.FamilyReports), decodes[store.Report]},
 	{string(store.FamilyDecisions), func(key string, v []byte) error {
-		var d store.Decision
-		if err := json.Unmarshal(v, &d); err != nil {
-			return err
-		}
-		if want := strings.TrimPrefix(key, family(store.FamilyDecisions)); d.Group != want {
-			return fmt.Errorf("the value is group %q's decision", d.Group)
-		}
-		return nil
+		_, err := decodeDecision(key, v)
+		return err
 	}},
 	{"events/", decodes[store.Event]},
 	{string(store.FamilySim), decodes[store.SimCommand]},

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -77,6 +78,38 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// decodeDecision decodes the decision stored under key, which must be the
+// decision of the group the key names.
+func decodeDecision(key string, v []byte) (store.Decision, error) {
+	var d store.Decision
+	if err := json.Unmarshal(v, &d); err != nil {
+		return d, err
+	}
+	if want := strings.TrimPrefix(key, family(store.FamilyDecisions)); d.Group != want {
+		return d, fmt.Errorf("the value is group %q's decision", d.Group)
+	}
+	return d, nil
+}
+
+// decodeObjects decodes the objects of kvs; those that do not decode (or
+// sit under another object's key) are returned as damaged.
+func decodeObjects(kvs []*mvccpb.KeyValue) ([]v1alpha1.Object, []store.DamagedKey) {
+	var objs []v1alpha1.Object
+	var damaged []store.DamagedKey
+	for _, kv := range kvs {
+		o, err := decodeObject(kv.Value, kv.ModRevision)
+		if err == nil {
+			err = objectAtKey(o, string(kv.Key))
+		}
+		if err != nil {
+			damaged = append(damaged, store.DamagedKey{Key: string(kv.Key), Error: err.Error(), Revision: kv.ModRevision})
+			continue
+		}
+		objs = append(objs, o)
+	}
+	return objs, damaged
+}
+
 // objectAtKey checks that o is the object its key names: a value copied
 // under another key would otherwise be two objects of one name.
 func objectAtKey(o v1alpha1.Object, key string) error {
@@ -114,17 +147,7 @@ func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, erro
 		return store.Snapshot{}, fmt.Errorf("list objects: %w", err)
 	}
 	snap := store.Snapshot{Revision: resp.Header.Revision}
-	for _, kv := range resp.Kvs {
-		o, err := decodeObject(kv.Value, kv.ModRevision)
-		if err == nil {
-			err = objectAtKey(o, string(kv.Key))
-		}
-		if err != nil {
-			snap.Damaged = append(snap.Damaged, store.DamagedKey{Key: string(kv.Key), Error: err.Error(), Revision: kv.ModRevision})
-			continue
-		}
-		snap.Objects = append(snap.Objects, o)
-	}
+	snap.Objects, snap.Damaged = decodeObjects(resp.Kvs)
 	if !withStatus {
 		return snap, nil
 	}
@@ -188,12 +211,8 @@ func (s *Store) Apply(ctx context.Context, objs []v1alpha1.Object, opt store.App
 		if err != nil {
 			return nil, fmt.Errorf("apply: read the base revision %d: %w", opt.BaseRevision, err)
 		}
-		base = map[v1alpha1.Ref]v1alpha1.Object{}
-		for _, kv := range resp.Kvs {
-			if o, err := decodeObject(kv.Value, kv.ModRevision); err == nil {
-				base[v1alpha1.RefOf(o)] = o
-			}
-		}
+		objs, _ := decodeObjects(resp.Kvs)
+		base = byRef(objs)
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		res, read, err := s.applyOnce(ctx, objs, opt, base)
@@ -552,11 +571,7 @@ func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error
 	out := map[string]store.Decision{}
 	for _, kv := range resp.Kvs {
 		group := strings.TrimPrefix(string(kv.Key), family(store.FamilyDecisions))
-		var d store.Decision
-		err := json.Unmarshal(kv.Value, &d)
-		if err == nil && d.Group != group {
-			err = fmt.Errorf("the value is group %q's decision", d.Group)
-		}
+		d, err := decodeDecision(string(kv.Key), kv.Value)
 		if err != nil {
 			d = store.Decision{Group: group, Damaged: err.Error()}
 		}
