@@ -56,11 +56,11 @@ func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, hel
 		run.Sequence, run.Faults = netns.HeldBack, len(netns.HeldBack)
 	}
 	rep := run.Run()
-	for _, l := range append(append(rep.DualHolders, rep.DualAnswers...), rep.Stalls...) {
+	for _, l := range append(append(append(rep.DualHolders, rep.DualAnswers...), rep.Refusals...), rep.Stalls...) {
 		fmt.Fprintln(os.Stderr, l)
 	}
 	fmt.Println(rep.Line())
-	if len(rep.DualHolders)+len(rep.DualAnswers)+len(rep.Stalls) > 0 {
+	if len(rep.DualHolders)+len(rep.DualAnswers)+len(rep.Refusals)+len(rep.Stalls) > 0 {
 		fmt.Fprintln(os.Stderr, "the agents' logs are kept in", dir)
 		return 1
 	}

@@ -214,6 +214,33 @@ func (s *Sitekeeper) TakedownBudget(node string) time.Duration {
 	return 0
 }
 
+// Refusals are the StepFailed events of steps refused because another
+// machine (or node) still held the address, as "time node message".
+func (s *Sitekeeper) Refusals() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := s.CLI(ctx, "", "events", "-o", "json")
+	if err != nil {
+		return nil
+	}
+	var found []string
+	for _, line := range strings.Split(out, "\n") {
+		var e struct {
+			Time    time.Time `json:"time"`
+			Reason  string    `json:"reason"`
+			Node    string    `json:"node"`
+			Message string    `json:"message"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.Reason != "StepFailed" {
+			continue
+		}
+		if strings.Contains(e.Message, "held by another") || strings.Contains(e.Message, "duplicate address") {
+			found = append(found, e.Time.Format("15:04:05.000")+" "+e.Node+" "+e.Message)
+		}
+	}
+	return found
+}
+
 // Sample is one client request.
 type Sample struct {
 	At   time.Time

@@ -46,6 +46,9 @@ type FaultReport struct {
 	// Stalls are the faults after which the other node did not serve in
 	// time.
 	Stalls []string
+	// Refusals are the steps refused because another machine still held
+	// the address (a premature take-over seen by the ARP probe).
+	Refusals []string
 }
 
 // Line is the one-line summary.
@@ -58,8 +61,8 @@ func (r FaultReport) Line() string {
 		slices.Sort(s)
 		return s[(len(s)-1)*q/100].Round(time.Millisecond)
 	}
-	return fmt.Sprintf("faults injected %d, samples taken %d, samples with the VIP on two nodes %d, answers from two nodes %d, stalls %d, failover time p50 %s p99 %s",
-		r.Faults, r.Samples, len(r.DualHolders), len(r.DualAnswers), len(r.Stalls), p(50), p(99))
+	return fmt.Sprintf("faults injected %d, samples taken %d, samples with the VIP on two nodes %d, answers from two nodes %d, steps refused for a duplicate address %d, stalls %d, failover time p50 %s p99 %s",
+		r.Faults, r.Samples, len(r.DualHolders), len(r.DualAnswers), len(r.Refusals), len(r.Stalls), p(50), p(99))
 }
 
 // minMove is less than any failover can take (the lease alone is 2 s): two
@@ -89,7 +92,19 @@ func (f *FaultRun) Run() FaultReport {
 		{"witness loss", func(string) error { sk.Kill("witness"); return nil }, func(string) error { return sk.Start("witness") }},
 	}
 	start := time.Now()
+	refused := map[string]bool{}
+	collect := func() { // events last an hour: read them as the run goes
+		for _, r := range sk.Refusals() {
+			if !refused[r] {
+				refused[r] = true
+				rep.Refusals = append(rep.Refusals, r)
+			}
+		}
+	}
 	for rep.Faults < f.Faults {
+		if rep.Faults%20 == 19 {
+			collect()
+		}
 		// Whoever serves now is the target: after a stall the run's idea
 		// of the active node would be wrong.
 		last := f.Poller.Last()
@@ -145,6 +160,7 @@ func (f *FaultRun) Run() FaultReport {
 		}
 		time.Sleep(3 * time.Second) // the recovered node rejoins as standby
 	}
+	collect()
 	rep.DualHolders, rep.Samples = f.Checker.Snapshot()
 	rep.DualAnswers = flipFlops(f.Poller.Since(start))
 	return rep

@@ -273,7 +273,7 @@ func TestRealClusterShortFaultRun(t *testing.T) {
 	if rep.Faults < 20 {
 		t.Errorf("only %d of 20 faults were injected", rep.Faults)
 	}
-	for _, l := range append(append(rep.DualHolders, rep.DualAnswers...), rep.Stalls...) {
+	for _, l := range append(append(append(rep.DualHolders, rep.DualAnswers...), rep.Refusals...), rep.Stalls...) {
 		t.Error(l)
 	}
 }
