@@ -57,6 +57,11 @@ type ObjectMeta struct {
 	// DeletionTimestamp is set when a delete was asked for: the object is
 	// being taken out of service on every node and is then removed; read-only.
 	DeletionTimestamp *time.Time `json:"deletionTimestamp,omitempty"`
+	// ManagedFields says which applier last set each field (manager ->
+	// field paths such as spec.activeNode), so that an apply that would
+	// change a field another applier set is a conflict naming both;
+	// set by the store; read-only.
+	ManagedFields map[string][]string `json:"managedFields,omitempty"`
 }
 
 // Duration is a time span written as a Go duration string ("5s", "1m30s").

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -28,12 +30,18 @@ import (
 func newApplyCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
 	var dryRun, force bool
+	var manager string
 	cmd := &cobra.Command{
-		Use:   "apply -f PATH [-R] [--dry-run] [--force-conflicts]",
+		Use:   "apply -f PATH [-R] [--dry-run] [--force-conflicts] [--field-manager NAME]",
 		Short: "Create or update objects from manifests (the whole set validated first)",
 		Long: `Apply validates the manifests, then the whole resulting set (what is stored
 plus these), and writes them in one transaction: nothing is stored if any
-object is invalid. Each object is reported created, configured or unchanged.`,
+object is invalid. Each object is reported created, configured or unchanged.
+
+Each field remembers who last set it (see metadata.managedFields in
+get -o yaml). Applying a change to a field another field manager set is a
+conflict that names the field and the manager; nothing is written. Put
+their value in your manifest, or take the field over with --force-conflicts.`,
 		Example: `  sitekeeper apply -f manifests/demo
   sitekeeper apply -f site.yaml --dry-run`,
 		Args: exactArgs(0, "no arguments (give manifests with -f)"),
@@ -43,7 +51,7 @@ object is invalid. Each object is reported created, configured or unchanged.`,
 				return err
 			}
 			return withStore(cmd.Context(), g, func(st *etcdstore.Store) error {
-				results, err := ops.Apply(cmd.Context(), st, manifest.Objects(docs), store.ApplyOptions{DryRun: dryRun, ForceConflicts: force})
+				results, err := ops.Apply(cmd.Context(), st, manifest.Objects(docs), store.ApplyOptions{DryRun: dryRun, ForceConflicts: force, Manager: manager})
 				var oe *store.OwnedError
 				if errors.As(err, &oe) {
 					fmt.Fprintf(s.err, "warning: %v\n", err)
@@ -64,8 +72,27 @@ object is invalid. Each object is reported created, configured or unchanged.`,
 	}
 	ff.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate against the store and print what would change, without writing")
-	cmd.Flags().BoolVar(&force, "force-conflicts", false, "change objects a manifest folder owns (its next change set will undo it)")
+	cmd.Flags().BoolVar(&force, "force-conflicts", false, "change fields another field manager set, and objects a manifest folder owns (its next change set will undo it)")
+	cmd.Flags().StringVar(&manager, "field-manager", defaultFieldManager(), "who this apply is, as recorded on each field it sets")
 	return cmd
+}
+
+// defaultFieldManager is the person applying: user@host, so that two
+// operators changing the same field conflict instead of one silently
+// undoing the other.
+func defaultFieldManager() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if name == "" {
+		name = "unknown"
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return name
+	}
+	return name + "@" + host
 }
 
 // loadValid loads and validates the -f manifests; an invalid set is
@@ -89,17 +116,16 @@ func reportInvalid(s *streams, errs diag.List) error {
 	return silentError{ExitError}
 }
 
-// manifestYAML renders an object as the user would write it: no status and
-// no fields the store sets.
 // manifestYAML is o as a user writes it: without what the system adds
-// (uid, generation, resourceVersion, timestamps, status, the owner
-// annotation) and with defaults filled in on both sides of a diff, so
+// (uid, generation, resourceVersion, timestamps, managed fields, status,
+// the owner annotation) and with defaults filled in on both sides of a diff, so
 // that only what the user changed differs.
 func manifestYAML(o v1alpha1.Object) string {
 	c := v1alpha1.DeepCopy(o)
 	v1alpha1.Default(c)
 	m := c.Meta()
 	m.UID, m.ResourceVersion, m.Generation, m.CreationTimestamp, m.DeletionTimestamp = "", "", 0, nil, nil
+	m.ManagedFields = nil
 	delete(m.Annotations, v1alpha1.AnnotationSource)
 	if len(m.Annotations) == 0 {
 		m.Annotations = nil

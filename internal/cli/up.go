@@ -107,7 +107,7 @@ same --data-dir to resume.`,
 					if len(docs) == 0 {
 						return nil
 					}
-					results, err := ops.Apply(ctx, st, manifest.Objects(docs), store.ApplyOptions{})
+					results, err := ops.Apply(ctx, st, manifest.Objects(docs), store.ApplyOptions{Manager: defaultFieldManager()})
 					if err != nil {
 						return fmt.Errorf("apply %s: %w", strings.Join(ff.files, ", "), err)
 					}

@@ -155,9 +155,15 @@ type ApplyOptions struct {
 	// Prune lists objects to delete in the same transaction (a folder's
 	// objects that left it); they are left out of the validated set.
 	Prune []v1alpha1.Ref
-	// ForceConflicts lets a CLI apply change an object a folder owns, and
-	// overwrite a field another writer changed since BaseRevision.
+	// ForceConflicts lets a CLI apply change an object a folder owns,
+	// overwrite a field another writer changed since BaseRevision, and take
+	// over fields another manager set.
 	ForceConflicts bool
+	// Manager names the applier (a person's --field-manager); each field
+	// remembers the manager that last set it, and an apply that changes a
+	// field another manager set is a conflict. Unset: "source OWNER" for a
+	// folder, else the store's default.
+	Manager string
 	// BaseRevision, when set, is the store revision the manifests were
 	// written against: only the fields they change relative to the
 	// objects at that revision are written, over what the store holds

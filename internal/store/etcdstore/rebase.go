@@ -164,6 +164,16 @@ func rebase(mine []v1alpha1.Object, base, current map[v1alpha1.Ref]v1alpha1.Obje
 			if src := cur.Meta().Annotations[v1alpha1.AnnotationSource]; src != "" {
 				by = "source " + src
 			}
+			owners := managerOf(cur.Meta().ManagedFields)
+			var mgrs []string
+			for _, f := range conflicts {
+				if o := owners[f]; o != "" && !slices.Contains(mgrs, o) {
+					mgrs = append(mgrs, o)
+				}
+			}
+			if len(mgrs) > 0 {
+				by = strings.Join(mgrs, " and ")
+			}
 			return nil, &FieldConflictError{Ref: ref, Fields: conflicts, By: by}
 		}
 		r, err := rebuild(o, merged)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -329,6 +330,18 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		if opt.Owner != "" {
 			setAnnotation(m, v1alpha1.AnnotationSource, opt.Owner)
 		}
+		var prev v1alpha1.Object
+		if exists {
+			prev = old
+		}
+		// A folder is the truth for what it holds: it takes its fields
+		// over (a CLI change forced onto it is undone by its next change
+		// set, as the README says), so only CLI appliers conflict.
+		managed, err := claimFields(o, prev, managerFor(opt), opt.ForceConflicts || opt.Owner != "")
+		if err != nil {
+			return nil, stored, err
+		}
+		m.ManagedFields = managed
 		r := store.ApplyResult{Ref: ref}
 		if !exists {
 			m.UID = newUID()
@@ -359,7 +372,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
 		}
 		results = append(results, r)
-		if r.Outcome == store.Unchanged {
+		if r.Outcome == store.Unchanged && (!exists || reflect.DeepEqual(managed, old.Meta().ManagedFields)) {
 			continue
 		}
 		b, err := json.Marshal(o)

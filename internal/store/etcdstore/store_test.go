@@ -434,3 +434,81 @@ func TestApplyAgainstABaseRevision(t *testing.T) {
 		t.Fatalf("the same field from the same base: %v, want a conflict on spec.bindings", err)
 	}
 }
+
+// TestFieldManagersConflictAcrossAppliers: applies one after the other from
+// different appliers. A field another manager set is not silently changed
+// back: the apply is a conflict naming the field and that manager, and
+// nothing is written; the same manager may change its own fields;
+// --force-conflicts takes the field over; a folder (Owner) is the truth
+// for what it holds and never conflicts.
+func TestFieldManagersConflictAcrossAppliers(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	web := v1alpha1.Ref{Kind: "IISSite", Name: "web1"}
+	as := func(mgr string, force bool) store.ApplyOptions {
+		return store.ApplyOptions{Manager: mgr, ForceConflicts: force}
+	}
+	port := func() int {
+		o, err := st.Get(ctx, web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(o.(*v1alpha1.IISSite).Spec.Bindings[0].Port)
+	}
+	withPort := func(p int) string { return strings.Replace(set, "port: 8080", fmt.Sprintf("port: %d", p), 1) }
+
+	if _, err := st.Apply(ctx, objects(t, set), as("alice@a", false)); err != nil {
+		t.Fatal(err)
+	}
+	// Bob changes the port alice set: a conflict naming both.
+	_, err := st.Apply(ctx, objects(t, withPort(9090)), as("bob@b", false))
+	var mc *ManagerConflictError
+	if !errors.As(err, &mc) || mc.Fields["spec.bindings"] != "alice@a" || !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("bob changing alice's field: %v, want a conflict on spec.bindings set by alice@a", err)
+	}
+	for _, want := range []string{"spec.bindings", "alice@a", "bob@b", "--force-conflicts"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("conflict message %q does not name %q", err, want)
+		}
+	}
+	if p := port(); p != 8080 {
+		t.Fatalf("port %d after a refused apply, want 8080 (nothing written)", p)
+	}
+	// Alice changes her own field; the same manifest from bob is then
+	// unchanged, not a conflict.
+	if _, err := st.Apply(ctx, objects(t, withPort(9091)), as("alice@a", false)); err != nil {
+		t.Fatalf("alice changing her own field: %v", err)
+	}
+	res, err := st.Apply(ctx, objects(t, withPort(9091)), as("bob@b", false))
+	if err != nil {
+		t.Fatalf("bob applying alice's values: %v, want unchanged", err)
+	}
+	for _, r := range res {
+		if r.Outcome != store.Unchanged {
+			t.Fatalf("bob applying alice's values: %s %s, want unchanged", r.Ref, r.Outcome)
+		}
+	}
+	// Forced, bob takes the field over; now alice's old manifest conflicts
+	// with bob.
+	if _, err := st.Apply(ctx, objects(t, withPort(9092)), as("bob@b", true)); err != nil {
+		t.Fatalf("bob with --force-conflicts: %v", err)
+	}
+	if p := port(); p != 9092 {
+		t.Fatalf("port %d after bob's forced apply, want 9092", p)
+	}
+	o, _ := st.Get(ctx, web)
+	if mf := o.Meta().ManagedFields; !slices.Contains(mf["bob@b"], "spec.bindings") || slices.Contains(mf["alice@a"], "spec.bindings") {
+		t.Fatalf("managed fields after the takeover: %v, want spec.bindings with bob@b only", mf)
+	}
+	_, err = st.Apply(ctx, objects(t, withPort(9091)), as("alice@a", false))
+	if !errors.As(err, &mc) || mc.Fields["spec.bindings"] != "bob@b" {
+		t.Fatalf("alice after bob's takeover: %v, want a conflict naming bob@b", err)
+	}
+	// A folder that owns the objects is applied whatever the CLI set.
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{Owner: "prod"}); err != nil {
+		t.Fatalf("folder apply over CLI-managed fields: %v", err)
+	}
+	if p := port(); p != 8080 {
+		t.Fatalf("port %d after the folder's apply, want 8080", p)
+	}
+}
