@@ -59,6 +59,9 @@ chaos: build ## Fault runs, FAULTS each (200): the embedded default (power, part
 bench-scale: build ## How cost grows with the work: GROUPS (1,100,1000) groups through up, then fail-node; one line per count
 	$(GO) run ./hack/scale -sitekeeper $(BIN) -groups $(GROUPS)
 
+bench-bigload: build ## Memory and time of validating FILES (60) manifest files of 1 MiB each
+	$(GO) run ./hack/bigload -sitekeeper $(BIN) -files $(or $(FILES),60)
+
 demo: build ## Start a cluster on the embedded default, fail a node, switch back
 	./hack/demo.sh
 
@@ -70,4 +73,4 @@ verify: ## Fail when generate/fmt/tidy would change the tree
 clean: ## Remove build output
 	rm -rf bin
 
-.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover bench-scale chaos demo verify clean
+.PHONY: help build fmt vet lint cross fuzz unit test-e2e test bench bench-failover bench-scale bench-bigload chaos demo verify clean

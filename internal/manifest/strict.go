@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -157,9 +158,22 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// fieldsByType caches jsonFields: building the map again for every mapping
+// of every document was a fifth of what a big load allocated.
+var fieldsByType sync.Map // reflect.Type -> map[string]reflect.Type
+
 // jsonFields maps the JSON names of t's fields (embedded structs inlined) to
-// their types.
+// their types. The map is shared: callers must not change it.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := buildJSONFields(t)
+	fieldsByType.Store(t, m)
+	return m
+}
+
+func buildJSONFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)

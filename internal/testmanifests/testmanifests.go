@@ -30,6 +30,12 @@ type Options struct {
 
 // Group returns group i as a multi-document manifest.
 func Group(i int, o Options) string {
+	return GroupAt(i, fmt.Sprintf("127.%d.%d.%d", o.Net, i/250, i%250+1), o)
+}
+
+// GroupAt is Group with its address given (for more groups than one
+// 127.<Net> network holds); o.Net is not used.
+func GroupAt(i int, addr string, o Options) string {
 	host := ""
 	if o.HostNames {
 		host = fmt.Sprintf(", hostName: s%d%s", i, o.HostSuffix)
@@ -45,7 +51,7 @@ func Group(i int, o Options) string {
 	return fmt.Sprintf(`apiVersion: sitekeeper.io/v1alpha1
 kind: IPResource
 metadata: {name: vip-%[1]d}
-spec: {address: 127.%[2]d.%[3]d.%[4]d/32}
+spec: {address: %[2]s/32}
 ---
 apiVersion: sitekeeper.io/v1alpha1
 kind: VolumeResource
@@ -56,11 +62,11 @@ apiVersion: sitekeeper.io/v1alpha1
 kind: IISSite
 metadata: {name: site-%[1]d}
 spec:
-  siteID: %[5]d
+  siteID: %[3]d
   physicalPath: 'C:\ClusterStorage\v%[1]d\www'
-  bindings: [{protocol: http, ipRef: vip-%[1]d, port: %[6]d%[7]s}]%[8]s
-  placement: {%[9]s}
-`, i, o.Net, i/250, i%250+1, i+1, o.Port, host, health, placement)
+  bindings: [{protocol: http, ipRef: vip-%[1]d, port: %[4]d%[5]s}]%[6]s
+  placement: {%[7]s}
+`, i, addr, i+1, o.Port, host, health, placement)
 }
 
 // Objects returns groups 0..n-1 decoded, read as files of at most 1,000
