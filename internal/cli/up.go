@@ -90,13 +90,19 @@ same --data-dir to resume.`,
 			// The endpoint file names this store while it runs; when up
 			// stops, it names again what it named before (or nothing).
 			restore := func() {}
+			started := false
 			defer func() {
 				restore()
-				fmt.Fprintf(s.out, "sitekeeper up: stopped (data kept in %s; run up again on it to resume)\n", dataDir)
+				// A start that failed says why on stderr; "run up again
+				// to resume" would send the user round in a circle.
+				if started {
+					fmt.Fprintf(s.out, "sitekeeper up: stopped (data kept in %s; run up again on it to resume)\n", dataDir)
+				}
 			}()
 			return cluster.RunLocal(ctx, cluster.LocalOptions{
 				DataDir: dataDir, Listen: listen, Nodes: nodes, LeaseTTL: leaseTTL, Fast: fast, Verbose: g.verbose > 0, Log: log, StepLatency: stepLatency,
 				Ready: func(endpoint string, st *etcdstore.Store) error {
+					started = true
 					prev, err := recordEndpoint(endpoint)
 					if err != nil {
 						log.Error(err, "Record the store endpoint (other commands need --endpoints)")

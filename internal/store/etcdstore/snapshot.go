@@ -8,11 +8,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
 	"go.uber.org/zap"
 )
 
@@ -100,11 +105,80 @@ func RestoreSnapshot(o RestoreOptions) error {
 	return nil
 }
 
-// CheckDataDir reads a member's database through before etcd opens it: a
-// damaged page makes etcd panic deep in a goroutine (or hang), with no
-// word of which file or what to do. A missing database is fine (a new
+// CheckDataDir reads a member's database and write-ahead log through
+// before etcd opens them: a damaged page makes etcd panic deep in a
+// goroutine (or hang), a damaged log record stops it with a bare protobuf
+// error, with no word of which file or what to do. A missing database is fine (a new
 // member).
-func CheckDataDir(dir string) (err error) {
+func CheckDataDir(dir string) error {
+	if err := checkDB(dir); err != nil {
+		return err
+	}
+	return checkWAL(dir)
+}
+
+// checkWAL reads the write-ahead log's records through: a damaged record
+// otherwise stops etcd with only "proto: Record: wiretype end group for
+// non-group", naming no file. A torn last record (power lost mid-write)
+// is not damage: etcd repairs it at start.
+func checkWAL(dir string) (err error) {
+	walDir := filepath.Join(dir, "member", "wal")
+	if _, serr := os.Stat(walDir); errors.Is(serr, fs.ErrNotExist) {
+		return nil
+	}
+	damaged := func(why any) error {
+		return fmt.Errorf("the etcd write-ahead log in %s is damaged (%v): restore the store from a snapshot (move %s aside, then `sitekeeper snapshot restore FILE --data-dir ...`), or, for a member of a cluster of several, remove the member (`sitekeeper member remove`), delete its folder and add it again", walDir, why, dir)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = damaged(r)
+		}
+	}()
+	names, err := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	if err != nil {
+		return damaged(err)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		if werr := readWAL(name); werr != nil {
+			// etcd takes an incomplete last record for a torn write and
+			// cuts the log there. Only the last file can end so, and a
+			// length past the end of the preallocated file is no torn
+			// write but a damaged length: cutting there loses records.
+			torn := errors.Is(werr, io.ErrUnexpectedEOF) && i == len(names)-1 && !strings.Contains(werr.Error(), "max entry size limit exceeded")
+			if !torn {
+				return damaged(fmt.Errorf("%s: %w", filepath.Base(name), werr))
+			}
+		}
+	}
+	return nil
+}
+
+// readWAL decodes every record of one log file (each file starts with its
+// own CRC record, so files can be read alone).
+func readWAL(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	d := wal.NewDecoder(fileutil.NewFileReader(f))
+	var rec walpb.Record
+	for {
+		err := d.Decode(&rec)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Type == wal.CrcType {
+			d.UpdateCRC(rec.Crc)
+		}
+	}
+}
+
+func checkDB(dir string) (err error) {
 	db := filepath.Join(dir, "member", "snap", "db")
 	if _, serr := os.Stat(db); errors.Is(serr, fs.ErrNotExist) {
 		return nil

@@ -1,6 +1,7 @@
 package etcdstore
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -55,38 +56,98 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	}
 }
 
-// TestDamagedDatabaseIsNamedNotPanicked: a database with a damaged page
-// is refused before etcd opens it, with the file and what to do.
-func TestDamagedDatabaseIsNamedNotPanicked(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := StartServer(context.Background(), ServerOptions{DataDir: dir, Fast: true, Log: logr.Discard()})
+// TestDamagedFilesAreNamedNotPanicked: a database with a damaged page, or
+// a write-ahead log with a damaged record, is refused before etcd opens
+// it, with the file and what to do; a log whose last record was torn (the
+// power went mid-write) is not damage, and the store starts with what was
+// committed before it.
+func TestDamagedFilesAreNamedNotPanicked(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// damage changes the data folder and returns the path the error
+		// must name ("" when the store must start).
+		damage func(t *testing.T, dir string) string
+	}{
+		{"database page", func(t *testing.T, dir string) string {
+			db := filepath.Join(dir, "member", "snap", "db")
+			// The pages after the two meta pages become garbage.
+			rewrite(t, db, func(b []byte) {
+				for i := 2 * 4096; i < len(b); i++ {
+					b[i] = 0xA5
+				}
+			})
+			return db
+		}},
+		{"write-ahead log record", func(t *testing.T, dir string) string {
+			walDir := filepath.Join(dir, "member", "wal")
+			rewrite(t, firstWAL(t, walDir), func(b []byte) {
+				end := len(bytes.TrimRight(b, "\x00"))
+				for i := 300; i < end; i += 97 {
+					b[i] ^= 0xFF
+				}
+			})
+			return walDir
+		}},
+		{"torn last log record", func(t *testing.T, dir string) string {
+			rewrite(t, firstWAL(t, filepath.Join(dir, "member", "wal")), func(b []byte) {
+				// The last sector the log wrote never reached the disk.
+				end := len(bytes.TrimRight(b, "\x00"))
+				clear(b[end&^511 : end])
+			})
+			return ""
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv, err := StartServer(context.Background(), ServerOptions{DataDir: dir, Fast: true, Log: logr.Discard()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := Connect([]string{srv.Endpoint})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Apply(context.Background(), objects(t, set), store.ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			srv.Close()
+			named := tc.damage(t, dir)
+			srv, err = StartServer(context.Background(), ServerOptions{DataDir: dir, Fast: true, Log: logr.Discard()})
+			if named == "" {
+				if err != nil {
+					t.Fatalf("start after a torn last record: %v", err)
+				}
+				srv.Close()
+				return
+			}
+			if err == nil {
+				srv.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), "snapshot restore") {
+				t.Fatalf("start on a damaged %s: %v, want an error naming %s and the fix", tc.name, err, named)
+			}
+		})
+	}
+}
+
+func rewrite(t *testing.T, path string, change func([]byte)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Connect([]string{srv.Endpoint})
-	if err != nil {
+	change(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Apply(context.Background(), objects(t, set), store.ApplyOptions{}); err != nil {
-		t.Fatal(err)
+}
+
+func firstWAL(t *testing.T, dir string) string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no write-ahead log in %s: %v", dir, err)
 	}
-	st.Close()
-	srv.Close()
-	db := filepath.Join(dir, "member", "snap", "db")
-	b, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Overwrite the pages after the two meta pages with garbage.
-	page := 4096
-	for i := 2 * page; i < len(b); i++ {
-		b[i] = 0xA5
-	}
-	if err := os.WriteFile(db, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err = StartServer(context.Background(), ServerOptions{DataDir: dir, Fast: true, Log: logr.Discard()})
-	if err == nil || !strings.Contains(err.Error(), db) || !strings.Contains(err.Error(), "snapshot restore") {
-		t.Fatalf("start on a damaged database: %v, want an error naming %s and the fix", err, db)
-	}
+	return names[0]
 }
