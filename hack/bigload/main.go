@@ -19,7 +19,6 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
-
 func main() {
 	bin := flag.String("sitekeeper", "bin/sitekeeper", "the sitekeeper binary")
 	files := flag.Int("files", 60, "how many files of just under 1 MiB")

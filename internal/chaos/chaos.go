@@ -18,13 +18,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
-	"github.com/sitekeeper/sitekeeper/internal/cluster"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
@@ -74,7 +73,12 @@ type Report struct {
 	// changing another field of one object; Lost the changes of those that
 	// reported success and were gone afterwards.
 	PoisonKeys, ConcurrentApplies int
-	Lost                          []string
+	// FrozenApplies counts applies during which the store froze;
+	// DamagedRestarts restarts of the whole cluster with a file Sitekeeper
+	// writes torn, emptied or garbled; FlagExtremes rounds of commands
+	// given out-of-range flag values (each must be a usage error).
+	FrozenApplies, DamagedRestarts, FlagExtremes int
+	Lost                                         []string
 	// Timeline is every event of the run, one per line, to read when
 	// something went wrong.
 	Timeline []string
@@ -82,8 +86,8 @@ type Report struct {
 
 // Line is the one-line summary.
 func (r Report) Line() string {
-	return fmt.Sprintf("faults injected %d (poison keys %d, concurrent applies %d), samples taken %d, samples with an address on two nodes %d, steps refused for a duplicate address %d, changes lost %d, failover time p50 %s p99 %s, sites unserved at the end %d",
-		r.Faults, r.PoisonKeys, r.ConcurrentApplies, r.Samples, r.DualHolderSamples, r.DuplicateRefusals, len(r.Lost), percentile(r.Outages, 50), percentile(r.Outages, 99), len(r.Unserved))
+	return fmt.Sprintf("faults injected %d (poison keys %d, concurrent applies %d, store frozen mid-apply %d, restarts with a damaged file %d, flag extremes %d), samples taken %d, samples with an address on two nodes %d, steps refused for a duplicate address %d, changes lost %d, failover time p50 %s p99 %s, sites unserved at the end %d",
+		r.Faults, r.PoisonKeys, r.ConcurrentApplies, r.FrozenApplies, r.DamagedRestarts, r.FlagExtremes, r.Samples, r.DualHolderSamples, r.DuplicateRefusals, len(r.Lost), percentile(r.Outages, 50), percentile(r.Outages, 99), len(r.Unserved))
 }
 
 func percentile(ds []time.Duration, p int) time.Duration {
@@ -116,27 +120,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		Health: "{interval: 500ms, timeout: 400ms, failureThreshold: 2}"})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ready := make(chan *etcdstore.Store, 1)
-	worlds := make(chan *sim.World, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cluster.RunLocal(ctx, cluster.LocalOptions{DataDir: o.DataDir, Nodes: nodes, Fast: true, Log: o.Log,
-			World: func(w *sim.World) { worlds <- w },
-			Ready: func(_ string, st *etcdstore.Store) error {
-				_, err := st.Apply(ctx, objs, store.ApplyOptions{})
-				ready <- st
-				return err
-			}})
-	}()
-	var st *etcdstore.Store
-	var world *sim.World
-	select {
-	case st = <-ready:
-	case err := <-done:
-		return Report{}, fmt.Errorf("start the cluster: %w", err)
+	c, err := start(ctx, o, objs)
+	if err != nil {
+		return Report{}, err
 	}
-	world = <-worlds
-	defer func() { cancel(); <-done }()
+	var cur atomic.Pointer[running]
+	cur.Store(c)
+	defer func() { cur.Load().stop() }()
 
 	urls := make([]string, o.Groups)
 	for i := range urls {
@@ -147,8 +137,10 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 
 	var rep Report
+	var acked ackLog
 	var mu sync.Mutex
 	probes, stopProbes := context.WithCancel(ctx)
+	defer stopProbes()
 	var wg sync.WaitGroup
 	every := func(d time.Duration, f func()) {
 		wg.Add(1)
@@ -166,9 +158,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			}
 		}()
 	}
+	var restarting atomic.Bool          // the whole cluster is down on purpose
 	every(10*time.Millisecond, func() { // the checker: who holds each address
+		if restarting.Load() {
+			return
+		}
 		dual := false
-		for _, holders := range world.AddressHolders() {
+		for _, holders := range cur.Load().world.AddressHolders() {
 			dual = dual || len(holders) > 1
 		}
 		mu.Lock()
@@ -181,6 +177,10 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	for _, u := range urls {
 		lastOK := time.Now()
 		every(20*time.Millisecond, func() { // the client: gaps recorded
+			if restarting.Load() {
+				lastOK = time.Now()
+				return
+			}
 			if node(u) == "" {
 				return
 			}
@@ -198,13 +198,14 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	send := func(n string, c store.SimCommand) {
 		seq++
 		c.Seq = seq
-		if err := st.PutSimCommand(ctx, n, c); err != nil {
+		if err := cur.Load().st.PutSimCommand(ctx, n, c); err != nil {
 			o.Progress("fault on %s not sent: %v", n, err)
 		}
 	}
 	for rep.Faults < o.Faults && ctx.Err() == nil {
 		n := nodes[rng.IntN(len(nodes))]
-		switch kind := rng.IntN(7); {
+		st, world := cur.Load().st, cur.Load().world
+		switch kind := rng.IntN(10); {
 		case down[n] != "":
 			send(n, store.SimCommand{Powered: true})
 			o.Progress("heal %s (%s)", n, down[n])
@@ -230,12 +231,48 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			o.Progress("fault %d: a value that does not decode under %s", rep.Faults, key)
 		case kind == 5:
 			i := rng.IntN(o.Groups)
-			if lost := applyTwoAtOnce(ctx, st, objs, i, rep.Faults); lost != "" {
+			if lost := applyTwoAtOnce(ctx, st, &acked, objs, i, rep.Faults); lost != "" {
 				rep.Lost = append(rep.Lost, lost)
 			}
 			rep.Faults++
 			rep.ConcurrentApplies++
 			o.Progress("fault %d: two applies at once to site-%d, each changing another label", rep.Faults, i)
+		case kind == 6:
+			i := rng.IntN(o.Groups)
+			res := applyWhileFrozen(ctx, c.freezer, st, &acked, i, rep.Faults, rng)
+			if res.lost != "" {
+				rep.Lost = append(rep.Lost, res.lost)
+			}
+			rep.Faults++
+			rep.FrozenApplies++
+			o.Progress("fault %d: the store froze %s into an apply to group %d: %s", rep.Faults, res.after, i, res.outcome)
+		case kind == 7 && len(down) == 0 && rng.IntN(3) == 0: // a restart costs seconds
+			damage := restartDamages[rng.IntN(len(restartDamages))]
+			restarting.Store(true)
+			cur.Load().stop()
+			what := damage.name
+			if err := damage.do(o.DataDir); err != nil {
+				return rep, fmt.Errorf("damage %s: %w", what, err)
+			}
+			next, err := start(ctx, o, nil)
+			if err != nil {
+				return rep, fmt.Errorf("restart after %s: %w", what, err)
+			}
+			c = next
+			cur.Store(next)
+			if err := waitServed(ctx, urls, 60*time.Second); err != nil {
+				rep.Lost = append(rep.Lost, fmt.Sprintf("after a restart with %s: %v", what, err))
+			}
+			restarting.Store(false)
+			rep.Faults++
+			rep.DamagedRestarts++
+			o.Progress("fault %d: the cluster restarted with %s", rep.Faults, what)
+		case kind == 8:
+			bad := flagExtremes(ctx, c.endpoint)
+			rep.Lost = append(rep.Lost, bad...)
+			rep.Faults++
+			rep.FlagExtremes++
+			o.Progress("fault %d: commands run with flag values out of range (%d accepted or crashed)", rep.Faults, len(bad))
 		case kind == 2:
 			site := fmt.Sprintf("site-%d", rng.IntN(o.Groups))
 			send(n, store.SimCommand{Powered: true, StopSite: site})
@@ -258,9 +295,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		send(n, store.SimCommand{Powered: true})
 	}
 	for _, n := range nodes {
-		world.SetStepLatency(n, 0)
+		cur.Load().world.SetStepLatency(n, 0)
 	}
-	err := waitServed(ctx, urls, 90*time.Second)
+	err = waitServed(ctx, urls, 90*time.Second)
 	stopProbes()
 	wg.Wait()
 	if err != nil {
@@ -270,7 +307,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			}
 		}
 	}
-	events, _, evErr := st.Events(context.Background())
+	rep.Lost = append(rep.Lost, acked.missing(ctx, cur.Load().st)...)
+	events, _, evErr := cur.Load().st.Events(context.Background())
 	if evErr != nil {
 		return rep, evErr
 	}
@@ -300,7 +338,7 @@ var poisonValues = []string{"{not json", "\x00\x01\x02", `{"kind":"NoSuchKind"}`
 // against one revision, one adding label a, one label b (each a new
 // value): both must be there after, or the one that failed must have said
 // so. It returns what was lost.
-func applyTwoAtOnce(ctx context.Context, st *etcdstore.Store, objs []v1alpha1.Object, i, round int) string {
+func applyTwoAtOnce(ctx context.Context, st *etcdstore.Store, acked *ackLog, objs []v1alpha1.Object, i, round int) string {
 	ref := v1alpha1.Ref{Kind: v1alpha1.KindIISSite, Name: fmt.Sprintf("site-%d", i)}
 	var base v1alpha1.Object
 	for _, o := range objs {
@@ -349,6 +387,9 @@ func applyTwoAtOnce(ctx context.Context, st *etcdstore.Store, objs []v1alpha1.Ob
 	for j, l := range labels {
 		if errs[j] == nil && after.Meta().Labels[l] != fmt.Sprint(round) {
 			lost = append(lost, fmt.Sprintf("%s=%d", l, round))
+		}
+		if errs[j] == nil {
+			acked.add(ref, l, fmt.Sprint(round))
 		}
 	}
 	if len(lost) == 0 {

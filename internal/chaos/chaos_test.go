@@ -33,7 +33,7 @@ func TestShortFaultRun(t *testing.T) {
 	for _, l := range rep.Lost {
 		t.Errorf("lost: %s", l)
 	}
-	if rep.PoisonKeys == 0 || rep.ConcurrentApplies == 0 {
-		t.Errorf("the run injected no poison key or no concurrent apply: %s", rep.Line())
+	if rep.PoisonKeys == 0 || rep.ConcurrentApplies == 0 || rep.FrozenApplies == 0 || rep.DamagedRestarts == 0 || rep.FlagExtremes == 0 {
+		t.Errorf("the run left out a kind of fault (poison key, concurrent apply, frozen store, damaged restart, flag extremes): %s", rep.Line())
 	}
 }

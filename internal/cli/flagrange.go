@@ -19,6 +19,8 @@ var (
 		why: "the simulated step latency"}
 	requestTimeoutRange = durationRange{min: 100 * time.Millisecond, max: time.Hour,
 		why: "how long one store call may take"}
+	waitTimeoutRange = durationRange{min: time.Second, max: 24 * time.Hour,
+		why: "how long --wait waits"}
 	resyncRange = durationRange{min: time.Second, max: 24 * time.Hour,
 		why: "how often the folder is read again without events"}
 )

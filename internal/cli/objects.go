@@ -251,6 +251,9 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+	if err := waitTimeoutRange.check("--timeout", timeout); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := cond()
