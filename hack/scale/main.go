@@ -30,6 +30,7 @@ func main() {
 	bin := flag.String("sitekeeper", "bin/sitekeeper", "the sitekeeper binary")
 	groups := flag.String("groups", "1,100,1000", "group counts to measure, comma-separated")
 	within := flag.Duration("within", 3*time.Minute, "give up on a figure after this long")
+	flag.StringVar(&pprofAddr, "pprof", "", "serve up's profiles on this loopback address (SITEKEEPER_PPROF)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -53,6 +54,8 @@ func fail(err error) {
 	fmt.Fprintln(os.Stderr, "scale:", err)
 	os.Exit(1)
 }
+
+var pprofAddr string
 
 // net is the second octet of the sites' addresses (127.<net>.x.y).
 const net, port = 140, 28080
@@ -88,6 +91,9 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 	start := time.Now()
 	up := exec.CommandContext(ctx, bin, "up", "-f", sites, "--nodes", "node1,node2", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
 	up.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	if pprofAddr != "" {
+		up.Env = append(up.Env, "SITEKEEPER_PPROF="+pprofAddr)
+	}
 	out, err := up.StdoutPipe()
 	if err != nil {
 		return "", err

@@ -168,15 +168,25 @@ func applyWhileFrozen(ctx context.Context, f *freezer, st *etcdstore.Store, acke
 		res.lost = fmt.Sprintf("group %d: an apply hung 15 s on a frozen store", i)
 		return res
 	}
+	// A request that timed out in the client is still in the proxy: it
+	// reaches the store after the thaw and may commit then (the outcome
+	// the CLI calls unknown). Let it land, then read both objects at one
+	// revision.
 	f.wait()
-	var vals []string
-	for _, ref := range refs {
-		o, err := st.Get(ctx, ref)
-		if err != nil {
-			res.outcome = "not read back: " + err.Error()
-			return res
+	client.Close()
+	time.Sleep(500 * time.Millisecond)
+	snap, err := st.List(ctx)
+	if err != nil {
+		res.outcome = "not read back: " + err.Error()
+		return res
+	}
+	vals := make([]string, len(refs))
+	for _, o := range snap.Objects {
+		for j, ref := range refs {
+			if v1alpha1.RefOf(o) == ref {
+				vals[j] = o.Meta().Labels["chaos-freeze"]
+			}
 		}
-		vals = append(vals, o.Meta().Labels["chaos-freeze"])
 	}
 	switch {
 	case vals[0] != vals[1]:
