@@ -122,7 +122,11 @@ func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
 			}
 		}
 	}
-	n.syncSim(ctx, out, simAddrs, timed)
+	if err := n.syncSim(ctx, out, simAddrs, timed); err != nil {
+		// The kernel's list is right; the simulated IIS would listen on
+		// the wrong addresses, so the look fails and is retried.
+		return nil, fmt.Errorf("sync the simulated IIS's addresses with the kernel's: %w", err)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CIDR < out[j].CIDR })
 	return out, nil
 }
@@ -132,7 +136,8 @@ func (n *Node) ListAddresses(ctx context.Context) ([]backend.Address, error) {
 // or survived an agent restart. An address with a finite lifetime is one
 // this backend added (the host's own addresses have none): a restarted
 // agent adopts it, so its lease keeps it alive, or its plan removes it.
-func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, timed map[string]bool) {
+func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, timed map[string]bool) error {
+	var errs []error
 	onLink := map[string]backend.Address{}
 	for _, a := range have {
 		onLink[a.IP()] = a
@@ -141,7 +146,9 @@ func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, ti
 	for _, a := range simAddrs {
 		simHas[a.IP()] = true
 		if _, ok := onLink[a.IP()]; !ok {
-			_ = n.Node.RemoveAddress(ctx, a)
+			if err := n.Node.RemoveAddress(ctx, a); err != nil {
+				errs = append(errs, fmt.Errorf("stop listening on %s: %w", a.IP(), err))
+			}
 		}
 	}
 	n.mu.Lock()
@@ -156,9 +163,12 @@ func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, ti
 			n.held[ip] = a
 		}
 		if _, ours := n.held[ip]; ours && !simHas[ip] {
-			_ = n.Node.AddAddress(ctx, a)
+			if err := n.Node.AddAddress(ctx, a); err != nil {
+				errs = append(errs, fmt.Errorf("listen on %s: %w", ip, err))
+			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // AddAddress implements backend.Addresses: probe, add with a lifetime,
