@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bigload measures what reading a large manifest set costs: it
 // writes FILES files of just under 1 MiB (the per-file limit) of resource
 // groups, runs `sitekeeper validate -f` on the folder and prints one line:
