@@ -26,6 +26,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
@@ -329,5 +330,74 @@ func TestRepeatedStepFailuresAreCounted(t *testing.T) {
 	n.Fail["AddAddress"] = errors.New("another error")
 	if _, err := a.Reconcile(context.Background(), "web1"); err == nil || len(events) != 5 || events[4].Count != 0 {
 		t.Errorf("a new error: %d events, the last %+v", len(events), events[len(events)-1])
+	}
+}
+
+// batchRecorder takes reports in batches, as the store member does.
+type batchRecorder struct {
+	recorder
+	batches int
+}
+
+func (r *batchRecorder) ReportBatch(_ context.Context, reps []store.Report) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches++
+	r.reports = append(r.reports, reps...)
+	return nil
+}
+
+// TestBatchRunsGroupsSideBySide: a batch of many groups is one look at the
+// node, one publication and one write of reports; the groups' steps run
+// side by side up to the backend's parallelism, and each group's own steps
+// keep their order (volume, address, site).
+func TestBatchRunsGroupsSideBySide(t *testing.T) {
+	const groups, parallel = 40, 8
+	objs := testmanifests.Objects(groups, testmanifests.Options{Net: 91, Port: 8080, Nodes: []string{"node1", "node2"}})
+	res := validation.Validate(objs)
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	d := &plan.Desired{Graph: res.Graph, Active: map[string]string{}}
+	var names []string
+	for _, g := range res.Graph.Groups {
+		d.Active[g.Name] = "node1"
+		names = append(names, g.Name)
+	}
+	n := fake.New()
+	n.Parallel = parallel
+	n.SetDelay("AddAddress", 20*time.Millisecond)
+	rec := &batchRecorder{}
+	a := &Agent{Node: "node1", Backend: n, Source: staticSource{d}, Reporter: rec, Log: logr.Discard()}
+	outs := a.ReconcileBatch(context.Background(), names)
+	for g, o := range outs {
+		if o.Err != nil {
+			t.Fatalf("group %s: %v", g, o.Err)
+		}
+	}
+	if got := n.MaxInFlight(); got < 2 || got > parallel {
+		t.Errorf("%d slow steps ran at once, want between 2 and %d", got, parallel)
+	}
+	// Each group's calls in its own order.
+	pos := map[string]int{}
+	for i, c := range n.TakeCalls() {
+		pos[c] = i
+	}
+	for i := range groups {
+		seq := []string{fmt.Sprintf("BringOnline SharedDisk:DISK%d", i), fmt.Sprintf("AddAddress 127.91.0.%d/32", i+1), fmt.Sprintf("CreateSite site-%d", i), fmt.Sprintf("StartSite site-%d", i)}
+		for j, c := range seq {
+			if _, ok := pos[c]; !ok {
+				t.Fatalf("group %d: call %q missing", i, c)
+			}
+			if j > 0 && pos[c] < pos[seq[j-1]] {
+				t.Errorf("group %d: %q ran before %q", i, c, seq[j-1])
+			}
+		}
+	}
+	if len(rec.observed) != 1 {
+		t.Errorf("the node's state was published %d times for one batch, want once", len(rec.observed))
+	}
+	if rec.batches != 1 || len(rec.reports) != groups {
+		t.Errorf("reports written in %d batches (%d reports), want 1 batch of %d", rec.batches, len(rec.reports), groups)
 	}
 }

@@ -18,9 +18,10 @@ const defaultStepCost = 50 * time.Millisecond
 // budget the node publishes: how long it may need, from its fence, to take
 // out of service everything it holds now. The budget is
 //
-//	floor + worst observation + 3/2 × Σ over what the node holds (started
-//	sites, addresses, volumes online) of the worst duration measured for
-//	that step kind
+//	floor + worst observation + 3/2 × (Σ over what the node holds
+//	(started sites, addresses, volumes online) of the worst duration
+//	measured for that step kind) / parallelism + 3/2 × one step of each
+//	kind held (the last round; only when parallel)
 //
 // where no step or look costs less than the backend's own current estimate
 // (a take-down starts with a look at the node: three calls), and never less
@@ -183,15 +184,26 @@ func (t *takedowns) budget() time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	var total time.Duration
+	// Groups are taken down side by side, par at a time (each group's
+	// steps in order): the held steps take total/par, plus one more of
+	// each kind for the last round.
+	par := time.Duration(backend.ParallelismOf(t.backend))
+	var total, tail time.Duration
 	for a, n := range t.held {
+		if n == 0 {
+			continue
+		}
 		per := cost
 		if w := t.worst[a]; w != nil {
 			per = max(per, w.max(now, t.window))
 		}
 		total += time.Duration(n) * per
+		tail += per
 	}
 	look := max(3*cost, t.look.max(now, t.window))
-	b := 2*cost + look + total*3/2
+	b := 2*cost + look + total*3/2/par
+	if par > 1 {
+		b += tail * 3 / 2
+	}
 	return max(b, t.raisedIn(now)).Round(time.Millisecond)
 }

@@ -206,21 +206,43 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 		}
 	}
 	for {
-		for {
-			key, ok := q.pop()
-			if !ok || ctx.Err() != nil {
+		// Every queued group in one batch: the node is looked at once
+		// for all of them, and their steps run side by side.
+		for ctx.Err() == nil {
+			var batch []string
+			for {
+				key, ok := q.pop()
+				if !ok {
+					break
+				}
+				if !sched.waiting(key, clk.Now()) { // else its backoff brings it back
+					batch = append(batch, key)
+				}
+			}
+			if len(batch) == 0 {
 				break
 			}
-			if sched.waiting(key, clk.Now()) {
-				continue // its backoff brings it back
-			}
-			res, err := a.Reconcile(ctx, key)
-			if err != nil && ctx.Err() != nil {
+			outs := a.ReconcileBatch(ctx, batch)
+			if ctx.Err() != nil {
 				return
 			}
-			in := sched.done(key, res, err, clk.Now())
-			if err != nil {
-				a.Log.Error(err, "Reconcile failed", "node", a.Node, "group", key, "retryIn", in.String(), "stalled", IsStalled(err))
+			var failed []string
+			var firstErr error
+			for _, key := range batch {
+				o := outs[key]
+				in := sched.done(key, o.Result, o.Err, clk.Now())
+				if o.Err != nil {
+					a.Log.V(1).Info("Reconcile failed", "node", a.Node, "group", key, "retryIn", in.String(), "stalled", IsStalled(o.Err), "error", o.Err.Error())
+					failed = append(failed, key)
+					if firstErr == nil {
+						firstErr = o.Err
+					}
+				}
+			}
+			if firstErr != nil {
+				// One line for the batch: a node whose store is gone fails
+				// every group the same way.
+				a.Log.Error(firstErr, "Reconcile failed", "node", a.Node, "groups", len(failed), "first", failed[0])
 			}
 		}
 		// Timers only for what is due: an idle agent wakes for nothing

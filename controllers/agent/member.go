@@ -39,6 +39,7 @@ type MemberStore interface {
 	RevokeLease(ctx context.Context, id store.LeaseID) error
 	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
 	PutReport(ctx context.Context, r store.Report) error
+	PutReports(ctx context.Context, reps []store.Report) error
 	PutObserved(ctx context.Context, o plan.Observed) error
 	AckDeleted(ctx context.Context, node string, refs ...v1alpha1.Ref) error
 }
@@ -634,6 +635,11 @@ func (m *Member) write(ctx context.Context, f func(context.Context) error) error
 // Report implements Reporter.
 func (m *Member) Report(ctx context.Context, r store.Report) error {
 	return m.write(ctx, func(ctx context.Context) error { return m.Store.PutReport(ctx, r) })
+}
+
+// ReportBatch implements BatchReporter.
+func (m *Member) ReportBatch(ctx context.Context, reps []store.Report) error {
+	return m.write(ctx, func(ctx context.Context) error { return m.Store.PutReports(ctx, reps) })
 }
 
 // PublishObserved implements Reporter.

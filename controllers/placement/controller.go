@@ -199,23 +199,38 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 	c.countNodeLosses(in.live, now)
 	var errs []error
 	var release time.Time // the first group waiting out a take-down budget
+	var writes []*groupWrite
+	failed := map[string]error{}
+	var decided []string
 	for gi := range in.graph.Groups {
 		grp := &in.graph.Groups[gi]
 		if t, wait := c.retryAt[grp.Name]; wait && now.Before(t) {
 			continue // its own retry brings it back
 		}
-		wake, err := c.reconcileGroup(ctx, guard, in, grp, now)
+		w, wake, err := c.reconcileGroup(ctx, in, grp, now)
 		if !wake.IsZero() && (release.IsZero() || wake.Before(release)) {
 			release = wake
 		}
 		if err != nil {
-			b := min(c.backoff[grp.Name]*2+minBackoff, maxBackoff)
-			c.backoff[grp.Name], c.retryAt[grp.Name] = b, now.Add(b)
-			errs = append(errs, fmt.Errorf("group %s: %w", grp.Name, err))
+			failed[grp.Name] = err
 			continue
 		}
-		delete(c.backoff, grp.Name)
-		delete(c.retryAt, grp.Name)
+		decided = append(decided, grp.Name)
+		if w != nil {
+			writes = append(writes, w)
+		}
+	}
+	maps.Copy(failed, c.write(ctx, guard, writes))
+	for _, name := range decided {
+		if _, bad := failed[name]; !bad {
+			delete(c.backoff, name)
+			delete(c.retryAt, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
+		b := min(c.backoff[name]*2+minBackoff, maxBackoff)
+		c.backoff[name], c.retryAt[name] = b, now.Add(b)
+		errs = append(errs, fmt.Errorf("group %s: %w", name, failed[name]))
 	}
 	for name := range in.orphans {
 		if err := c.Store.DeleteDecision(ctx, name); err != nil {
@@ -395,10 +410,19 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	return in, nil
 }
 
-// reconcileGroup decides one group and writes its decision and its members'
-// status when they changed. It returns when the group's move may complete
-// (zero when it does not wait on a take-down budget).
-func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard, in *inputs, grp *graph.Group, now time.Time) (time.Time, error) {
+// groupWrite is what a pass writes for one group, and what to say once
+// it is written.
+type groupWrite struct {
+	store.PlacementWrite
+	events  []store.Event
+	written map[v1alpha1.Ref]string // status JSON, for c.written
+}
+
+// reconcileGroup decides one group and returns what changed: its decision
+// and its members' status (nil when nothing did). It returns when the
+// group's move may complete (zero when it does not wait on a take-down
+// budget).
+func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.Group, now time.Time) (*groupWrite, time.Time, error) {
 	view := GroupView{Name: grp.Name, Placement: grp.Placement}
 	for _, m := range grp.Members {
 		view.Members = append(view.Members, m.String())
@@ -414,14 +438,14 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses}
 	var prev *store.Decision
 	if _, ok := in.decisions[grp.Name]; !ok && len(in.live) == 0 {
-		return time.Time{}, nil // no node has registered yet: nothing to decide
+		return nil, time.Time{}, nil // no node has registered yet: nothing to decide
 	}
 	if d, ok := in.decisions[grp.Name]; ok {
 		prev = &d
 	} else if old, ok := Inherit(view.Members, in.orphans); ok {
 		d := in.orphans[old]
 		if err := c.Store.DeleteDecision(ctx, old); err != nil {
-			return time.Time{}, fmt.Errorf("carry the placement of renamed group %s over: %w", old, err)
+			return nil, time.Time{}, fmt.Errorf("carry the placement of renamed group %s over: %w", old, err)
 		}
 		delete(in.orphans, old)
 		d.Revision = 0
@@ -429,6 +453,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		c.Log.Info("Group renamed; keeping its placement", "from", old, "to", grp.Name, "active", d.Active)
 	}
 	next, changes := Decide(view, prev, w, now)
+	gw := &groupWrite{PlacementWrite: store.PlacementWrite{Group: grp.Name}}
 	_, repair := in.damagedRevs[grp.Name]
 	if prev == nil || repair || !sameDecision(*prev, next) {
 		if prev != nil {
@@ -436,9 +461,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		} else {
 			next.Revision = in.damagedRevs[grp.Name] // 0: must not exist
 		}
-		if err := c.Store.PutDecision(ctx, next, guard); err != nil {
-			return time.Time{}, fmt.Errorf("write decision: %w", err)
-		}
+		gw.Decision = &next
 		for _, ch := range changes {
 			typ := store.Normal
 			if ch.Warning {
@@ -448,8 +471,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 			if to == "" {
 				to = next.Target // moving there once the old node released it
 			}
-			c.Recorder.Record(store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: to, Message: ch.Message, Component: Component})
-			c.Log.Info("Placement changed", "group", grp.Name, "reason", ch.Reason, "message", ch.Message)
+			gw.events = append(gw.events, store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: to, Message: ch.Message, Component: Component})
 		}
 	}
 	for _, m := range grp.Members {
@@ -459,16 +481,89 @@ func (c *Controller) reconcileGroup(ctx context.Context, guard store.LeaderGuard
 		if c.written[m] == string(b) {
 			continue
 		}
-		if err := c.Store.PutStatus(ctx, m, st); err != nil {
-			return time.Time{}, fmt.Errorf("write status of %s: %w", m, err)
+		if gw.Statuses == nil {
+			gw.Statuses, gw.written = map[v1alpha1.Ref]v1alpha1.Status{}, map[v1alpha1.Ref]string{}
 		}
-		c.written[m] = string(b)
+		gw.Statuses[m], gw.written[m] = st, string(b)
 	}
 	wake := next.ReleaseAfter
 	if !next.RetryAt.IsZero() && (wake.IsZero() || next.RetryAt.Before(wake)) {
 		wake = next.RetryAt
 	}
-	return wake, nil
+	if gw.Decision == nil && gw.Statuses == nil {
+		return nil, wake, nil
+	}
+	return gw, wake, nil
+}
+
+// BatchStore is a Store that writes many groups' placement in one
+// transaction.
+type BatchStore interface {
+	PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error
+}
+
+// groupsPerTxn bounds a batch: a decision and three statuses a group stay
+// well inside etcd's default of 128 operations per transaction.
+const groupsPerTxn = 24
+
+// write stores the pass's writes, in batches when the store takes them: a
+// leader placing a thousand groups makes a few dozen round trips, not four
+// thousand. A batch that fails is written again group by group, so that
+// only the groups at fault back off. It returns the groups that failed.
+func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite) map[string]error {
+	failed := map[string]error{}
+	bs, batching := c.Store.(BatchStore)
+	for len(ws) > 0 {
+		n := min(len(ws), groupsPerTxn)
+		chunk := ws[:n]
+		ws = ws[n:]
+		if batching && n > 1 {
+			pw := make([]store.PlacementWrite, n)
+			for i, w := range chunk {
+				pw[i] = w.PlacementWrite
+			}
+			if err := bs.PutPlacements(ctx, pw, guard); err == nil {
+				for _, w := range chunk {
+					c.wrote(w)
+				}
+				continue
+			}
+		}
+		for _, w := range chunk {
+			if err := c.writeOne(ctx, guard, w); err != nil {
+				failed[w.Group] = err
+				continue
+			}
+			c.wrote(w)
+		}
+	}
+	return failed
+}
+
+func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *groupWrite) error {
+	if w.Decision != nil {
+		if err := c.Store.PutDecision(ctx, *w.Decision, guard); err != nil {
+			return fmt.Errorf("write decision: %w", err)
+		}
+	}
+	for ref, st := range w.Statuses {
+		if err := c.Store.PutStatus(ctx, ref, st); err != nil {
+			return fmt.Errorf("write status of %s: %w", ref, err)
+		}
+		c.written[ref] = w.written[ref]
+	}
+	return nil
+}
+
+// wrote records what a written group's writes said.
+func (c *Controller) wrote(w *groupWrite) {
+	for ref, b := range w.written {
+		c.written[ref] = b
+	}
+	for _, e := range w.events {
+		c.Recorder.Record(e)
+		c.Log.Info("Placement changed", "group", w.Group, "reason", e.Reason, "message", e.Message)
+	}
 }
 
 // Component names the placement leader in events.

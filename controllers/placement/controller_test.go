@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -377,5 +378,58 @@ func TestDamagedObjectStopsNoOtherGroup(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d Warning events for the damaged object, want 1", n)
+	}
+}
+
+// batchStore writes placement batches through the in-memory store, and
+// can refuse one batch.
+type batchStore struct {
+	*memstore.Store
+	batches int
+	refuse  bool // the next batch is refused as a conflict
+}
+
+func (b *batchStore) PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error {
+	b.batches++
+	if b.refuse {
+		b.refuse = false
+		return store.ErrConflict
+	}
+	for _, w := range ws {
+		if w.Decision != nil {
+			if err := b.PutDecision(ctx, *w.Decision, guard); err != nil {
+				return err
+			}
+		}
+		for ref, st := range w.Statuses {
+			if err := b.PutStatus(ctx, ref, st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TestPassWritesInBatches: a pass that places many groups writes them in
+// a few batches, not one write per group; a refused batch is written again
+// group by group, and every group is still placed.
+func TestPassWritesInBatches(t *testing.T) {
+	const n = 60
+	e := newEnv(t, groups(t, n, v1alpha1.SwitchbackManual), "node1", "node2")
+	bs := &batchStore{Store: e.st, refuse: true}
+	e.c.Store = bs
+	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
+		t.Fatal(err)
+	}
+	if want := (n + groupsPerTxn - 1) / groupsPerTxn; bs.batches != want {
+		t.Errorf("%d batches for %d groups, want %d", bs.batches, n, want)
+	}
+	if got := len(placed(t, e.st)); got != n {
+		t.Errorf("%d groups placed after a refused batch, want %d", got, n)
+	}
+	for _, g := range placed(t, e.st) {
+		if !strings.HasSuffix(g, "=node1") {
+			t.Errorf("placement %s, want every group on node1 (its first node)", g)
+		}
 	}
 }

@@ -191,6 +191,13 @@ func (p *partitionable) PutReport(ctx context.Context, r store.Report) error {
 	return p.Store.PutReport(ctx, r)
 }
 
+func (p *partitionable) PutReports(ctx context.Context, reps []store.Report) error {
+	if err := p.check(ctx); err != nil {
+		return err
+	}
+	return p.Store.PutReports(ctx, reps)
+}
+
 func (p *partitionable) PutObserved(ctx context.Context, o plan.Observed) error {
 	if err := p.check(ctx); err != nil {
 		return err
@@ -245,6 +252,13 @@ func (p *partitionable) DeleteReports(ctx context.Context, group string) error {
 		return err
 	}
 	return p.Store.DeleteReports(ctx, group)
+}
+
+func (p *partitionable) PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error {
+	if err := p.check(ctx); err != nil {
+		return err
+	}
+	return p.Store.PutPlacements(ctx, ws, guard)
 }
 
 func (p *partitionable) PutStatus(ctx context.Context, ref v1alpha1.Ref, st v1alpha1.Status) error {

@@ -172,6 +172,15 @@ type ApplyOptions struct {
 	BaseRevision int64
 }
 
+// PlacementWrite is what the placement leader writes for one group in a
+// pass: its decision when it changed (a compare-and-swap on
+// Decision.Revision) and its members' status when it changed.
+type PlacementWrite struct {
+	Group    string
+	Decision *Decision
+	Statuses map[v1alpha1.Ref]v1alpha1.Status
+}
+
 // OwnedError is an apply that would change an object a source owns.
 type OwnedError struct {
 	Ref    v1alpha1.Ref

@@ -34,6 +34,20 @@ type Node struct {
 	// Cost and Timeout are what StepCost and StepTimeout answer (1 ms and
 	// 30 s when zero).
 	Cost, Timeout time.Duration
+	// Parallel is what Parallelism answers (one group at a time when
+	// zero); InFlight and MaxInFlight count delayed calls running at once.
+	Parallel              int
+	inFlight, maxInFlight int
+}
+
+// Parallelism implements backend.Parallel.
+func (n *Node) Parallelism() int { return n.Parallel }
+
+// MaxInFlight is the most delayed calls that ran at once.
+func (n *Node) MaxInFlight() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.maxInFlight
 }
 
 var _ backend.StepCoster = (*Node)(nil)
@@ -74,7 +88,18 @@ func (n *Node) wait(ctx context.Context, call string) error {
 			d = v
 		}
 	}
+	if d == 0 {
+		n.mu.Unlock()
+		return nil
+	}
+	n.inFlight++
+	n.maxInFlight = max(n.maxInFlight, n.inFlight)
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.inFlight--
+		n.mu.Unlock()
+	}()
 	return backend.Sleep(ctx, d)
 }
 

@@ -45,6 +45,10 @@ func (n *Node) Name() string { return n.name }
 // latency and about a millisecond.
 func (n *Node) StepCost() time.Duration { return n.w.latencyOf(n.name) + time.Millisecond }
 
+// Parallelism implements backend.Parallel: the simulated machine takes
+// calls for different groups at once, as IIS and the kernel do.
+func (n *Node) Parallelism() int { return 16 }
+
 // StepTimeout implements backend.StepCoster.
 func (n *Node) StepTimeout() time.Duration {
 	n.w.mu.Lock()

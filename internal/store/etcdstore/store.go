@@ -615,6 +615,47 @@ func (s *Store) PutDecision(ctx context.Context, d store.Decision, guard store.L
 	return nil
 }
 
+// PutPlacements writes several groups' decisions and status in one
+// transaction, guarded by leadership and by each decision's revision: all
+// or nothing (ErrConflict when a guard failed; the caller retries the
+// groups one by one to find which).
+func (s *Store) PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	if guard.Key != "" {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard.Key), "=", guard.Rev))
+	}
+	for _, w := range ws {
+		if d := w.Decision; d != nil {
+			b, err := json.Marshal(d)
+			if err != nil {
+				return fmt.Errorf("encode placement of %s: %w", d.Group, err)
+			}
+			key := decisionKey(d.Group)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", d.Revision))
+			ops = append(ops, clientv3.OpPut(key, string(b)))
+		}
+		for ref, st := range w.Statuses {
+			b, err := json.Marshal(st)
+			if err != nil {
+				return fmt.Errorf("encode status of %s: %w", ref, err)
+			}
+			ops = append(ops, clientv3.OpPut(statusKey(ref), string(b)))
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return err
+	}
+	if !txn.Succeeded {
+		return fmt.Errorf("placement of %d groups: %w", len(ws), store.ErrConflict)
+	}
+	return nil
+}
+
 // DeleteDecision removes a group's decision.
 func (s *Store) DeleteDecision(ctx context.Context, group string) error {
 	_, err := s.client.Delete(ctx, decisionKey(group))

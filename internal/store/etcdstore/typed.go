@@ -105,6 +105,32 @@ func (s *Store) PutReport(ctx context.Context, r store.Report) error {
 	return err
 }
 
+// PutReports writes many reports in few transactions (reportsPerTxn
+// each): a node that converged a thousand groups writes them in eight
+// round trips, not a thousand.
+func (s *Store) PutReports(ctx context.Context, reps []store.Report) error {
+	for len(reps) > 0 {
+		n := min(len(reps), reportsPerTxn)
+		ops := make([]clientv3.Op, 0, n)
+		for _, r := range reps[:n] {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("encode report on %s: %w", r.Group, err)
+			}
+			ops = append(ops, clientv3.OpPut(reportKey(r.Group, r.Node), string(b)))
+		}
+		if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("write %d reports: %w", n, err)
+		}
+		reps = reps[n:]
+	}
+	return nil
+}
+
+// reportsPerTxn bounds a transaction of reports (etcd's default limit is
+// 128 operations; the embedded member allows more, an external one may not).
+const reportsPerTxn = 128
+
 // Reports returns every node's report on every group.
 func (s *Store) Reports(ctx context.Context) ([]store.Report, error) {
 	m, err := getPrefix[store.Report](ctx, s, family(store.FamilyReports))

@@ -320,6 +320,24 @@ func (s *Store) PutReport(_ context.Context, r store.Report) error {
 	return nil
 }
 
+// PutReports stores reports as one write: none when the fault hook fails
+// any.
+func (s *Store) PutReports(_ context.Context, reps []store.Report) error {
+	for _, r := range reps {
+		if err := s.fail("report", r.Group+"/"+r.Node); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range reps {
+		r.Generations = maps.Clone(r.Generations)
+		s.reports[r.Group+"/"+r.Node] = r
+	}
+	s.changed(store.FamilyReports)
+	return nil
+}
+
 // Reports returns every report, sorted by group and node.
 func (s *Store) Reports(context.Context) ([]store.Report, error) {
 	s.mu.Lock()
