@@ -70,12 +70,12 @@ func (n *Node) syncListenersLocked() error {
 		}
 	}
 	for key, l := range n.listeners {
-		if p, ok := want[key]; !ok || p != l.proto || !n.powered {
+		if p, ok := want[key]; !ok || p != l.proto || !n.powered.Load() {
 			l.close()
 			delete(n.listeners, key)
 		}
 	}
-	if !n.powered {
+	if !n.powered.Load() {
 		return nil
 	}
 	var errs []error

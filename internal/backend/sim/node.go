@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
@@ -26,8 +27,11 @@ type Node struct {
 	w    *World
 	name string
 
-	mu        sync.Mutex
-	powered   bool
+	mu sync.Mutex
+	// powered is read without the node's lock: the world checks it
+	// while holding its own (liveOwner), and a node method holding the
+	// node's lock takes the world's: locking both ways deadlocked.
+	powered   atomic.Bool
 	sites     map[int64]*site
 	addrs     map[string]backend.Address // ip -> address
 	listeners map[string]*listener       // ip:port -> listener
@@ -60,11 +64,7 @@ func (n *Node) StepTimeout() time.Duration {
 	return max(10*time.Second, 5*n.w.latencyOf(n.name))
 }
 
-func (n *Node) isPowered() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.powered
-}
+func (n *Node) isPowered() bool { return n.powered.Load() }
 
 // Powered reports whether the node is up.
 func (n *Node) Powered() bool { return n.isPowered() }
@@ -78,7 +78,7 @@ func (n *Node) checkUp() error {
 }
 
 func (n *Node) up() error {
-	if !n.powered {
+	if !n.powered.Load() {
 		return fmt.Errorf("%s: %w", n.name, backend.ErrPoweredOff)
 	}
 	return nil
@@ -89,7 +89,7 @@ func (n *Node) up() error {
 func (n *Node) PowerOff() {
 	defer n.w.persist()
 	n.mu.Lock()
-	n.powered = false
+	n.powered.Store(false)
 	for _, s := range n.sites {
 		s.started = false
 	}
@@ -120,7 +120,7 @@ func (n *Node) PowerOn() {
 	defer n.w.persist()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.powered = true
+	n.powered.Store(true)
 	var ids []int64
 	for id, s := range n.sites {
 		if s.cfg.AutoStart {

@@ -81,7 +81,7 @@ func (w *World) Save() {
 	w.mu.Unlock()
 	for name, n := range nodes {
 		n.mu.Lock()
-		sn := savedNode{Powered: n.powered}
+		sn := savedNode{Powered: n.powered.Load()}
 		for _, s := range n.sites {
 			sn.Sites = append(sn.Sites, savedSite{Config: s.cfg, Started: s.started})
 		}
@@ -133,7 +133,8 @@ func (w *World) restore() {
 	}
 	w.addrOwner, w.volOwner, w.volRoots = orEmpty(sw.AddrOwner), orEmpty(sw.VolOwner), orEmpty(sw.VolRoots)
 	for name, sn := range sw.Nodes {
-		n := &Node{w: w, name: name, powered: sn.Powered, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
+		n := &Node{w: w, name: name, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
+		n.powered.Store(sn.Powered)
 		for _, s := range sn.Sites {
 			n.sites[s.Config.ID] = &site{cfg: s.Config, started: s.Started}
 		}

@@ -187,7 +187,7 @@ func TestPowerLossAndAutoStart(t *testing.T) {
 	}
 	must(t, w3.AddAddress(ctx, backend.Address{CIDR: "127.0.10.9/32"}))
 	w3.mu.Lock()
-	w3.powered = false
+	w3.powered.Store(false)
 	w3.mu.Unlock()
 	w3.PowerOn()
 	sites, _ = w3.ListSites(ctx)

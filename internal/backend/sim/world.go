@@ -148,7 +148,8 @@ func (w *World) Node(name string) *Node {
 	if n, ok := w.nodes[name]; ok {
 		return n
 	}
-	n := &Node{w: w, name: name, powered: true, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
+	n := &Node{w: w, name: name, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
+	n.powered.Store(true)
 	w.nodes[name] = n
 	return n
 }
@@ -167,7 +168,7 @@ func (w *World) AddressHolders() map[string][]string {
 	out := map[string][]string{}
 	for _, n := range nodes {
 		n.mu.Lock()
-		if n.powered {
+		if n.powered.Load() {
 			for ip := range n.addrs {
 				out[ip] = append(out[ip], n.name)
 			}
