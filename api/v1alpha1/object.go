@@ -90,6 +90,24 @@ func New(kind string) Object {
 	return nil
 }
 
+// ShallowCopy returns a copy of o's top-level struct: its metadata and
+// status may be replaced without touching o; maps and slices are shared,
+// so they must not be changed.
+func ShallowCopy(o Object) Object {
+	switch t := o.(type) {
+	case *IISSite:
+		c := *t
+		return &c
+	case *IPResource:
+		c := *t
+		return &c
+	case *VolumeResource:
+		c := *t
+		return &c
+	}
+	return DeepCopy(o)
+}
+
 // DeepCopy returns an independent copy of o.
 func DeepCopy(o Object) Object {
 	b, err := json.Marshal(o)

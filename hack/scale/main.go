@@ -31,6 +31,7 @@ func main() {
 	groups := flag.String("groups", "1,100,1000", "group counts to measure, comma-separated")
 	within := flag.Duration("within", 3*time.Minute, "give up on a figure after this long")
 	flag.StringVar(&pprofAddr, "pprof", "", "serve up's profiles on this loopback address (SITEKEEPER_PPROF)")
+	flag.DurationVar(&hold, "hold", 0, "keep up running this long after the figures, to profile it")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -55,7 +56,10 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-var pprofAddr string
+var (
+	pprofAddr string
+	hold      time.Duration
+)
 
 // net is the second octet of the sites' addresses (127.<net>.x.y).
 const net, port = 140, 28080
@@ -142,6 +146,10 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 		return "", fmt.Errorf("failover not done within %s: %w", within, err)
 	}
 	failover := time.Since(at)
+	if hold > 0 {
+		fmt.Fprintf(os.Stderr, "groups %d: up keeps running for %s (store %s)\n", n, hold, ep)
+		time.Sleep(hold)
+	}
 	return fmt.Sprintf("groups %d: all served %s after start, failover of node1's %d groups %s, RSS of up %d MiB, idle CPU of up %.1f%% of a core",
 		n, ready.Round(10*time.Millisecond), len(held), failover.Round(10*time.Millisecond), rss, cpu), nil
 }

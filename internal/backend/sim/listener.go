@@ -57,6 +57,7 @@ func socketProto(b backend.Binding, ftpSSL string) string {
 // syncListenersLocked opens and closes sockets so that exactly the started
 // sites' bindings on held addresses listen. Caller holds n.mu.
 func (n *Node) syncListenersLocked() error {
+	n.byKey = nil // every change of sites or bindings passes here
 	want := map[string]string{}
 	for _, s := range n.sites {
 		if !s.started {
@@ -123,8 +124,21 @@ func (n *Node) listen(key, proto string) (*listener, error) {
 // siteFor finds the started site answering host on key, exact host name
 // first, then the site bound with no host name. Caller holds n.mu.
 func (n *Node) siteForLocked(key, proto, host string) *site {
+	if n.byKey == nil {
+		n.byKey = map[string][]*site{}
+		for _, s := range n.sites {
+			seen := map[string]bool{}
+			for _, b := range s.cfg.Bindings {
+				k := net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port)))
+				if !seen[k] {
+					seen[k] = true
+					n.byKey[k] = append(n.byKey[k], s)
+				}
+			}
+		}
+	}
 	var fallback *site
-	for _, s := range n.sites {
+	for _, s := range n.byKey[key] {
 		if !s.started {
 			continue
 		}

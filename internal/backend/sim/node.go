@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -31,8 +32,11 @@ type Node struct {
 	// powered is read without the node's lock: the world checks it
 	// while holding its own (liveOwner), and a node method holding the
 	// node's lock takes the world's: locking both ways deadlocked.
-	powered   atomic.Bool
-	sites     map[int64]*site
+	powered atomic.Bool
+	sites   map[int64]*site
+	// byKey indexes the sites by the ip:port of their bindings, for the
+	// lookup every request makes; nil when the sites changed since.
+	byKey     map[string][]*site
 	addrs     map[string]backend.Address // ip -> address
 	listeners map[string]*listener       // ip:port -> listener
 	probe     probe.Network
@@ -250,7 +254,9 @@ func (n *Node) UpdateBindings(ctx context.Context, name string, add, remove []ba
 		}
 		if err := n.syncListenersLocked(); err != nil {
 			s.cfg.Bindings = old
-			_ = n.syncListenersLocked()
+			if rerr := n.syncListenersLocked(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("listen again on the old bindings: %w", rerr))
+			}
 			return fmt.Errorf("update bindings of %q: %w", name, err)
 		}
 		return nil
@@ -509,6 +515,7 @@ func (n *Node) BringOnline(ctx context.Context, id backend.VolumeID, root string
 	}
 	n.w.volOwner[key] = n.name
 	n.w.volRoots[key] = root
+	n.w.rootIndex = nil
 	return os.MkdirAll(n.w.VolumeDir(id), 0o755)
 }
 

@@ -132,6 +132,7 @@ func (w *World) restore() {
 		return
 	}
 	w.addrOwner, w.volOwner, w.volRoots = orEmpty(sw.AddrOwner), orEmpty(sw.VolOwner), orEmpty(sw.VolRoots)
+	w.rootIndex = nil
 	for name, sn := range sw.Nodes {
 		n := &Node{w: w, name: name, sites: map[int64]*site{}, addrs: map[string]backend.Address{}, listeners: map[string]*listener{}}
 		n.powered.Store(sn.Powered)

@@ -44,7 +44,10 @@ type World struct {
 	addrOwner  map[string]string // ip -> node
 	volOwner   map[string]string // volume id -> node
 	volRoots   map[string]string // volume id -> mount root as declared
-	certs      map[string]tls.Certificate
+	// rootIndex maps each root, normalized (backslashes, lower case, no
+	// trailing separator), to its volume id; nil when volRoots changed.
+	rootIndex map[string]string
+	certs     map[string]tls.Certificate
 	// anyAddress lets sites bind any address the node holds, not only
 	// loopback ones: the Linux backend puts real addresses on interfaces.
 	anyAddress bool
@@ -259,14 +262,24 @@ func (w *World) hostPath(node, winPath string) (string, bool, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	bestID, bestRoot := "", ""
-	for id, root := range w.volRoots {
-		r := strings.TrimRight(strings.ReplaceAll(root, "/", `\`), `\`)
-		if strings.EqualFold(p, r) || (len(p) > len(r) && strings.EqualFold(p[:len(r)], r) && p[len(r)] == '\\') {
-			if len(r) > len(bestRoot) {
-				bestID, bestRoot = id, r
-			}
+	if w.rootIndex == nil {
+		w.rootIndex = make(map[string]string, len(w.volRoots))
+		for id, root := range w.volRoots {
+			w.rootIndex[strings.ToLower(strings.TrimRight(strings.ReplaceAll(root, "/", `\`), `\`))] = id
 		}
+	}
+	// The longest root that is p or a folder above it: walk p up.
+	bestID, bestRoot := "", ""
+	for c := strings.TrimRight(p, `\`); c != ""; {
+		if id, ok := w.rootIndex[strings.ToLower(c)]; ok {
+			bestID, bestRoot = id, c
+			break
+		}
+		i := strings.LastIndexByte(c, '\\')
+		if i < 0 {
+			break
+		}
+		c = c[:i]
 	}
 	var base, rest string
 	if bestID != "" {

@@ -46,6 +46,25 @@ type Store struct {
 	leaseMu   sync.Mutex
 	evLease   clientv3.LeaseID
 	evLeaseAt time.Time
+
+	// decoded caches the objects and status values last decoded, by key,
+	// with the revision they were decoded at: a listing decodes only what
+	// changed since the last one. A thousand groups' leader and agents
+	// list everything several times a second while placing; decoding it
+	// all each time was most of their CPU and garbage.
+	cacheMu  sync.Mutex
+	objects  map[string]cachedObject
+	statuses map[string]cachedStatus
+}
+
+type cachedObject struct {
+	rev int64
+	obj v1alpha1.Object
+}
+
+type cachedStatus struct {
+	rev int64
+	st  v1alpha1.Status
 }
 
 // Connect opens a client to endpoints.
@@ -111,6 +130,62 @@ func decodeObjects(kvs []*mvccpb.KeyValue) ([]v1alpha1.Object, []store.DamagedKe
 	return objs, damaged
 }
 
+// decodeCached is decodeObjects through the cache. The objects it returns
+// are shared between callers and defaulted once (so that a later Default
+// writes nothing): they must not be changed; copy one to change it.
+func (s *Store) decodeCached(kvs []*mvccpb.KeyValue) ([]v1alpha1.Object, []store.DamagedKey) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	next := make(map[string]cachedObject, len(kvs))
+	objs := make([]v1alpha1.Object, 0, len(kvs))
+	var damaged []store.DamagedKey
+	for _, kv := range kvs {
+		key := string(kv.Key)
+		if c, ok := s.objects[key]; ok && c.rev == kv.ModRevision {
+			next[key] = c
+			objs = append(objs, c.obj)
+			continue
+		}
+		o, err := decodeObject(kv.Value, kv.ModRevision)
+		if err == nil {
+			err = objectAtKey(o, key)
+		}
+		if err != nil {
+			damaged = append(damaged, store.DamagedKey{Key: key, Error: err.Error(), Revision: kv.ModRevision})
+			continue
+		}
+		v1alpha1.Default(o)
+		next[key] = cachedObject{rev: kv.ModRevision, obj: o}
+		objs = append(objs, o)
+	}
+	s.objects = next
+	return objs, damaged
+}
+
+// statusCached decodes status values by key (kind/name), through the
+// cache; a value that does not decode is left out (an empty status).
+func (s *Store) statusCached(kvs []*mvccpb.KeyValue) map[string]v1alpha1.Status {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	next := make(map[string]cachedStatus, len(kvs))
+	out := make(map[string]v1alpha1.Status, len(kvs))
+	for _, kv := range kvs {
+		key := strings.TrimPrefix(string(kv.Key), family(store.FamilyStatus))
+		c, ok := s.statuses[key]
+		if !ok || c.rev != kv.ModRevision {
+			var st v1alpha1.Status
+			if json.Unmarshal(kv.Value, &st) != nil {
+				continue
+			}
+			c = cachedStatus{rev: kv.ModRevision, st: st}
+		}
+		next[key] = c
+		out[key] = c.st
+	}
+	s.statuses = next
+	return out
+}
+
 // objectAtKey checks that o is the object its key names: a value copied
 // under another key would otherwise be two objects of one name.
 func objectAtKey(o v1alpha1.Object, key string) error {
@@ -148,7 +223,7 @@ func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, erro
 		return store.Snapshot{}, fmt.Errorf("list objects: %w", err)
 	}
 	snap := store.Snapshot{Revision: resp.Header.Revision}
-	snap.Objects, snap.Damaged = decodeObjects(resp.Kvs)
+	snap.Objects, snap.Damaged = s.decodeCached(resp.Kvs)
 	if !withStatus {
 		return snap, nil
 	}
@@ -156,15 +231,12 @@ func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, erro
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("list status: %w", err)
 	}
-	byKey := map[string]v1alpha1.Status{}
-	for _, kv := range st.Kvs {
-		var status v1alpha1.Status
-		if json.Unmarshal(kv.Value, &status) == nil {
-			byKey[strings.TrimPrefix(string(kv.Key), family(store.FamilyStatus))] = status
-		}
-	}
-	for _, o := range snap.Objects {
-		*o.StatusRef() = byKey[o.GetKind()+"/"+o.Meta().Name]
+	byKey := s.statusCached(st.Kvs)
+	for i, o := range snap.Objects {
+		// The cached object is shared: the status goes on a copy.
+		c := v1alpha1.ShallowCopy(o)
+		*c.StatusRef() = byKey[o.GetKind()+"/"+o.Meta().Name]
+		snap.Objects[i] = c
 	}
 	return snap, nil
 }

@@ -512,3 +512,53 @@ func TestFieldManagersConflictAcrossAppliers(t *testing.T) {
 		t.Fatalf("port %d after the folder's apply, want 8080", p)
 	}
 }
+
+// TestListDecodesOnlyWhatChanged: a second listing reuses the objects
+// decoded by the first when their revision did not move, decodes a
+// changed one afresh, and a listing with status never writes status into
+// the shared objects.
+func TestListDecodesOnlyWhatChanged(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	web := v1alpha1.Ref{Kind: "IISSite", Name: "web1"}
+	if err := st.PutStatus(ctx, web, v1alpha1.Status{ActiveNode: "node1"}); err != nil {
+		t.Fatal(err)
+	}
+	byRef := func(snap store.Snapshot) map[v1alpha1.Ref]v1alpha1.Object {
+		m := map[v1alpha1.Ref]v1alpha1.Object{}
+		for _, o := range snap.Objects {
+			m[v1alpha1.RefOf(o)] = o
+		}
+		return m
+	}
+	list := func(withStatus bool) map[v1alpha1.Ref]v1alpha1.Object {
+		snap, err := st.list(ctx, withStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return byRef(snap)
+	}
+	first, withStatus := list(false), list(true)
+	if withStatus[web].StatusRef().ActiveNode != "node1" {
+		t.Fatalf("List lost the status: %+v", withStatus[web].StatusRef())
+	}
+	second := list(false)
+	if second[web].StatusRef().ActiveNode != "" {
+		t.Errorf("a listing with status wrote it into the shared object")
+	}
+	for ref, o := range second {
+		if o != first[ref] {
+			t.Errorf("%s decoded again though unchanged", ref)
+		}
+	}
+	if _, err := st.Apply(ctx, objects(t, strings.Replace(set, "siteID: 2", "siteID: 7", 1)), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	third := list(false)
+	if third[web] == first[web] || third[web].(*v1alpha1.IISSite).Spec.SiteID != 7 {
+		t.Errorf("the changed object was not decoded afresh: siteID %d", third[web].(*v1alpha1.IISSite).Spec.SiteID)
+	}
+}
