@@ -502,9 +502,11 @@ type BatchStore interface {
 	PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error
 }
 
-// groupsPerTxn bounds a batch: a decision and three statuses a group stay
-// well inside etcd's default of 128 operations per transaction.
-const groupsPerTxn = 24
+// groupsPerTxn bounds a batch: a decision and three statuses a group make
+// 512 operations, inside what Sitekeeper's members allow (MaxTxnOps); a
+// store that allows fewer refuses the batch, which is then written group
+// by group.
+const groupsPerTxn = 128
 
 // write stores the pass's writes, in batches when the store takes them: a
 // leader placing a thousand groups makes a few dozen round trips, not four

@@ -14,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -137,6 +138,27 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 	for i := 0; i < n; i += 2 {
 		held = append(held, i)
 	}
+	profiled := make(chan struct{})
+	if pprofAddr != "" {
+		// A CPU profile of the failover, for `go tool pprof`.
+		go func() {
+			defer close(profiled)
+			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=6")
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(os.TempDir(), fmt.Sprintf("sitekeeper-failover-%d.prof", n)))
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body) //nolint:errcheck // a profile for a person to read
+		}()
+		time.Sleep(200 * time.Millisecond)
+	} else {
+		close(profiled)
+	}
 	at := time.Now()
 	cli := exec.Command(bin, "sim", "fail-node", "node1", "--endpoints", ep)
 	if b, err := cli.CombinedOutput(); err != nil {
@@ -146,6 +168,7 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 		return "", fmt.Errorf("failover not done within %s: %w", within, err)
 	}
 	failover := time.Since(at)
+	<-profiled
 	if hold > 0 {
 		fmt.Fprintf(os.Stderr, "groups %d: up keeps running for %s (store %s)\n", n, hold, ep)
 		time.Sleep(hold)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ func (n *Node) syncListenersLocked() error {
 			if _, held := n.addrs[b.IP]; !held {
 				continue
 			}
-			want[net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port)))] = socketProto(b, s.cfg.FTPSSL)
+			want[bindingKey(b)] = socketProto(b, s.cfg.FTPSSL)
 		}
 	}
 	for key, l := range n.listeners {
@@ -92,6 +93,73 @@ func (n *Node) syncListenersLocked() error {
 		n.listeners[key] = l
 	}
 	return errors.Join(errs...)
+}
+
+// syncKeysLocked is syncListenersLocked for the sockets keys only: a site
+// started or stopped touches its own bindings' sockets, and looking at
+// every site for each (under the node's lock) made a node starting a
+// thousand sites do a million lookups one at a time. Caller holds n.mu.
+func (n *Node) syncKeysLocked(keys []string) error {
+	n.indexLocked()
+	var errs []error
+	for _, key := range keys {
+		want := ""
+		for _, s := range n.byKey[key] {
+			if !s.started {
+				continue
+			}
+			for _, b := range s.cfg.Bindings {
+				if _, held := n.addrs[b.IP]; held && bindingKey(b) == key {
+					want = socketProto(b, s.cfg.FTPSSL)
+				}
+			}
+		}
+		if l, ok := n.listeners[key]; ok && (want == "" || want != l.proto || !n.powered.Load()) {
+			l.close()
+			delete(n.listeners, key)
+		}
+		if want == "" || !n.powered.Load() {
+			continue
+		}
+		if _, ok := n.listeners[key]; ok {
+			continue
+		}
+		l, err := n.listen(key, want)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n.listeners[key] = l
+	}
+	return errors.Join(errs...)
+}
+
+func bindingKey(b backend.Binding) string {
+	return net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port)))
+}
+
+// keysOf is the sockets of s's bindings.
+func keysOf(s *site) []string {
+	var keys []string
+	for _, b := range s.cfg.Bindings {
+		if k := bindingKey(b); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// indexLocked builds byKey when the sites changed. Caller holds n.mu.
+func (n *Node) indexLocked() {
+	if n.byKey != nil {
+		return
+	}
+	n.byKey = map[string][]*site{}
+	for _, s := range n.sites {
+		for _, k := range keysOf(s) {
+			n.byKey[k] = append(n.byKey[k], s)
+		}
+	}
 }
 
 func (n *Node) listen(key, proto string) (*listener, error) {
@@ -124,26 +192,14 @@ func (n *Node) listen(key, proto string) (*listener, error) {
 // siteFor finds the started site answering host on key, exact host name
 // first, then the site bound with no host name. Caller holds n.mu.
 func (n *Node) siteForLocked(key, proto, host string) *site {
-	if n.byKey == nil {
-		n.byKey = map[string][]*site{}
-		for _, s := range n.sites {
-			seen := map[string]bool{}
-			for _, b := range s.cfg.Bindings {
-				k := net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port)))
-				if !seen[k] {
-					seen[k] = true
-					n.byKey[k] = append(n.byKey[k], s)
-				}
-			}
-		}
-	}
+	n.indexLocked()
 	var fallback *site
 	for _, s := range n.byKey[key] {
 		if !s.started {
 			continue
 		}
 		for _, b := range s.cfg.Bindings {
-			if net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port))) != key || socketProto(b, s.cfg.FTPSSL) != proto {
+			if bindingKey(b) != key || socketProto(b, s.cfg.FTPSSL) != proto {
 				continue
 			}
 			if strings.EqualFold(b.HostName, host) {

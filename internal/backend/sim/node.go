@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -139,9 +140,11 @@ func (n *Node) PowerOn() {
 			continue
 		}
 		s.started = true
-		if err := n.syncListenersLocked(); err != nil {
+		if err := n.syncKeysLocked(keysOf(s)); err != nil {
 			s.started = false
-			_ = n.syncListenersLocked()
+			if rerr := n.syncKeysLocked(keysOf(s)); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 			n.w.log.Info("Auto-start failed", "node", n.name, "site", s.cfg.Name, "error", err.Error())
 		}
 	}
@@ -205,6 +208,7 @@ func (n *Node) CreateSite(ctx context.Context, cfg backend.SiteConfig) error {
 	cfg.Bindings = slices.Clone(cfg.Bindings)
 	backend.SortBindings(cfg.Bindings)
 	n.sites[cfg.ID] = &site{cfg: cfg}
+	n.byKey = nil
 	return nil
 }
 
@@ -245,15 +249,18 @@ func (n *Node) UpdateBindings(ctx context.Context, name string, add, remove []ba
 		next = append(next, add...)
 		backend.SortBindings(next)
 		s.cfg.Bindings = next
+		n.byKey = nil
 		if !s.started {
 			return nil
 		}
 		if err := n.checkStartable(s); err != nil {
 			s.cfg.Bindings = old
+			n.byKey = nil
 			return fmt.Errorf("update bindings of %q: %w", name, err)
 		}
 		if err := n.syncListenersLocked(); err != nil {
 			s.cfg.Bindings = old
+			n.byKey = nil
 			if rerr := n.syncListenersLocked(); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("listen again on the old bindings: %w", rerr))
 			}
@@ -341,9 +348,11 @@ func (n *Node) StartSite(ctx context.Context, name string) error {
 			return fmt.Errorf("start site %q: %w", name, err)
 		}
 		s.started = true
-		if err := n.syncListenersLocked(); err != nil {
+		if err := n.syncKeysLocked(keysOf(s)); err != nil {
 			s.started = false
-			_ = n.syncListenersLocked()
+			if rerr := n.syncKeysLocked(keysOf(s)); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 			return fmt.Errorf("start site %q: %w", name, err)
 		}
 		return nil
@@ -359,7 +368,8 @@ func (n *Node) checkStartable(s *site) error {
 		if _, ok := n.addrs[b.IP]; !ok {
 			return fmt.Errorf("binding %s: %w (IIS: The requested address is not valid in its context)", b, backend.ErrAddressNotHeld)
 		}
-		for _, o := range n.sites {
+		n.indexLocked()
+		for _, o := range n.byKey[bindingKey(b)] {
 			if o == s || !o.started {
 				continue
 			}
@@ -381,7 +391,7 @@ func (n *Node) StopSite(ctx context.Context, name string) error {
 	}
 	return n.withSite(name, func(s *site) error {
 		s.started = false
-		return n.syncListenersLocked()
+		return n.syncKeysLocked(keysOf(s))
 	})
 }
 
@@ -469,7 +479,13 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 	}
 	n.w.mu.Unlock()
 	// A started site whose address left stops listening there, as HTTP.sys does.
-	return n.syncListenersLocked()
+	var keys []string
+	for key := range n.listeners {
+		if host, _, err := net.SplitHostPort(key); err == nil && host == ip {
+			keys = append(keys, key)
+		}
+	}
+	return n.syncKeysLocked(keys)
 }
 
 // ListVolumes returns every volume known in the world; Online when this
