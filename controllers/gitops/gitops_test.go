@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
 )
@@ -131,6 +132,49 @@ func TestResyncRevertingASwitchoverWarns(t *testing.T) {
 	}
 	if len(warned) != 1 || !strings.HasPrefix(warned[0], "Warning IISSite/site-0") || !strings.Contains(warned[0], "it was node2") {
 		t.Fatalf("SwitchoverReverted events: %v", warned)
+	}
+	if after, _ := st.Get(ctx, site); after.PlacementSpec().ActiveNode != "" {
+		t.Errorf("activeNode after the resync: %q, want the folder's (none)", after.PlacementSpec().ActiveNode)
+	}
+}
+
+// TestResyncRestsUntilSomethingChanges: a resync that finds neither the
+// folder nor any object changed since the last whole apply applies
+// nothing; once an object is changed outside the folder, the next resync
+// applies and puts the folder's value back.
+func TestResyncRestsUntilSomethingChanges(t *testing.T) {
+	ctx := context.Background()
+	st := etcdtest.Start(t, true)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "g0.yaml"), []byte(group(0, 8080)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	applied := 0
+	r := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "t", Dir: dir, Prune: true},
+		OnApplied: func(string, []store.ApplyResult, error) { applied++ }}
+	for _, reason := range []string{"start", "resync", "resync", "resync"} {
+		if err := r.Sync(ctx, reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The start's own writes are seen once; then it rests.
+	if applied != 2 {
+		t.Errorf("the folder was applied %d times in a start and three idle resyncs, want 2", applied)
+	}
+	site := v1alpha1.Ref{Kind: v1alpha1.KindIISSite, Name: "site-0"}
+	o, err := st.Get(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.PlacementSpec().ActiveNode = "node2"
+	if err := st.UpdateSpecs(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx, "resync"); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 3 {
+		t.Errorf("a resync after a change outside the folder did not apply (%d applies)", applied)
 	}
 	if after, _ := st.Get(ctx, site); after.PlacementSpec().ActiveNode != "" {
 		t.Errorf("activeNode after the resync: %q, want the folder's (none)", after.PlacementSpec().ActiveNode)

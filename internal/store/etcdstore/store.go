@@ -55,6 +55,42 @@ type Store struct {
 	cacheMu  sync.Mutex
 	objects  map[string]cachedObject
 	statuses map[string]cachedStatus
+	values   map[string]map[string]cachedValue // family prefix -> key -> value
+}
+
+type cachedValue struct {
+	rev int64
+	v   any
+	ok  bool // false: the value does not decode
+}
+
+// decodeFamily decodes a whole family's values (reports, decisions)
+// through the cache: only the keys whose revision moved are decoded
+// again. Values hold maps shared between callers: read them, never change
+// them.
+func decodeFamily[T any](s *Store, prefix string, kvs []*mvccpb.KeyValue, decode func(key string, value []byte, rev int64) (T, bool)) map[string]T {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.values == nil {
+		s.values = map[string]map[string]cachedValue{}
+	}
+	prev := s.values[prefix]
+	next := make(map[string]cachedValue, len(kvs))
+	out := make(map[string]T, len(kvs))
+	for _, kv := range kvs {
+		key := string(kv.Key)
+		c, hit := prev[key]
+		if !hit || c.rev != kv.ModRevision {
+			v, ok := decode(key, kv.Value, kv.ModRevision)
+			c = cachedValue{rev: kv.ModRevision, v: v, ok: ok}
+		}
+		next[key] = c
+		if c.ok {
+			out[strings.TrimPrefix(key, prefix)] = c.v.(T)
+		}
+	}
+	s.values[prefix] = next
+	return out
 }
 
 type cachedObject struct {
@@ -647,23 +683,32 @@ func getPrefix[T any](ctx context.Context, s *Store, prefix string) (map[string]
 	return out, nil
 }
 
+// ObjectsChangedSince reports whether an object was written after rev,
+// and the store's revision now; it reads the changed keys only, no value.
+// (etcd's count ignores the revision filter, so the keys are asked for.)
+func (s *Store) ObjectsChangedSince(ctx context.Context, rev int64) (bool, int64, error) {
+	resp, err := s.client.Get(ctx, family(store.FamilyObjects), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinModRev(rev+1))
+	if err != nil {
+		return false, 0, err
+	}
+	return len(resp.Kvs) > 0, resp.Header.Revision, nil
+}
+
 // Decisions returns every placement decision with its revision.
 func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error) {
 	resp, err := s.client.Get(ctx, family(store.FamilyDecisions), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]store.Decision{}
-	for _, kv := range resp.Kvs {
-		group := strings.TrimPrefix(string(kv.Key), family(store.FamilyDecisions))
-		d, err := decodeDecision(string(kv.Key), kv.Value)
+	prefix := family(store.FamilyDecisions)
+	return decodeFamily(s, prefix, resp.Kvs, func(key string, value []byte, rev int64) (store.Decision, bool) {
+		d, err := decodeDecision(key, value)
 		if err != nil {
-			d = store.Decision{Group: group, Damaged: err.Error()}
+			d = store.Decision{Group: strings.TrimPrefix(key, prefix), Damaged: err.Error()}
 		}
-		d.Revision = kv.ModRevision
-		out[group] = d
-	}
-	return out, nil
+		d.Revision = rev
+		return d, true
+	}), nil
 }
 
 // PutDecision writes a decision with a compare-and-swap on its revision

@@ -133,10 +133,15 @@ const reportsPerTxn = 128
 
 // Reports returns every node's report on every group.
 func (s *Store) Reports(ctx context.Context) ([]store.Report, error) {
-	m, err := getPrefix[store.Report](ctx, s, family(store.FamilyReports))
+	prefix := family(store.FamilyReports)
+	resp, err := s.client.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
+	m := decodeFamily(s, prefix, resp.Kvs, func(_ string, value []byte, _ int64) (store.Report, bool) {
+		var r store.Report
+		return r, json.Unmarshal(value, &r) == nil
+	})
 	out := make([]store.Report, 0, len(m))
 	for _, r := range m {
 		out = append(out, r)
