@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,10 +75,10 @@ type Reconciler struct {
 	syncedStore int64
 }
 
-// ChangeCounter is a Store that can tell cheaply whether any object
-// changed since a revision.
+// ChangeCounter is a Store that can tell cheaply which objects changed
+// since a revision (each with the revision of its last write).
 type ChangeCounter interface {
-	ObjectsChangedSince(ctx context.Context, rev int64) (changed bool, now int64, err error)
+	ObjectsChangedSince(ctx context.Context, rev int64) (changed map[v1alpha1.Ref]int64, now int64, err error)
 }
 
 // DefaultName derives a source name from a folder.
@@ -157,13 +158,13 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	cc, counting := r.Store.(ChangeCounter)
 	key := fmt.Sprintf("%s prune=%t allowEmpty=%t", rev, r.Source.Prune, r.Source.AllowEmpty)
 	if counting && r.synced == key && prev.Revision == rev && prev.LastAttempt.Error == "" {
-		if changed, _, err := cc.ObjectsChangedSince(ctx, r.syncedStore); err == nil && !changed {
+		if changed, _, err := cc.ObjectsChangedSince(ctx, r.syncedStore); err == nil && len(changed) == 0 {
 			return nil // neither the folder nor any object changed: no drift
 		}
 	}
 	var before int64
 	if counting {
-		if _, now, err := cc.ObjectsChangedSince(ctx, 0); err == nil {
+		if _, now, err := cc.ObjectsChangedSince(ctx, math.MaxInt64-1); err == nil {
 			before = now
 		}
 	}
@@ -172,14 +173,40 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	results, applyErr := r.apply(ctx, files, prev, rev)
 	r.synced, r.syncedStore = "", 0
 	if applyErr == nil && counting && before > 0 {
-		// What this apply wrote is after before; the next resync applies
-		// again once, and then rests until something changes.
 		r.synced, r.syncedStore = key, before
+		// When the only writes since are this apply's own (one
+		// transaction: one revision, and only objects it reported
+		// written), the store matches the folder as of now.
+		if changed, now, err := cc.ObjectsChangedSince(ctx, before); err == nil && onlyOwnWrites(changed, results) {
+			r.syncedStore = now
+		}
 	}
 	if r.OnApplied != nil {
 		r.OnApplied(rev, results, applyErr)
 	}
 	return applyErr
+}
+
+// onlyOwnWrites reports whether changed holds exactly the objects results
+// says an apply wrote, all at one revision.
+func onlyOwnWrites(changed map[v1alpha1.Ref]int64, results []store.ApplyResult) bool {
+	wrote := map[v1alpha1.Ref]bool{}
+	for _, r := range results {
+		if r.Outcome != store.Unchanged {
+			wrote[r.Ref] = true
+		}
+	}
+	if len(wrote) != len(changed) {
+		return false
+	}
+	var at int64
+	for ref, rev := range changed {
+		if !wrote[ref] || (at != 0 && rev != at) {
+			return false
+		}
+		at = rev
+	}
+	return true
 }
 
 func (r *Reconciler) source(ctx context.Context) (store.Source, error) {

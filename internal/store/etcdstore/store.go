@@ -683,15 +683,21 @@ func getPrefix[T any](ctx context.Context, s *Store, prefix string) (map[string]
 	return out, nil
 }
 
-// ObjectsChangedSince reports whether an object was written after rev,
-// and the store's revision now; it reads the changed keys only, no value.
-// (etcd's count ignores the revision filter, so the keys are asked for.)
-func (s *Store) ObjectsChangedSince(ctx context.Context, rev int64) (bool, int64, error) {
+// ObjectsChangedSince lists the objects written after rev, each with the
+// revision of its last write, and the store's revision now; it reads keys
+// only, no value. (etcd's count ignores the revision filter, so the keys
+// are asked for.)
+func (s *Store) ObjectsChangedSince(ctx context.Context, rev int64) (map[v1alpha1.Ref]int64, int64, error) {
 	resp, err := s.client.Get(ctx, family(store.FamilyObjects), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinModRev(rev+1))
 	if err != nil {
-		return false, 0, err
+		return nil, 0, err
 	}
-	return len(resp.Kvs) > 0, resp.Header.Revision, nil
+	out := make(map[v1alpha1.Ref]int64, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		kind, name, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), family(store.FamilyObjects)), "/")
+		out[v1alpha1.Ref{Kind: kind, Name: name}] = kv.ModRevision
+	}
+	return out, resp.Header.Revision, nil
 }
 
 // Decisions returns every placement decision with its revision.
