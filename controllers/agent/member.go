@@ -84,6 +84,7 @@ type Member struct {
 	reloads    float64   // reads the throttle still allows at once (a token bucket)
 	reloadsAt  time.Time // when reloads was last refilled
 	kick       chan struct{}
+	graphs     graph.Memo // the desired state's graph, built again only when an object changed
 }
 
 // Reads of the whole desired state are throttled: a burst of reloadBurst
@@ -550,12 +551,16 @@ func withoutNode(d *plan.Desired, node string) *plan.Desired {
 }
 
 func (m *Member) load(ctx context.Context) (*plan.Desired, error) {
-	return LoadDesired(ctx, m.Store, m.Node)
+	return loadDesired(ctx, m.Store, m.Node, &m.graphs)
 }
 
 // LoadDesired reads the desired state from the store as node sees it (a
 // suspended node has every group suspended).
 func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desired, error) {
+	return loadDesired(ctx, st, node, &graph.Memo{})
+}
+
+func loadDesired(ctx context.Context, st DesiredStore, node string, graphs *graph.Memo) (*plan.Desired, error) {
 	snap, err := st.ListSpecs(ctx)
 	if err != nil {
 		return nil, err
@@ -580,7 +585,7 @@ func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desir
 	sort.SliceStable(d.Deleting, func(i, j int) bool {
 		return v1alpha1.KindOrder(d.Deleting[i].Object.GetKind()) < v1alpha1.KindOrder(d.Deleting[j].Object.GetKind())
 	})
-	d.Graph = graph.Of(active)
+	d.Graph = graphs.Of(active)
 	nodeSuspended := suspended.Node(node)
 	for _, g := range d.Graph.Groups {
 		if dec, ok := decisions[g.Name]; ok && dec.Damaged == "" {

@@ -21,7 +21,8 @@ import (
 
 // Store is what the placement leader reads and writes.
 type Store interface {
-	List(ctx context.Context) (store.Snapshot, error)
+	ListSpecs(ctx context.Context) (store.Snapshot, error)
+	Statuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error)
 	Nodes(ctx context.Context) (map[string]store.NodeInfo, error)
 	KnownNodes(ctx context.Context) (map[string]store.NodeInfo, error)
 	Reports(ctx context.Context) ([]store.Report, error)
@@ -78,6 +79,7 @@ type Controller struct {
 	// damagedSeen holds the damaged keys already warned of (key ->
 	// revision): one Warning event per bad value, not one per pass.
 	damagedSeen map[string]int64
+	graphs      graph.Memo
 	leading     atomic.Bool
 	crashed     atomic.Bool
 }
@@ -264,6 +266,7 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 // inputs is everything one pass decides from, read once.
 type inputs struct {
 	graph          *graph.Graph
+	status         map[v1alpha1.Ref]v1alpha1.Status
 	deleting       []v1alpha1.Object
 	live           map[string]bool
 	reports        map[string]map[string]store.Report // group -> node -> report
@@ -323,7 +326,13 @@ func (c *Controller) warnDamaged(keys []store.DamagedKey) {
 }
 
 func (c *Controller) read(ctx context.Context) (*inputs, error) {
-	snap, err := c.Store.List(ctx)
+	// Specs and status apart: the specs are the store's shared values,
+	// so an unchanged set gives the same graph without building it again.
+	snap, err := c.Store.ListSpecs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	status, err := c.Store.Statuses(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +356,7 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &inputs{live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
+	in := &inputs{status: status, live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
 		orphans: map[string]store.Decision{}, suspended: suspended, suspendedNodes: suspended.SuspendedNodes(),
 		budgets: map[string]time.Duration{}, unsafe: map[string]string{}, damagedRevs: map[string]int64{}}
 	for n, info := range nodes {
@@ -373,7 +382,7 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 			active = append(active, o)
 		}
 	}
-	in.graph = graph.Of(active) // validated when stored
+	in.graph = c.graphs.Of(active) // validated when stored
 	groups := map[string]bool{}
 	for _, grp := range in.graph.Groups {
 		groups[grp.Name] = true
@@ -476,7 +485,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 	}
 	for _, m := range grp.Members {
 		o := in.graph.Object(m)
-		st := ComputeStatus(o, view, next, w, *o.StatusRef(), now)
+		st := ComputeStatus(o, view, next, w, in.status[m], now)
 		b, _ := json.Marshal(st)
 		if c.written[m] == string(b) {
 			continue

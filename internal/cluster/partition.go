@@ -191,6 +191,13 @@ func (p *partitionable) PutReport(ctx context.Context, r store.Report) error {
 	return p.Store.PutReport(ctx, r)
 }
 
+func (p *partitionable) Statuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
+	if err := p.check(ctx); err != nil {
+		return nil, err
+	}
+	return p.Store.Statuses(ctx)
+}
+
 func (p *partitionable) PutReports(ctx context.Context, reps []store.Report) error {
 	if err := p.check(ctx); err != nil {
 		return err

@@ -5,8 +5,10 @@
 package graph
 
 import (
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 )
@@ -114,6 +116,29 @@ func Of(objs []v1alpha1.Object) *Graph {
 		v1alpha1.Default(o)
 	}
 	return Build(objs)
+}
+
+// Memo remembers the last graph built and the objects it was built from:
+// the very same objects (the same values, as a caching store hands out
+// for what did not change) give the same graph without building it again.
+// A leader or an agent of thousands of groups reads the desired state
+// several times a second while little changes; building the graph each
+// time was a third of a pass. The graph is shared: read it only.
+type Memo struct {
+	mu   sync.Mutex
+	objs []v1alpha1.Object
+	g    *Graph
+}
+
+// Of is graph.Of through the memo.
+func (m *Memo) Of(objs []v1alpha1.Object) *Graph {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.g != nil && slices.Equal(objs, m.objs) {
+		return m.g
+	}
+	m.g, m.objs = Of(objs), slices.Clone(objs)
+	return m.g
 }
 
 // Build derives the graph of objs. References that do not resolve are left

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -155,5 +156,21 @@ func TestVolumeIndexFor(t *testing.T) {
 		if got != want {
 			t.Errorf("For(%q) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+// TestMemoBuildsAgainOnlyOnChange: the same objects give the very same
+// graph; a changed object (another value) gives a new one.
+func TestMemoBuildsAgainOnlyOnChange(t *testing.T) {
+	objs := []v1alpha1.Object{ip("a", "127.0.0.1/32"), site("s1", `C:\a`, []string{"node1"}, "a"), ip("b", "127.0.0.2/32"), site("s2", `C:\b`, []string{"node1"}, "b")}
+	var m Memo
+	g1 := m.Of(objs)
+	if g2 := m.Of(slices.Clone(objs)); g2 != g1 {
+		t.Errorf("the same objects built the graph again")
+	}
+	changed := slices.Clone(objs)
+	changed[0] = v1alpha1.DeepCopy(objs[0])
+	if g3 := m.Of(changed); g3 == g1 || len(g3.Groups) != 2 {
+		t.Errorf("a changed object did not build a new graph (%d groups)", len(g3.Groups))
 	}
 }

@@ -277,6 +277,20 @@ func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, erro
 	return snap, nil
 }
 
+// Statuses returns every object's status, by object.
+func (s *Store) Statuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
+	resp, err := s.client.Get(ctx, family(store.FamilyStatus), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list status: %w", err)
+	}
+	out := map[v1alpha1.Ref]v1alpha1.Status{}
+	for key, st := range s.statusCached(resp.Kvs) {
+		kind, name, _ := strings.Cut(key, "/")
+		out[v1alpha1.Ref{Kind: kind, Name: name}] = st
+	}
+	return out, nil
+}
+
 // Get returns one object with its status.
 func (s *Store) Get(ctx context.Context, ref v1alpha1.Ref) (v1alpha1.Object, error) {
 	resp, err := s.client.Get(ctx, objectKey(ref))

@@ -128,6 +128,17 @@ func (s *Store) List(context.Context) (store.Snapshot, error) { return s.list(tr
 // ListSpecs returns every object without status.
 func (s *Store) ListSpecs(context.Context) (store.Snapshot, error) { return s.list(false), nil }
 
+// Statuses returns every object's status.
+func (s *Store) Statuses(context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[v1alpha1.Ref]v1alpha1.Status, len(s.status))
+	for r, st := range s.status {
+		out[r] = st
+	}
+	return out, nil
+}
+
 func (s *Store) list(withStatus bool) store.Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
