@@ -119,6 +119,13 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	l.mu.Lock()
 	var waits []chan struct{}
 	for _, r := range l.nodes {
+		// The simulated machines stay as they are (below), serving: a
+		// node that handed its groups over on the way out (a lease
+		// revoke) let a node not yet stopped take them while the first
+		// machine still held them (found by the fault run's restarts).
+		// The leases run out instead; an up started again within them
+		// adopts what the machines hold.
+		r.rt.Crash()
 		r.cancel()
 		waits = append(waits, r.done)
 	}
