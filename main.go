@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	if err := profiling.Start(); err != nil {
+	if _, err := profiling.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(cli.ExitUsage)
 	}
