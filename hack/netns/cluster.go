@@ -104,12 +104,14 @@ func (s *Sitekeeper) WitnessLeads(ctx context.Context) error {
 	for {
 		out, err := s.CLI(ctx, "", "member", "list", "-o", "json")
 		if err == nil {
-			var ms []struct {
-				Name   string `json:"name"`
-				Leader bool   `json:"leader"`
+			var ms struct {
+				Items []struct {
+					Name   string `json:"name"`
+					Leader bool   `json:"leader"`
+				} `json:"items"`
 			}
 			if json.Unmarshal([]byte(out), &ms) == nil {
-				for _, m := range ms {
+				for _, m := range ms.Items {
 					if m.Name == "witness" && m.Leader {
 						return nil
 					}
@@ -198,14 +200,16 @@ func (s *Sitekeeper) TakedownBudget(node string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	var nodes []struct {
-		Name           string `json:"name"`
-		TakedownBudget string `json:"takedownBudget"`
+	var nodes struct {
+		Items []struct {
+			Name           string `json:"name"`
+			TakedownBudget string `json:"takedownBudget"`
+		} `json:"items"`
 	}
 	if json.Unmarshal([]byte(out), &nodes) != nil {
 		return 0
 	}
-	for _, n := range nodes {
+	for _, n := range nodes.Items {
 		if n.Name == node {
 			d, _ := time.ParseDuration(n.TakedownBudget)
 			return d
@@ -223,15 +227,20 @@ func (s *Sitekeeper) Refusals() []string {
 	if err != nil {
 		return nil
 	}
-	var found []string
-	for _, line := range strings.Split(out, "\n") {
-		var e struct {
+	var list struct {
+		Items []struct {
 			Time    time.Time `json:"time"`
 			Reason  string    `json:"reason"`
 			Node    string    `json:"node"`
 			Message string    `json:"message"`
-		}
-		if json.Unmarshal([]byte(line), &e) != nil || e.Reason != "StepFailed" {
+		} `json:"items"`
+	}
+	if json.Unmarshal([]byte(out), &list) != nil {
+		return nil
+	}
+	var found []string
+	for _, e := range list.Items {
+		if e.Reason != "StepFailed" {
 			continue
 		}
 		if strings.Contains(e.Message, "held by another") || strings.Contains(e.Message, "duplicate address") {

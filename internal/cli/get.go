@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"sort"
@@ -18,6 +16,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
@@ -49,32 +48,16 @@ func readyOf(st v1alpha1.Status) string {
 	return "Unknown"
 }
 
-func emit(w io.Writer, output string, v any) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "yaml":
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	return fmt.Errorf("unknown output %q", output)
-}
-
 func newGetCmd(s *streams, g *globalFlags) *cobra.Command {
 	var output string
+	var watch bool
 	cmd := &cobra.Command{
-		Use:   "get KIND [NAME] [-o table|wide|yaml|json]",
+		Use:   "get KIND [NAME] [-o table|wide|yaml|json] [-w]",
 		Short: "List objects, groups or nodes with their state",
 		Long: `Get lists iissites (site), ipresources (ip), volumeresources (vol), groups or
 nodes. Objects show their active node, readiness and age.`,
 		Example: `  sitekeeper get sites
-  sitekeeper get groups
+  sitekeeper get groups -w
   sitekeeper get site WebSite1 -o yaml`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
@@ -83,10 +66,8 @@ nodes. Objects show their active node, readiness and age.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch output {
-			case "table", "wide", "yaml", "json":
-			default:
-				return usagef("unknown output format %q; use table, wide, yaml or json", output)
+			if err := printer.CheckFormat(output, printer.Formats...); err != nil {
+				return usagef("%v", err)
 			}
 			ctx := cmd.Context()
 			name := ""
@@ -94,70 +75,110 @@ nodes. Objects show their active node, readiness and age.`,
 				name = args[1]
 			}
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
-				cs, err := readState(ctx, st)
-				if err != nil {
-					return err
+				if !watch {
+					return show(ctx, s, st, args[0], name, output)
 				}
-				warnDamaged(s.err, cs)
-				switch strings.ToLower(args[0]) {
-				case "source", "sources", "src":
-					return getSources(ctx, s, st, name, output)
-				case "group", "groups", "grp":
-					return getGroups(s, cs, name, output)
-				case "node", "nodes", "no":
-					return getNodes(ctx, s, st, cs, name, output)
-				}
-				kind, ok := v1alpha1.ParseKind(args[0])
-				if !ok {
-					return usagef("unknown kind %q; use sites, ips, vols, groups or nodes", args[0])
-				}
-				var objs []v1alpha1.Object
-				for _, o := range cs.snap.Objects {
-					if o.GetKind() == kind && (name == "" || o.Meta().Name == name) {
-						objs = append(objs, o)
-					}
-				}
-				if name != "" && len(objs) == 0 {
-					return fmt.Errorf("%s %q: %w", kind, name, store.ErrNotFound)
-				}
-				if output == "yaml" || output == "json" {
-					if name != "" {
-						return emit(s.out, output, objs[0])
-					}
-					return emit(s.out, output, map[string]any{"apiVersion": v1alpha1.APIVersion, "kind": kind + "List", "items": objs})
-				}
-				tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-				if output == "wide" {
-					fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE\tGROUP\tNODES\tGENERATION\tOBSERVED")
-				} else {
-					fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE")
-				}
-				for _, o := range objs {
-					st := o.StatusRef()
-					active := st.ActiveNode
-					if active == "" {
-						active = "<none>"
-					}
-					state := readyOf(*st)
-					if o.Meta().DeletionTimestamp != nil {
-						state = "Deleting"
-					}
-					if output == "wide" {
-						grp, nodes := "-", "-"
-						if gr, ok := cs.graph.GroupOf(v1alpha1.RefOf(o)); ok {
-							grp, nodes = gr.Name, strings.Join(gr.Placement.Nodes, ",")
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp), grp, nodes, o.Meta().Generation, st.ObservedGeneration)
-					} else {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp))
-					}
-				}
-				return tw.Flush()
+				return watchGet(ctx, s, st, func() error { return show(ctx, s, st, args[0], name, output) })
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print again whenever the state changes, until interrupted")
 	return cmd
+}
+
+// watchGet runs show now and again after each change of the state it
+// reads (changes within a quarter second are shown once), each time under
+// a line with the time, until ctx ends.
+func watchGet(ctx context.Context, s *streams, st *etcdstore.Store, show func() error) error {
+	changes := st.Changes(ctx, store.FamilyObjects, store.FamilyStatus, store.FamilyDecisions, store.FamilyNodes,
+		store.FamilyReports, store.FamilySuspended, store.FamilyObserved, store.FamilySources)
+	for {
+		fmt.Fprintf(s.out, "--- %s\n", time.Now().Format("15:04:05.000"))
+		if err := show(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+		for drained := false; !drained; {
+			select {
+			case <-changes:
+			default:
+				drained = true
+			}
+		}
+	}
+}
+
+// show prints one get.
+func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, output string) error {
+	cs, err := readState(ctx, st)
+	if err != nil {
+		return err
+	}
+	warnDamaged(s.err, cs)
+	switch strings.ToLower(kindArg) {
+	case "source", "sources", "src":
+		return getSources(ctx, s, st, name, output)
+	case "group", "groups", "grp":
+		return getGroups(s, cs, name, output)
+	case "node", "nodes", "no":
+		return getNodes(ctx, s, st, cs, name, output)
+	}
+	kind, ok := v1alpha1.ParseKind(kindArg)
+	if !ok {
+		return usagef("unknown kind %q; use sites, ips, vols, groups or nodes", kindArg)
+	}
+	var objs []v1alpha1.Object
+	for _, o := range cs.snap.Objects {
+		if o.GetKind() == kind && (name == "" || o.Meta().Name == name) {
+			objs = append(objs, o)
+		}
+	}
+	if name != "" && len(objs) == 0 {
+		return fmt.Errorf("%s %q: %w", kind, name, store.ErrNotFound)
+	}
+	if printer.Structured(output) {
+		return printer.Items(s.out, output, kind, objs, name != "")
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	if output == "wide" {
+		fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE\tGROUP\tNODES\tGENERATION\tOBSERVED")
+	} else {
+		fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE")
+	}
+	for _, o := range objs {
+		st := o.StatusRef()
+		active := st.ActiveNode
+		if active == "" {
+			active = "<none>"
+		}
+		state := readyOf(*st)
+		if o.Meta().DeletionTimestamp != nil {
+			state = "Deleting"
+		}
+		if output == "wide" {
+			grp, nodes := "-", "-"
+			if gr, ok := cs.graph.GroupOf(v1alpha1.RefOf(o)); ok {
+				grp, nodes = gr.Name, strings.Join(gr.Placement.Nodes, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp), grp, nodes, o.Meta().Generation, st.ObservedGeneration)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp))
+		}
+	}
+	return tw.Flush()
 }
 
 type groupRow struct {
@@ -203,8 +224,8 @@ func getGroups(s *streams, cs *clusterState, name, output string) error {
 	if name != "" && len(rows) == 0 {
 		return fmt.Errorf("group %q: %w", name, store.ErrNotFound)
 	}
-	if output == "yaml" || output == "json" {
-		return emit(s.out, output, rows)
+	if printer.Structured(output) {
+		return printer.Items(s.out, output, "Group", rows, name != "")
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tACTIVE\tNODES\tSWITCHBACK\tMEMBERS\tREASON")
@@ -323,8 +344,8 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 	if name != "" && len(rows) == 0 {
 		return fmt.Errorf("node %q: %w", name, store.ErrNotFound)
 	}
-	if output == "yaml" || output == "json" {
-		return emit(s.out, output, rows)
+	if printer.Structured(output) {
+		return printer.Items(s.out, output, "Node", rows, name != "")
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tLEASE RENEWED\tTAKEDOWN\tHEALTH\tETCD MEMBER\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
@@ -381,7 +402,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					if len(rows) == 0 {
 						return fmt.Errorf("group %q: %w", args[1], store.ErrNotFound)
 					}
-					return emit(s.out, "yaml", rows[0])
+					return printer.Encode(s.out, "yaml", rows[0])
 				}
 				if k := strings.ToLower(args[0]); k == "node" || k == "nodes" || k == "no" {
 					n, err := resolveNode(ctx, st, args[1])
@@ -544,8 +565,8 @@ func getSources(ctx context.Context, s *streams, st *etcdstore.Store, name, outp
 	if name != "" && len(rows) == 0 {
 		return fmt.Errorf("source %q: %w", name, store.ErrNotFound)
 	}
-	if output == "yaml" || output == "json" {
-		return emit(s.out, output, rows)
+	if printer.Structured(output) {
+		return printer.Items(s.out, output, "Source", rows, name != "")
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tREADY\tREVISION\tOBJECTS\tAGE\tMESSAGE")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/internal/logging"
+	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
@@ -140,10 +140,8 @@ it promotes itself to a voting member once it has caught up.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(s.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(ms)
+			if printer.Structured(output) {
+				return printer.Encode(s.out, output, printer.List("Member", ms))
 			}
 			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tID\tROLE\tPEER URLS\tCLIENT URLS")
@@ -153,7 +151,7 @@ it promotes itself to a voting member once it has caught up.`,
 			return tw.Flush()
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	list.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
 	var peerURL string
 	add := &cobra.Command{
 		Use:     "add NAME --peer-url URL",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
+	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
@@ -20,15 +21,21 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 	var output, object, node, typ string
 	var since time.Duration
 	cmd := &cobra.Command{
-		Use:   "events [--watch] [-o table|json] [--object OBJ] [--node NODE] [--type Normal|Warning] [--since 10m]",
+		Use:   "events [--watch] [-o table|wide|yaml|json] [--object OBJ] [--node NODE] [--type Normal|Warning] [--since 10m]",
 		Short: "List what happened: placement decisions, steps, applies and deletes",
 		Example: `  sitekeeper events --watch
   sitekeeper events --type Warning --since 10m
   sitekeeper events --object group/WebSite1 --node node2`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usagef("unknown output format %q; use table or json", output)
+			if err := printer.CheckFormat(output, printer.Formats...); err != nil {
+				return usagef("%v", err)
+			}
+			if output == "wide" {
+				output = "table" // every column already
+			}
+			if watch && output == "yaml" {
+				return usagef("events --watch prints a table or one JSON event a line; use -o table or -o json")
 			}
 			if typ != "" && !strings.EqualFold(typ, store.Normal) && !strings.EqualFold(typ, store.Warning) {
 				return usagef("--type %q: use Normal or Warning", typ)
@@ -53,13 +60,21 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+				var listed []store.Event
 				print := func(e store.Event) {
 					if !keep(e) {
 						return
 					}
+					if printer.Structured(output) && !watch {
+						listed = append(listed, e)
+						return
+					}
 					if output == "json" {
-						b, _ := json.Marshal(e)
-						fmt.Fprintln(s.out, string(b))
+						// Watching: one event a line, as it happens.
+						b, err := json.Marshal(e)
+						if err == nil {
+							fmt.Fprintln(s.out, string(b))
+						}
 						return
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05.000"), e.Type, e.Reason, e.Object, orDash(e.Node), e.Message)
@@ -73,6 +88,9 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 				for _, e := range events {
 					print(e)
 				}
+				if printer.Structured(output) && !watch {
+					return printer.Encode(s.out, output, printer.List("Event", listed))
+				}
 				if !watch {
 					return tw.Flush()
 				}
@@ -84,7 +102,7 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep printing new events")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json (one event per line)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json (a List; with --watch one JSON event a line)")
 	cmd.Flags().StringVar(&object, "object", "", "only events of this object: group/NAME, node/NAME, IISSite/NAME, or a bare NAME")
 	cmd.Flags().StringVar(&node, "node", "", "only events on this node")
 	cmd.Flags().StringVar(&typ, "type", "", "only Normal or only Warning events")

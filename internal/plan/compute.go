@@ -61,10 +61,10 @@ type Deletion struct {
 
 // Observed is what one node has now.
 type Observed struct {
-	Node      string
-	Sites     []backend.Site
-	Addresses []backend.Address
-	Volumes   []backend.Volume
+	Node      string            `json:"node"`
+	Sites     []backend.Site    `json:"sites"`
+	Addresses []backend.Address `json:"addresses"`
+	Volumes   []backend.Volume  `json:"volumes"`
 }
 
 // observedIndex finds observed things by identity.

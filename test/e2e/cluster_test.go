@@ -171,12 +171,15 @@ type group struct {
 
 func (c *cluster) groups() map[string]group {
 	c.t.Helper()
-	var gs []group
-	if err := json.Unmarshal([]byte(c.must("get", "groups", "-o", "json")), &gs); err != nil {
-		c.t.Fatal(err)
+	var gs struct {
+		Kind  string
+		Items []group
+	}
+	if err := json.Unmarshal([]byte(c.must("get", "groups", "-o", "json")), &gs); err != nil || gs.Kind != "GroupList" {
+		c.t.Fatalf("get groups -o json: kind %q, %v", gs.Kind, err)
 	}
 	m := map[string]group{}
-	for _, g := range gs {
+	for _, g := range gs.Items {
 		m[g.Name] = g
 	}
 	return m
@@ -358,18 +361,22 @@ func TestConcurrentAppliesAndDelete(t *testing.T) {
 
 	c.must("delete", "-f", filepath.Join(c.dir, "sites.yaml"), "--wait")
 	c.eventually("nothing held on any node", 10*time.Second, func() bool {
-		var nodes []struct {
-			Name     string
-			Observed *struct {
-				Sites     []any
-				Addresses []any
-				Volumes   []struct{ Online bool }
-			}
+		var nodes struct {
+			Items []struct {
+				Name     string `json:"name"`
+				Observed *struct {
+					Sites     []any `json:"sites"`
+					Addresses []any `json:"addresses"`
+					Volumes   []struct {
+						Online bool `json:"online"`
+					} `json:"volumes"`
+				} `json:"observed"`
+			} `json:"items"`
 		}
 		if err := json.Unmarshal([]byte(c.must("get", "nodes", "-o", "json")), &nodes); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range nodes {
+		for _, n := range nodes.Items {
 			if o := n.Observed; o != nil {
 				if len(o.Sites) > 0 || len(o.Addresses) > 0 {
 					return false
@@ -381,7 +388,7 @@ func TestConcurrentAppliesAndDelete(t *testing.T) {
 				}
 			}
 		}
-		return len(nodes) > 0
+		return len(nodes.Items) > 0
 	})
 	if _, _, err := fetch(urlA); err == nil {
 		t.Errorf("site-a still answers after delete")
@@ -397,14 +404,14 @@ func TestRestartResumesWithoutRestarting(t *testing.T) {
 	c2 := startCluster(t, c.dir)
 	c2.ready()
 	time.Sleep(2 * time.Second)
-	var events []struct{ Reason, Message string }
-	out := c2.must("events", "-o", "json")
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var e struct{ Reason, Message string }
-		if json.Unmarshal([]byte(line), &e) == nil {
-			events = append(events, e)
-		}
+	var list struct {
+		Kind  string
+		Items []struct{ Reason, Message string }
 	}
+	if err := json.Unmarshal([]byte(c2.must("events", "-o", "json")), &list); err != nil || list.Kind != "EventList" {
+		t.Fatalf("events -o json: kind %q, %v", list.Kind, err)
+	}
+	events := list.Items
 	steps := 0
 	for _, e := range events {
 		if e.Reason == "Step" {

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"net"
 	"os"
 	"os/exec"
@@ -202,4 +203,50 @@ func TestGroupAndNodeKinds(t *testing.T) {
 		t.Errorf("switchover group:\n%s", out)
 	}
 	c.must("clear-failures", "group", "site-a")
+}
+
+// TestGetWatchPrintsChanges: `get groups -w` prints the groups, then again
+// when one is suspended, until interrupted.
+func TestGetWatchPrintsChanges(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	cmd := exec.Command(binary(t), "get", "groups", "-w")
+	cmd.Env = append(os.Environ(), "SITEKEEPER_ENDPOINTS="+c.endpoint)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// waitFor reads lines until one satisfies ok.
+	waitFor := func(what string, ok func(string) bool) {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case l, open := <-lines:
+				if !open {
+					t.Fatalf("get -w ended before %s", what)
+				}
+				if ok(l) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("get -w did not print %s within 15 s", what)
+			}
+		}
+	}
+	waitFor("the first table", func(l string) bool { return strings.HasPrefix(l, "site-a ") })
+	c.must("suspend", "iissite", "site-a")
+	waitFor("site-a suspended", func(l string) bool { return strings.HasPrefix(l, "site-a ") && strings.Contains(l, "uspended") })
 }
