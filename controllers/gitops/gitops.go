@@ -142,7 +142,8 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	if err != nil {
 		return err
 	}
-	rev := gitrev.Of(r.Source.Dir, files).ID
+	revision := gitrev.Of(r.Source.Dir, files)
+	rev := revision.ID
 	if r.Node != "" {
 		if err := r.Store.PutSourceNode(ctx, r.Source.Name, store.SourceNode{Node: r.Node, Revision: rev, Seen: time.Now().UTC().Truncate(time.Second)}); err != nil {
 			return err
@@ -170,7 +171,7 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	}
 	// Applying an unchanged folder writes nothing: Apply reports every
 	// object unchanged; the resync is how drift in the store is undone.
-	results, applyErr := r.apply(ctx, files, prev, rev)
+	results, applyErr := r.apply(ctx, files, prev, revision)
 	r.synced, r.syncedStore = "", 0
 	if applyErr == nil && counting && before > 0 {
 		r.synced, r.syncedStore = key, before
@@ -185,6 +186,21 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 		r.OnApplied(rev, results, applyErr)
 	}
 	return applyErr
+}
+
+// dirtyOnly says which files differ when the refused revision is the
+// applied one's commit plus uncommitted changes (the two ids differ only
+// by the "-dirty" mark, which alone tells nothing of what changed).
+func dirtyOnly(applied string, refused gitrev.Revision) string {
+	if !refused.Dirty || strings.TrimSuffix(applied, "-dirty") != "git:"+refused.Commit || len(refused.Uncommitted) == 0 {
+		return ""
+	}
+	files := refused.Uncommitted
+	more := ""
+	if len(files) > 5 {
+		files, more = files[:5], fmt.Sprintf(" and %d more", len(refused.Uncommitted)-5)
+	}
+	return fmt.Sprintf(" (the same commit; uncommitted changes in %s%s)", strings.Join(files, ", "), more)
 }
 
 // onlyOwnWrites reports whether changed holds exactly the objects results
@@ -214,7 +230,8 @@ func (r *Reconciler) source(ctx context.Context) (store.Source, error) {
 	return src, err
 }
 
-func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, rev string) ([]store.ApplyResult, error) {
+func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, revision gitrev.Revision) ([]store.ApplyResult, error) {
+	rev := revision.ID
 	src := prev
 	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
 	attempt := store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond)}
@@ -229,7 +246,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 		}
 		if prev.LastAttempt.Revision != rev || prev.LastAttempt.Error != attempt.Error {
 			r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node,
-				Message: fmt.Sprintf("revision %s not applied; %s stays in force: %s", rev, orNone(prev.Revision), firstLine(err.Error()))})
+				Message: fmt.Sprintf("revision %s not applied; %s stays in force%s: %s", rev, orNone(prev.Revision), dirtyOnly(prev.Revision, revision), firstLine(err.Error()))})
 		}
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/gitrev"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
@@ -178,5 +179,22 @@ func TestResyncRestsUntilSomethingChanges(t *testing.T) {
 	}
 	if after, _ := st.Get(ctx, site); after.PlacementSpec().ActiveNode != "" {
 		t.Errorf("activeNode after the resync: %q, want the folder's (none)", after.PlacementSpec().ActiveNode)
+	}
+}
+
+// TestDirtyOnlySaysWhatChanged: a refused revision that is the applied
+// commit plus uncommitted changes names the files; any other does not.
+func TestDirtyOnlySaysWhatChanged(t *testing.T) {
+	refused := gitrev.Revision{ID: "git:abc-dirty", Commit: "abc", Dirty: true, Uncommitted: []string{"sites/a.yaml", "sites/b.yaml"}}
+	if got := dirtyOnly("git:abc", refused); got != " (the same commit; uncommitted changes in sites/a.yaml, sites/b.yaml)" {
+		t.Errorf("same commit: %q", got)
+	}
+	if got := dirtyOnly("git:def", refused); got != "" {
+		t.Errorf("another commit: %q, want nothing", got)
+	}
+	many := refused
+	many.Uncommitted = []string{"1", "2", "3", "4", "5", "6", "7"}
+	if got := dirtyOnly("git:abc-dirty", many); !strings.HasSuffix(got, "1, 2, 3, 4, 5 and 2 more)") {
+		t.Errorf("many files: %q", got)
 	}
 }

@@ -25,6 +25,10 @@ type Revision struct {
 	// Commit is the commit id, empty outside git.
 	Commit string
 	Dirty  bool
+	// Uncommitted lists the manifest files (relative to the work tree's
+	// root, sorted) that differ from the index or are not tracked: what
+	// the "-dirty" mark stands for.
+	Uncommitted []string
 }
 
 // Of returns the revision of dir, whose manifest files (paths and contents)
@@ -33,12 +37,12 @@ func Of(dir string, files map[string][]byte) Revision {
 	root, gitDir, ok := findGit(dir)
 	if ok {
 		if commit, err := head(gitDir); err == nil {
-			dirty := isDirty(root, gitDir, files)
+			changed := uncommitted(root, gitDir, files)
 			id := "git:" + commit
-			if dirty {
+			if len(changed) > 0 {
 				id += "-dirty"
 			}
-			return Revision{ID: id, Commit: commit, Dirty: dirty}
+			return Revision{ID: id, Commit: commit, Dirty: len(changed) > 0, Uncommitted: changed}
 		}
 	}
 	return Revision{ID: "sha256:" + contentHash(dir, files)}
@@ -121,31 +125,35 @@ func head(gitDir string) (string, error) {
 	return "", fmt.Errorf("ref %s has no commit yet", ref)
 }
 
-// isDirty compares each manifest's blob id with the index entry of its
-// path; a missing entry (an untracked manifest) is dirty too. An index
+// uncommitted compares each manifest's blob id with the index entry of its
+// path; a missing entry (an untracked manifest) is uncommitted too. An index
 // this reader does not understand (version 4) counts as clean.
-func isDirty(root, gitDir string, files map[string][]byte) bool {
+func uncommitted(root, gitDir string, files map[string][]byte) []string {
 	idx, ok := readIndex(filepath.Join(gitDir, "index"))
 	if !ok {
-		return false
+		return nil
 	}
+	var out []string
 	for p, content := range files {
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
-			return true
+			out = append(out, p)
+			continue
 		}
 		want, tracked := idx[filepath.ToSlash(rel)]
 		if !tracked {
-			return true
+			out = append(out, filepath.ToSlash(rel))
+			continue
 		}
 		h := sha1.New()
 		fmt.Fprintf(h, "blob %d\x00", len(content))
 		h.Write(content)
 		if !bytes.Equal(h.Sum(nil), want) {
-			return true
+			out = append(out, filepath.ToSlash(rel))
 		}
 	}
-	return false
+	sort.Strings(out)
+	return out
 }
 
 // readIndex reads path -> blob id from a version 2 or 3 git index.

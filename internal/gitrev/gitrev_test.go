@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,8 +58,8 @@ func TestGitRevision(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sub, "a.yaml"), []byte("a: 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := Of(sub, read(t, sub)); got.ID != "git:"+want+"-dirty" {
-		t.Errorf("modified: %+v", got)
+	if got := Of(sub, read(t, sub)); got.ID != "git:"+want+"-dirty" || !slices.Equal(got.Uncommitted, []string{"sites/a.yaml"}) {
+		t.Errorf("modified: %+v, want dirty with sites/a.yaml uncommitted", got)
 	}
 	git(t, dir, "commit", "-q", "-am", "two")
 	git(t, dir, "pack-refs", "--all")
