@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -152,7 +151,7 @@ func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, o
 	if printer.Structured(output) {
 		return printer.Items(s.out, output, kind, objs, name != "")
 	}
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	tw := printer.NewTable(s.out)
 	if output == "wide" {
 		fmt.Fprintln(tw, "NAME\tACTIVE\tREADY\tAGE\tGROUP\tNODES\tGENERATION\tOBSERVED")
 	} else {
@@ -227,7 +226,7 @@ func getGroups(s *streams, cs *clusterState, name, output string) error {
 	if printer.Structured(output) {
 		return printer.Items(s.out, output, "Group", rows, name != "")
 	}
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	tw := printer.NewTable(s.out)
 	fmt.Fprintln(tw, "NAME\tACTIVE\tNODES\tSWITCHBACK\tMEMBERS\tREASON")
 	for _, r := range rows {
 		active := r.Active
@@ -347,7 +346,7 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 	if printer.Structured(output) {
 		return printer.Items(s.out, output, "Node", rows, name != "")
 	}
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	tw := printer.NewTable(s.out)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tLEASE RENEWED\tTAKEDOWN\tHEALTH\tETCD MEMBER\tACTIVE GROUPS\tSUSPENDED\tSITES STARTED\tADDRESSES")
 	for _, r := range rows {
 		started, addrs := "-", "-"
@@ -456,7 +455,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					fmt.Fprintf(w, "  %-12s %-12s %s\n", n.Node, n.State, n.Message)
 				}
 				fmt.Fprintf(w, "Conditions:\n")
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				tw := printer.NewTable(w)
 				fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE")
 				for _, c := range stt.Conditions {
 					t := c.LastTransitionTime
@@ -568,7 +567,7 @@ func getSources(ctx context.Context, s *streams, st *etcdstore.Store, name, outp
 	if printer.Structured(output) {
 		return printer.Items(s.out, output, "Source", rows, name != "")
 	}
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	tw := printer.NewTable(s.out)
 	fmt.Fprintln(tw, "NAME\tREADY\tREVISION\tOBJECTS\tAGE\tMESSAGE")
 	for _, r := range rows {
 		t := r.AppliedAt

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -143,7 +142,7 @@ it promotes itself to a voting member once it has caught up.`,
 			if printer.Structured(output) {
 				return printer.Encode(s.out, output, printer.List("Member", ms))
 			}
-			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+			tw := printer.NewTable(s.out)
 			fmt.Fprintln(tw, "NAME\tID\tROLE\tPEER URLS\tCLIENT URLS")
 			for _, m := range ms {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Role(), strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,7 +58,7 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+				tw := printer.NewTable(s.out)
 				var listed []store.Event
 				print := func(e store.Event) {
 					if !keep(e) {

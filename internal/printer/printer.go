@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"text/tabwriter"
 
 	"sigs.k8s.io/yaml"
 
@@ -78,4 +79,10 @@ func Items[T any](w io.Writer, format, kind string, items []T, named bool) error
 		return Encode(w, format, items[0])
 	}
 	return Encode(w, format, List(kind, items))
+}
+
+// NewTable is the table every read command prints: columns aligned with
+// two spaces, cells written tab-separated, one row a line; Flush prints.
+func NewTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
