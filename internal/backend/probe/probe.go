@@ -28,7 +28,9 @@ func (Network) Probe(ctx context.Context, b backend.Binding, path string, timeou
 	defer cancel()
 	addr := net.JoinHostPort(b.IP, strconv.Itoa(int(b.Port)))
 	switch b.Protocol {
-	case "http", "https":
+	case "http":
+		return probePlainHTTP(ctx, b, addr, path)
+	case "https":
 		return probeHTTP(ctx, b, addr, path)
 	case "ftp":
 		return probeFTP(ctx, addr, b.Port == 990)
@@ -65,6 +67,55 @@ func probeHTTP(ctx context.Context, b backend.Binding, addr, path string) error 
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 500 {
 		return fmt.Errorf("probe %s: HTTP %d", b, resp.StatusCode)
+	}
+	return nil
+}
+
+// probePlainHTTP sends one HTTP/1.1 GET on a fresh connection and reads
+// the status line. A node checks hundreds of sites every few seconds; a
+// client transport per check (its goroutines, buffers and pools) cost
+// more than the check, so plain HTTP is spoken directly. HTTPS goes
+// through net/http (probeHTTP) for its TLS.
+func probePlainHTTP(ctx context.Context, b backend.Binding, addr, path string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", b, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			return fmt.Errorf("probe %s: %w", b, err)
+		}
+	}
+	host := b.HostName
+	if host == "" {
+		host = b.IP
+	}
+	if b.Port != 80 {
+		host = net.JoinHostPort(host, strconv.Itoa(int(b.Port)))
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 literal
+	}
+	if path == "" || path[0] != '/' {
+		path = "/" + path
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: sitekeeper-probe\r\nConnection: close\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		return fmt.Errorf("probe %s: %w", b, err)
+	}
+	line, err := bufio.NewReaderSize(conn, 512).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("probe %s: read the status line: %w", b, err)
+	}
+	// "HTTP/1.1 200 OK"
+	proto, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+	code, codeErr := strconv.Atoi(strings.SplitN(rest, " ", 2)[0])
+	if !ok || !strings.HasPrefix(proto, "HTTP/") || codeErr != nil {
+		return fmt.Errorf("probe %s: not an HTTP answer: %q", b, strings.TrimSpace(line))
+	}
+	if code >= 500 {
+		return fmt.Errorf("probe %s: HTTP %d", b, code)
 	}
 	return nil
 }
