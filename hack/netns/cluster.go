@@ -131,6 +131,9 @@ func (s *Sitekeeper) WitnessLeads(ctx context.Context) error {
 func (s *Sitekeeper) ApplyAndSettle() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if err := s.NodesReady(ctx); err != nil {
+		return err
+	}
 	if err := s.Apply(ctx, SiteManifests); err != nil {
 		return err
 	}
@@ -165,6 +168,37 @@ func (s *Sitekeeper) StartAll() error {
 		}
 	}
 	return nil
+}
+
+// NodesReady waits until both nodes hold a lease (get nodes says Ready):
+// a site applied before its preferred node registered is placed on the
+// other one, which is right, but not the start a measurement wants.
+func (s *Sitekeeper) NodesReady(ctx context.Context) error {
+	for {
+		out, err := s.CLI(ctx, "", "get", "nodes", "-o", "json")
+		var nodes struct {
+			Items []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+			} `json:"items"`
+		}
+		if err == nil && json.Unmarshal([]byte(out), &nodes) == nil {
+			ready := 0
+			for _, n := range nodes.Items {
+				if n.Status == "Ready" && (n.Name == "node1" || n.Name == "node2") {
+					ready++
+				}
+			}
+			if ready == 2 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the nodes did not both register: %s", out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Apply applies manifests from the client host, retrying until the

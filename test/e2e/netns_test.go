@@ -78,6 +78,9 @@ func startRealCluster(t *testing.T, opts ...func(*netns.Sitekeeper)) *realCluste
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if err := c.sk.NodesReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.sk.Apply(ctx, netns.SiteManifests); err != nil {
 		t.Fatal(err)
 	}
