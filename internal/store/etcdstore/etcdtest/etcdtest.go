@@ -15,6 +15,14 @@ import (
 // Fast skips fsync (tests); benchmarks measure with it.
 func Start(tb testing.TB, fast bool) *etcdstore.Store {
 	tb.Helper()
+	st, _ := StartAt(tb, fast)
+	return st
+}
+
+// StartAt is Start, and also returns the store's endpoint (for commands
+// run against it).
+func StartAt(tb testing.TB, fast bool) (*etcdstore.Store, string) {
+	tb.Helper()
 	srv, err := etcdstore.StartServer(context.Background(), etcdstore.ServerOptions{DataDir: tb.TempDir(), Fast: fast, Log: logr.Discard()})
 	if err != nil {
 		tb.Fatal(err)
@@ -25,5 +33,5 @@ func Start(tb testing.TB, fast bool) *etcdstore.Store {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	return st
+	return st, srv.Endpoint
 }
