@@ -308,10 +308,14 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 	if c.snap, err = st.List(ctx); err != nil {
 		return nil, err
 	}
+	// The listed objects are already defaulted (the store client
+	// defaults what it decodes), so building the graph changes nothing in
+	// them: no copy (a copy of 15,000 objects was a third of `get` at
+	// 5,000 groups).
 	var live []v1alpha1.Object
 	for _, o := range c.snap.Objects {
 		if o.Meta().DeletionTimestamp == nil {
-			live = append(live, v1alpha1.DeepCopy(o))
+			live = append(live, o)
 		}
 	}
 	c.graph = graph.Of(live)
