@@ -25,7 +25,7 @@ import (
 func main() {
 	var o chaos.Options
 	flag.IntVar(&o.Faults, "faults", 200, "faults to inject")
-	flag.IntVar(&o.Groups, "groups", 2, "resource groups")
+	flag.IntVar(&o.Groups, "groups", 2, "resource groups (with -netns: the site plus groups-1 more, when over 1)")
 	flag.DurationVar(&o.MaxLatency, "max-latency", 2*time.Second, "step latency is drawn in [0, this] at each latency fault")
 	flag.DurationVar(&o.Spacing, "spacing", 3*time.Second, "the wait between faults is drawn in [spacing/2, spacing]")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, to repeat a run)")
@@ -47,7 +47,16 @@ func main() {
 	}
 	if *inNetns {
 		fmt.Fprintf(os.Stderr, "seed %d\n", o.Seed)
-		os.Exit(runNetns(*bin, o.Faults, o.MaxLatency, o.Seed, *heldBack, *verbose, o.Progress))
+		// With -netns, a -groups given beyond the one site adds extra
+		// groups (an address and a site each) whose addresses the checker
+		// watches too.
+		extra := 0
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "groups" {
+				extra = max(o.Groups-1, 0)
+			}
+		})
+		os.Exit(runNetns(*bin, o.Faults, extra, o.MaxLatency, o.Seed, *heldBack, *verbose, o.Progress))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -13,7 +13,7 @@ import (
 
 // runNetns is the fault run with real addresses: node1, node2, a witness
 // and a client in network namespaces, the agents on the Linux backend.
-func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, heldBack, verbose bool, progress func(string, ...any)) int {
+func runNetns(bin string, faults, extra int, maxLatency time.Duration, seed uint64, heldBack, verbose bool, progress func(string, ...any)) int {
 	if err := netns.Available(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos -netns:", err)
 		return 1
@@ -30,13 +30,16 @@ func runNetns(bin string, faults int, maxLatency time.Duration, seed uint64, hel
 		return 1
 	}
 	abs, _ := filepath.Abs(bin)
-	sk := &netns.Sitekeeper{Lab: lab, Bin: abs, Dir: dir, LeaseTTL: 2 * time.Second, Verbose: verbose}
+	sk := &netns.Sitekeeper{Lab: lab, Bin: abs, Dir: dir, LeaseTTL: 2 * time.Second, Verbose: verbose, Extra: extra}
 	checker, err := lab.Check()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer checker.Stop()
+	if extra > 0 {
+		checker.WatchExtra()
+	}
 	if err := sk.StartAll(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

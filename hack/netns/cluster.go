@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,6 +42,40 @@ spec:
   placement: {nodes: [node1, node2], maxFailures: 20}
 `
 
+// ExtraPrefix starts the addresses of the extra groups: group i holds
+// 10.77.1.(i+1)/32 on eth0, beside the lab's own /24.
+const ExtraPrefix = "10.77.1."
+
+// ExtraGroups is n more groups (an address and a site each, health every
+// 5 s), placed alternately node1 then node2 and the reverse: the load that
+// the fault runs repeat their faults under.
+func ExtraGroups(n int) string {
+	var b strings.Builder
+	for i := range n {
+		nodes := "node1, node2"
+		if i%2 == 1 {
+			nodes = "node2, node1"
+		}
+		fmt.Fprintf(&b, `---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IPResource
+metadata: {name: vip-load-%[1]d}
+spec: {address: %[2]s%[3]d/32, interface: eth0}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: load-%[1]d}
+spec:
+  siteID: %[4]d
+  physicalPath: 'C:\sites\load-%[1]d'
+  bindings: [{protocol: http, ipRef: vip-load-%[1]d, port: 80}]
+  health: {interval: 5s, timeout: 2s}
+  placement: {nodes: [%[5]s], maxFailures: 20}
+`, i, ExtraPrefix, i+1, 1000+i, nodes)
+	}
+	return b.String()
+}
+
 // Sitekeeper is Sitekeeper running in a lab: an agent with an embedded etcd
 // member on node1 and node2, a witness, all started by Start.
 type Sitekeeper struct {
@@ -53,7 +88,10 @@ type Sitekeeper struct {
 	StepLatency time.Duration
 	// Verbose logs etcd's own messages too (-vv): for a run that stalled.
 	Verbose bool
-	Procs   map[string]*exec.Cmd
+	// Extra is how many more groups (ExtraGroups) are applied with the
+	// site.
+	Extra int
+	Procs map[string]*exec.Cmd
 }
 
 func peer(h string) string   { return "http://" + Hosts[h] + ":2380" }
@@ -134,7 +172,7 @@ func (s *Sitekeeper) ApplyAndSettle() error {
 	if err := s.NodesReady(ctx); err != nil {
 		return err
 	}
-	if err := s.Apply(ctx, SiteManifests); err != nil {
+	if err := s.Apply(ctx, SiteManifests+ExtraGroups(s.Extra)); err != nil {
 		return err
 	}
 	return s.WitnessLeads(ctx)
@@ -401,6 +439,7 @@ func Outage(samples []Sample) time.Duration {
 // moment two held it at once.
 type Checker struct {
 	w     *Holds
+	extra atomic.Bool // also every address of the extra groups
 	mu    sync.Mutex
 	dual  []string
 	seen  map[string]int
@@ -422,6 +461,10 @@ func (l *Lab) Check() (*Checker, error) {
 		defer t.Stop()
 		for {
 			h := w.Holders(VIP)
+			var extra map[string][]string
+			if c.extra.Load() {
+				extra = w.AllHolders(ExtraPrefix)
+			}
 			c.mu.Lock()
 			c.count++
 			for _, host := range h {
@@ -429,6 +472,11 @@ func (l *Lab) Check() (*Checker, error) {
 			}
 			if len(h) > 1 {
 				c.dual = append(c.dual, fmt.Sprintf("%s: %s held by %v", time.Now().Format("15:04:05.000"), VIP, h))
+			}
+			for ip, hs := range extra {
+				if len(hs) > 1 {
+					c.dual = append(c.dual, fmt.Sprintf("%s: %s held by %v", time.Now().Format("15:04:05.000"), ip, hs))
+				}
 			}
 			c.mu.Unlock()
 			select {
@@ -440,6 +488,9 @@ func (l *Lab) Check() (*Checker, error) {
 	}()
 	return c, nil
 }
+
+// WatchExtra makes every sample check the extra groups' addresses too.
+func (c *Checker) WatchExtra() { c.extra.Store(true) }
 
 // Seen is how many samples found host holding the VIP so far.
 func (c *Checker) Seen(host string) int {

@@ -193,6 +193,24 @@ func (h *Holds) Holders(ip string) []string {
 	return out
 }
 
+// AllHolders lists, for every IPv4 address a watched host holds whose
+// text starts with prefix, the hosts holding it: one dump per host.
+func (h *Holds) AllHolders(prefix string) map[string][]string {
+	out := map[string][]string{}
+	for host, hd := range h.handles {
+		addrs, err := hd.AddrList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ip := a.IP.String(); strings.HasPrefix(ip, prefix) {
+				out[ip] = append(out[ip], host)
+			}
+		}
+	}
+	return out
+}
+
 // Close releases the handles.
 func (h *Holds) Close() {
 	for _, hd := range h.handles {
