@@ -46,7 +46,7 @@ spec:
 // 10.77.1.(i+1)/32 on eth0, beside the lab's own /24.
 const ExtraPrefix = "10.77.1."
 
-// ExtraGroups is n more groups (an address and a site each, health every
+// ExtraGroups is n more groups (an address, a shared disk and a site each, health every
 // 5 s), placed alternately node1 then node2 and the reverse: the load that
 // the fault runs repeat their faults under.
 func ExtraGroups(n int) string {
@@ -63,11 +63,16 @@ metadata: {name: vip-load-%[1]d}
 spec: {address: %[2]s%[3]d/32, interface: eth0}
 ---
 apiVersion: sitekeeper.io/v1alpha1
+kind: VolumeResource
+metadata: {name: vol-load-%[1]d}
+spec: {mountPath: 'C:\ClusterStorage\load%[1]d', source: {sharedDisk: {uniqueId: LOAD%[1]d}}}
+---
+apiVersion: sitekeeper.io/v1alpha1
 kind: IISSite
 metadata: {name: load-%[1]d}
 spec:
   siteID: %[4]d
-  physicalPath: 'C:\sites\load-%[1]d'
+  physicalPath: 'C:\ClusterStorage\load%[1]d\www'
   bindings: [{protocol: http, ipRef: vip-load-%[1]d, port: 80}]
   health: {interval: 5s, timeout: 2s}
   placement: {nodes: [%[5]s], maxFailures: 20}

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -73,6 +74,40 @@ func Observe(ctx context.Context, node string, n backend.Node) (Observed, error)
 
 // configActions change a site's configuration and can be committed together.
 var configActions = map[Action]bool{UpdateBindings: true, SetPhysicalPath: true, SetAppPool: true, SetAutoStart: true}
+
+// ExecuteGroups runs steps group by group, up to parallel groups at once,
+// each group's steps in order (ExecuteAll); a group that fails stops only
+// itself. done may be called from several goroutines at once. A node that
+// must take down hundreds of groups (at boot, or fenced) does it in a
+// fraction of the time one after the other took.
+func ExecuteGroups(ctx context.Context, n backend.Node, steps []Step, parallel int, done func(Step, error)) error {
+	var order []string
+	byGroup := map[string][]Step{}
+	for _, s := range steps {
+		if _, ok := byGroup[s.Group]; !ok {
+			order = append(order, s.Group)
+		}
+		byGroup[s.Group] = append(byGroup[s.Group], s)
+	}
+	slots := make(chan struct{}, max(parallel, 1))
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, g := range order {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := ExecuteAll(ctx, n, byGroup[g], done); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
 
 // ExecuteAll runs steps in order and stops at the first failure. On a
 // backend.SiteUpdater, consecutive configuration steps of one site are one
