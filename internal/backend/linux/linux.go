@@ -146,7 +146,7 @@ func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, ti
 	for _, a := range simAddrs {
 		simHas[a.IP()] = true
 		if _, ok := onLink[a.IP()]; !ok {
-			if err := n.Node.RemoveAddress(ctx, a); err != nil {
+			if err := n.Node.ReleaseAddress(a); err != nil {
 				errs = append(errs, fmt.Errorf("stop listening on %s: %w", a.IP(), err))
 			}
 		}
@@ -163,7 +163,7 @@ func (n *Node) syncSim(ctx context.Context, have, simAddrs []backend.Address, ti
 			n.held[ip] = a
 		}
 		if _, ours := n.held[ip]; ours && !simHas[ip] {
-			if err := n.Node.AddAddress(ctx, a); err != nil {
+			if err := n.Node.HoldAddress(a); err != nil {
 				errs = append(errs, fmt.Errorf("listen on %s: %w", ip, err))
 			}
 		}

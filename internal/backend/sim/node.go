@@ -430,6 +430,15 @@ func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
 	if err := n.w.delay(ctx, n.name); err != nil {
 		return err
 	}
+	return n.HoldAddress(a)
+}
+
+// HoldAddress is AddAddress without the simulated step latency: the
+// bookkeeping of a backend that keeps the simulated IIS in step with
+// addresses it manages itself (the Linux backend, with real ones). Paying
+// the latency once per address there made a node with hundreds of
+// addresses take minutes to look at itself.
+func (n *Node) HoldAddress(a backend.Address) error {
 	defer n.w.persist()
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
@@ -461,6 +470,12 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 	if err := n.w.delay(ctx, n.name); err != nil {
 		return err
 	}
+	return n.ReleaseAddress(a)
+}
+
+// ReleaseAddress is RemoveAddress without the simulated step latency (see
+// HoldAddress).
+func (n *Node) ReleaseAddress(a backend.Address) error {
 	defer n.w.persist()
 	p, err := netip.ParsePrefix(a.CIDR)
 	if err != nil {
