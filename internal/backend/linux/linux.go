@@ -259,34 +259,62 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 // group may already serve from another node. The agent's reconcile adds it
 // again, through the fence gate and the duplicate-address probe, when the
 // group is still active here.
-func (n *Node) LeaseRenewed() { n.hold(int(n.opt.Lifetime / time.Second)) }
+func (n *Node) LeaseRenewed() { n.hold(time.Now().Add(n.opt.Lifetime)) }
 
 // HoldUntil implements backend.LeaseFollower: when a renewal is late, the
 // addresses live on up to just short of when the lease could expire, so a
 // renewal delayed by an etcd election (the witness lost) does not let them
 // expire before the agent's own fence deadline.
-func (n *Node) HoldUntil(until time.Time) {
-	if secs := int(time.Until(until) / time.Second); secs >= 1 {
-		n.hold(secs)
-	}
-}
+func (n *Node) HoldUntil(until time.Time) { n.hold(until) }
 
-func (n *Node) hold(secs int) {
+// hold gives every address held a lifetime that ends by until. Each
+// lifetime is counted from its own write: with hundreds of addresses the
+// last were written a noticeable time after the first, and a lifetime of
+// the full length from then outlived the lease, so a frozen node kept an
+// address for a moment after the other node took it over (found by the
+// network-namespace fault run with 200 groups). The interface's addresses
+// are listed once, not once per address.
+func (n *Node) hold(until time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	present := map[string]map[netip.Addr]bool{}
 	for _, a := range n.held {
 		l, ifname, na, p, err := n.resolve(a)
 		if err != nil {
 			continue
 		}
-		if !n.present(l, p) {
+		have, ok := present[ifname]
+		if !ok {
+			have = addrsOn(l)
+			present[ifname] = have
+		}
+		if !have[p.Addr()] {
 			n.opt.Log.Info("Address expired between lease renewals; left for the agent to add again if its group is still active here", "address", a.CIDR, "interface", ifname)
 			delete(n.held, p.Addr().String())
 			continue
+		}
+		secs := int(time.Until(until) / time.Second)
+		if secs < 1 {
+			continue // whole seconds: its current lifetime ends sooner anyway
 		}
 		na.ValidLft, na.PreferedLft = secs, secs
 		if err := netlink.AddrReplace(l, na); err != nil {
 			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)
 		}
 	}
+}
+
+// addrsOn is the set of addresses on l now.
+func addrsOn(l netlink.Link) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			out[ip.Unmap()] = true
+		}
+	}
+	return out
 }

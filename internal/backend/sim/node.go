@@ -55,8 +55,10 @@ func (n *Node) Name() string { return n.name }
 func (n *Node) StepCost() time.Duration { return n.w.latencyOf(n.name) + time.Millisecond }
 
 // Parallelism implements backend.Parallel: the simulated machine takes
-// calls for different groups at once, as IIS and the kernel do.
-func (n *Node) Parallelism() int { return 16 }
+// calls for different groups at once, as IIS and the kernel do. With a
+// simulated step latency of seconds (a slow Windows node) and hundreds of
+// groups, 16 at a time kept a failover waiting on rounds of slow steps.
+func (n *Node) Parallelism() int { return 64 }
 
 // StepTimeout implements backend.StepCoster.
 func (n *Node) StepTimeout() time.Duration {
