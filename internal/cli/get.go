@@ -122,7 +122,11 @@ func watchGet(ctx context.Context, s *streams, st *etcdstore.Store, show func() 
 
 // show prints one get.
 func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, output string) error {
-	cs, err := readState(ctx, st)
+	read := readState
+	if _, object := v1alpha1.ParseKind(kindArg); object && output != "wide" {
+		read = readObjects // no group, node or report column to fill
+	}
+	cs, err := read(ctx, st)
 	if err != nil {
 		return err
 	}

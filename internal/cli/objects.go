@@ -303,9 +303,8 @@ func warnDamaged(w io.Writer, c *clusterState) {
 }
 
 func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
-	c := &clusterState{}
-	var err error
-	if c.snap, err = st.List(ctx); err != nil {
+	c, err := readObjects(ctx, st)
+	if err != nil {
 		return nil, err
 	}
 	// The listed objects are already defaulted (the store client
@@ -319,9 +318,6 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 		}
 	}
 	c.graph = graph.Of(live)
-	if c.decisions, err = st.Decisions(ctx); err != nil {
-		return nil, err
-	}
 	if c.nodes, err = st.Nodes(ctx); err != nil {
 		return nil, err
 	}
@@ -335,6 +331,22 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 		return nil, err
 	}
 	if c.observed, err = st.Observed(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readObjects reads what a listing of objects needs: the objects with
+// their status, and the decisions (for the damaged-key warnings). With
+// 5,000 groups, reading reports and what every node holds as well was half
+// of `get sites -o json`.
+func readObjects(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
+	c := &clusterState{}
+	var err error
+	if c.snap, err = st.List(ctx); err != nil {
+		return nil, err
+	}
+	if c.decisions, err = st.Decisions(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
