@@ -259,7 +259,13 @@ func (n *Node) RemoveAddress(ctx context.Context, a backend.Address) error {
 // group may already serve from another node. The agent's reconcile adds it
 // again, through the fence gate and the duplicate-address probe, when the
 // group is still active here.
-func (n *Node) LeaseRenewed() { n.hold(time.Now().Add(n.opt.Lifetime)) }
+func (n *Node) LeaseRenewed() {
+	// Lifetimes count whole seconds, rounded down: half a second of room
+	// gives every address written in the first half second the full
+	// lifetime (without it, the first address got none at all), and none
+	// written later than that outlives the lease.
+	n.hold(time.Now().Add(n.opt.Lifetime + 500*time.Millisecond))
+}
 
 // HoldUntil implements backend.LeaseFollower: when a renewal is late, the
 // addresses live on up to just short of when the lease could expire, so a
