@@ -59,40 +59,17 @@ func socketProto(b backend.Binding, ftpSSL string) string {
 // sites' bindings on held addresses listen. Caller holds n.mu.
 func (n *Node) syncListenersLocked() error {
 	n.byKey = nil // every change of sites or bindings passes here
-	want := map[string]string{}
-	for _, s := range n.sites {
-		if !s.started {
-			continue
-		}
-		for _, b := range s.cfg.Bindings {
-			if _, held := n.addrs[b.IP]; !held {
-				continue
-			}
-			want[bindingKey(b)] = socketProto(b, s.cfg.FTPSSL)
+	n.indexLocked()
+	keys := make([]string, 0, len(n.byKey)+len(n.listeners))
+	for k := range n.byKey {
+		keys = append(keys, k)
+	}
+	for k := range n.listeners {
+		if _, ok := n.byKey[k]; !ok {
+			keys = append(keys, k)
 		}
 	}
-	for key, l := range n.listeners {
-		if p, ok := want[key]; !ok || p != l.proto || !n.powered.Load() {
-			l.close()
-			delete(n.listeners, key)
-		}
-	}
-	if !n.powered.Load() {
-		return nil
-	}
-	var errs []error
-	for key, proto := range want {
-		if _, ok := n.listeners[key]; ok {
-			continue
-		}
-		l, err := n.listen(key, proto)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n.listeners[key] = l
-	}
-	return errors.Join(errs...)
+	return n.syncKeysLocked(keys)
 }
 
 // syncKeysLocked is syncListenersLocked for the sockets keys only: a site

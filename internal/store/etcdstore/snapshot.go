@@ -126,9 +126,7 @@ func checkWAL(dir string) (err error) {
 	if _, serr := os.Stat(walDir); errors.Is(serr, fs.ErrNotExist) {
 		return nil
 	}
-	damaged := func(why any) error {
-		return fmt.Errorf("the etcd write-ahead log in %s is damaged (%v): restore the store from a snapshot (move %s aside, then `sitekeeper snapshot restore FILE --data-dir ...`), or, for a member of a cluster of several, remove the member (`sitekeeper member remove`), delete its folder and add it again", walDir, why, dir)
-	}
+	damaged := func(why any) error { return damagedError("write-ahead log in "+walDir, why, dir) }
 	defer func() {
 		if r := recover(); r != nil {
 			err = damaged(r)
@@ -178,14 +176,17 @@ func readWAL(name string) error {
 	}
 }
 
+// damagedError names a damaged etcd file (what) and the two ways back.
+func damagedError(what string, why any, dir string) error {
+	return fmt.Errorf("the etcd %s is damaged (%v): restore the store from a snapshot (move %s aside, then `sitekeeper snapshot restore FILE --data-dir ...`), or, for a member of a cluster of several, remove the member (`sitekeeper member remove`), delete its folder and add it again", what, why, dir)
+}
+
 func checkDB(dir string) (err error) {
 	db := filepath.Join(dir, "member", "snap", "db")
 	if _, serr := os.Stat(db); errors.Is(serr, fs.ErrNotExist) {
 		return nil
 	}
-	damaged := func(why any) error {
-		return fmt.Errorf("the etcd database %s is damaged (%v): restore it from a snapshot (move %s aside, then `sitekeeper snapshot restore FILE --data-dir ...`), or, for a member of a cluster of several, remove the member (`sitekeeper member remove`), delete its folder and add it again", db, why, dir)
-	}
+	damaged := func(why any) error { return damagedError("database "+db, why, dir) }
 	defer func() {
 		if r := recover(); r != nil {
 			err = damaged(r)
