@@ -433,3 +433,38 @@ func TestPassWritesInBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestStartupGraceWaitsForThePreferredNode: a new leader does not give a
+// never-placed group to the second node just because the first registered
+// a moment later, however many passes run in between (a CI run saw the
+// second pass place a Manual-switchback group on node2 for good: the first
+// pass had stored an empty decision, and the grace only held for groups
+// without one).
+func TestStartupGraceWaitsForThePreferredNode(t *testing.T) {
+	e := newEnv(t, groups(t, 2, v1alpha1.SwitchbackManual), "node2")
+	e.c.leadingSince = e.clk.Now()
+	for pass := range 3 {
+		e.mustReconcile()
+		if got := placed(t, e.st); slices.ContainsFunc(got, func(s string) bool { return strings.HasSuffix(s, "=node2") }) {
+			t.Fatalf("pass %d, node1 not yet registered, inside the grace: placed %v; want nothing placed yet", pass, got)
+		}
+		e.clk.Advance(100 * time.Millisecond)
+	}
+	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1"}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcile()
+	if got, want := placed(t, e.st), []string{"site-0=node1", "site-1=node1"}; !cmp.Equal(got, want) {
+		t.Errorf("once node1 registered: placed %v, want %v", got, want)
+	}
+
+	// A group whose preferred node never comes is placed when the grace ends.
+	late := newEnv(t, groups(t, 1, v1alpha1.SwitchbackManual), "node2")
+	late.c.leadingSince = late.clk.Now()
+	late.mustReconcile()
+	late.clk.Advance(late.c.grace())
+	late.mustReconcile()
+	if got, want := placed(t, late.st), []string{"site-0=node2"}; !cmp.Equal(got, want) {
+		t.Errorf("after the grace, node1 still missing: placed %v, want %v", got, want)
+	}
+}

@@ -227,7 +227,9 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		if preferred == "" && len(g.Placement.Nodes) > 0 {
 			preferred = g.Placement.Nodes[0]
 		}
-		if prev == nil && w.StartupGrace && !w.Live[preferred] {
+		// Never placed: no decision, or the empty one an earlier pass of
+		// this grace stored (it has no reason yet).
+		if d.Reason == "" && w.StartupGrace && !w.Live[preferred] {
 			return d, nil
 		}
 		if a := g.Placement.ActiveNode; a != "" && w.eligible(g, &d, a, now) {
