@@ -65,8 +65,8 @@ nodes. Objects show their active node, readiness and age.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := printer.CheckFormat(output, printer.Formats...); err != nil {
-				return usagef("%v", err)
+			if err := checkOutput(&output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			name := ""
@@ -81,7 +81,7 @@ nodes. Objects show their active node, readiness and age.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
+	outputFlag(cmd, &output, "")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print again whenever the state changes, until interrupted")
 	return cmd
 }
@@ -379,12 +379,17 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 }
 
 func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:     "describe KIND NAME (KIND: site, ip, vol, group, node, source)",
-		Short:   "Show an object's spec, group and coupling, per-node state, conditions and recent events",
-		Example: `  sitekeeper describe site WebSite1`,
-		Args:    exactArgs(2, "KIND NAME"),
+	var output string
+	cmd := &cobra.Command{
+		Use:   "describe KIND NAME (KIND: site, ip, vol, group, node, source) [-o table|wide|yaml|json]",
+		Short: "Show an object's spec, group and coupling, per-node state, conditions and recent events",
+		Example: `  sitekeeper describe site WebSite1
+  sitekeeper describe group WebSite1 -o json`,
+		Args: exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(&output); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			return withStore(ctx, g, func(st *etcdstore.Store) error {
 				cs, err := readState(ctx, st)
@@ -393,7 +398,7 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				}
 				warnDamaged(s.err, cs)
 				if strings.HasPrefix(strings.ToLower(args[0]), "source") {
-					return describeSource(ctx, s, st, args[1])
+					return describeSource(ctx, s, st, args[1], output)
 				}
 				if isGroupKind(args[0]) {
 					ref, err := ops.GroupMemberIn(cs.graph, args[1])
@@ -405,14 +410,14 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					if len(rows) == 0 {
 						return fmt.Errorf("group %q: %w", args[1], store.ErrNotFound)
 					}
-					return printer.Encode(s.out, "yaml", rows[0])
+					return printer.Encode(s.out, keyValues(output), rows[0])
 				}
 				if k := strings.ToLower(args[0]); k == "node" || k == "nodes" || k == "no" {
 					n, err := resolveNode(ctx, st, args[1])
 					if err != nil {
 						return err
 					}
-					return getNodes(ctx, s, st, cs, n, "yaml")
+					return getNodes(ctx, s, st, cs, n, keyValues(output))
 				}
 				kind, ok := v1alpha1.ParseKind(args[0])
 				if !ok {
@@ -425,6 +430,22 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				o := cs.find(ref)
 				if o == nil {
 					return fmt.Errorf("%s: %w", ref, store.ErrNotFound)
+				}
+				events, err := recentEvents(ctx, st, cs, ref)
+				if err != nil {
+					return err
+				}
+				if printer.Structured(output) {
+					d := objectDescription{APIVersion: v1alpha1.APIVersion, Kind: "Description", Object: o, Events: events}
+					if gr, ok := cs.graph.GroupOf(ref); ok {
+						if rows := cs.groupRows(gr.Name); len(rows) > 0 {
+							d.Group = &rows[0]
+						}
+					}
+					if d.Events == nil {
+						d.Events = []store.Event{}
+					}
+					return printer.Encode(s.out, output, d)
 				}
 				m := o.Meta()
 				w := s.out
@@ -468,31 +489,58 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				events, _, err := st.Events(ctx)
-				if err != nil {
-					return err
-				}
-				grpName := ""
-				if gr, ok := cs.graph.GroupOf(ref); ok {
-					grpName = "group/" + gr.Name
-				}
-				var mine []store.Event
-				for _, e := range events {
-					if e.Object == ref.String() || e.Object == grpName {
-						mine = append(mine, e)
-					}
-				}
-				if len(mine) > 10 {
-					mine = mine[len(mine)-10:]
-				}
 				fmt.Fprintf(w, "Events:\n")
-				for _, e := range mine {
+				for _, e := range events {
 					fmt.Fprintf(w, "  %s  %-7s  %-12s  %s\n", e.Time.Local().Format("15:04:05"), e.Type, e.Reason, e.Message)
 				}
 				return nil
 			})
 		},
 	}
+	outputFlag(cmd, &output, "table and wide: the description; yaml and json: the object with its group and events")
+	return cmd
+}
+
+// objectDescription is describe's -o json and -o yaml of an object: the
+// object with its status, its group as `get groups` shows it, and its
+// recent events.
+type objectDescription struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Object     v1alpha1.Object `json:"object"`
+	Group      *groupRow       `json:"group,omitempty"`
+	Events     []store.Event   `json:"events"`
+}
+
+// recentEvents returns the last ten events of the object and of its group.
+func recentEvents(ctx context.Context, st *etcdstore.Store, cs *clusterState, ref v1alpha1.Ref) ([]store.Event, error) {
+	events, _, err := st.Events(ctx)
+	if err != nil {
+		return nil, err
+	}
+	grpName := ""
+	if gr, ok := cs.graph.GroupOf(ref); ok {
+		grpName = "group/" + gr.Name
+	}
+	var mine []store.Event
+	for _, e := range events {
+		if e.Object == ref.String() || e.Object == grpName {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) > 10 {
+		mine = mine[len(mine)-10:]
+	}
+	return mine, nil
+}
+
+// keyValues is how describe prints a group or a node: yaml reads as a
+// description, so table and wide print it too.
+func keyValues(output string) string {
+	if output == "json" {
+		return "json"
+	}
+	return "yaml"
 }
 
 func specOf(o v1alpha1.Object) any {
@@ -591,7 +639,7 @@ func shortRev(r string) string {
 	return orDash(r)
 }
 
-func describeSource(ctx context.Context, s *streams, st *etcdstore.Store, name string) error {
+func describeSource(ctx context.Context, s *streams, st *etcdstore.Store, name, output string) error {
 	rows, err := readSources(ctx, st, name)
 	if err != nil {
 		return err
@@ -600,6 +648,9 @@ func describeSource(ctx context.Context, s *streams, st *etcdstore.Store, name s
 		return fmt.Errorf("source %q: %w", name, store.ErrNotFound)
 	}
 	r := rows[0]
+	if printer.Structured(output) {
+		return printer.Encode(s.out, output, r)
+	}
 	w := s.out
 	fmt.Fprintf(w, "Name:        %s\nFolder:      %s\nRevision:    %s (applied %s by %s)\nPrune:       %t\n", r.Name, r.Path, orDash(r.Revision), r.AppliedAt.Local().Format(time.RFC3339), orDash(r.AppliedBy), r.Prune)
 	fmt.Fprintf(w, "Last change: %s at %s\n", r.LastAttempt.Revision, r.LastAttempt.Time.Local().Format(time.RFC3339))

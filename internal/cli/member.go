@@ -130,8 +130,8 @@ it promotes itself to a voting member once it has caught up.`,
 		Example: "  sitekeeper member list --endpoints 10.0.0.11:2379",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := printer.CheckFormat(output, printer.Formats...); err != nil {
-				return usagef("%v", err)
+			if err := checkOutput(&output); err != nil {
+				return err
 			}
 			st, err := g.connect(cmd.Context())
 			if err != nil {
@@ -153,7 +153,7 @@ it promotes itself to a voting member once it has caught up.`,
 			return tw.Flush()
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
+	outputFlag(list, &output, "")
 	var peerURL string
 	add := &cobra.Command{
 		Use:     "add NAME --peer-url URL",

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
@@ -427,13 +427,16 @@ switchback after a failover.`,
 func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
 	cmd := newLocalPlanCmd(s)
 	local := cmd.RunE
-	cmd.Use = "plan [-f PATH [--node NAME] [--active GROUP=NODE...]] [-o text|json]"
+	cmd.Use = "plan [-f PATH [--node NAME] [--active GROUP=NODE...]] [-o table|wide|yaml|json]"
 	cmd.Short = "Print the steps nodes would take: for manifests (-f) or for the cluster now"
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if f, _ := c.Flags().GetStringSlice("filename"); len(f) > 0 {
 			return local(c, args)
 		}
 		output, _ := c.Flags().GetString("output")
+		if err := checkOutput(&output); err != nil {
+			return err
+		}
 		ctx := c.Context()
 		return withStore(ctx, g, func(st *etcdstore.Store) error {
 			d, err := agent.LoadDesired(ctx, st, "")
@@ -470,10 +473,20 @@ func printNodePlans(s *streams, d *plan.Desired, observed map[string]plan.Observ
 		}
 		plans = append(plans, nodePlan{Node: n, Steps: steps})
 	}
-	if output == "json" {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(plans)
+	switch {
+	case printer.Structured(output):
+		return printer.Encode(s.out, output, printer.List("NodePlan", plans))
+	case output == "wide":
+		tw := newStepTable(s.out)
+		for _, p := range plans {
+			if len(p.Steps) == 0 {
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tconverged\n", p.Node)
+			}
+			for _, st := range p.Steps {
+				stepRow(tw, st)
+			}
+		}
+		return tw.Flush()
 	}
 	for _, p := range plans {
 		if len(p.Steps) == 0 {

@@ -27,8 +27,8 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
   sitekeeper events --object group/WebSite1 --node node2`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := printer.CheckFormat(output, printer.Formats...); err != nil {
-				return usagef("%v", err)
+			if err := checkOutput(&output); err != nil {
+				return err
 			}
 			if output == "wide" {
 				output = "table" // every column already
@@ -101,7 +101,7 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep printing new events")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json (a List; with --watch one JSON event a line)")
+	outputFlag(cmd, &output, "a List; with --watch one JSON event a line")
 	cmd.Flags().StringVar(&object, "object", "", "only events of this object: group/NAME, node/NAME, IISSite/NAME, or a bare NAME")
 	cmd.Flags().StringVar(&node, "node", "", "only events on this node")
 	cmd.Flags().StringVar(&typ, "type", "", "only Normal or only Warning events")

@@ -1,15 +1,17 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
+	"github.com/sitekeeper/sitekeeper/internal/printer"
 )
 
 // localPlan computes, without any cluster, what fresh nodes would do.
@@ -56,17 +58,36 @@ func localPlan(g *graph.Graph, node string, actives []string) (plan.Plan, error)
 	return plan.ComputeCluster(d, nodes), nil
 }
 
+// printPlan prints steps: one sentence a line (table), a table with a
+// column per field (wide), or a StepList.
 func printPlan(s *streams, p plan.Plan, output string) error {
-	if output == "json" {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		if p == nil {
-			p = plan.Plan{}
-		}
-		return enc.Encode(p)
+	switch {
+	case printer.Structured(output):
+		return printer.Encode(s.out, output, printer.List("Step", p))
+	case output == "wide":
+		return printStepTable(s, p)
 	}
 	_, err := fmt.Fprint(s.out, p.String())
 	return err
+}
+
+func printStepTable(s *streams, p plan.Plan) error {
+	tw := newStepTable(s.out)
+	for _, st := range p {
+		stepRow(tw, st)
+	}
+	return tw.Flush()
+}
+
+// newStepTable starts the wide table of steps, a column per field.
+func newStepTable(w io.Writer) *tabwriter.Writer {
+	tw := printer.NewTable(w)
+	fmt.Fprintln(tw, "NODE\tGROUP\tACTION\tTARGET\tDETAIL\tREASON")
+	return tw
+}
+
+func stepRow(tw io.Writer, st plan.Step) {
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Node, st.Group, st.Action, st.Target, orDash(st.Detail()), st.Reason)
 }
 
 func newLocalPlanCmd(s *streams) *cobra.Command {
@@ -74,7 +95,7 @@ func newLocalPlanCmd(s *streams) *cobra.Command {
 	var node, output string
 	var actives []string
 	cmd := &cobra.Command{
-		Use:   "plan -f PATH [--node NAME] [--active GROUP=NODE...] [-o text|json]",
+		Use:   "plan -f PATH [--node NAME] [--active GROUP=NODE...] [-o table|wide|yaml|json]",
 		Short: "Print the steps fresh nodes would take for a set of manifests",
 		Long: `Plan computes, without any cluster, the ordered steps that fresh (empty)
 simulated nodes would take to serve the manifests: the same plan value the
@@ -85,8 +106,8 @@ placement is planned, take-downs before bring-ups.`,
   sitekeeper plan -f manifests/examples/active-active --active WebSite1=node2 -o json`,
 		Args: exactArgs(0, "no arguments (give manifests with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usagef("unknown output format %q; use text or json", output)
+			if err := checkOutput(&output); err != nil {
+				return err
 			}
 			_, res, err := ff.load(s)
 			if err != nil {
@@ -105,6 +126,6 @@ placement is planned, take-downs before bring-ups.`,
 	ff.register(cmd)
 	cmd.Flags().StringVar(&node, "node", "", "plan for this node only")
 	cmd.Flags().StringArrayVar(&actives, "active", nil, "GROUP=NODE: the node that serves a group (repeatable)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "table: one step a line; wide: a column per field; yaml and json: a StepList")
 	return cmd
 }

@@ -28,12 +28,30 @@ func TestPlanCommand(t *testing.T) {
 	}
 
 	code, out, _ = run(t, "", "plan", "-f", "../../manifests/examples/shared-ip", "--node", "node1", "--active", "blog=node2", "-o", "json")
-	var steps []struct{ Action, Target string }
-	if code != 0 || json.Unmarshal([]byte(out), &steps) != nil {
-		t.Fatalf("json plan: exit %d\n%s", code, out)
+	var list struct {
+		Kind  string
+		Items []struct{ Action, Target string }
 	}
-	if diff := cmp.Diff([]struct{ Action, Target string }{{"CreateSite", "IISSite/blog"}, {"CreateSite", "IISSite/wiki"}}, steps); diff != "" {
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || list.Kind != "StepList" {
+		t.Fatalf("json plan: exit %d, want a StepList\n%s", code, out)
+	}
+	if diff := cmp.Diff([]struct{ Action, Target string }{{"CreateSite", "IISSite/blog"}, {"CreateSite", "IISSite/wiki"}}, list.Items); diff != "" {
 		t.Errorf("standby plan (-want +got):\n%s", diff)
+	}
+
+	// wide: a column per field, the step's detail among them.
+	code, out, _ = run(t, "", "plan", "-f", "../../manifests/examples/active-active", "--node", "node2", "-o", "wide")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 7 || strings.Join(strings.Fields(lines[0]), " ") != "NODE GROUP ACTION TARGET DETAIL REASON" ||
+		strings.Join(strings.Fields(lines[2])[:5], " ") != "node2 WebSite2 AddAddress IPResource/vip-web2 10.0.0.52/24" {
+		t.Errorf("plan -o wide: exit %d\n%s", code, out)
+	}
+	// "text", the old name of the table, still works; an unknown format names the four.
+	if code, out, _ := run(t, "", "plan", "-f", "../../manifests/examples/active-active", "--node", "node2", "-o", "text"); code != 0 || !strings.HasPrefix(out, "node2: bring online") {
+		t.Errorf("plan -o text: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "", "plan", "-f", "../../manifests/examples/active-active", "-o", "xml"); code != 2 || !strings.Contains(errOut, "table, wide, yaml or json") {
+		t.Errorf("plan -o xml: exit %d %s", code, errOut)
 	}
 
 	code, _, errOut = run(t, "", "plan", "-f", "../../manifests/examples/shared-ip", "--active", "blog=node9")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/diag"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
 
@@ -33,10 +33,14 @@ func (f *fileFlags) load(s *streams) ([]manifest.Document, validation.Result, er
 	return docs, res, nil
 }
 
+// validateOutput is one verdict on one set of manifests, so it is printed
+// alone (kind ValidationResult), not as a List.
 type validateOutput struct {
-	Valid  bool          `json:"valid"`
-	Errors []diag.Error  `json:"errors"`
-	Groups []groupOutput `json:"groups"`
+	APIVersion string        `json:"apiVersion"`
+	Kind       string        `json:"kind"`
+	Valid      bool          `json:"valid"`
+	Errors     []diag.Error  `json:"errors"`
+	Groups     []groupOutput `json:"groups"`
 }
 
 type groupOutput struct {
@@ -50,7 +54,7 @@ func newValidateCmd(s *streams) *cobra.Command {
 	var ff fileFlags
 	var output string
 	cmd := &cobra.Command{
-		Use:   "validate -f PATH [-R] [-o text|json]",
+		Use:   "validate -f PATH [-R] [-o table|wide|yaml|json]",
 		Short: "Check manifests as one set, without applying anything",
 		Long: `Validate loads every manifest given, checks the whole set against every rule
 (names, references, bindings, placement, resource groups) and prints either the
@@ -61,14 +65,14 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`,
   cat site.yaml | sitekeeper validate -f -`,
 		Args: exactArgs(0, "no arguments (give manifests with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usagef("unknown output format %q; use text or json", output)
+			if err := checkOutput(&output); err != nil {
+				return err
 			}
 			docs, res, err := ff.load(s)
 			if err != nil {
 				return err
 			}
-			out := validateOutput{Valid: len(res.Errors) == 0, Errors: res.Errors, Groups: []groupOutput{}}
+			out := validateOutput{APIVersion: v1alpha1.APIVersion, Kind: "ValidationResult", Valid: len(res.Errors) == 0, Errors: res.Errors, Groups: []groupOutput{}}
 			if out.Errors == nil {
 				out.Errors = []diag.Error{}
 			}
@@ -77,14 +81,12 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`,
 					out.Groups = append(out.Groups, toGroupOutput(g))
 				}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(s.out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(out); err != nil {
+			if printer.Structured(output) {
+				if err := printer.Encode(s.out, output, out); err != nil {
 					return err
 				}
 			} else if out.Valid {
-				printValid(s, docs, res.Graph)
+				printValid(s, docs, res.Graph, output == "wide")
 			} else {
 				for _, e := range res.Errors {
 					fmt.Fprintln(s.err, e.Error())
@@ -98,7 +100,7 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`,
 		},
 	}
 	ff.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "wide: also where each object was read; yaml and json: a ValidationResult")
 	return cmd
 }
 
@@ -113,15 +115,24 @@ func toGroupOutput(g graph.Group) groupOutput {
 	return o
 }
 
-func printValid(s *streams, docs []manifest.Document, g *graph.Graph) {
-	byKind := map[string][]string{}
-	for _, d := range docs {
-		byKind[d.Object.GetKind()] = append(byKind[d.Object.GetKind()], d.Object.Meta().Name)
-	}
+func printValid(s *streams, docs []manifest.Document, g *graph.Graph, wide bool) {
 	fmt.Fprintf(s.out, "valid: %d object(s)\n", len(docs))
-	for _, k := range []string{v1alpha1.KindIISSite, v1alpha1.KindIPResource, v1alpha1.KindVolumeResource} {
-		if len(byKind[k]) > 0 {
-			fmt.Fprintf(s.out, "  %-15s %s\n", k+":", strings.Join(byKind[k], ", "))
+	if wide {
+		// Each object with the file and line it was read from.
+		tw := printer.NewTable(s.out)
+		for _, d := range docs {
+			fmt.Fprintf(tw, "  %s/%s\t%s:%d\n", d.Object.GetKind(), d.Object.Meta().Name, d.File, d.Line)
+		}
+		_ = tw.Flush()
+	} else {
+		byKind := map[string][]string{}
+		for _, d := range docs {
+			byKind[d.Object.GetKind()] = append(byKind[d.Object.GetKind()], d.Object.Meta().Name)
+		}
+		for _, k := range []string{v1alpha1.KindIISSite, v1alpha1.KindIPResource, v1alpha1.KindVolumeResource} {
+			if len(byKind[k]) > 0 {
+				fmt.Fprintf(s.out, "  %-15s %s\n", k+":", strings.Join(byKind[k], ", "))
+			}
 		}
 	}
 	fmt.Fprintf(s.out, "resource groups: %d\n", len(g.Groups))

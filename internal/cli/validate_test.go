@@ -54,12 +54,13 @@ func TestValidateJSON(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	var got struct {
+		Kind   string
 		Valid  bool
 		Errors []map[string]any
 		Groups []any
 	}
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, out)
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Kind != "ValidationResult" {
+		t.Fatalf("want a ValidationResult: %v\n%s", err, out)
 	}
 	want := []map[string]any{
 		{"file": "-", "line": float64(7), "kind": "IISSite", "name": "web1", "field": "spec.physicalPath", "message": `"E:\\w" does not lie on any VolumeResource, so it would not move with the site; declare a VolumeResource for its drive or mount path`},
@@ -70,5 +71,19 @@ func TestValidateJSON(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got.Errors); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
+
+// TestValidateWideAndYAML: -o wide names where each object was read; -o
+// yaml is the same ValidationResult as -o json.
+func TestValidateWideAndYAML(t *testing.T) {
+	dir := "../../manifests/examples/active-active"
+	code, out, _ := run(t, "", "validate", "-f", dir, "-o", "wide")
+	if code != 0 || !strings.Contains(out, "website2.yaml:21") || !strings.Contains(out, "IISSite/WebSite2") {
+		t.Errorf("validate -o wide: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "validate", "-f", dir, "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "kind: ValidationResult") || !strings.Contains(out, "valid: true") || !strings.Contains(out, "name: WebSite2") {
+		t.Errorf("validate -o yaml: exit %d\n%s", code, out)
 	}
 }

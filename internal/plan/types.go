@@ -72,20 +72,29 @@ type Step struct {
 // String reads as a sentence: "node1: start IISSite/WebSite1 (group
 // WebSite1 is active here)".
 func (s Step) String() string {
-	detail := ""
-	switch s.Action {
-	case RenameSite:
-		detail = " from " + s.SiteName
-	case SetPhysicalPath, SetAppPool:
-		detail = " to " + s.Value
-	case SetAutoStart:
-		detail = fmt.Sprintf(" to %t", s.AutoStart)
-	case AddAddress, RemoveAddress:
-		detail = " " + s.Address.CIDR
-	case VolumeOnline:
-		detail = " at " + s.Volume.Root
+	detail := s.Detail()
+	if detail != "" {
+		detail = " " + detail
 	}
 	return fmt.Sprintf("%s: %s %s%s (%s)", s.Node, verbs[s.Action], s.Target, detail, s.Reason)
+}
+
+// Detail is what the step sets, beyond its target: "from OldName",
+// "to D:\www", "10.0.0.50/24", "at E:\"; "" when the action says it all.
+func (s Step) Detail() string {
+	switch s.Action {
+	case RenameSite:
+		return "from " + s.SiteName
+	case SetPhysicalPath, SetAppPool:
+		return "to " + s.Value
+	case SetAutoStart:
+		return fmt.Sprintf("to %t", s.AutoStart)
+	case AddAddress, RemoveAddress:
+		return s.Address.CIDR
+	case VolumeOnline:
+		return "at " + s.Volume.Root
+	}
+	return ""
 }
 
 // Plan is an ordered list of steps.

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -82,4 +83,36 @@ func TestWitnessAndTwoAgentsOnLoopback(t *testing.T) {
 		code, o := c.sk("plan")
 		return code == 0 && strings.Contains(o, "node1: converged") && strings.Contains(o, "node2: converged")
 	})
+	// Every read command takes the same -o formats.
+	var plans struct {
+		Kind  string `json:"kind"`
+		Items []struct {
+			Node  string `json:"node"`
+			Steps []any  `json:"steps"`
+		} `json:"items"`
+	}
+	if out := c.must("plan", "-o", "json"); json.Unmarshal([]byte(out), &plans) != nil || plans.Kind != "NodePlanList" || len(plans.Items) != 2 {
+		t.Errorf("plan -o json: want a NodePlanList of two nodes:\n%s", out)
+	}
+	if out := c.must("plan", "-o", "wide"); !strings.Contains(out, "NODE") || !strings.Contains(out, "converged") {
+		t.Errorf("plan -o wide:\n%s", out)
+	}
+	var desc struct {
+		Kind   string `json:"kind"`
+		Object struct {
+			Metadata struct{ Name string } `json:"metadata"`
+		} `json:"object"`
+		Group  struct{ Active string }   `json:"group"`
+		Events []struct{ Reason string } `json:"events"`
+	}
+	if out := c.must("describe", "site", "site-a", "-o", "json"); json.Unmarshal([]byte(out), &desc) != nil || desc.Kind != "Description" ||
+		desc.Object.Metadata.Name != "site-a" || desc.Group.Active != "node1" || len(desc.Events) == 0 {
+		t.Errorf("describe site site-a -o json: want a Description of site-a, active on node1, with events:\n%s", out)
+	}
+	if out := c.must("describe", "group", "site-a", "-o", "json"); !strings.Contains(out, `"active": "node1"`) {
+		t.Errorf("describe group site-a -o json:\n%s", out)
+	}
+	if code, out := c.sk("describe", "site", "site-a", "-o", "xml"); code != 2 || !strings.Contains(out, "table, wide, yaml or json") {
+		t.Errorf("describe -o xml: exit %d\n%s", code, out)
+	}
 }
