@@ -57,7 +57,7 @@ func (b *Backend) ListAddresses(ctx context.Context) ([]backend.Address, error) 
 	var res struct {
 		Addresses list[wireAddress] `json:"addresses"`
 	}
-	if err := runScript(ctx, b.run, scriptIP, ipRequest{Op: "list"}, &res); err != nil {
+	if err := runScript(ctx, b.scripts, scriptIP, ipRequest{Op: "list"}, &res); err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	var out []backend.Address
@@ -83,7 +83,7 @@ func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
 		Alias   string `json:"interfaceAlias"`
 		Gateway string `json:"gateway"`
 	}
-	if err := runScript(ctx, b.run, scriptIP, req, &res); err != nil {
+	if err := runScript(ctx, b.scripts, scriptIP, req, &res); err != nil {
 		return fmt.Errorf("add address %s: %w", a.CIDR, err)
 	}
 	if b.announce != nil {
@@ -98,7 +98,7 @@ func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
 
 // RemoveAddress implements backend.Addresses; an absent address is no error.
 func (b *Backend) RemoveAddress(ctx context.Context, a backend.Address) error {
-	if err := runScript(ctx, b.run, scriptIP, ipRequest{Op: "remove", IP: a.IP()}, nil); err != nil {
+	if err := runScript(ctx, b.scripts, scriptIP, ipRequest{Op: "remove", IP: a.IP()}, nil); err != nil {
 		return fmt.Errorf("remove address %s: %w", a.CIDR, err)
 	}
 	return nil

@@ -51,7 +51,7 @@ func (b *Backend) CheckFeatures(ctx context.Context, needFTP bool) error {
 	var res struct {
 		Features list[featureState] `json:"features"`
 	}
-	if err := runScript(ctx, b.run, scriptFeatures, req, &res); err != nil {
+	if err := runScript(ctx, b.scripts, scriptFeatures, req, &res); err != nil {
 		return fmt.Errorf("check Windows features: %w", err)
 	}
 	return missingFeatures(want, res.Features)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows/iisconfig"
-	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // Script names.
@@ -200,7 +199,7 @@ func createRequest(cfg backend.SiteConfig) changeRequest {
 }
 
 func (b *Backend) change(ctx context.Context, req changeRequest) error {
-	if err := runScript(ctx, b.run, scriptIISChange, req, nil); err != nil {
+	if err := runScript(ctx, b.scripts, scriptIISChange, req, nil); err != nil {
 		return fmt.Errorf("%s site %q: %w", req.Op, req.Name, err)
 	}
 	return nil
@@ -208,12 +207,11 @@ func (b *Backend) change(ctx context.Context, req changeRequest) error {
 
 // ListSites implements backend.Sites.
 func (b *Backend) ListSites(ctx context.Context) ([]backend.Site, error) {
-	args, _ := ScriptArgs(scriptIISList)
-	stdout, stderr, exit, err := b.run.Run(ctx, PowerShell, args, []byte("{}"))
+	reply, err := b.scripts.Call(ctx, scriptIISList, []byte("{}"))
 	if err != nil {
 		return nil, fmt.Errorf("list sites: %w", err)
 	}
-	sites, err := ParseSiteList(stdout)
+	sites, err := ParseSiteList(reply)
 	if errors.Is(err, ErrFeatureMissing) {
 		// No IIS management module: appcmd still reads the configuration.
 		if ac, acErr := b.listSitesAppcmd(ctx); acErr == nil {
@@ -222,7 +220,7 @@ func (b *Backend) ListSites(ctx context.Context) ([]backend.Site, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list sites (exit %d, stderr %s): %w", exit, diag.Clip(strings.TrimSpace(string(stderr))), err)
+		return nil, fmt.Errorf("list sites: %w", err)
 	}
 	b.certs.fill(sites)
 	return sites, nil
@@ -289,7 +287,7 @@ func (b *Backend) DeleteSite(ctx context.Context, site string) error {
 // then the site.
 func (b *Backend) StartSite(ctx context.Context, site string) error {
 	req := runRequest{Op: "start", Name: site, Certificates: certificatesOf(b.certs.bindings(site))}
-	if err := runScript(ctx, b.run, scriptIISRun, req, nil); err != nil {
+	if err := runScript(ctx, b.scripts, scriptIISRun, req, nil); err != nil {
 		return fmt.Errorf("start site %q: %w", site, err)
 	}
 	return nil
@@ -299,7 +297,7 @@ func (b *Backend) StartSite(ctx context.Context, site string) error {
 // certificate bindings.
 func (b *Backend) StopSite(ctx context.Context, site string) error {
 	req := runRequest{Op: "stop", Name: site, Certificates: certificatesOf(b.certs.bindings(site))}
-	if err := runScript(ctx, b.run, scriptIISRun, req, nil); err != nil {
+	if err := runScript(ctx, b.scripts, scriptIISRun, req, nil); err != nil {
 		return fmt.Errorf("stop site %q: %w", site, err)
 	}
 	return nil

@@ -14,8 +14,12 @@ import (
 
 // Options configure the Windows backend.
 type Options struct {
-	// Runner runs commands; nil means ExecRunner.
+	// Runner runs commands (appcmd, emcmd); nil means ExecRunner.
 	Runner Runner
+	// Scripts runs the embedded PowerShell scripts. Nil means one
+	// persistent PowerShell host (a Host) when Runner is nil too, else a
+	// process per call through Runner (what replay tests record).
+	Scripts ScriptCaller
 	// DataDir holds the backend's own records (the https certificate book).
 	DataDir string
 	// ExtMirrBase is DataKeeper's install folder; empty means the
@@ -36,6 +40,7 @@ type Options struct {
 type Backend struct {
 	probe.Network
 	run               Runner
+	scripts           ScriptCaller
 	log               logr.Logger
 	certs             *certBook
 	vols              volumeSet
@@ -54,7 +59,13 @@ var (
 
 // New returns the backend; it reads the certificate book from DataDir.
 func New(o Options) (*Backend, error) {
-	b := &Backend{run: o.Runner, log: o.Log, extMirrBase: o.ExtMirrBase, dadTimeout: o.DADTimeout, switchoverTimeout: o.SwitchoverTimeout, announce: o.Announce}
+	b := &Backend{run: o.Runner, scripts: o.Scripts, log: o.Log, extMirrBase: o.ExtMirrBase, dadTimeout: o.DADTimeout, switchoverTimeout: o.SwitchoverTimeout, announce: o.Announce}
+	switch {
+	case b.scripts == nil && b.run == nil:
+		b.scripts = &Host{Log: o.Log.WithName("pshost")}
+	case b.scripts == nil:
+		b.scripts = processPerCall{run: b.run}
+	}
 	if b.run == nil {
 		b.run = ExecRunner{}
 	}

@@ -13,7 +13,6 @@ import (
 	"unicode/utf16"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
-	"github.com/sitekeeper/sitekeeper/internal/diag"
 )
 
 // PowerShell is Windows PowerShell 5.1, present on every supported Windows
@@ -160,24 +159,17 @@ func (e *scriptError) asError() error {
 
 // runScript runs one embedded script with req as its JSON request and
 // decodes the reply's result into resp (which may be nil).
-func runScript(ctx context.Context, r Runner, name string, req, resp any) error {
-	args, err := ScriptArgs(name)
-	if err != nil {
-		return err
-	}
+func runScript(ctx context.Context, sc ScriptCaller, name string, req, resp any) error {
 	stdin, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode request for %s: %w", name, err)
 	}
-	stdout, stderr, exit, err := r.Run(ctx, PowerShell, args, stdin)
+	reply, err := sc.Call(ctx, name, stdin)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if err := decodeReply(stdout, resp); err != nil {
-		if msg := strings.TrimSpace(string(stderr)); msg != "" {
-			return fmt.Errorf("%s exited %d: %w (stderr: %s)", name, exit, err, diag.Clip(msg))
-		}
-		return fmt.Errorf("%s exited %d: %w", name, exit, err)
+	if err := decodeReply(reply, resp); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

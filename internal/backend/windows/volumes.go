@@ -159,7 +159,7 @@ func (b *Backend) ListVolumes(ctx context.Context) ([]backend.Volume, error) {
 		var res struct {
 			Disks list[wireDisk] `json:"disks"`
 		}
-		if err := runScript(ctx, b.run, scriptDisk, diskRequest{Op: "list", Disks: disks}, &res); err != nil {
+		if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "list", Disks: disks}, &res); err != nil {
 			return nil, fmt.Errorf("list disks: %w", err)
 		}
 		for _, d := range res.Disks {
@@ -178,7 +178,7 @@ func (b *Backend) BringOnline(ctx context.Context, id backend.VolumeID, root str
 	case backend.VolumeSharedDisk:
 		ref := diskRefOf(id)
 		var d wireDisk
-		if err := runScript(ctx, b.run, scriptDisk, diskRequest{Op: "online", Disk: &ref}, &d); err != nil {
+		if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "online", Disk: &ref}, &d); err != nil {
 			return fmt.Errorf("bring %s online: %w", id, err)
 		}
 		if why := d.usable(root); why != "" {
@@ -196,7 +196,7 @@ func (b *Backend) TakeOffline(ctx context.Context, id backend.VolumeID) error {
 		return nil
 	}
 	ref := diskRefOf(id)
-	if err := runScript(ctx, b.run, scriptDisk, diskRequest{Op: "offline", Disk: &ref}, nil); err != nil {
+	if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "offline", Disk: &ref}, nil); err != nil {
 		return fmt.Errorf("take %s offline: %w", id, err)
 	}
 	return nil

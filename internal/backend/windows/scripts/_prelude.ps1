@@ -18,6 +18,19 @@ function Send($doc) {
     [Console]::Out.Write((ConvertTo-Json -InputObject $doc -Depth 10 -Compress))
 }
 
+# Get-SkError turns a caught error into the reply's error: the first
+# sitekeeper kind on the exception chain and every HRESULT on it.
+function Get-SkError($record) {
+    $e = $record.Exception
+    $kind = ''
+    $codes = @()
+    for ($x = $e; $x; $x = $x.InnerException) {
+        if (-not $kind -and $x.Data -and $x.Data['sitekeeper.kind']) { $kind = [string]$x.Data['sitekeeper.kind'] }
+        $codes += ('0x{0:X8}' -f $x.HResult)
+    }
+    @{ kind = $kind; hresults = $codes; message = $e.Message }
+}
+
 # Get-ServerManager returns a fresh Microsoft.Web.Administration
 # ServerManager: the IISAdministration module loads the assembly, and the DLL
 # itself is the fallback on servers without the module.
