@@ -5,6 +5,7 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -232,6 +234,32 @@ func readLimited(r io.Reader) ([]byte, error) {
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
+// asUTF8 returns data as UTF-8 without a byte order mark. Windows
+// PowerShell 5.1 writes `>` redirections in UTF-16LE with a BOM, and
+// Notepad may save UTF-8 with one: such a manifest loads like any other.
+func asUTF8(data []byte) ([]byte, error) {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		return data[3:], nil
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		order = binary.BigEndian
+	default:
+		return data, nil
+	}
+	body := data[2:]
+	if len(body)%2 != 0 {
+		return nil, errors.New("UTF-16 text with an odd number of bytes (the file is cut short); save it again, as UTF-8")
+	}
+	units := make([]uint16, len(body)/2)
+	for i := range units {
+		units[i] = order.Uint16(body[2*i:])
+	}
+	return []byte(string(utf16.Decode(units))), nil
+}
+
 // Decode parses data (one or more YAML or JSON documents) named file.
 func Decode(file string, data []byte) ([]Document, diag.List) {
 	fail := func(line int, msg string) ([]Document, diag.List) {
@@ -239,6 +267,10 @@ func Decode(file string, data []byte) ([]Document, diag.List) {
 	}
 	if len(data) > MaxFileSize {
 		return fail(0, fmt.Sprintf("larger than %d bytes (1 MiB); split it into several files", MaxFileSize))
+	}
+	data, err := asUTF8(data)
+	if err != nil {
+		return fail(0, err.Error())
 	}
 	if i := bytes.IndexByte(data, 0); i >= 0 || !utf8.Valid(data) {
 		return fail(0, "binary data, not a YAML or JSON manifest; check that the right file was given")

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -139,5 +140,45 @@ func TestLoadFolderAndStdin(t *testing.T) {
 	_, errs = Load([]string{dir + "/missing"}, Options{})
 	if len(errs) != 1 || !strings.Contains(errs[0].Message, "no such file") {
 		t.Fatalf("missing path: %v", errs)
+	}
+}
+
+// TestDecodeUTF16AndBOM: what Windows PowerShell 5.1's `>` writes (UTF-16LE
+// with a BOM), UTF-16BE and UTF-8 with a BOM load as UTF-8 does, with the
+// same lines; a UTF-16 file cut short says so.
+func TestDecodeUTF16AndBOM(t *testing.T) {
+	utf16le := func(s string, bigEndian bool) []byte {
+		b := []byte{0xFF, 0xFE}
+		if bigEndian {
+			b = []byte{0xFE, 0xFF}
+		}
+		for _, u := range utf16.Encode([]rune(s)) {
+			if bigEndian {
+				b = append(b, byte(u>>8), byte(u))
+			} else {
+				b = append(b, byte(u), byte(u>>8))
+			}
+		}
+		return b
+	}
+	site := strings.ReplaceAll(validSite, "\n", "\r\n") // PowerShell writes CRLF
+	for name, data := range map[string][]byte{
+		"utf-16le": utf16le(site, false),
+		"utf-16be": utf16le(site, true),
+		"utf-8bom": append([]byte{0xEF, 0xBB, 0xBF}, site...),
+	} {
+		docs, errs := Decode("sites.yaml", data)
+		if len(errs) > 0 || len(docs) != 1 {
+			t.Errorf("%s: %d docs, errors %v", name, len(docs), errs)
+			continue
+		}
+		if s := docs[0].Object.(*v1alpha1.IISSite); s.Spec.PhysicalPath != `E:\sites\web1` || docs[0].LineOf("spec.bindings[0].port") != 11 {
+			t.Errorf("%s: path %q, port on line %d", name, s.Spec.PhysicalPath, docs[0].LineOf("spec.bindings[0].port"))
+		}
+	}
+	cut := utf16le(validSite, false)
+	_, errs := Decode("sites.yaml", cut[:len(cut)-1])
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "odd number of bytes") {
+		t.Errorf("cut UTF-16: %v", errs)
 	}
 }
