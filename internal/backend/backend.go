@@ -292,3 +292,21 @@ type LeaseFollower interface {
 	// count whole seconds, so an extension of less than one is skipped).
 	HoldUntil(until time.Time)
 }
+
+// GroupOp is one take-down or bring-up step of a group, as a GroupRunner
+// takes it: the action (StopSite, RemoveAddress, VolumeOffline,
+// VolumeOnline, AddAddress, StartSite) and what it acts on.
+type GroupOp struct {
+	Action  string
+	Site    string
+	Address *Address
+	Volume  *Volume
+}
+
+// GroupRunner is a backend that runs a group's take-down, or its bring-up,
+// as one call (the Windows backend: one request to its PowerShell host
+// instead of one a step). The ops run in order and stop at the first
+// failure; done is how many completed.
+type GroupRunner interface {
+	RunGroup(ctx context.Context, ops []GroupOp) (done int, err error)
+}

@@ -123,17 +123,27 @@ func ExecuteAll(ctx context.Context, n backend.Node, steps []Step, done func(Ste
 // steps, so that a bring-up in flight stops when the node fences itself.
 type Gate func(s Step) (context.Context, error)
 
-// ExecuteGated is ExecuteAll with a gate before each step.
+// groupActions are a group's take-down and bring-up steps, which a
+// backend.GroupRunner runs as one call.
+var groupActions = map[Action]bool{StopSite: true, RemoveAddress: true, VolumeOffline: true, VolumeOnline: true, AddAddress: true, StartSite: true}
+
+// ExecuteGated is ExecuteAll with a gate before each step (or batch).
 func ExecuteGated(ctx context.Context, n backend.Node, steps []Step, done func(Step, error), gate Gate) error {
 	su, batching := n.(backend.SiteUpdater)
+	gr, grouping := n.(backend.GroupRunner)
 	timeout := DefaultStepTimeout
 	if c, ok := n.(backend.StepCoster); ok {
 		timeout = c.StepTimeout()
 	}
 	for i := 0; i < len(steps); {
 		j := i + 1
-		if batching && configActions[steps[i].Action] {
+		switch {
+		case batching && configActions[steps[i].Action]:
 			for j < len(steps) && configActions[steps[j].Action] && steps[j].SiteName == steps[i].SiteName && steps[j].Node == steps[i].Node {
+				j++
+			}
+		case grouping && groupActions[steps[i].Action]:
+			for j < len(steps) && groupActions[steps[j].Action] && steps[j].Group == steps[i].Group && steps[j].Node == steps[i].Node {
 				j++
 			}
 		}
@@ -154,24 +164,48 @@ func ExecuteGated(ctx context.Context, n backend.Node, steps []Step, done func(S
 			}
 		}
 		// Each call has its own deadline: a hung step is cut off, never
-		// waited on for ever.
-		sctx, cancel := context.WithTimeout(stepParent, timeout)
-		if j-i > 1 {
+		// waited on for ever. A group's steps in one call have a step's
+		// deadline each.
+		ran := j - i // steps the call completed, when it fails part way
+		var sctx context.Context
+		var cancel context.CancelFunc
+		switch {
+		case j-i > 1 && configActions[steps[i].Action]:
+			sctx, cancel = context.WithTimeout(stepParent, timeout)
 			err = su.UpdateSite(sctx, steps[i].SiteName, merge(steps[i:j]))
 			if err != nil {
 				err = fmt.Errorf("%s: %w", steps[i].String(), err)
 			}
-		} else {
+		case j-i > 1:
+			sctx, cancel = context.WithTimeout(stepParent, time.Duration(j-i)*timeout)
+			ran, err = gr.RunGroup(sctx, groupOps(steps[i:j]))
+			if err != nil {
+				ran = min(max(ran, 0), j-i-1)
+				err = fmt.Errorf("%s: %w", steps[i+ran].String(), err)
+			}
+		default:
+			sctx, cancel = context.WithTimeout(stepParent, timeout)
 			err = Execute(sctx, n, steps[i])
 		}
+		failed := steps[i]
+		if err != nil && ran < j-i {
+			failed = steps[i+ran]
+		}
 		if err != nil && sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			err = &HungError{Step: steps[i], After: timeout, Err: err}
+			err = &HungError{Step: failed, After: timeout, Err: err}
 		}
 		cancel()
 		release()
-		for _, s := range steps[i:j] {
-			if done != nil {
-				done(s, err)
+		if done != nil {
+			for k, s := range steps[i:j] {
+				switch {
+				case err == nil || j-i == 1 || configActions[s.Action]:
+					done(s, err)
+				case k < ran:
+					done(s, nil)
+				case k == ran:
+					done(s, err)
+				}
 			}
 		}
 		if err != nil {
@@ -180,6 +214,15 @@ func ExecuteGated(ctx context.Context, n backend.Node, steps []Step, done func(S
 		i = j
 	}
 	return nil
+}
+
+// groupOps are steps as a backend.GroupRunner takes them.
+func groupOps(steps []Step) []backend.GroupOp {
+	ops := make([]backend.GroupOp, len(steps))
+	for k, s := range steps {
+		ops[k] = backend.GroupOp{Action: string(s.Action), Site: s.SiteName, Address: s.Address, Volume: s.Volume}
+	}
+	return ops
 }
 
 // mergeCancel is ctx, also cancelled when other is; release frees it.

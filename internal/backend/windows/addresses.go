@@ -79,21 +79,30 @@ func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Alias   string `json:"interfaceAlias"`
-		Gateway string `json:"gateway"`
-	}
+	var res addedAddress
 	if err := runScript(ctx, b.scripts, scriptIP, req, &res); err != nil {
 		return fmt.Errorf("add address %s: %w", a.CIDR, err)
 	}
-	if b.announce != nil {
-		if err := b.announce(req.IP, res.Gateway); err != nil {
-			// The address serves; a neighbour with a stale cache entry
-			// learns the move when its entry ages out.
-			b.log.Error(err, "Could not announce address move", "address", req.IP, "gateway", res.Gateway)
-		}
-	}
+	b.announceMove(req.IP, res.Gateway)
 	return nil
+}
+
+// addedAddress is ip.ps1's answer to add: where the address went.
+type addedAddress struct {
+	Alias   string `json:"interfaceAlias"`
+	Gateway string `json:"gateway"`
+}
+
+// announceMove tells the network that ip is here now.
+func (b *Backend) announceMove(ip, gateway string) {
+	if b.announce == nil {
+		return
+	}
+	if err := b.announce(ip, gateway); err != nil {
+		// The address serves; a neighbour with a stale cache entry
+		// learns the move when its entry ages out.
+		b.log.Error(err, "Could not announce address move", "address", ip, "gateway", gateway)
+	}
 }
 
 // RemoveAddress implements backend.Addresses; an absent address is no error.

@@ -97,6 +97,8 @@ type envelope struct {
 	OK     bool            `json:"ok"`
 	Result json.RawMessage `json:"result"`
 	Error  *scriptError    `json:"error"`
+	// Done is, for a batch, how many of its calls completed.
+	Done int `json:"done"`
 }
 
 // HRESULTs that keep their IIS meaning.
@@ -131,6 +133,8 @@ func (e *scriptError) asError() error {
 		base = ErrCertificateMissing
 	case "ModuleMissing", "FeatureMissing":
 		base = ErrFeatureMissing
+	case "VolumeUnusable":
+		base = backend.ErrUnsupported
 	}
 	if base == nil {
 		for _, h := range e.HResults {

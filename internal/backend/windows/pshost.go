@@ -181,8 +181,50 @@ type hostConn struct {
 // Starts is how many host processes were started.
 func (h *Host) Starts() int64 { return h.starts.Load() }
 
+// ScriptRequest is one script call of a batch.
+type ScriptRequest struct {
+	Script  string          `json:"script"`
+	Request json.RawMessage `json:"request"`
+}
+
+// BatchCaller is a ScriptCaller that runs several script calls as one
+// request: in order, stopping at the first failure. The reply's result is
+// the list of results, and its done field how many calls completed.
+type BatchCaller interface {
+	CallBatch(ctx context.Context, items []ScriptRequest) ([]byte, error)
+}
+
 // Call implements ScriptCaller.
 func (h *Host) Call(ctx context.Context, script string, request []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(request)) == 0 {
+		request = []byte("null")
+	}
+	return h.exchange(ctx, script, func(id uint64) any {
+		return struct {
+			ID      uint64          `json:"id"`
+			Script  string          `json:"script"`
+			Request json.RawMessage `json:"request"`
+		}{id, script, request}
+	})
+}
+
+// CallBatch implements BatchCaller.
+func (h *Host) CallBatch(ctx context.Context, items []ScriptRequest) ([]byte, error) {
+	names := make([]string, len(items))
+	for i, it := range items {
+		names[i] = it.Script
+	}
+	return h.exchange(ctx, strings.Join(names, "+"), func(id uint64) any {
+		return struct {
+			ID    uint64          `json:"id"`
+			Batch []ScriptRequest `json:"batch"`
+		}{id, items}
+	})
+}
+
+// exchange sends one request line (message builds it for its id) and
+// waits for its reply; label names the scripts in errors.
+func (h *Host) exchange(ctx context.Context, script string, message func(id uint64) any) ([]byte, error) {
 	h.once.Do(func() { h.turn = make(chan struct{}, 1) })
 	if _, ok := ctx.Deadline(); !ok {
 		d := h.RequestTimeout
@@ -206,14 +248,7 @@ func (h *Host) Call(ctx context.Context, script string, request []byte) ([]byte,
 	}
 	h.nextID++
 	id := h.nextID
-	if len(bytes.TrimSpace(request)) == 0 {
-		request = []byte("null")
-	}
-	line, err := json.Marshal(struct {
-		ID      uint64          `json:"id"`
-		Script  string          `json:"script"`
-		Request json.RawMessage `json:"request"`
-	}{id, script, request})
+	line, err := json.Marshal(message(id))
 	if err != nil {
 		return nil, fmt.Errorf("encode request for %s: %w", script, err)
 	}

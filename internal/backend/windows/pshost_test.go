@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 )
@@ -35,6 +36,7 @@ type hostRequest struct {
 	ID      uint64          `json:"id"`
 	Script  string          `json:"script"`
 	Request json.RawMessage `json:"request"`
+	Batch   []ScriptRequest `json:"batch"`
 }
 
 // fakeHost is an in-process host: it checks the bootstrap line is the
@@ -45,6 +47,7 @@ type fakeHost struct {
 
 	mu       sync.Mutex
 	requests []hostRequest
+	ran      []string // the scripts of batches that ran
 }
 
 type fakeProc struct {
@@ -101,6 +104,10 @@ func (f *fakeHost) start() (HostProcess, error) {
 			f.mu.Lock()
 			f.requests = append(f.requests, req)
 			f.mu.Unlock()
+			if req.Batch != nil {
+				fmt.Fprintln(outW, f.batch(req))
+				continue
+			}
 			a := f.handle(req)
 			switch {
 			case a.hang:
@@ -127,6 +134,26 @@ func (f *fakeHost) start() (HostProcess, error) {
 		}
 	}()
 	return p, nil
+}
+
+// batch answers a batch as _host.ps1 does: each call in order until one
+// fails, the results listed, done counted.
+func (f *fakeHost) batch(req hostRequest) string {
+	results := []json.RawMessage{}
+	for done, it := range req.Batch {
+		f.mu.Lock()
+		f.ran = append(f.ran, it.Script)
+		f.mu.Unlock()
+		var env envelope
+		_ = json.Unmarshal([]byte(f.handle(hostRequest{ID: req.ID, Script: it.Script, Request: it.Request}).reply), &env)
+		if !env.OK {
+			b, _ := json.Marshal(map[string]any{"id": req.ID, "ok": false, "error": env.Error, "result": results, "done": done})
+			return string(b)
+		}
+		results = append(results, env.Result)
+	}
+	b, _ := json.Marshal(map[string]any{"id": req.ID, "ok": true, "result": results, "done": len(req.Batch)})
+	return string(b)
 }
 
 // TestHostScriptHoldsEveryScript: the host loads the prelude and every
@@ -259,15 +286,16 @@ func TestHostScriptFailureKeepsTheHost(t *testing.T) {
 	}
 }
 
-// TestFailoverOfOneGroupStartsNoProcess: once the host runs, a group's
-// take-down on one node and bring-up on another start no process at all;
-// before the host, each of these seven steps started powershell.exe.
-func TestFailoverOfOneGroupStartsNoProcess(t *testing.T) {
+// failoverHost answers a group's steps as a healthy node does; the
+// address add fails when failAdd is set.
+func failoverHost(t *testing.T, failAdd bool) *fakeHost {
 	f := &fakeHost{t: t}
 	f.handle = func(r hostRequest) answer {
 		var req struct{ Op string }
 		_ = json.Unmarshal(r.Request, &req)
 		switch {
+		case r.Script == scriptIP && req.Op == "add" && failAdd:
+			return answer{reply: failure("AddressInUse", "10.0.0.50 is held by another machine on the network")}
 		case r.Script == scriptIP && req.Op == "add":
 			return answer{reply: reply(map[string]any{"interfaceAlias": "Ethernet0", "gateway": "10.0.0.1"})}
 		case r.Script == scriptDisk && req.Op == "online":
@@ -275,8 +303,25 @@ func TestFailoverOfOneGroupStartsNoProcess(t *testing.T) {
 		}
 		return answer{reply: reply(nil)}
 	}
+	return f
+}
+
+var (
+	testVolume  = backend.Volume{ID: backend.VolumeID{Kind: backend.VolumeSharedDisk, ID: "serial:WD-1"}, Root: `E:\`}
+	testAddress = backend.Address{CIDR: "10.0.0.50/24", Interface: "Ethernet0"}
+	takeDown    = []backend.GroupOp{{Action: "StopSite", Site: "WebSite1"}, {Action: "RemoveAddress", Address: &testAddress}, {Action: "VolumeOffline", Volume: &testVolume}}
+	bringUp     = []backend.GroupOp{{Action: "VolumeOnline", Volume: &testVolume}, {Action: "AddAddress", Address: &testAddress}, {Action: "StartSite", Site: "WebSite1"}}
+)
+
+// TestFailoverOfOneGroupIsOneRequestEachWay: once the host runs, a
+// group's take-down is one request and its bring-up one more, with one
+// reply each listing what was done; no process starts.
+func TestFailoverOfOneGroupIsOneRequestEachWay(t *testing.T) {
+	f := failoverHost(t, false)
 	h := &Host{Start: f.start, Log: logr.Discard()}
-	b, err := New(Options{Scripts: h, Runner: NewReplay(), DataDir: t.TempDir(), Log: logr.Discard(), Announce: func(string, string) error { return nil }})
+	var announced []string
+	b, err := New(Options{Scripts: h, Runner: NewReplay(), DataDir: t.TempDir(), Log: logr.Discard(),
+		Announce: func(ip, gw string) error { announced = append(announced, ip+" via "+gw); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,25 +331,61 @@ func TestFailoverOfOneGroupStartsNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := h.Starts()
-	vol := backend.VolumeID{Kind: backend.VolumeSharedDisk, ID: "serial:WD-1"}
-	addr := backend.Address{CIDR: "10.0.0.50/24", Interface: "Ethernet0"}
-	for _, step := range []func() error{
-		func() error { return b.StopSite(ctx, "WebSite1") },
-		func() error { return b.RemoveAddress(ctx, addr) },
-		func() error { return b.TakeOffline(ctx, vol) },
-		func() error { return b.BringOnline(ctx, vol, `E:\`) },
-		func() error { return b.AddAddress(ctx, addr) },
-		func() error { return b.StartSite(ctx, "WebSite1") },
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
+	for _, ops := range [][]backend.GroupOp{takeDown, bringUp} {
+		if done, err := b.RunGroup(ctx, ops); err != nil || done != 3 {
+			t.Fatalf("RunGroup: %d done, %v", done, err)
 		}
 	}
 	if started := h.Starts() - before; started != 0 {
 		t.Errorf("a failover of one group started %d processes, want 0", started)
 	}
-	if n := len(f.requests); n != 7 {
-		t.Errorf("%d requests reached the host, want 7", n)
+	var got []string
+	for _, r := range f.requests[1:] {
+		var calls []string
+		for _, it := range r.Batch {
+			var op struct{ Op string }
+			_ = json.Unmarshal(it.Request, &op)
+			calls = append(calls, it.Script+" "+op.Op)
+		}
+		got = append(got, strings.Join(calls, ", "))
+	}
+	want := []string{"iis-run.ps1 stop, ip.ps1 remove, disk.ps1 offline", "disk.ps1 online, ip.ps1 add, iis-run.ps1 start"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"10.0.0.50 via 10.0.0.1"}, announced); diff != "" {
+		t.Errorf("announced (-want +got):\n%s", diff)
+	}
+}
+
+// TestGroupBringUpStopsAtTheFailingStep: the batch stops at the step that
+// fails; the reply says how many ran, the error keeps its type, and the
+// site is never started.
+func TestGroupBringUpStopsAtTheFailingStep(t *testing.T) {
+	f := failoverHost(t, true)
+	b, err := New(Options{Scripts: &Host{Start: f.start, Log: logr.Discard()}, Runner: NewReplay(), DataDir: t.TempDir(), Log: logr.Discard(), Announce: func(string, string) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := b.RunGroup(context.Background(), bringUp)
+	if done != 1 || !errors.Is(err, backend.ErrAddressInUse) || !strings.Contains(err.Error(), "add address 10.0.0.50/24") {
+		t.Fatalf("RunGroup: %d done, %v; want 1 done and the address error", done, err)
+	}
+	if diff := cmp.Diff([]string{scriptDisk, scriptIP}, f.ran); diff != "" {
+		t.Errorf("scripts run (-want +got), the site must not start after its address failed:\n%s", diff)
+	}
+}
+
+// TestGroupRunWithoutAHostRunsStepByStep: through a Runner (replay
+// tests, no host), the same ops run one script call each, in order.
+func TestGroupRunWithoutAHostRunsStepByStep(t *testing.T) {
+	b, r, _ := newTestBackend(t,
+		psRec(scriptIISRun, reply(nil), 0), psRec(scriptIP, reply(nil), 0), psRec(scriptDisk, reply(map[string]any{"changed": true}), 0))
+	if done, err := b.RunGroup(context.Background(), takeDown); err != nil || done != 3 {
+		t.Fatalf("RunGroup: %d done, %v", done, err)
+	}
+	if len(r.Calls) != 3 {
+		t.Errorf("%d calls, want 3", len(r.Calls))
 	}
 }
 

@@ -128,6 +128,9 @@ type diskRequest struct {
 	Op    string    `json:"op"`
 	Disks []diskRef `json:"disks,omitempty"`
 	Disk  *diskRef  `json:"disk,omitempty"`
+	// Root, with online, is where the volume must be mounted and usable:
+	// the script fails (VolumeUnusable) before anything after it runs.
+	Root string `json:"root,omitempty"`
 }
 
 // ListVolumes implements backend.Volumes for the protected volumes: a
@@ -178,7 +181,7 @@ func (b *Backend) BringOnline(ctx context.Context, id backend.VolumeID, root str
 	case backend.VolumeSharedDisk:
 		ref := diskRefOf(id)
 		var d wireDisk
-		if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "online", Disk: &ref}, &d); err != nil {
+		if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "online", Disk: &ref, Root: root}, &d); err != nil {
 			return fmt.Errorf("bring %s online: %w", id, err)
 		}
 		if why := d.usable(root); why != "" {

@@ -14,19 +14,38 @@ function Send-Line($doc) {
 }
 
 Send-Line @{ ready = $true; pid = $PID; psVersion = $PSVersionTable.PSVersion.ToString() }
+# Invoke-Script runs one script's Invoke-Request with a request.
+function Invoke-Script([string]$name, $request) {
+    $handler = $SkHandlers[$name]
+    if (-not $handler) { Fail 'UnknownScript' "the host has no script `"$name`"" }
+    & $handler $request
+}
+
+# A request is one script call ({"id","script","request"}) or a batch of
+# them ({"id","batch":[{"script","request"},...]}: a group's take-down or
+# bring-up), run in order until one fails; the reply lists the results of
+# those that ran, and done counts them, whether the batch failed or not.
 while ($true) {
     $line = [Console]::In.ReadLine()
     if ($null -eq $line) { break }
     if (-not $line.Trim()) { continue }
     $id = 0
+    $done = 0
+    $results = @()
     try {
         $msg = ConvertFrom-Json -InputObject $line
         $id = $msg.id
-        $handler = $SkHandlers[[string]$msg.script]
-        if (-not $handler) { Fail 'UnknownScript' "the host has no script `"$($msg.script)`"" }
-        $result = & $handler $msg.request
-        Send-Line @{ id = $id; ok = $true; result = $result }
+        if ($null -ne $msg.batch) {
+            foreach ($item in @($msg.batch)) {
+                $results += , (Invoke-Script ([string]$item.script) $item.request)
+                $done++
+            }
+            Send-Line @{ id = $id; ok = $true; result = $results; done = $done }
+        } else {
+            $result = Invoke-Script ([string]$msg.script) $msg.request
+            Send-Line @{ id = $id; ok = $true; result = $result }
+        }
     } catch {
-        Send-Line @{ id = $id; ok = $false; error = (Get-SkError $_) }
+        Send-Line @{ id = $id; ok = $false; error = (Get-SkError $_); result = $results; done = $done }
     }
 }

@@ -22,6 +22,30 @@ function Get-DiskInfo($d) {
        isOffline = [bool]$disk.IsOffline; offlineReason = [string]$disk.OfflineReason; isReadOnly = [bool]$disk.IsReadOnly; volumes = $vols }
 }
 
+# Get-Unusable says why the disk cannot serve root, or returns ''. It is
+# the rule of usable in volumes.go, run here too so that a group's
+# bring-up, one request, stops before its site starts on a volume that
+# cannot serve it.
+function Get-Unusable($info, [string]$root) {
+    if (-not $info.found) { return 'not found on this node' }
+    if ($info.isOffline) { return "offline ($($info.offlineReason))" }
+    if ($info.isReadOnly) { return 'read-only' }
+    $mounted = @()
+    foreach ($v in $info.volumes) {
+        $roots = @()
+        if ($v.driveLetter -and $v.driveLetter -ne "`0") { $roots += ($v.driveLetter.ToUpperInvariant() + ':\') }
+        foreach ($p in $v.accessPaths) { if (-not $p.StartsWith('\\?\')) { $roots += $p } }
+        foreach ($r in $roots) {
+            $mounted += $r
+            if ($r.TrimEnd('\') -ne $root.TrimEnd('\')) { continue }
+            if ($v.health -ne 'Healthy') { return "volume at $root is $($v.health) ($($v.operational))" }
+            if (@('NTFS', 'REFS') -notcontains ([string]$v.fileSystem).ToUpperInvariant()) { return "volume at $root has file system `"$($v.fileSystem)`" (not mounted, or RAW)" }
+            return ''
+        }
+    }
+    "no volume mounted at $root (mounted at $($mounted -join ', ')); give it that drive letter on every node"
+}
+
 function Invoke-Request($req) {
     switch ($req.op) {
         'list' { return @{ disks = @(@($req.disks) | Where-Object { $_ } | ForEach-Object { Get-DiskInfo $_ }) } }
@@ -35,7 +59,12 @@ function Invoke-Request($req) {
                 }
             }
             if ($disk.IsReadOnly) { Set-Disk -UniqueId $disk.UniqueId -IsReadOnly $false }
-            return Get-DiskInfo $req.disk
+            $info = Get-DiskInfo $req.disk
+            if ($req.root) {
+                $why = Get-Unusable $info $req.root
+                if ($why) { Fail 'VolumeUnusable' $why }
+            }
+            return $info
         }
         'offline' {
             $disk = Find-Disk $req.disk
