@@ -45,8 +45,11 @@ type backendOptions struct {
 // openBackend returns the node backend the agent drives and how to let it go.
 // A simulated IIS seeds an index page into each started site's empty folder.
 func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error) {
+	// An address outlives a silent agent by half its lease at most (the
+	// kernel counts whole seconds): it expires before the lease does.
+	lifetime := ((o.leaseTTL/2 + time.Second - 1) / time.Second) * time.Second
 	if o.name == "windows" {
-		b, err := windows.New(windows.Options{DataDir: o.dataDir, Log: log.WithName("windows")})
+		b, err := windows.New(windows.Options{DataDir: o.dataDir, Lifetime: lifetime, Log: log.WithName("windows")})
 		return b, func() {}, err
 	}
 	world := sim.NewWorld(filepath.Join(o.dataDir, "sim"), log.WithName("sim"))
@@ -61,9 +64,6 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error
 		return n, release, nil
 	}
 	world.AllowAnyAddress()
-	// An address outlives a silent agent by half its lease at most (the
-	// kernel counts whole seconds): it expires before the lease does.
-	lifetime := ((o.leaseTTL/2 + time.Second - 1) / time.Second) * time.Second
 	ln, err := linux.New(n, linux.Options{Interface: o.iface, Lifetime: lifetime, Log: log.WithName("linux")})
 	if err != nil {
 		release()

@@ -18,6 +18,9 @@ type wireAddress struct {
 	Alias        string `json:"interfaceAlias"`
 	State        enum   `json:"state"`
 	SkipAsSource bool   `json:"skipAsSource"`
+	// ValidLifetimeSec is what is left of a finite lifetime; -1 (or
+	// absent) is infinite.
+	ValidLifetimeSec int `json:"validLifetimeSec"`
 }
 
 // held reports whether the node answers for the address: Tentative is
@@ -36,6 +39,10 @@ type ipRequest struct {
 	PrefixLength int    `json:"prefixLength,omitempty"`
 	Alias        string `json:"interfaceAlias,omitempty"`
 	TimeoutMs    int    `json:"timeoutMs,omitempty"`
+	// ValidLifetimeSec, with add and extend, is the address's lifetime
+	// (0: it never expires).
+	ValidLifetimeSec int      `json:"validLifetimeSec,omitempty"`
+	IPs              []string `json:"ips,omitempty"` // extend
 }
 
 // addRequest validates a and renders ip.ps1's add request.
@@ -65,7 +72,13 @@ func (b *Backend) ListAddresses(ctx context.Context) ([]backend.Address, error) 
 		if !w.held() {
 			continue
 		}
-		out = append(out, backend.Address{CIDR: fmt.Sprintf("%s/%d", strings.TrimSuffix(w.IP, "%"), w.PrefixLength), Interface: w.Alias})
+		ip, _, _ := strings.Cut(w.IP, "%") // a link-local address's zone: fe80::1%12
+		if w.ValidLifetimeSec > 0 {
+			// Only Sitekeeper adds addresses with a lifetime: one found
+			// after a restart is adopted, and renewed with the lease.
+			b.lease.adopt(ip)
+		}
+		out = append(out, backend.Address{CIDR: fmt.Sprintf("%s/%d", ip, w.PrefixLength), Interface: w.Alias})
 	}
 	return out, nil
 }
@@ -75,7 +88,7 @@ func (b *Backend) ListAddresses(ctx context.Context) ([]backend.Address, error) 
 // announce the move with a gratuitous ARP (Windows' own DAD probes do not
 // refresh neighbours' caches).
 func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
-	req, err := addRequest(a, int(b.dadTimeout.Milliseconds()))
+	req, err := b.addRequest(a)
 	if err != nil {
 		return err
 	}
@@ -83,8 +96,22 @@ func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
 	if err := runScript(ctx, b.scripts, scriptIP, req, &res); err != nil {
 		return fmt.Errorf("add address %s: %w", a.CIDR, err)
 	}
-	b.announceMove(req.IP, res.Gateway)
+	b.added(req, res)
 	return nil
+}
+
+// addRequest is ip.ps1's add of a, with the lifetime the lease allows.
+func (b *Backend) addRequest(a backend.Address) (ipRequest, error) {
+	req, err := addRequest(a, int(b.dadTimeout.Milliseconds()))
+	req.ValidLifetimeSec = b.lease.lifetimeSec()
+	return req, err
+}
+
+// added is what follows an address's add: it is held (renewed with the
+// lease), and the network hears that it moved here.
+func (b *Backend) added(req ipRequest, res addedAddress) {
+	b.lease.hold(req.IP)
+	b.announceMove(req.IP, res.Gateway)
 }
 
 // addedAddress is ip.ps1's answer to add: where the address went.
@@ -107,6 +134,7 @@ func (b *Backend) announceMove(ip, gateway string) {
 
 // RemoveAddress implements backend.Addresses; an absent address is no error.
 func (b *Backend) RemoveAddress(ctx context.Context, a backend.Address) error {
+	b.lease.release(a.IP())
 	if err := runScript(ctx, b.scripts, scriptIP, ipRequest{Op: "remove", IP: a.IP()}, nil); err != nil {
 		return fmt.Errorf("remove address %s: %w", a.CIDR, err)
 	}

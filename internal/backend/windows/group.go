@@ -67,9 +67,10 @@ func (b *Backend) groupCall(op backend.GroupOp) (groupCall, error) {
 		return groupCall{label: fmt.Sprintf("%s site %q", verb, op.Site), script: scriptIISRun,
 			request: runRequest{Op: verb, Name: op.Site, Certificates: certificatesOf(b.certs.bindings(op.Site))}}, nil
 	case "RemoveAddress":
+		b.lease.release(op.Address.IP())
 		return groupCall{label: "remove address " + op.Address.CIDR, script: scriptIP, request: ipRequest{Op: "remove", IP: op.Address.IP()}}, nil
 	case "AddAddress":
-		req, err := addRequest(*op.Address, int(b.dadTimeout.Milliseconds()))
+		req, err := b.addRequest(*op.Address)
 		if err != nil {
 			return groupCall{}, err
 		}
@@ -78,7 +79,7 @@ func (b *Backend) groupCall(op backend.GroupOp) (groupCall, error) {
 			if err := json.Unmarshal(res, &added); err != nil {
 				return fmt.Errorf("decode result: %w", err)
 			}
-			b.announceMove(req.IP, added.Gateway)
+			b.added(req, added)
 			return nil
 		}}, nil
 	case "VolumeOffline":

@@ -29,6 +29,11 @@ type Options struct {
 	DADTimeout time.Duration
 	// SwitchoverTimeout bounds the wait for a mirror to become source here.
 	SwitchoverTimeout time.Duration
+	// Lifetime, when set, is how long a virtual address outlives the
+	// agent's last lease renewal: addresses are added with it and extended
+	// at each renewal, so a frozen or killed agent's addresses expire by
+	// themselves (0: they never expire).
+	Lifetime time.Duration
 	// Announce tells the network that ip moved here (gateway may be empty);
 	// nil means the platform's gratuitous ARP (none off Windows).
 	Announce func(ip, gateway string) error
@@ -48,6 +53,7 @@ type Backend struct {
 	dadTimeout        time.Duration
 	switchoverTimeout time.Duration
 	announce          func(ip, gateway string) error
+	lease             leaseHold
 }
 
 var (
@@ -69,6 +75,7 @@ func New(o Options) (*Backend, error) {
 	if b.run == nil {
 		b.run = ExecRunner{}
 	}
+	b.lease = leaseHold{b: b, lifetime: o.Lifetime}
 	if b.extMirrBase == "" {
 		b.extMirrBase = os.Getenv("ExtMirrBase")
 	}

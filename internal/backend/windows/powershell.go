@@ -133,7 +133,7 @@ func (e *scriptError) asError() error {
 		base = ErrCertificateMissing
 	case "ModuleMissing", "FeatureMissing":
 		base = ErrFeatureMissing
-	case "VolumeUnusable":
+	case "VolumeUnusable", "DhcpEnabled":
 		base = backend.ErrUnsupported
 	}
 	if base == nil {

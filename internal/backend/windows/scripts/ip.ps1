@@ -1,12 +1,36 @@
 # Lists, adds and removes virtual IP addresses in the ActiveStore only, so a
 # rebooted node never comes back holding a VIP. An added address is usable
 # only once duplicate address detection leaves Tentative; Duplicate means
-# another machine answers for it, and the address is removed again.
+# another machine answers for it, and the address is removed again. With a
+# lifetime, an address expires by itself unless the agent extends it at
+# each lease renewal: a frozen or killed agent's VIP goes away on its own.
+
+# Get-DefaultAlias is the interface Windows itself would use for the
+# default route: the lowest route metric plus interface metric.
 function Get-DefaultAlias {
-    $r = Get-NetRoute -DestinationPrefix '0.0.0.0/0' -ErrorAction SilentlyContinue | Sort-Object RouteMetric | Select-Object -First 1
-    if (-not $r) { Fail 'NotFound' 'no default route: name the interface in the IPResource (spec.interface)' }
-    [string]$r.InterfaceAlias
+    $best = $null
+    $bestMetric = [int]::MaxValue
+    foreach ($r in @(Get-NetRoute -DestinationPrefix '0.0.0.0/0' -ErrorAction SilentlyContinue)) {
+        $if = Get-NetIPInterface -InterfaceIndex $r.InterfaceIndex -AddressFamily IPv4 -ErrorAction SilentlyContinue
+        $metric = [int]$r.RouteMetric + $(if ($if) { [int]$if.InterfaceMetric } else { 0 })
+        if ($metric -lt $bestMetric) { $best = $r; $bestMetric = $metric }
+    }
+    if (-not $best) { Fail 'NotFound' 'no default route: name the interface in the IPResource (spec.interface)' }
+    [string]$best.InterfaceAlias
 }
+
+# Assert-Static refuses an interface with DHCP on: New-NetIPAddress on it
+# silently turns DHCP off, and the node loses its leased address at the
+# next renewal.
+function Assert-Static([string]$alias, [string]$ip) {
+    $family = if ($ip.Contains(':')) { 'IPv6' } else { 'IPv4' }
+    $if = Get-NetIPInterface -InterfaceAlias $alias -AddressFamily $family -ErrorAction SilentlyContinue
+    if ($if -and [string]$if.Dhcp -eq 'Enabled') {
+        Fail 'DhcpEnabled' "interface `"$alias`" has DHCP enabled for $family, and adding $ip would silently turn it off: give the interface a static address (Set-NetIPInterface -InterfaceAlias `"$alias`" -Dhcp Disabled, then New-NetIPAddress), or name an interface with a static address in the IPResource (spec.interface)"
+    }
+}
+
+function Get-Lifetime([int]$seconds) { [TimeSpan]::FromSeconds($seconds) }
 
 function Get-Gateway([string]$alias) {
     $r = Get-NetRoute -DestinationPrefix '0.0.0.0/0' -InterfaceAlias $alias -ErrorAction SilentlyContinue | Select-Object -First 1
@@ -17,7 +41,8 @@ function Get-Addresses([string]$ip) {
     $found = if ($ip) { Get-NetIPAddress -IPAddress $ip -PolicyStore ActiveStore -ErrorAction SilentlyContinue } else { Get-NetIPAddress -PolicyStore ActiveStore -ErrorAction SilentlyContinue }
     @($found | ForEach-Object {
         @{ ip = [string]$_.IPAddress; prefixLength = [int]$_.PrefixLength; interfaceAlias = [string]$_.InterfaceAlias
-           state = [string]$_.AddressState; skipAsSource = [bool]$_.SkipAsSource; origin = [string]$_.PrefixOrigin }
+           state = [string]$_.AddressState; skipAsSource = [bool]$_.SkipAsSource; origin = [string]$_.PrefixOrigin
+           validLifetimeSec = $(if ($_.ValidLifetime -and $_.ValidLifetime -lt [TimeSpan]::MaxValue) { [int]$_.ValidLifetime.TotalSeconds } else { -1 }) }
     })
 }
 
@@ -27,8 +52,16 @@ function Invoke-Request($req) {
         'add' {
             $alias = if ($req.interfaceAlias) { [string]$req.interfaceAlias } else { Get-DefaultAlias }
             $have = @(Get-Addresses $req.ip)
+            $life = [int]$req.validLifetimeSec
             if ($have.Count -eq 0) {
-                [void](New-NetIPAddress -IPAddress $req.ip -InterfaceAlias $alias -PrefixLength ([byte]$req.prefixLength) -PolicyStore ActiveStore -SkipAsSource $true)
+                Assert-Static $alias $req.ip
+                if ($life -gt 0) {
+                    [void](New-NetIPAddress -IPAddress $req.ip -InterfaceAlias $alias -PrefixLength ([byte]$req.prefixLength) -PolicyStore ActiveStore -SkipAsSource $true -ValidLifetime (Get-Lifetime $life) -PreferredLifetime (Get-Lifetime $life))
+                } else {
+                    [void](New-NetIPAddress -IPAddress $req.ip -InterfaceAlias $alias -PrefixLength ([byte]$req.prefixLength) -PolicyStore ActiveStore -SkipAsSource $true)
+                }
+            } elseif ($life -gt 0) {
+                Set-NetIPAddress -IPAddress $req.ip -PolicyStore ActiveStore -ValidLifetime (Get-Lifetime $life) -PreferredLifetime (Get-Lifetime $life)
             }
             $deadline = [DateTime]::UtcNow.AddMilliseconds([int]$req.timeoutMs)
             while ($true) {
@@ -42,6 +75,17 @@ function Invoke-Request($req) {
                 Start-Sleep -Milliseconds 50
             }
             return @{ interfaceAlias = $alias; gateway = (Get-Gateway $alias) }
+        }
+        'extend' {
+            # Every held address gets the lifetime again; one that expired
+            # is reported, not put back (its group may serve elsewhere now).
+            $missing = @()
+            $life = Get-Lifetime ([int]$req.validLifetimeSec)
+            foreach ($ip in @($req.ips)) {
+                if (@(Get-Addresses $ip).Count -eq 0) { $missing += $ip; continue }
+                Set-NetIPAddress -IPAddress $ip -PolicyStore ActiveStore -ValidLifetime $life -PreferredLifetime $life
+            }
+            return @{ missing = $missing }
         }
         'remove' {
             Remove-NetIPAddress -IPAddress $req.ip -PolicyStore ActiveStore -Confirm:$false -ErrorAction SilentlyContinue
