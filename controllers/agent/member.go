@@ -159,6 +159,14 @@ func (m *Member) boot(ctx context.Context, a *Agent) (store.LeaseID, error) {
 	if err != nil {
 		return 0, fmt.Errorf("boot of %s: read the desired state: %w", m.Node, err)
 	}
+	// A backend that sees only the volumes it is told of (Windows) must
+	// see every protected one now: after a crash Windows brings a shared
+	// disk back online at boot, and it is taken offline here, before the
+	// node joins.
+	if vp, ok := m.Backend.(backend.VolumeProtector); ok {
+		vols, _ := a.placedHere(d)
+		vp.Protect(vols)
+	}
 	obs, err := plan.Observe(ctx, m.Node, m.Backend)
 	if err != nil {
 		return 0, fmt.Errorf("boot of %s: observe the node: %w", m.Node, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/backend/fake"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
@@ -303,5 +304,63 @@ func TestReadAcrossAFenceBringsNothingUp(t *testing.T) {
 	}
 	if got := d.Active["web1"]; got != "node2" {
 		t.Fatalf("after the fence a fresh read says web1 is on %q, want node2", got)
+	}
+}
+
+// protectingNode is a backend that sees only the volumes it was told to
+// protect, as the Windows backend does.
+type protectingNode struct {
+	*fake.Node
+	mu        sync.Mutex
+	protected map[backend.VolumeID]bool
+}
+
+func (p *protectingNode) Protect(vols []backend.Volume) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.protected = map[backend.VolumeID]bool{}
+	for _, v := range vols {
+		p.protected[v.ID] = true
+	}
+}
+
+func (p *protectingNode) ListVolumes(ctx context.Context) ([]backend.Volume, error) {
+	all, err := p.Node.ListVolumes(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []backend.Volume
+	for _, v := range all {
+		if p.protected[v.ID] {
+			out = append(out, v)
+		}
+	}
+	return out, err
+}
+
+// TestBootTakesProtectedVolumesOfflineOnABackendThatMustBeTold: a node
+// that crashed while active comes back with its volume online (Windows
+// brings a shared disk online at boot); the agent, on a backend that sees
+// only the volumes it is told of, takes it offline before it registers.
+func TestBootTakesProtectedVolumesOfflineOnABackendThatMustBeTold(t *testing.T) {
+	st, n, m := bootEnv(t)
+	m.Backend = &protectingNode{Node: n}
+	registered := make(chan []string, 1)
+	st.SetFail(func(op, _ string) error {
+		if op == "register" {
+			select {
+			case registered <- n.TakeCalls():
+			default:
+			}
+		}
+		return nil
+	})
+	runMember(t, m)
+	select {
+	case before := <-registered:
+		if !slices.Contains(before, "TakeOffline Mirror:E") {
+			t.Errorf("before registering: %v, want the volume taken offline", before)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("never registered")
 	}
 }

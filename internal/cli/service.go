@@ -16,8 +16,9 @@ func newServiceCmd(s *streams) *cobra.Command {
 		Use:   "service install|uninstall|start|stop",
 		Short: "Run the agent as a Windows service",
 		Long: `Service registers 'sitekeeper agent' with the Windows Service Control
-Manager: started automatically at boot (delayed), restarted 5 s and then 30 s
-after a failure, stopped cleanly on service stop. Its log goes to
+Manager: started automatically at boot (not delayed: it takes the shared
+disks offline before it joins), restarted 5 s and then 30 s after a crash or
+an exit with an error, stopped cleanly on service stop. Its log goes to
 %ProgramData%\sitekeeper\logs\agent.log (rotated) unless the agent arguments
 give --log-file; starts and stops are written to the Application event log
 under the service's name. Run it from an elevated prompt.`,

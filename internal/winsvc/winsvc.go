@@ -24,6 +24,18 @@ type Config struct {
 	Args []string
 }
 
+// ServiceArgs are the arguments the service starts with: Args, with
+// --service-name set to the installed name, so that the agent reports to
+// the SCM and writes its event log under that name, not the default.
+func (c Config) ServiceArgs() []string {
+	for _, a := range c.Args {
+		if a == "--service-name" || strings.HasPrefix(a, "--service-name=") {
+			return c.Args
+		}
+	}
+	return append(append([]string(nil), c.Args...), "--service-name", c.Name)
+}
+
 // Validate checks what Install would register.
 func (c Config) Validate() error {
 	if c.Name == "" {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -102,12 +103,15 @@ func Install(c Config) error {
 		s.Close()
 		return fmt.Errorf("service %s already exists; uninstall it first", c.Name)
 	}
+	// Automatic, not delayed: after a crash Windows brings a shared disk
+	// back online at boot (its SAN policy applies only to new disks), and
+	// the agent takes it offline before it joins; a delayed start would
+	// leave it online for minutes.
 	s, err := m.CreateService(c.Name, c.Exe, mgr.Config{
-		DisplayName:      "Sitekeeper agent",
-		Description:      "Keeps IIS sites, virtual IPs and volumes converged on their desired placement.",
-		StartType:        mgr.StartAutomatic,
-		DelayedAutoStart: true,
-	}, c.Args...)
+		DisplayName: "Sitekeeper agent",
+		Description: "Keeps IIS sites, virtual IPs and volumes converged on their desired placement.",
+		StartType:   mgr.StartAutomatic,
+	}, c.ServiceArgs()...)
 	if err != nil {
 		return fmt.Errorf("create service %s: %w", c.Name, err)
 	}
@@ -118,10 +122,31 @@ func Install(c Config) error {
 	}, 24*60*60); err != nil {
 		return errors.Join(fmt.Errorf("set the recovery actions of service %s (restart after a crash): %w", c.Name, err), deleteService(s, c.Name))
 	}
-	if err := eventlog.InstallAsEventCreate(c.Name, eventlog.Error|eventlog.Warning|eventlog.Info); err != nil {
+	// An agent that stops with an error (the store unreachable at boot)
+	// exits with a service-specific code: a failure the SCM restarts too,
+	// not only a crash.
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+		return errors.Join(fmt.Errorf("set service %s to be restarted when it stops with an error: %w", c.Name, err), deleteService(s, c.Name))
+	}
+	if err := installEventSource(c.Name); err != nil {
 		return errors.Join(fmt.Errorf("register event log source %s: %w", c.Name, err), deleteService(s, c.Name))
 	}
 	return nil
+}
+
+// installEventSource registers name as an Application event log source;
+// one left behind by an earlier install (removed by hand, or a failed
+// uninstall) is replaced.
+func installEventSource(name string) error {
+	const levels = eventlog.Error | eventlog.Warning | eventlog.Info
+	err := eventlog.InstallAsEventCreate(name, levels)
+	if err == nil || !strings.Contains(err.Error(), "registry key already exists") {
+		return err
+	}
+	if err := eventlog.Remove(name); err != nil {
+		return fmt.Errorf("remove the leftover source: %w", err)
+	}
+	return eventlog.InstallAsEventCreate(name, levels)
 }
 
 // open connects to the SCM and opens the installed service name.
