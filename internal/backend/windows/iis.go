@@ -18,6 +18,7 @@ const (
 	scriptIP        = "ip.ps1"
 	scriptDisk      = "disk.ps1"
 	scriptFeatures  = "features.ps1"
+	scriptMirror    = "datakeeper.ps1"
 )
 
 // wireBinding is a binding as IIS stores it: protocol and bindingInformation.

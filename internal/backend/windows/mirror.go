@@ -3,7 +3,9 @@ package windows
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,21 +43,66 @@ func EmcmdArgs(verb, volume string, extra ...string) []string {
 	return append([]string{".", verb, strings.ToUpper(strings.TrimSuffix(volume, ":"))}, extra...)
 }
 
-// ParseVolumeRole reads `emcmd . GETVOLUMEINFO <vol> 1`: the node is the
-// source when a line says SOURCE, the target when one says TARGET (SIOS's
-// scripts filter it with `findstr SOURCE|TARGET`). CRLF or LF, BOM or not.
+// roleField is a "Role: SOURCE" (or "Mirror Role = Target") line.
+var roleField = regexp.MustCompile(`(?i)^\s*(?:mirror\s*)?role\s*[:=]\s*(source|target)\b`)
+
+// ParseVolumeRole reads `emcmd . GETVOLUMEINFO <vol> 1`, the fallback when
+// DataKeeper's PowerShell module is missing: the role is the value of the
+// role field, never a line that merely mentions SOURCE or TARGET (a
+// target's output names its source, and a source's its targets). CRLF or
+// LF, BOM or not. [verify] the field's name on a DataKeeper install.
 func ParseVolumeRole(out []byte) MirrorRole {
 	sc := bufio.NewScanner(strings.NewReader(strings.TrimPrefix(string(out), "\ufeff")))
 	for sc.Scan() {
-		line := strings.ToUpper(sc.Text())
-		switch {
-		case strings.Contains(line, "SOURCE"):
-			return MirrorSource
-		case strings.Contains(line, "TARGET"):
-			return MirrorTarget
+		m := roleField.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
 		}
+		if strings.EqualFold(m[1], "source") {
+			return MirrorSource
+		}
+		return MirrorTarget
 	}
 	return MirrorUnknown
+}
+
+// mirrorInfo is datakeeper.ps1's answer: this node's role, from the
+// module's MirrorRole field, and every target with its state.
+type mirrorInfo struct {
+	Role    string             `json:"role"`
+	Targets list[mirrorTarget] `json:"targets"`
+}
+
+type mirrorTarget struct {
+	System string `json:"system"`
+	State  string `json:"state"`
+}
+
+func (m mirrorInfo) role() MirrorRole {
+	switch {
+	case strings.EqualFold(m.Role, "Source"):
+		return MirrorSource
+	case strings.EqualFold(m.Role, "Target"):
+		return MirrorTarget
+	}
+	return MirrorUnknown
+}
+
+// mirrorInfo reads the mirror through DataKeeper's module; ok is false
+// when the module is missing (emcmd's text is the fallback).
+func (b *Backend) mirrorInfo(ctx context.Context, volume string) (mirrorInfo, bool, error) {
+	var info mirrorInfo
+	if b.noMirrorModule.Load() {
+		return info, false, nil
+	}
+	err := runScript(ctx, b.scripts, scriptMirror, map[string]string{"op": "info", "volume": strings.ToUpper(strings.TrimSuffix(volume, ":"))}, &info)
+	if errors.Is(err, ErrFeatureMissing) {
+		// Asked once: the module does not appear while the agent runs.
+		b.noMirrorModule.Store(true)
+		b.log.Info("DataKeeper's PowerShell module is missing; reading mirrors from emcmd's output", "error", err.Error())
+		return info, false, nil
+	}
+	return info, err == nil, err
 }
 
 // MirrorState is the state code of a mirror; SIOS's scripts use 1 for
@@ -100,6 +147,13 @@ func (b *Backend) emcmd(ctx context.Context, verb, volume string, extra ...strin
 }
 
 func (b *Backend) mirrorRole(ctx context.Context, volume string) (MirrorRole, error) {
+	info, ok, err := b.mirrorInfo(ctx, volume)
+	if err != nil {
+		return MirrorUnknown, err
+	}
+	if ok {
+		return info.role(), nil
+	}
 	out, err := b.emcmd(ctx, "GETVOLUMEINFO", volume, "1")
 	if err != nil {
 		return MirrorUnknown, err
@@ -139,6 +193,10 @@ func (b *Backend) switchoverMirror(ctx context.Context, volume string) error {
 // volume serves either way, but a paused or broken mirror no longer
 // protects it, which an administrator must hear about.
 func (b *Backend) checkMirroring(ctx context.Context, volume string) {
+	if info, ok, err := b.mirrorInfo(ctx, volume); err == nil && ok {
+		b.reportTargets(volume, info.Targets)
+		return
+	}
 	out, err := b.emcmd(ctx, "GETMIRRORVOLINFO", volume)
 	if err == nil {
 		var st MirrorState
@@ -149,4 +207,25 @@ func (b *Backend) checkMirroring(ctx context.Context, volume string) {
 		}
 	}
 	b.log.Error(err, "Mirror is source here but not replicating; the volume is unprotected until it resumes", "volume", volume)
+}
+
+// reportTargets says, for every target of a mirror that is source here,
+// whether it protects the volume: mirroring is fine; a resync, normal
+// right after a switchover, is said as such; anything else (paused,
+// broken, none) leaves the volume unprotected until an administrator acts.
+func (b *Backend) reportTargets(volume string, targets []mirrorTarget) {
+	if len(targets) == 0 {
+		b.log.Error(errors.New("no target"), "Mirror is source here with no target; the volume is unprotected", "volume", volume)
+		return
+	}
+	for _, t := range targets {
+		state := strings.ToLower(t.State)
+		switch {
+		case strings.HasPrefix(state, "mirror"):
+		case strings.Contains(state, "resync"):
+			b.log.Info("Mirror target resynchronizing after the switchover; the volume is fully protected once it completes", "volume", volume, "target", t.System, "state", t.State)
+		default:
+			b.log.Error(fmt.Errorf("target %s is %s", t.System, t.State), "Mirror target not replicating; the volume is unprotected on it until it resumes", "volume", volume, "target", t.System)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,6 +55,7 @@ type Backend struct {
 	switchoverTimeout time.Duration
 	announce          func(ip, gateway string) error
 	lease             leaseHold
+	noMirrorModule    atomic.Bool
 }
 
 var (

@@ -3,6 +3,7 @@ package windows
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"errors"
 	"strings"
@@ -95,10 +96,12 @@ func TestSharedDiskGoldenAndIdentity(t *testing.T) {
 
 func TestMirrorParsers(t *testing.T) {
 	roles := map[string]MirrorRole{
-		"Volume E:\r\n  Role: SOURCE\r\n":     MirrorSource,
-		"\ufeffE: TARGET of cae-qa-v200\n":    MirrorTarget,
-		"":                                    MirrorUnknown,
-		"ERROR: volume E is not mirrored\r\n": MirrorUnknown,
+		"Volume E:\r\n  Role: SOURCE\r\n":                             MirrorSource,
+		"\ufeffVolume E:\n  Mirror Role = Target\n":                   MirrorTarget,
+		"Volume E:\r\n  Source: node1 (SOURCE)\r\n  Role: TARGET\r\n": MirrorTarget,
+		"E: TARGET of cae-qa-v200\n":                                  MirrorUnknown, // no role field
+		"":                                                            MirrorUnknown,
+		"ERROR: volume E is not mirrored\r\n":                         MirrorUnknown,
 	}
 	for out, want := range roles {
 		if got := ParseVolumeRole([]byte(out)); got != want {
@@ -127,11 +130,13 @@ func TestMirrorParsers(t *testing.T) {
 func TestMirrorSwitchoverGolden(t *testing.T) {
 	base := `C:\Program Files (x86)\SIOS\DataKeeper`
 	emcmd := emcmdPath(base)
-	r := NewReplay(
-		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "e", "1"), Stdout: "E: TARGET\r\n"},
+	// Without DataKeeper's module, emcmd's text is read by its role field.
+	noModule := psRec(scriptMirror, failure("ModuleMissing", "DataKeeper's PowerShell module is not installed"), 1)
+	r := NewReplay(noModule,
+		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "e", "1"), Stdout: "Volume E:\r\n  Role: TARGET\r\n  Source: node1 (SOURCE)\r\n"},
 		Recording{Name: emcmd, Args: EmcmdArgs("SWITCHOVERVOLUME", "E"), Stdout: "Status = 0\r\n"},
-		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "E: TARGET\r\n"},
-		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "E: SOURCE\r\n"},
+		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "Volume E:\r\n  Role: TARGET\r\n  Source: node1 (SOURCE)\r\n"},
+		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "Volume E:\r\n  Role: SOURCE\r\n  Target: node2 (TARGET)\r\n"},
 		Recording{Name: emcmd, Args: EmcmdArgs("GETMIRRORVOLINFO", "E"), Stdout: "E: 1 10.0.0.12 4\r\n"},
 	)
 	sink := &recordingSink{}
@@ -157,8 +162,8 @@ func TestMirrorSwitchoverGolden(t *testing.T) {
 		t.Errorf("a paused mirror after the switchover was not reported: %v", sink.errors)
 	}
 
-	failing := NewReplay(
-		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "E: TARGET\r\n"},
+	failing := NewReplay(noModule,
+		Recording{Name: emcmd, Args: EmcmdArgs("GETVOLUMEINFO", "E", "1"), Stdout: "Volume E:\r\n  Role: TARGET\r\n"},
 		Recording{Name: emcmd, Args: EmcmdArgs("SWITCHOVERVOLUME", "E"), Stdout: "Status = 5\r\n", Exit: 5},
 	)
 	b2, _ := New(Options{Runner: failing, ExtMirrBase: base})
@@ -167,14 +172,55 @@ func TestMirrorSwitchoverGolden(t *testing.T) {
 	}
 }
 
-// recordingSink keeps the error messages logged through logr.
-type recordingSink struct{ errors []string }
+// TestMirrorThroughDataKeepersModule: with DataKeeper's module the role is
+// its MirrorRole field; after the switchover every target is read, a
+// resync is said as such (not an error), a paused target is an error.
+func TestMirrorThroughDataKeepersModule(t *testing.T) {
+	base := `C:\Program Files (x86)\SIOS\DataKeeper`
+	emcmd := emcmdPath(base)
+	info := func(role string, targets ...map[string]any) Recording {
+		return psRec(scriptMirror, reply(map[string]any{"role": role, "targets": targets}), 0)
+	}
+	r := NewReplay(
+		info("Target", map[string]any{"system": "node1", "state": "Mirror"}),
+		Recording{Name: emcmd, Args: EmcmdArgs("SWITCHOVERVOLUME", "E"), Stdout: "Status = 0\r\n"},
+		info("Target"),
+		info("Source", map[string]any{"system": "node1", "state": "Resync"}, map[string]any{"system": "dr1", "state": "Paused"}),
+	)
+	sink := &recordingSink{}
+	b, err := New(Options{Runner: r, ExtMirrBase: base, SwitchoverTimeout: 5e9, Log: logr.New(sink)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BringOnline(context.Background(), backend.VolumeID{Kind: backend.VolumeMirror, ID: "E"}, `E:\`); err != nil {
+		t.Fatal(err)
+	}
+	errs := strings.Join(sink.errors, "\n")
+	if strings.Contains(errs, "node1") || !strings.Contains(errs, "target dr1 is Paused") {
+		t.Errorf("errors logged: %q; want the paused target, not the resyncing one", errs)
+	}
+	if !slices.ContainsFunc(sink.infos, func(s string) bool { return strings.Contains(s, "resynchronizing") }) {
+		t.Errorf("the resync was not reported: %v", sink.infos)
+	}
+	var emcmdCalls int
+	for _, c := range r.Calls {
+		if c.Name == emcmd {
+			emcmdCalls++
+		}
+	}
+	if emcmdCalls != 1 {
+		t.Errorf("%d emcmd calls, want only the switchover", emcmdCalls)
+	}
+}
 
-func (s *recordingSink) Init(logr.RuntimeInfo)          {}
-func (s *recordingSink) Enabled(int) bool               { return true }
-func (s *recordingSink) Info(int, string, ...any)       {}
-func (s *recordingSink) WithValues(...any) logr.LogSink { return s }
-func (s *recordingSink) WithName(string) logr.LogSink   { return s }
+// recordingSink keeps the error messages logged through logr.
+type recordingSink struct{ errors, infos []string }
+
+func (s *recordingSink) Init(logr.RuntimeInfo)            {}
+func (s *recordingSink) Enabled(int) bool                 { return true }
+func (s *recordingSink) Info(_ int, msg string, _ ...any) { s.infos = append(s.infos, msg) }
+func (s *recordingSink) WithValues(...any) logr.LogSink   { return s }
+func (s *recordingSink) WithName(string) logr.LogSink     { return s }
 func (s *recordingSink) Error(err error, msg string, kv ...any) {
 	s.errors = append(s.errors, fmt.Sprint(msg, ": ", err))
 }
