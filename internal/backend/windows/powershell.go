@@ -36,10 +36,12 @@ func Script(name string) (string, error) {
 	return scriptMark + name + "\n" + string(prelude) + "\n" + string(body) + "\n" + string(loop), nil
 }
 
-// ScriptArgs is the argument vector that runs an embedded script. The script
-// travels as -EncodedCommand (base64 of UTF-16LE, PowerShell's own format),
-// so nothing is written to disk for another user to swap; the request goes
-// on stdin as JSON, so no user text is ever on the command line.
+// ScriptArgs is the argument vector that runs one embedded script in a
+// process of its own, as replay recordings hold calls. The script travels
+// as -EncodedCommand (base64 of UTF-16LE, PowerShell's own format), so
+// nothing is written to disk for another user to swap; the request goes on
+// stdin as JSON, so no user text is ever on the command line. The agent
+// itself runs scripts in its host (HostArgs).
 func ScriptArgs(name string) ([]string, error) {
 	text, err := Script(name)
 	if err != nil {

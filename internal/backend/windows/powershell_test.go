@@ -84,10 +84,10 @@ func TestScriptArgsRunEncodedScriptWithFixedSwitches(t *testing.T) {
 				t.Errorf("%s lacks %q", name, must)
 			}
 		}
-		// CreateProcess takes at most 32,767 characters of command line.
-		if n := len(PowerShell) + len(strings.Join(args, " ")); n > 32000 {
-			t.Errorf("%s: command line is %d characters; Windows allows 32,767", name, n)
-		}
+		// A script as -EncodedCommand is how replay recordings name their
+		// calls; the agent never runs it so (CreateProcess takes 32,767
+		// characters at most): its host reads the scripts from stdin, see
+		// TestHostScriptHoldsEveryScript.
 		if got := DescribeArgs(args)[len(args)-1]; got != "{{"+name+"}}" {
 			t.Errorf("DescribeArgs shows %q, want {{%s}}", got, name)
 		}
@@ -170,5 +170,52 @@ func TestListUnwrapsPowerShellArrays(t *testing.T) {
 		if len(got) != len(want) || (len(want) > 0 && !cmp.Equal([]int(got), want)) {
 			t.Errorf("%s → %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestHTTPSysBindingRules: the scripts keep the HTTP.sys rules no recording
+// can show: netsh's stderr never stops a script, a binding is queried
+// before it is changed and updated in place (never deleted and added
+// again), a key another site uses is never deleted, a failed start rolls
+// back the bindings it created, and certificates (FTP's too) are checked
+// with their private key through the X509Store API.
+func TestHTTPSysBindingRules(t *testing.T) {
+	read := func(name string) string {
+		b, err := scriptFS.ReadFile("scripts/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	prelude, run, change := read("_prelude.ps1"), read("iis-run.ps1"), read("iis-change.ps1")
+	fn := func(text, name string) string {
+		i := strings.Index(text, "function "+name)
+		if i < 0 {
+			t.Fatalf("no function %s", name)
+		}
+		j := strings.Index(text[i:], "\n}\n")
+		return text[i : i+j]
+	}
+	netsh := fn(prelude, "Invoke-Netsh")
+	if !strings.Contains(netsh, "$ErrorActionPreference = 'Continue'") || !strings.Contains(netsh, "2>&1") {
+		t.Errorf("Invoke-Netsh does not keep netsh's stderr from stopping the script:\n%s", netsh)
+	}
+	add := fn(prelude, "Add-SslCert")
+	if strings.Contains(add, "'delete'") || !strings.Contains(add, "Get-SslHash") || !strings.Contains(add, "'update'") || !strings.Contains(add, "Assert-Certificate") {
+		t.Errorf("Add-SslCert must query, then update or add, never delete:\n%s", add)
+	}
+	if cert := fn(prelude, "Assert-Certificate"); !strings.Contains(cert, "X509Store") || !strings.Contains(cert, "HasPrivateKey") {
+		t.Errorf("Assert-Certificate does not check the private key through X509Store:\n%s", cert)
+	}
+	if rm := fn(prelude, "Remove-SslCert"); !strings.Contains(rm, "Get-SiteSslKeys $other") {
+		t.Errorf("Remove-SslCert deletes a key other sites use:\n%s", rm)
+	}
+	for name, text := range map[string]string{"iis-run.ps1": run, "iis-change.ps1": change} {
+		if strings.Contains(text, "Remove-SslCert $c }") {
+			t.Errorf("%s removes a binding without telling which site owns it", name)
+		}
+	}
+	if !strings.Contains(run, "foreach ($c in $added) { try { Remove-SslCert") || !strings.Contains(run, "Assert-Certificate $ftpHash") {
+		t.Errorf("iis-run.ps1 must roll back the bindings of a failed start and check an FTP site's certificate")
 	}
 }

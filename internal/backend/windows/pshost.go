@@ -29,8 +29,10 @@ type ScriptCaller interface {
 }
 
 // processPerCall starts one PowerShell process per script call, with the
-// script as -EncodedCommand: what replay tests record, and the fallback
-// where no host can run.
+// script as -EncodedCommand: how replay tests record and replay calls, by
+// argv and stdin. The agent never runs scripts so: the encoded scripts
+// outgrew the 32,767 characters Windows allows a command line; its host
+// reads them from stdin.
 type processPerCall struct{ run Runner }
 
 func (p processPerCall) Call(ctx context.Context, script string, request []byte) ([]byte, error) {

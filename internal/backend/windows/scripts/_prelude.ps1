@@ -61,8 +61,13 @@ function Test-Protocol($site, [string[]]$protocols) {
 # The application ID Sitekeeper's HTTP.sys bindings carry.
 $AppId = '{5e3b8f0c-7d2a-4c1e-9b6f-2a8d4c6e1f30}'
 
+# Invoke-Netsh runs netsh with its output as text. Under
+# $ErrorActionPreference='Stop', the 5.1 shell turns a native
+# command's stderr merged with 2>&1 into an error record that stops the
+# script: the preference is lowered for this call, and the exit code decides.
 function Invoke-Netsh([string[]]$netshArgs) {
-    $out = & netsh.exe @netshArgs 2>&1
+    $ErrorActionPreference = 'Continue'
+    $out = @(& netsh.exe @netshArgs 2>&1 | ForEach-Object { [string]$_ })
     @{ exit = $LASTEXITCODE; output = ($out -join "`n") }
 }
 
@@ -70,22 +75,85 @@ function Get-SslKey($c) {
     if ($c.sni) { "hostnameport=$($c.hostName):$($c.port)" } else { "ipport=$($c.ip):$($c.port)" }
 }
 
-# Add-SslCert creates the HTTP.sys binding of one https binding, after
-# checking that the certificate is in the node's LocalMachine store.
-function Add-SslCert($c) {
-    $store = if ($c.store) { $c.store } else { 'My' }
-    if (-not (Test-Path -LiteralPath "Cert:\LocalMachine\$store\$($c.hash)")) {
-        Fail 'CertificateMissing' "certificate $($c.hash) is not in Cert:\LocalMachine\$store on $env:COMPUTERNAME; import it (with its private key) on every node of the placement"
+# Assert-Certificate checks, through the X509Store API, that a certificate
+# is in the LocalMachine store with its private key: without the key
+# netsh fails with error 1312, and an FTP site cannot start TLS.
+function Assert-Certificate([string]$hash, [string]$store) {
+    if (-not $store) { $store = 'My' }
+    $st = New-Object System.Security.Cryptography.X509Certificates.X509Store($store, [System.Security.Cryptography.X509Certificates.StoreLocation]::LocalMachine)
+    $found = @()
+    try {
+        $st.Open([System.Security.Cryptography.X509Certificates.OpenFlags]'ReadOnly, OpenExistingOnly')
+        $found = @($st.Certificates.Find([System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $hash, $false))
+    } catch {
+        $found = @()
+    } finally {
+        $st.Close()
     }
-    $key = Get-SslKey $c
-    [void](Invoke-Netsh @('http', 'delete', 'sslcert', $key))
-    $r = Invoke-Netsh @('http', 'add', 'sslcert', $key, "certhash=$($c.hash)", "appid=$AppId", "certstorename=$store")
-    if ($r.exit -ne 0) { Fail 'SslBinding' "netsh http add sslcert $key exited $($r.exit): $($r.output)" }
+    if ($found.Count -eq 0) {
+        Fail 'CertificateMissing' "certificate $hash is not in Cert:\LocalMachine\$store on $env:COMPUTERNAME; import it (with its private key) on every node of the placement"
+    }
+    if (-not $found[0].HasPrivateKey) {
+        Fail 'CertificateMissing' "certificate $hash in Cert:\LocalMachine\$store on $env:COMPUTERNAME has no private key (HTTP.sys refuses it with error 1312); import the .pfx with its key, not the .cer"
+    }
 }
 
-# Remove-SslCert removes one HTTP.sys binding; a missing one is already the
-# goal (netsh exits 1 for it [verify]).
-function Remove-SslCert($c) {
-    $r = Invoke-Netsh @('http', 'delete', 'sslcert', (Get-SslKey $c))
-    if ($r.exit -ne 0 -and $r.exit -ne 1) { Fail 'SslBinding' "netsh http delete sslcert exited $($r.exit): $($r.output)" }
+# Get-SslHash is the certificate hash HTTP.sys binds to key now, or ''.
+# The labels of netsh's output are translated; the hash is the one run of
+# 40 hex digits in it.
+function Get-SslHash([string]$key) {
+    $r = Invoke-Netsh @('http', 'show', 'sslcert', $key)
+    if ($r.exit -ne 0) { return '' }
+    $m = [regex]::Match($r.output, '\b[0-9a-fA-F]{40}\b')
+    if ($m.Success) { $m.Value.ToUpperInvariant() } else { '' }
+}
+
+# Add-SslCert makes HTTP.sys bind key to the certificate: nothing when it
+# already does, an update when it binds another one (never a delete and an
+# add, which would leave the address without a certificate in between),
+# else an add. It returns $true when it created the binding, for the
+# caller to roll back if the site then fails to start.
+function Add-SslCert($c) {
+    $store = if ($c.store) { [string]$c.store } else { 'My' }
+    Assert-Certificate $c.hash $store
+    $key = Get-SslKey $c
+    $current = Get-SslHash $key
+    if ($current -eq ([string]$c.hash).ToUpperInvariant()) { return $false }
+    $verb = if ($current) { 'update' } else { 'add' }
+    $r = Invoke-Netsh @('http', $verb, 'sslcert', $key, "certhash=$($c.hash)", "appid=$AppId", "certstorename=$store")
+    if ($r.exit -ne 0) { Fail 'SslBinding' "netsh http $verb sslcert $key exited $($r.exit): $($r.output)" }
+    $verb -eq 'add'
+}
+
+# Get-SiteSslKeys lists the HTTP.sys keys a site's https bindings use.
+function Get-SiteSslKeys($site) {
+    $keys = @()
+    foreach ($b in $site.Bindings) {
+        if ($b.Protocol -ne 'https') { continue }
+        $parts = ([string]$b.BindingInformation).Split(':')
+        if ($parts.Count -lt 3) { continue }
+        $port = $parts[$parts.Count - 2]
+        $hostName = $parts[$parts.Count - 1]
+        $ip = ($parts[0..($parts.Count - 3)] -join ':')
+        if ($ip -eq '*' -or -not $ip) { $ip = '0.0.0.0' }
+        if (([int]$b['sslFlags'] -band 1) -and $hostName) { $keys += "hostnameport=$($hostName):$port" } else { $keys += "ipport=$($ip):$port" }
+    }
+    $keys
+}
+
+# Remove-SslCert removes one HTTP.sys binding, unless another site (one
+# Sitekeeper manages or not) uses the same key, such as 0.0.0.0:443: that
+# binding is theirs too, and is never deleted from under them. A missing
+# binding is already the goal (netsh exits 1 for it [verify]).
+function Remove-SslCert($c, $sm, [string]$siteName) {
+    $key = Get-SslKey $c
+    if ($sm) {
+        foreach ($other in $sm.Sites) {
+            if ($other.Name -eq $siteName) { continue }
+            if (@(Get-SiteSslKeys $other) -contains $key) { return }
+        }
+    }
+    $r = Invoke-Netsh @('http', 'delete', 'sslcert', $key)
+    if ($r.exit -ne 0 -and $r.exit -ne 1) { Fail 'SslBinding' "netsh http delete sslcert $key exited $($r.exit): $($r.output)" }
+}
 }

@@ -76,7 +76,7 @@ function Invoke-Request($req) {
     $sm.CommitChanges()
     # A binding changed on a running site takes its HTTP.sys binding along.
     if ($req.op -eq 'update' -and (Test-Protocol $site @('http', 'https')) -and [string]$site.State -eq 'Started') {
-        foreach ($c in @($req.removeCertificates)) { if ($c) { Remove-SslCert $c } }
+        foreach ($c in @($req.removeCertificates)) { if ($c) { Remove-SslCert $c $sm $req.name } }
         foreach ($c in @($req.addCertificates)) { if ($c) { Add-SslCert $c } }
     }
     @{ changed = $true }

@@ -9,23 +9,36 @@ function Invoke-Request($req) {
     $web = Test-Protocol $site @('http', 'https')
     $ftp = Test-Protocol $site @('ftp')
     if ($req.op -eq 'start') {
-        foreach ($c in @($req.certificates)) {
-            if (-not $c) { continue }
-            Add-SslCert $c
+        if ($ftp) {
+            $ssl = $site.GetChildElement('ftpServer').GetChildElement('security').GetChildElement('ssl')
+            $ftpHash = [string]$ssl['serverCertHash']
+            if ($ftpHash) { Assert-Certificate $ftpHash ([string]$ssl['serverCertStoreName']) }
         }
-        if ($web) {
-            try { [void]$site.Start() } catch {
-                if ($_.Exception.HResult -eq 0x800700B7 -or ($_.Exception.InnerException -and $_.Exception.InnerException.HResult -eq 0x800700B7)) {
-                    Fail 'BindingConflict' "another started site holds a binding of `"$($req.name)`""
-                }
-                throw
+        # The bindings this start creates are removed again if it fails:
+        # a node that could not start the site does not answer TLS for it.
+        $added = @()
+        try {
+            foreach ($c in @($req.certificates)) {
+                if (-not $c) { continue }
+                if (Add-SslCert $c) { $added += $c }
             }
+            if ($web) {
+                try { [void]$site.Start() } catch {
+                    if ($_.Exception.HResult -eq 0x800700B7 -or ($_.Exception.InnerException -and $_.Exception.InnerException.HResult -eq 0x800700B7)) {
+                        Fail 'BindingConflict' "another started site holds a binding of `"$($req.name)`""
+                    }
+                    throw
+                }
+            }
+            if ($ftp) { [void]$site.GetChildElement('ftpServer').Methods['Start'].CreateInstance().Execute() }
+        } catch {
+            foreach ($c in $added) { try { Remove-SslCert $c $sm $req.name } catch { } }
+            throw
         }
-        if ($ftp) { [void]$site.GetChildElement('ftpServer').Methods['Start'].CreateInstance().Execute() }
     } elseif ($req.op -eq 'stop') {
         if ($web) { [void]$site.Stop() }
         if ($ftp) { [void]$site.GetChildElement('ftpServer').Methods['Stop'].CreateInstance().Execute() }
-        foreach ($c in @($req.certificates)) { if ($c) { Remove-SslCert $c } }
+        foreach ($c in @($req.certificates)) { if ($c) { Remove-SslCert $c $sm $req.name } }
     } else {
         Fail 'BadRequest' "unknown op `"$($req.op)`""
     }
