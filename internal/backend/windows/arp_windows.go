@@ -14,13 +14,16 @@ var (
 	sendARP  = iphlpapi.NewProc("SendARP")
 )
 
-// gratuitousARP announces that ip now lives here. Windows has no arping
-// and its duplicate-address probes use sender 0.0.0.0, which neighbours
-// ignore; SendARP with the virtual IP as source sends a broadcast ARP
-// request whose sender is (ip, this NIC's MAC), and every neighbour holding
-// an entry for ip updates it (RFC 826). The request asks for the gateway,
-// the neighbour whose cache matters most. [verify] on a real network that
-// the router refreshes its entry.
+// gratuitousARP announces that ip now lives here. Windows has no arping,
+// no user-mode way to send a gratuitous ARP, and its duplicate-address
+// probes use sender 0.0.0.0, which update no neighbour's cache. SendARP
+// answers from the local cache when it holds the gateway, sending nothing:
+// ip.ps1's add has just removed that entry, so this call must put a
+// broadcast ARP request on the wire, asking for the gateway with the
+// virtual IP as sender (SrcIP). By RFC 826 the gateway, the neighbour whose
+// cache matters most, records (ip, this NIC's MAC), and every other
+// neighbour that holds an entry for ip updates it. [verify] with the
+// conformance kit's packet capture that the request's sender is the VIP.
 func gratuitousARP(ip, gateway string) error {
 	src, err := netip.ParseAddr(ip)
 	if err != nil || !src.Is4() {

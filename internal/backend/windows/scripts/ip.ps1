@@ -74,7 +74,15 @@ function Invoke-Request($req) {
                 if ([DateTime]::UtcNow -gt $deadline) { Fail 'Timeout' "$($req.ip) still $($a.state) after $($req.timeoutMs) ms" }
                 Start-Sleep -Milliseconds 50
             }
-            return @{ interfaceAlias = $alias; gateway = (Get-Gateway $alias) }
+            # Forget the gateway's MAC here, so that the announcement that
+            # follows (SendARP from the VIP to the gateway) must go out on
+            # the wire as a broadcast ARP request from the VIP, instead of
+            # being answered from this node's own cache.
+            $gw = Get-Gateway $alias
+            if ($gw -and $gw -ne '0.0.0.0') {
+                Remove-NetNeighbor -IPAddress $gw -InterfaceAlias $alias -Confirm:$false -ErrorAction SilentlyContinue
+            }
+            return @{ interfaceAlias = $alias; gateway = $gw }
         }
         'extend' {
             # Every held address gets the lifetime again; one that expired
