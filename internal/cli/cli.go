@@ -170,6 +170,7 @@ drift repair and first set-up are one loop.`,
 		newDoctorCmd(s, g),
 		newSnapshotCmd(s, g),
 		newExplainCmd(s),
+		newConformanceCmd(s, g),
 		newVersionCmd(s),
 	)
 	return root

@@ -57,11 +57,16 @@ func (p processPerCall) Call(ctx context.Context, script string, request []byte)
 // system root, never found through PATH: a powershell.exe earlier on the
 // PATH of the service account would run every step Sitekeeper takes.
 func PowerShellPath(getenv func(string) string) string {
+	return SystemPath(getenv, `System32\WindowsPowerShell\v1.0\powershell.exe`)
+}
+
+// SystemPath is rel under the system root (SystemRoot, else C:\Windows).
+func SystemPath(getenv func(string) string, rel string) string {
 	root := strings.TrimRight(getenv("SystemRoot"), `\/`)
 	if root == "" {
 		root = `C:\Windows`
 	}
-	return root + `\System32\WindowsPowerShell\v1.0\powershell.exe`
+	return root + `\` + rel
 }
 
 // hostBootstrap is the whole command line of the host: it reads the host
@@ -178,6 +183,18 @@ type Host struct {
 type hostConn struct {
 	proc  HostProcess
 	lines chan []byte // closed when stdout ends
+}
+
+// Stop kills the running host, if any; the next request starts a new one
+// (how the conformance kit proves a replacement on a real server).
+func (h *Host) Stop() {
+	h.once.Do(func() { h.turn = make(chan struct{}, 1) })
+	h.turn <- struct{}{}
+	defer func() { <-h.turn }()
+	if h.conn != nil {
+		h.conn.proc.Kill()
+		h.conn = nil
+	}
 }
 
 // Starts is how many host processes were started.
