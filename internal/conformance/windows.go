@@ -45,6 +45,12 @@ type Options struct {
 	// DHCPInterface, when set, is an interface with DHCP on: adding an
 	// address to it must be refused.
 	DHCPInterface string
+	// Mirror, when set, is a DataKeeper mirrored volume (E) whose role
+	// is read (nothing is switched over).
+	Mirror string
+	// FTPPort, when set, is the port of a scratch FTP site started and
+	// stopped (the FTP server role must be installed).
+	FTPPort int32
 	// Lifetime is the scratch address's lifetime (default 3 s).
 	Lifetime time.Duration
 	// Bundle is the folder for the replay file and captures.
@@ -181,7 +187,11 @@ func (k *kit) checks() []check {
 		{"site start and stop", "2", k.checkSite},
 		{"binding conflict", "3", k.checkConflict},
 		{"group in one request", "1", k.checkGroup},
+		{"appcmd with 150 bindings", "8", k.checkAppcmd},
+		{"netsh delete of a missing binding", "4", k.checkNetshMissing},
+		{"ftp site start and stop", "2", k.checkFTP},
 		{"shared disk", "5", k.checkDisk},
+		{"datakeeper role", "6", k.checkMirror},
 		{"dhcp interface refused", "10", k.checkDHCP},
 	}
 }
@@ -349,6 +359,94 @@ func (k *kit) checkGroup(ctx context.Context) (string, error) {
 	return "bring-up and take-down of the scratch group ran", nil
 }
 
+// checkAppcmd: a site with 150 bindings reads the same through appcmd's
+// XML as through PowerShell (appcmd's text output fails at that size).
+func (k *kit) checkAppcmd(ctx context.Context) (string, error) {
+	many := k.site
+	many.Name = k.site.Name + "-many"
+	many.Bindings = nil
+	for i := range int32(150) {
+		many.Bindings = append(many.Bindings, backend.Binding{Protocol: "http", IP: k.addr.IP(), Port: k.o.Port + 1 + i})
+	}
+	if err := k.b.CreateSite(ctx, many); err != nil {
+		return "", err
+	}
+	defer k.b.DeleteSite(ctx, many.Name)
+	diffs, err := k.b.CrossCheck(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range diffs {
+		if strings.Contains(d, many.Name) {
+			return "", errors.New(d)
+		}
+	}
+	return "appcmd and PowerShell agree on a site with 150 bindings", nil
+}
+
+// checkNetshMissing: deleting an HTTP.sys binding that does not exist
+// exits 1, which take-downs treat as done.
+func (k *kit) checkNetshMissing(ctx context.Context) (string, error) {
+	key := fmt.Sprintf("ipport=%s:%d", k.addr.IP(), k.o.Port)
+	out, errOut, exit, err := k.run.Run(ctx, windows.SystemPath(os.Getenv, `System32\netsh.exe`), []string{"http", "delete", "sslcert", key}, nil)
+	if err != nil {
+		return "", err
+	}
+	if exit != 1 {
+		return "", fmt.Errorf("netsh http delete sslcert %s exited %d (take-downs accept 0 and 1): %s", key, exit, strings.TrimSpace(string(out)+string(errOut)))
+	}
+	return "exits 1, which a take-down treats as already done", nil
+}
+
+// checkFTP: a scratch FTP site starts and stops through its ftpServer
+// element, and answers while started.
+func (k *kit) checkFTP(ctx context.Context) (string, error) {
+	if k.o.FTPPort == 0 {
+		return "no --ftp-port given", errSkip
+	}
+	ftp := backend.SiteConfig{Name: k.site.Name + "-ftp", PhysicalPath: k.o.Path, AppPool: "DefaultAppPool",
+		Bindings: []backend.Binding{{Protocol: "ftp", IP: k.addr.IP(), Port: k.o.FTPPort}}}
+	if err := k.b.AddAddress(ctx, k.addr); err != nil {
+		return "", err
+	}
+	if err := k.b.CreateSite(ctx, ftp); err != nil {
+		return "", err
+	}
+	defer k.b.DeleteSite(ctx, ftp.Name)
+	if err := k.b.StartSite(ctx, ftp.Name); err != nil {
+		return "", err
+	}
+	if err := k.b.Probe(ctx, ftp.Bindings[0], "", 5*time.Second); err != nil {
+		return "", fmt.Errorf("started, but does not answer: %w", err)
+	}
+	if err := k.b.StopSite(ctx, ftp.Name); err != nil {
+		return "", err
+	}
+	return "started through ftpServer, answered, stopped", nil
+}
+
+// checkMirror: the role of a mirrored volume is read from DataKeeper.
+func (k *kit) checkMirror(ctx context.Context) (string, error) {
+	if k.o.Mirror == "" {
+		return "no --mirror given", errSkip
+	}
+	id := backend.VolumeID{Kind: backend.VolumeMirror, ID: k.o.Mirror}
+	k.b.Protect([]backend.Volume{{ID: id, Root: strings.TrimSuffix(k.o.Mirror, ":") + `:\`}})
+	defer k.b.Protect(nil)
+	vols, err := k.b.ListVolumes(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(vols) != 1 {
+		return "", fmt.Errorf("mirror %s not read (%d volumes)", k.o.Mirror, len(vols))
+	}
+	role := "target"
+	if vols[0].Online {
+		role = "source"
+	}
+	return "this node is the mirror's " + role + " (compare with DataKeeper's console)", nil
+}
+
 // checkDisk: the scratch disk goes offline and comes back usable.
 func (k *kit) checkDisk(ctx context.Context) (string, error) {
 	if k.o.Disk == "" {
@@ -386,7 +484,9 @@ func (k *kit) checkDHCP(ctx context.Context) (string, error) {
 func (k *kit) cleanup(ctx context.Context) {
 	_ = k.b.StopSite(ctx, k.site.Name)
 	_ = k.b.DeleteSite(ctx, k.site.Name)
-	_ = k.b.DeleteSite(ctx, k.site.Name+"-twin")
+	for _, suffix := range []string{"-twin", "-many", "-ftp"} {
+		_ = k.b.DeleteSite(ctx, k.site.Name+suffix)
+	}
 	_ = k.b.RemoveAddress(ctx, k.addr)
 }
 

@@ -139,11 +139,19 @@ func (f *fakeNode) Call(_ context.Context, script string, request []byte) ([]byt
 	return fail("BadRequest", "fake node: "+script+" "+req.Op), nil
 }
 
-// noPktmon is a Runner on a server without pktmon.
-type noPktmon struct{}
+// programs answers the programs the kit runs as a server without pktmon
+// does: appcmd lists no site (as the fake's PowerShell listing), netsh
+// exits 1 for a binding that does not exist.
+type programs struct{}
 
-func (noPktmon) Run(context.Context, string, []string, []byte) ([]byte, []byte, int, error) {
-	return nil, nil, -1, fmt.Errorf("pktmon.exe: file does not exist")
+func (programs) Run(_ context.Context, name string, args []string, _ []byte) ([]byte, []byte, int, error) {
+	switch {
+	case strings.HasSuffix(name, `\appcmd.exe`):
+		return []byte(`<?xml version="1.0" encoding="UTF-8"?><appcmd></appcmd>`), nil, 0, nil
+	case strings.HasSuffix(name, `\netsh.exe`) && args[1] == "delete":
+		return []byte("SSL Certificate deletion failed, Error: 2\r\nThe system cannot find the file specified.\r\n"), nil, 1, nil
+	}
+	return nil, nil, -1, fmt.Errorf("%s: file does not exist", name)
 }
 
 func freePort(t *testing.T) int32 {
@@ -158,7 +166,7 @@ func freePort(t *testing.T) int32 {
 func runKit(t *testing.T, f *fakeNode, o Options) []Result {
 	t.Helper()
 	o.SiteName, o.Address, o.Port = "sk-conformance", "127.0.0.1/8", freePort(t)
-	o.Scripts, o.Runner, o.Sleep, o.Log = f, noPktmon{}, f.sleep, logr.Discard()
+	o.Scripts, o.Runner, o.Sleep, o.Log = f, programs{}, f.sleep, logr.Discard()
 	o.Bundle = t.TempDir()
 	results, replay, err := RunWindows(context.Background(), o)
 	if err != nil {
@@ -186,7 +194,8 @@ func TestKitPassesOnAConformingServer(t *testing.T) {
 	f := newFakeNode()
 	results := runKit(t, f, Options{DHCPInterface: "Wi-Fi"})
 	want := map[string]string{"powershell host": "skip", "address lifetime": "pass", "address announcement": "skip", "site start and stop": "pass",
-		"binding conflict": "pass", "group in one request": "pass", "shared disk": "skip", "dhcp interface refused": "pass"}
+		"binding conflict": "pass", "group in one request": "pass", "appcmd with 150 bindings": "pass", "netsh delete of a missing binding": "pass",
+		"ftp site start and stop": "skip", "shared disk": "skip", "datakeeper role": "skip", "dhcp interface refused": "pass"}
 	got := outcomes(results)
 	for check, w := range want {
 		if got[check] != w {
