@@ -13,6 +13,10 @@ function Send-Line($doc) {
     [Console]::Out.Flush()
 }
 
+# The modules load once, here, not at each request; one that is missing
+# is reported by the first request that needs it.
+foreach ($m in @('IISAdministration', 'NetTCPIP', 'Storage')) { Import-Module $m -ErrorAction SilentlyContinue }
+
 Send-Line @{ ready = $true; pid = $PID; psVersion = $PSVersionTable.PSVersion.ToString() }
 # Invoke-Script runs one script's Invoke-Request with a request.
 function Invoke-Script([string]$name, $request) {

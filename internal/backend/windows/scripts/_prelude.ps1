@@ -35,6 +35,8 @@ function Get-SkError($record) {
 # ServerManager: the IISAdministration module loads the assembly, and the DLL
 # itself is the fallback on servers without the module.
 function Get-ServerManager {
+    # Loaded once per process: the host's later requests skip the import.
+    if ('Microsoft.Web.Administration.ServerManager' -as [type]) { return New-Object Microsoft.Web.Administration.ServerManager }
     try {
         Import-Module IISAdministration -ErrorAction Stop
     } catch {
