@@ -237,7 +237,7 @@ func (n *Node) serveHTTP(key, proto string, w http.ResponseWriter, r *http.Reque
 	w.Header().Set("Server", "Microsoft-IIS/10.0 (sitekeeper-sim)")
 	w.Header().Set("X-Sitekeeper-Node", n.name)
 	w.Header().Set("X-Sitekeeper-Site", name)
-	http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
+	n.w.static.serve(w, r, dir)
 }
 
 func (n *Node) serveFTP(l *listener) {

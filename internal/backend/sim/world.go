@@ -57,6 +57,7 @@ type World struct {
 	// node), as a slow PowerShell or a slow disk would.
 	latency     map[string]time.Duration
 	stepTimeout time.Duration
+	static      staticFiles
 }
 
 // AllowAnyAddress lets the world's sites bind, and its nodes hold, any
