@@ -19,6 +19,9 @@ const (
 	DefaultFailureWindow    = time.Hour
 	DefaultSwitchback       = SwitchbackManual
 	AnnotationSource        = "sitekeeper.io/source"
+	// AnnotationSwitchover is when `switchover` last asked for the
+	// group's activeNode: a request even when the value is unchanged.
+	AnnotationSwitchover = "sitekeeper.io/switchover"
 )
 
 // Default fills every unset field of o that has a default. It is idempotent.

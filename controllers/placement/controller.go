@@ -446,6 +446,9 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 		if in.suspended.Object(m) {
 			view.Suspended = true
 		}
+		if tok := o.Meta().Annotations[v1alpha1.AnnotationSwitchover]; tok > view.SwitchoverToken {
+			view.SwitchoverToken = tok
+		}
 	}
 	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace(),
 		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses}

@@ -21,9 +21,13 @@ type GroupView struct {
 	Members   []string
 	Placement v1alpha1.Placement
 	// Generation is the highest generation among the members that declare
-	// the placement; a new one with activeNode set is a manual switchover.
+	// the placement (for messages).
 	Generation int64
-	Suspended  bool
+	// SwitchoverToken is the latest switchover request among the members
+	// (the sitekeeper.io/switchover annotation): a new one asks for
+	// activeNode again even when its value did not change.
+	SwitchoverToken string
+	Suspended       bool
 }
 
 // World is the cluster as the leader sees it.
@@ -166,7 +170,12 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			d.Active, d.Target, d.Releasing = "", to, from
 		}
 	}
-	requested := g.Placement.ActiveNode != "" && (g.Placement.ActiveNode != d.Requested || g.Generation != d.RequestedGeneration)
+	// activeNode is a request when its value changes, or when a switchover
+	// asks for it again; never because another field of the object changed
+	// (a commit of an unrelated port moved a group back after a failover,
+	// overriding switchback: Manual).
+	requested := g.Placement.ActiveNode != "" && (!strings.EqualFold(g.Placement.ActiveNode, d.Requested) ||
+		(g.SwitchoverToken != "" && g.SwitchoverToken != d.RequestedToken))
 
 	switch {
 	case d.Target != "":
@@ -212,7 +221,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s reported the group unhealthy (%s) and no other node can serve it; staying", failed, why), true)
 		}
 	case d.Active != "" && requested:
-		d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
+		d.Requested, d.RequestedToken = g.Placement.ActiveNode, g.SwitchoverToken
 		to := g.Placement.ActiveNode
 		if to != d.Active && w.Live[to] && !w.SuspendedNodes[to] {
 			move(d.Active, to, v1alpha1.ReasonSwitchedOver, fmt.Sprintf("requested activeNode %s (generation %d)", to, g.Generation), false)
@@ -238,7 +247,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			to = w.best(g, &d, "", now)
 		}
 		if requested {
-			d.Requested, d.RequestedGeneration = g.Placement.ActiveNode, g.Generation
+			d.Requested, d.RequestedToken = g.Placement.ActiveNode, g.SwitchoverToken
 		}
 		if to == "" {
 			var fallback string

@@ -229,6 +229,12 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 		}
 		c := v1alpha1.DeepCopy(o)
 		c.PlacementSpec().ActiveNode = to
+		if c.Meta().Annotations == nil {
+			c.Meta().Annotations = map[string]string{}
+		}
+		// A request of its own, even when activeNode already names `to`
+		// (the group failed over away from it).
+		c.Meta().Annotations[v1alpha1.AnnotationSwitchover] = time.Now().UTC().Format(time.RFC3339Nano)
 		changed = append(changed, c)
 	}
 	if err := canTakeOver(ctx, st, grp.Name, to); err != nil {

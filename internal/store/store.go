@@ -253,9 +253,12 @@ type Decision struct {
 	Message string    `json:"message,omitempty"`
 	Since   time.Time `json:"since"`
 	// Requested is the placement.activeNode already honoured, with the
-	// generation that asked for it.
-	Requested           string `json:"requested,omitempty"`
-	RequestedGeneration int64  `json:"requestedGeneration,omitempty"`
+	// switchover request that asked for it (see GroupView.SwitchoverToken).
+	Requested      string `json:"requested,omitempty"`
+	RequestedToken string `json:"requestedToken,omitempty"`
+	// RequestedGeneration is no longer written (a generation is not a
+	// request); kept so that older decisions decode.
+	RequestedGeneration int64 `json:"requestedGeneration,omitempty"`
 	// Failures lists, per node, when the group failed there (unhealthy
 	// after local recovery), for the anti-flapping threshold. A node's
 	// lease loss is not the group's failure: it counts once, against the

@@ -311,6 +311,36 @@ func TestApplyFailoverSwitchback(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, desc)
 		}
 	}
+
+	// activeNode is a request only when asked: after another failover, a
+	// change of an unrelated field (with activeNode node1 written in the
+	// manifest) leaves the Manual group where it is; a switchover to the
+	// node activeNode already names moves it.
+	failAway := func() {
+		c.must("sim", "fail-node", "node1")
+		c.eventually("site-a served by node2", 10*time.Second, func() bool { return c.servedBy(urlA, "node2") })
+		c.must("sim", "heal-node", "node1")
+		c.eventually("node1 back", 10*time.Second, func() bool { return strings.Count(c.must("get", "nodes"), " Ready ") == 2 })
+	}
+	failAway()
+	changed := strings.Replace(manifests, "health: {interval: 500ms, timeout: 400ms, failureThreshold: 2}\n  placement: {nodes: [node1, node2], switchback: Manual}",
+		"health: {interval: 500ms, timeout: 300ms, failureThreshold: 2}\n  placement: {nodes: [node1, node2], switchback: Manual, activeNode: node1}", 1)
+	if changed == manifests {
+		t.Fatal("the manifest edit did not apply")
+	}
+	f := filepath.Join(t.TempDir(), "changed.yaml")
+	if err := os.WriteFile(f, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("apply", "-f", f, "--force-conflicts")
+	time.Sleep(2 * time.Second)
+	if g := c.groups()["site-a"]; g.Active != "node2" {
+		t.Errorf("an unrelated change moved the Manual group to %q (activeNode node1 was already honoured)", g.Active)
+	}
+	c.must("switchover", "iissite", "site-a", "--to", "node1", "--wait", "--timeout", "30s")
+	if !c.servedBy(urlA, "node1") {
+		t.Errorf("a switchover to the node activeNode already names did not move the group")
+	}
 }
 
 func TestStopSiteIsRestartedInPlace(t *testing.T) {
