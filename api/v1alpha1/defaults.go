@@ -24,6 +24,22 @@ const (
 	AnnotationSwitchover = "sitekeeper.io/switchover"
 )
 
+// SystemAnnotations are the annotations Sitekeeper writes itself: never a
+// difference from what the user wrote, never a field a manager owns.
+var SystemAnnotations = []string{AnnotationSource, AnnotationSwitchover}
+
+// WithoutSystemAnnotations returns a copy of m without them.
+func WithoutSystemAnnotations(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	for _, k := range SystemAnnotations {
+		delete(c, k)
+	}
+	return c
+}
+
 // Default fills every unset field of o that has a default. It is idempotent.
 func Default(o Object) {
 	defaultPlacement(o.PlacementSpec())

@@ -126,7 +126,7 @@ func manifestYAML(o v1alpha1.Object) string {
 	m := c.Meta()
 	m.UID, m.ResourceVersion, m.Generation, m.CreationTimestamp, m.DeletionTimestamp = "", "", 0, nil, nil
 	m.ManagedFields = nil
-	delete(m.Annotations, v1alpha1.AnnotationSource)
+	m.Annotations = v1alpha1.WithoutSystemAnnotations(m.Annotations)
 	if len(m.Annotations) == 0 {
 		m.Annotations = nil
 	}

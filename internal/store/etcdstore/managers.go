@@ -125,11 +125,7 @@ func sameValues(a, b v1alpha1.Object) bool {
 	if !bytes.Equal(a.SpecJSON(), b.SpecJSON()) || !maps.Equal(a.Meta().Labels, b.Meta().Labels) {
 		return false
 	}
-	strip := func(m map[string]string) map[string]string {
-		c := maps.Clone(m)
-		delete(c, v1alpha1.AnnotationSource)
-		return c
-	}
+	strip := v1alpha1.WithoutSystemAnnotations
 	sa, sb := strip(a.Meta().Annotations), strip(b.Meta().Annotations)
 	return len(sa) == len(sb) && maps.Equal(sa, sb)
 }

@@ -57,7 +57,9 @@ func fieldsOf(o v1alpha1.Object) (map[string]json.RawMessage, error) {
 	if spec, ok := top["spec"]; ok {
 		flatten("spec", spec, out)
 	}
-	delete(out, "metadata"+sep+"annotations"+sep+v1alpha1.AnnotationSource)
+	for _, k := range v1alpha1.SystemAnnotations {
+		delete(out, "metadata"+sep+"annotations"+sep+k)
+	}
 	return out, nil
 }
 

@@ -452,6 +452,13 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		if opt.Owner != "" {
 			setAnnotation(m, v1alpha1.AnnotationSource, opt.Owner)
 		}
+		// The last switchover's mark stays until the next one: an apply
+		// that does not write it is not a request, and does not churn.
+		if exists {
+			if mark := old.Meta().Annotations[v1alpha1.AnnotationSwitchover]; mark != "" && m.Annotations[v1alpha1.AnnotationSwitchover] == "" {
+				setAnnotation(m, v1alpha1.AnnotationSwitchover, mark)
+			}
+		}
 		var prev v1alpha1.Object
 		if exists {
 			prev = old

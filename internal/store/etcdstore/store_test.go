@@ -562,3 +562,35 @@ func TestListDecodesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("the changed object was not decoded afresh: siteID %d", third[web].(*v1alpha1.IISSite).Spec.SiteID)
 	}
 }
+
+// TestSwitchoverMarkOutlivesApplies: the mark a switchover leaves is kept
+// by an apply that does not write it, and is no field a manager owns.
+func TestSwitchoverMarkOutlivesApplies(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	web := v1alpha1.Ref{Kind: "IISSite", Name: "web1"}
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{Manager: "alice@a"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := st.Get(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := v1alpha1.DeepCopy(o)
+	c.Meta().Annotations = map[string]string{v1alpha1.AnnotationSwitchover: "2026-12-01T01:00:00Z"}
+	c.PlacementSpec().ActiveNode = "node2"
+	if err := st.UpdateSpecs(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// alice applies her manifest again, which says nothing of the mark.
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{Manager: "alice@a"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Get(ctx, web)
+	if got.Meta().Annotations[v1alpha1.AnnotationSwitchover] != "2026-12-01T01:00:00Z" {
+		t.Errorf("the apply dropped the switchover mark: %v", got.Meta().Annotations)
+	}
+	if fields := got.Meta().ManagedFields["alice@a"]; slices.ContainsFunc(fields, func(f string) bool { return strings.Contains(f, "switchover") }) {
+		t.Errorf("alice owns the mark: %v", fields)
+	}
+}
