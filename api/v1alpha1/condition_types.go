@@ -129,6 +129,7 @@ const (
 	EventCreated    = "Created"
 	EventConfigured = "Configured"
 	EventPruned     = "Pruned"
+	EventAdopted    = "Adopted"
 	// EventDeleting: an object is being taken out of service on every node.
 	EventDeleting = "Deleting"
 	// EventDeleted: every node took the object out of service; it is gone.

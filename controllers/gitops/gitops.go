@@ -325,7 +325,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 				Message: fmt.Sprintf("source %s put placement.activeNode back to %q (it was %s, set outside the folder, e.g. by switchover --force): the group moves; commit the change to the folder to keep it", r.Source.Name, rv[1], rv[0])})
 		}
 	}
-	changed := counts[store.Created]+counts[store.Configured]+counts[store.Pruned] > 0
+	changed := counts[store.Created]+counts[store.Configured]+counts[store.Pruned]+counts[store.Adopted] > 0
 	if !changed && prev.Revision == rev && prev.LastAttempt.Error == "" {
 		attempt.Time = prev.LastAttempt.Time // nothing new: no new write
 	}
@@ -349,7 +349,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	}
 	if prev.Revision != rev || changed || prev.LastAttempt.Error != "" {
 		r.Store.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceApplied, Object: "source/" + r.Source.Name, Node: r.Node,
-			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d unchanged, %d pruned", rev, counts[store.Created], counts[store.Configured], counts[store.Unchanged], counts[store.Pruned])})
+			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d adopted, %d unchanged, %d pruned", rev, counts[store.Created], counts[store.Configured], counts[store.Adopted], counts[store.Unchanged], counts[store.Pruned])})
 		r.Log.Info("Applied manifest folder", "source", r.Source.Name, "revision", rev, "created", counts[store.Created], "configured", counts[store.Configured], "pruned", counts[store.Pruned])
 	}
 	return results, nil

@@ -174,10 +174,10 @@ func newDiffCmd(s *streams, g *globalFlags) *cobra.Command {
 
 func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
-	var wait, ignoreNotFound bool
+	var wait, ignoreNotFound, force bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "delete (-f PATH | KIND NAME) [--wait]",
+		Use:   "delete (-f PATH | KIND NAME) [--wait] [--force]",
 		Short: "Take objects out of service on every node, then remove them",
 		Example: `  sitekeeper delete iissite web1
   sitekeeper delete -f manifests/demo --wait`,
@@ -217,7 +217,7 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 						return err
 					}
 				}
-				deleted, err := ops.Delete(ctx, st, refs, ignoreNotFound)
+				deleted, err := ops.Delete(ctx, st, refs, ignoreNotFound, force)
 				var be *ops.BreaksSetError
 				if errors.As(err, &be) {
 					for _, e := range be.Errors {
@@ -247,6 +247,7 @@ func newDeleteCmd(s *streams, g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every node took the objects out of service and they are removed")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "with --wait: give up after this long (the delete goes on)")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "skip objects that do not exist instead of failing")
+	cmd.Flags().BoolVar(&force, "force", false, "delete objects a source owns anyway (they come back at its next sync unless removed from it)")
 	return cmd
 }
 

@@ -59,14 +59,23 @@ func (e *BreaksSetError) Error() string {
 // that stay are still a valid set; nothing is marked when they would not be.
 // With ignoreNotFound, refs that do not exist are skipped; otherwise the
 // first missing one is an error and nothing is deleted.
-func Delete(ctx context.Context, st Store, refs []v1alpha1.Ref, ignoreNotFound bool) ([]v1alpha1.Ref, error) {
+func Delete(ctx context.Context, st Store, refs []v1alpha1.Ref, ignoreNotFound, force bool) ([]v1alpha1.Ref, error) {
 	snap, err := st.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	stored := map[v1alpha1.Ref]bool{}
+	owner := map[v1alpha1.Ref]string{}
 	for _, o := range snap.Objects {
 		stored[v1alpha1.RefOf(o)] = true
+		owner[v1alpha1.RefOf(o)] = o.Meta().Annotations[v1alpha1.AnnotationSource]
+	}
+	if !force {
+		for _, r := range refs {
+			if src := owner[r]; src != "" {
+				return nil, &OwnedDeleteError{Ref: r, Source: src, File: sourceFile(ctx, st, src, r)}
+			}
+		}
 	}
 	var found []v1alpha1.Ref
 	gone := map[v1alpha1.Ref]bool{}
@@ -125,6 +134,22 @@ func (e *ManagedError) Error() string {
 		file = "-"
 	}
 	return fmt.Sprintf("%s is managed by source %s; commit this change instead (or pass --force):\n  %s: %s: set spec.placement.activeNode: %s", e.Ref, e.Source, file, e.Ref, e.To)
+}
+
+// OwnedDeleteError is a delete of an object a source owns: it would come
+// back at the source's next sync.
+type OwnedDeleteError struct {
+	Ref    v1alpha1.Ref
+	Source string
+	File   string // where the source holds it ("" when unknown)
+}
+
+func (e *OwnedDeleteError) Error() string {
+	where := ""
+	if e.File != "" {
+		where = " (" + e.File + ")"
+	}
+	return fmt.Sprintf("%s is managed by source %s%s: deleted here, it comes back at the source's next sync; remove it from the source and commit, or pass --force to delete it until then", e.Ref, e.Source, where)
 }
 
 // NotInPlacementError is a switchover to a node the group may not run on.

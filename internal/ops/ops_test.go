@@ -73,7 +73,7 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := startStore(t, twoGroups(), store.ApplyOptions{})
-			_, err := Delete(ctx, st, tt.refs, tt.ignoreNotFound)
+			_, err := Delete(ctx, st, tt.refs, tt.ignoreNotFound, false)
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -84,6 +84,29 @@ func TestDelete(t *testing.T) {
 				t.Errorf("being deleted (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDeleteOfAnOwnedObjectIsRefused: an object a source owns would come
+// back at its next sync: the delete is refused, naming the source, unless
+// forced.
+func TestDeleteOfAnOwnedObjectIsRefused(t *testing.T) {
+	ctx := context.Background()
+	st := startStore(t, twoGroups(), store.ApplyOptions{Owner: "site-repo"})
+	group := []v1alpha1.Ref{{Kind: "IISSite", Name: "site-0"}, {Kind: "IPResource", Name: "vip-0"}, {Kind: "VolumeResource", Name: "vol-0"}}
+	_, err := Delete(ctx, st, group, false, false)
+	var oe *OwnedDeleteError
+	if !errors.As(err, &oe) || oe.Source != "site-repo" || !strings.Contains(err.Error(), "comes back at the source's next sync") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("delete of owned objects: %v", err)
+	}
+	if got := deleting(t, st); len(got) != 0 {
+		t.Errorf("marked although refused: %v", got)
+	}
+	if _, err := Delete(ctx, st, group, false, true); err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+	if got := deleting(t, st); len(got) != 3 {
+		t.Errorf("forced delete marked %v", got)
 	}
 }
 

@@ -136,6 +136,9 @@ const (
 	Configured Outcome = "configured"
 	Unchanged  Outcome = "unchanged"
 	Pruned     Outcome = "pruned"
+	// Adopted: a source took over an object applied without one (from
+	// the CLI); it owns, and prunes, it from now on.
+	Adopted Outcome = "adopted"
 )
 
 // ApplyResult is the outcome for one object.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/diag"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 )
@@ -436,8 +437,17 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 		if exists && old.Meta().DeletionTimestamp != nil {
 			return nil, stored, fmt.Errorf("apply %s: it is being deleted; wait until `sitekeeper get` no longer lists it, then apply again", ref)
 		}
+		// Only a source says which source owns an object: a CLI manifest
+		// that names one would hand its objects to that source's pruning.
+		if want := m.Annotations[v1alpha1.AnnotationSource]; opt.Owner == "" && want != "" && (!exists || old.Meta().Annotations[v1alpha1.AnnotationSource] != want) {
+			return nil, stored, &store.ValidationError{Errors: diag.List{{Kind: ref.Kind, Name: ref.Name, Index: i,
+				Field:   "metadata.annotations[" + v1alpha1.AnnotationSource + "]",
+				Message: fmt.Sprintf("%q: only a source (a watched folder) sets the owner of an object; remove the annotation from the manifest", want)}}}
+		}
+		adopted := false
 		if exists {
 			owner := old.Meta().Annotations[v1alpha1.AnnotationSource]
+			adopted = opt.Owner != "" && owner == ""
 			switch {
 			case opt.Owner != "" && owner != "" && owner != opt.Owner:
 				return nil, stored, fmt.Errorf("apply %s: it is managed by source %q, not %q; remove it from one of the folders", ref, owner, opt.Owner)
@@ -492,9 +502,12 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 				m.Generation++
 			}
 			r.Generation = m.Generation
-			if m.Generation != om.Generation || !mapsEqual(m.Labels, om.Labels) || !mapsEqual(m.Annotations, om.Annotations) {
+			switch {
+			case adopted:
+				r.Outcome = store.Adopted
+			case m.Generation != om.Generation || !mapsEqual(m.Labels, om.Labels) || !mapsEqual(m.Annotations, om.Annotations):
 				r.Outcome = store.Configured
-			} else {
+			default:
 				r.Outcome = store.Unchanged
 			}
 			rev, _ := strconv.ParseInt(om.ResourceVersion, 10, 64)
@@ -553,7 +566,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 
 // outcomeReason is the event reason of each apply outcome that changed
 // something.
-var outcomeReason = map[store.Outcome]string{store.Created: v1alpha1.EventCreated, store.Configured: v1alpha1.EventConfigured, store.Pruned: v1alpha1.EventPruned}
+var outcomeReason = map[store.Outcome]string{store.Created: v1alpha1.EventCreated, store.Configured: v1alpha1.EventConfigured, store.Pruned: v1alpha1.EventPruned, store.Adopted: v1alpha1.EventAdopted}
 
 func sortedRefs(m map[v1alpha1.Ref]v1alpha1.Object) []v1alpha1.Ref {
 	refs := make([]v1alpha1.Ref, 0, len(m))

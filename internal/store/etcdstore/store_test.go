@@ -594,3 +594,39 @@ func TestSwitchoverMarkOutlivesApplies(t *testing.T) {
 		t.Errorf("alice owns the mark: %v", fields)
 	}
 }
+
+// TestOwnershipHolds: a CLI manifest may not name an owner (it would hand
+// its objects to that source's pruning); a source that takes over an
+// object applied from the CLI says so: adopted, with its event.
+func TestOwnershipHolds(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	owned := strings.Replace(set, "metadata: {name: web1}", "metadata: {name: web1, annotations: {sitekeeper.io/source: other-repo}}", 1)
+	if owned == set {
+		t.Fatal("the test manifest has no web1 to annotate")
+	}
+	_, err := st.Apply(ctx, objects(t, owned), store.ApplyOptions{Manager: "alice@a"})
+	var ve *store.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "only a source") || ve.Errors[0].Field != "metadata.annotations[sitekeeper.io/source]" {
+		t.Fatalf("a CLI apply naming an owner: %v", err)
+	}
+	if _, err := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "web1"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("something was written: %v", err)
+	}
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{Manager: "alice@a"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{Owner: "site-repo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Outcome != store.Adopted {
+			t.Errorf("%s: %s, want adopted", r.Ref, r.Outcome)
+		}
+	}
+	events, _, _ := st.Events(ctx)
+	if !slices.ContainsFunc(events, func(e store.Event) bool { return e.Reason == v1alpha1.EventAdopted }) {
+		t.Errorf("no Adopted event")
+	}
+}
