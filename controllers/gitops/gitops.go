@@ -112,10 +112,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if g, ok := gitrev.GitDir(r.Source.Dir); ok {
 		also = append(also, g)
 	}
-	return watch.Folder(ctx, r.Source.Dir, watch.Options{Debounce: r.Source.Debounce, Resync: r.Source.Resync, Also: also, Trigger: r.Trigger, Log: r.Log}, func(reason string) {
-		if err := r.Sync(ctx, reason); err != nil && ctx.Err() == nil {
-			r.Log.Error(err, "Manifest folder not applied", "source", r.Source.Name, "dir", r.Source.Dir)
+	return watch.Folder(ctx, r.Source.Dir, watch.Options{Debounce: r.Source.Debounce, Resync: r.Source.Resync, Also: also, Trigger: r.Trigger, Log: r.Log}, func(reason string) error {
+		err := r.Sync(ctx, reason)
+		if err != nil && ctx.Err() == nil {
+			r.Log.Error(err, "Manifest folder not applied; retrying", "source", r.Source.Name, "dir", r.Source.Dir, "reason", reason)
 		}
+		return err
 	})
 }
 
@@ -140,7 +142,7 @@ func readFolder(dir string) (map[string][]byte, error) {
 func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	files, err := readFolder(r.Source.Dir)
 	if err != nil {
-		return err
+		return r.unreadable(ctx, fmt.Errorf("manifest folder %s cannot be read: %w", r.Source.Dir, err))
 	}
 	revision := gitrev.Of(r.Source.Dir, files)
 	rev := revision.ID
@@ -186,6 +188,37 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 		r.OnApplied(rev, results, applyErr)
 	}
 	return applyErr
+}
+
+// unreadable records that the folder cannot be read (it disappeared, a
+// mount failed, permissions): the source is not Ready, with the error,
+// and the last applied revision stays in force.
+func (r *Reconciler) unreadable(ctx context.Context, err error) error {
+	if r.Node != "" {
+		if perr := r.Store.PutSourceNode(ctx, r.Source.Name, store.SourceNode{Node: r.Node, Revision: "unreadable", Seen: time.Now().UTC().Truncate(time.Second)}); perr != nil {
+			return errors.Join(err, perr)
+		}
+	}
+	if r.IsLeader != nil && !r.IsLeader() {
+		return err
+	}
+	prev, perr := r.source(ctx)
+	if perr != nil {
+		return errors.Join(err, perr)
+	}
+	src := prev
+	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
+	if prev.LastAttempt.Error == err.Error() {
+		return err // said already
+	}
+	src.LastAttempt = store.Attempt{Revision: "unreadable", Time: time.Now().UTC().Truncate(time.Millisecond), Error: err.Error()}
+	if perr := r.Store.PutSource(ctx, src); perr != nil {
+		return errors.Join(err, perr)
+	}
+	r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node,
+		Message: fmt.Sprintf("%s; %s stays in force", err, orNone(prev.Revision))})
+	r.synced = ""
+	return err
 }
 
 // dirtyOnly says which files differ when the refused revision is the

@@ -198,3 +198,67 @@ func TestDirtyOnlySaysWhatChanged(t *testing.T) {
 		t.Errorf("many files: %q", got)
 	}
 }
+
+// TestFolderBehindASymlinkAndAFolderThatGoes: a folder given as a symlink
+// (git-sync --link) is read where it points; when it disappears the source
+// is not Ready, says why, and keeps what was applied; when it comes back
+// (the link pointing at a new revision) it applies again.
+func TestFolderBehindASymlinkAndAFolderThatGoes(t *testing.T) {
+	ctx := context.Background()
+	st := etcdtest.Start(t, true)
+	base := t.TempDir()
+	rev1 := filepath.Join(base, "rev-1")
+	if err := os.Mkdir(rev1, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rev1, "g0.yaml"), []byte(group(0, 8080)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "current")
+	if err := os.Symlink("rev-1", link); err != nil {
+		t.Fatal(err)
+	}
+	r := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "t", Dir: link, Prune: true}}
+	if err := r.Sync(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, st); n != 3 {
+		t.Fatalf("through the symlink: %d objects stored, want 3", n)
+	}
+	src, _ := r.source(ctx)
+	if len(src.Inventory) != 3 || src.Inventory[0].File != "g0.yaml" {
+		t.Errorf("inventory %+v, want files named under the folder given", src.Inventory)
+	}
+
+	if err := os.Remove(link); err != nil { // the checkout goes away
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx, "change"); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("a missing folder: %v", err)
+	}
+	src, _ = r.source(ctx)
+	if !strings.Contains(src.LastAttempt.Error, "cannot be read") || src.Revision == "" {
+		t.Errorf("the source does not say the folder is gone (or lost its revision): %+v", src)
+	}
+	if n := stored(t, st); n != 3 {
+		t.Errorf("a missing folder deleted objects: %d left", n)
+	}
+
+	rev2 := filepath.Join(base, "rev-2")
+	if err := os.Mkdir(rev2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rev2, "g0.yaml"), []byte(group(0, 9090)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("rev-2", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx, "change"); err != nil {
+		t.Fatal(err)
+	}
+	src, _ = r.source(ctx)
+	if src.LastAttempt.Error != "" {
+		t.Errorf("back: %+v", src.LastAttempt)
+	}
+}

@@ -177,25 +177,34 @@ func ListFiles(path string, recursive bool) ([]string, error) {
 	if !st.IsDir() {
 		return []string{path}, nil
 	}
+	// A folder given as a symlink (git-sync's --link, a ConfigMap mount)
+	// is walked where it points; files are named under the path given.
+	root := path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		root = real
+	}
 	var files []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		name := d.Name()
-		if p != path && strings.HasPrefix(name, ".") {
+		if p != root && strings.HasPrefix(name, ".") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if d.IsDir() {
-			if p != path && !recursive {
+			if p != root && !recursive {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if IsManifestFile(name) {
+			if rel, err := filepath.Rel(root, p); err == nil && root != path {
+				p = filepath.Join(path, rel)
+			}
 			files = append(files, p)
 		}
 		return nil

@@ -37,8 +37,13 @@ type Options struct {
 }
 
 // Folder calls onChange once at start, then after each burst of changes
-// under dir and on every resync, until ctx ends. Calls never overlap.
-func Folder(ctx context.Context, dir string, o Options, onChange func(reason string)) error {
+// under dir and on every resync, until ctx ends. Calls never overlap. A
+// call that fails is made again after a backoff (1 s, doubling up to the
+// resync interval), not only at the next resync: a change set refused
+// because a tool was still writing it succeeds a second later. dir may be
+// a symlink that a sync tool swaps (git-sync --link): the swap is a change
+// set, and the new target is watched.
+func Folder(ctx context.Context, dir string, o Options, onChange func(reason string) error) error {
 	if o.Debounce <= 0 {
 		o.Debounce = 150 * time.Millisecond
 	}
@@ -54,33 +59,54 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 		return err
 	}
 	defer w.Close()
-	addTree(w, dir, o.Log)
+	dir = filepath.Clean(dir)
+	root := resolve(dir)
+	addTree(w, root, o.Log)
 	also := map[string]bool{}
-	for _, a := range o.Also {
-		if err := w.Add(a); err == nil {
-			also[filepath.Clean(a)] = true
+	addAlso := func() {
+		for _, a := range o.Also {
+			if err := w.Add(a); err == nil {
+				also[filepath.Clean(a)] = true
+			}
 		}
 	}
-	onChange("start")
+	addAlso()
+	// The folder's own parent, when the folder is a symlink: its swap is
+	// an event there.
+	if root != dir {
+		if err := w.Add(filepath.Dir(dir)); err != nil {
+			o.Log.V(1).Info("Cannot watch the folder's parent", "dir", filepath.Dir(dir), "error", err.Error())
+		}
+	}
 	resync := clk.NewTimer(o.Resync)
 	defer resync.Stop()
-	var quiet, deadline <-chan time.Time
-	var quietT, deadlineT clock.Timer
+	var quiet, deadline, retry <-chan time.Time
+	var quietT, deadlineT, retryT clock.Timer
+	var backoff time.Duration
 	pending := false
 	fire := func(reason string) {
-		pending, quiet, deadline = false, nil, nil
-		if quietT != nil {
-			quietT.Stop()
-		}
-		if deadlineT != nil {
-			deadlineT.Stop()
+		pending, quiet, deadline, retry = false, nil, nil, nil
+		for _, t := range []clock.Timer{quietT, deadlineT, retryT} {
+			if t != nil {
+				t.Stop()
+			}
 		}
 		resync.Reset(o.Resync) // a change set is a resync too
-		// Watches can be lost (a folder replaced, a symlink swapped):
-		// re-adding the whole tree each time is cheap and idempotent.
-		addTree(w, dir, o.Log)
-		onChange(reason)
+		// Watches can be lost (a folder replaced, a symlink swapped, a
+		// .git folder replaced): re-adding them each time is cheap and
+		// idempotent.
+		root = resolve(dir)
+		addTree(w, root, o.Log)
+		addAlso()
+		if err := onChange(reason); err != nil {
+			backoff = min(max(2*backoff, time.Second), o.Resync)
+			retryT = clk.NewTimer(backoff)
+			retry = retryT.C()
+			return
+		}
+		backoff = 0
 	}
+	fire("start")
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,7 +115,7 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 			if !ok {
 				return nil
 			}
-			if !also[filepath.Dir(ev.Name)] && !relevant(dir, ev) {
+			if !also[filepath.Dir(ev.Name)] && filepath.Clean(ev.Name) != dir && !relevant(root, ev) {
 				continue
 			}
 			if ev.Has(fsnotify.Create) {
@@ -117,10 +143,20 @@ func Folder(ctx context.Context, dir string, o Options, onChange func(reason str
 			fire("change")
 		case <-resync.C():
 			fire("resync")
+		case <-retry:
+			fire("retry")
 		case <-o.Trigger:
 			fire("trigger")
 		}
 	}
+}
+
+// resolve is where dir points when it is a symlink, else dir.
+func resolve(dir string) string {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		return real
+	}
+	return dir
 }
 
 // relevant skips events inside hidden folders (.git), except the

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,26 +41,35 @@ type run struct {
 	trigger chan struct{}
 	mu      sync.Mutex
 	reasons []string
+	fails   int // the next calls that fail
 }
 
-func start(t *testing.T) *run {
-	r := &run{t: t, dir: t.TempDir(), clk: clock.NewFake(time.Unix(1000, 0)), trigger: make(chan struct{}, 1)}
+func start(t *testing.T) *run { return startAt(t, t.TempDir(), 0) }
+
+// startAt watches dir; the first fails calls of onChange fail.
+func startAt(t *testing.T, dir string, fails int) *run {
+	r := &run{t: t, dir: dir, clk: clock.NewFake(time.Unix(1000, 0)), trigger: make(chan struct{}, 1), fails: fails}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		err := Folder(ctx, r.dir, Options{Debounce: 100 * time.Millisecond, MaxDelay: time.Second, Resync: time.Minute, Trigger: r.trigger, Clock: r.clk, Log: logr.Discard()},
-			func(reason string) {
+			func(reason string) error {
 				r.mu.Lock()
+				defer r.mu.Unlock()
 				r.reasons = append(r.reasons, reason)
-				r.mu.Unlock()
+				if r.fails > 0 {
+					r.fails--
+					return errors.New("refused")
+				}
+				return nil
 			})
 		if err != nil {
 			t.Error(err)
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	r.wait(func() bool { return len(r.got()) == 1 && r.clk.Waiters() == 1 }) // "start", resync armed
+	r.wait(func() bool { return len(r.got()) == 1 && r.clk.Waiters() == min(fails, 1)+1 }) // "start", resync (and retry) armed
 	return r
 }
 
@@ -167,4 +177,55 @@ func TestResyncAndTrigger(t *testing.T) {
 	if diff := cmp.Diff([]string{"start", "resync", "trigger"}, r.got()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+}
+
+// TestAFailedChangeSetIsRetriedWithBackoff: a refused change set is tried
+// again after 1 s, then 2 s, not only at the next resync; a success stops
+// the retries.
+func TestAFailedChangeSetIsRetriedWithBackoff(t *testing.T) {
+	r := startAt(t, t.TempDir(), 2)
+	r.clk.Advance(999 * time.Millisecond)
+	if got := r.got(); len(got) != 1 {
+		t.Fatalf("retried before a second: %v", got)
+	}
+	r.clk.Advance(time.Millisecond)
+	r.wait(func() bool { return len(r.got()) == 2 })
+	r.wait(func() bool { return r.clk.Waiters() == 2 })
+	r.clk.Advance(2 * time.Second)
+	r.wait(func() bool { return len(r.got()) == 3 })
+	r.clk.Advance(30 * time.Second) // succeeded: no retry before the resync
+	if diff := cmp.Diff([]string{"start", "retry", "retry"}, r.got()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestASwappedSymlinkIsAChangeSet: the watched path is a symlink that a
+// sync tool swaps (git-sync --link): the swap is a change set, and the new
+// target's files are watched.
+func TestASwappedSymlinkIsAChangeSet(t *testing.T) {
+	base := t.TempDir()
+	for _, rev := range []string{"rev-1", "rev-2"} {
+		if err := os.Mkdir(filepath.Join(base, rev), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(base, "current")
+	if err := os.Symlink("rev-1", link); err != nil {
+		t.Fatal(err)
+	}
+	r := startAt(t, link, 0)
+	armed := r.clk.Armed()
+	tmp := filepath.Join(base, "tmp-link")
+	if err := os.Symlink("rev-2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil { // git-sync's atomic swap
+		t.Fatal(err)
+	}
+	r.wait(func() bool { return r.clk.Armed() > armed })
+	r.clk.Advance(100 * time.Millisecond)
+	r.wait(func() bool { return len(r.got()) == 2 })
+	r.write("web.yaml") // lands in rev-2, through the link
+	r.clk.Advance(100 * time.Millisecond)
+	r.wait(func() bool { return len(r.got()) == 3 })
 }
