@@ -4,10 +4,13 @@ package etcdstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,33 +57,27 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	if err := CheckDataDir(o.DataDir); err != nil {
 		return nil, err
 	}
-	cfg := embed.NewConfig()
-	cfg.Name = singleName
-	cfg.Dir = o.DataDir
 	if o.ClientAddr == "" {
 		o.ClientAddr = "127.0.0.1:0"
 	}
-	clientAddr, err := resolvePort(o.ClientAddr)
-	if err != nil {
-		return nil, err
-	}
-	peerAddr, err := resolvePort("127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	cu := url.URL{Scheme: "http", Host: clientAddr}
-	pu := url.URL{Scheme: "http", Host: peerAddr}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	cfg.TickMs, cfg.ElectionMs = 100, 1000
-	if o.Fast {
-		cfg.TickMs, cfg.ElectionMs = 10, 50
-		cfg.UnsafeNoFsync = true
-	}
-	sitekeeperLimits(cfg, o.Log, o.Verbose)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
+	// A port chosen free can be taken before etcd binds it (another
+	// process starting at the same moment): choose again, a few times.
+	var e *embed.Etcd
+	var cu url.URL
+	for attempt := 0; ; attempt++ {
+		var cfg *embed.Config
+		var err error
+		cfg, cu, err = singleConfig(o)
+		if err != nil {
+			return nil, err
+		}
+		e, err = embed.StartEtcd(cfg)
+		if err == nil {
+			break
+		}
+		if attempt < 4 && portTaken(err) {
+			continue
+		}
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", o.DataDir, err)
 	}
 	select {
@@ -93,6 +90,40 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		return nil, ctx.Err()
 	}
 	return &Server{etcd: e, Endpoint: cu.String()}, nil
+}
+
+// portTaken reports whether err is a listen on a port already taken.
+func portTaken(err error) bool {
+	msg := err.Error()
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(msg, "address already in use") || strings.Contains(msg, "Only one usage of each socket address")
+}
+
+// singleConfig is the configuration of a one-member store, with its ports
+// chosen now when o asks for any free one.
+func singleConfig(o ServerOptions) (*embed.Config, url.URL, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = singleName
+	cfg.Dir = o.DataDir
+	clientAddr, err := resolvePort(o.ClientAddr)
+	if err != nil {
+		return nil, url.URL{}, err
+	}
+	peerAddr, err := resolvePort("127.0.0.1:0")
+	if err != nil {
+		return nil, url.URL{}, err
+	}
+	cu := url.URL{Scheme: "http", Host: clientAddr}
+	pu := url.URL{Scheme: "http", Host: peerAddr}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg.TickMs, cfg.ElectionMs = 100, 1000
+	if o.Fast {
+		cfg.TickMs, cfg.ElectionMs = 10, 50
+		cfg.UnsafeNoFsync = true
+	}
+	sitekeeperLimits(cfg, o.Log, o.Verbose)
+	return cfg, cu, nil
 }
 
 // sitekeeperLimits sets what every embedded member shares: compaction,

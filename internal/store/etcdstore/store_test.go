@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -628,5 +629,23 @@ func TestOwnershipHolds(t *testing.T) {
 	events, _, _ := st.Events(ctx)
 	if !slices.ContainsFunc(events, func(e store.Event) bool { return e.Reason == v1alpha1.EventAdopted }) {
 		t.Errorf("no Adopted event")
+	}
+}
+
+// TestPortTakenIsRecognised: a listen on a port another process took is
+// recognised, so that a store whose chosen port was taken before it bound
+// it chooses again instead of failing (a flake seen with parallel tests).
+func TestPortTakenIsRecognised(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = net.Listen("tcp", l.Addr().String())
+	if err == nil || !portTaken(err) {
+		t.Fatalf("second listen: %v, not recognised as a taken port", err)
+	}
+	if portTaken(errors.New("permission denied")) {
+		t.Errorf("another error taken for a taken port")
 	}
 }
