@@ -564,9 +564,52 @@ func orDash(s string) string {
 
 type sourceRow struct {
 	store.Source
-	Ready   bool               `json:"ready"`
-	Message string             `json:"message"`
-	Nodes   []store.SourceNode `json:"nodes,omitempty"`
+	Ready bool `json:"ready"`
+	// Status is what the applied revision does on the nodes: Refused (the
+	// last change set was not applied), Applied (its objects report no
+	// readiness yet), Progressing (not all Ready yet, within
+	// sourceHealthTimeout of the apply), Healthy (all Ready: the only
+	// Ready source) or Degraded (some still not Ready after it).
+	Status   string             `json:"status"`
+	NotReady []string           `json:"notReady,omitempty"`
+	Message  string             `json:"message"`
+	Nodes    []store.SourceNode `json:"nodes,omitempty"`
+}
+
+// sourceHealthTimeout is how long a source's applied objects have to
+// become Ready before the source is Degraded.
+const sourceHealthTimeout = 5 * time.Minute
+
+// health sets r's status from its inventory's Ready conditions: success
+// means serving, not only applied.
+func (r *sourceRow) health(statuses map[v1alpha1.Ref]v1alpha1.Status, now time.Time) {
+	if r.LastAttempt.Error != "" {
+		r.Status = "Refused"
+		return
+	}
+	known := 0
+	for _, e := range r.Inventory {
+		kind, name, _ := strings.Cut(e.Ref, "/")
+		st, ok := statuses[v1alpha1.Ref{Kind: kind, Name: name}]
+		c := v1alpha1.FindCondition(st.Conditions, v1alpha1.ConditionReady)
+		if !ok || c == nil {
+			continue
+		}
+		known++
+		if c.Status != v1alpha1.ConditionTrue {
+			r.NotReady = append(r.NotReady, e.Ref)
+		}
+	}
+	switch {
+	case known == 0:
+		r.Status = "Applied"
+	case len(r.NotReady) == 0:
+		r.Status, r.Ready = "Healthy", true
+	case now.Sub(r.AppliedAt) < sourceHealthTimeout:
+		r.Status = "Progressing"
+	default:
+		r.Status = "Degraded"
+	}
 }
 
 func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourceRow, error) {
@@ -578,16 +621,27 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 	if err != nil {
 		return nil, err
 	}
+	statuses, err := st.Statuses(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var rows []sourceRow
 	for _, k := range slices.Sorted(maps.Keys(srcs)) {
 		src := srcs[k]
 		if name != "" && src.Name != name {
 			continue
 		}
-		r := sourceRow{Source: src, Ready: src.LastAttempt.Error == "" && src.Revision != ""}
+		r := sourceRow{Source: src}
+		r.health(statuses, time.Now())
 		switch {
 		case src.LastAttempt.Error != "":
 			r.Message = fmt.Sprintf("revision %s refused; %s stays in force: %s", src.LastAttempt.Revision, orDash(src.Revision), strings.SplitN(src.LastAttempt.Error, "\n", 2)[0])
+		case len(r.NotReady) > 0:
+			shown, more := r.NotReady, ""
+			if len(shown) > 5 {
+				shown, more = shown[:5], fmt.Sprintf(" and %d more", len(r.NotReady)-5)
+			}
+			r.Message = fmt.Sprintf("applied %s; not Ready: %s%s", src.Revision, strings.Join(shown, ", "), more)
 		default:
 			r.Message = fmt.Sprintf("applied %s", src.Revision)
 		}
@@ -620,10 +674,10 @@ func getSources(ctx context.Context, s *streams, st *etcdstore.Store, name, outp
 		return printer.Items(s.out, output, "Source", rows, name != "")
 	}
 	tw := printer.NewTable(s.out)
-	fmt.Fprintln(tw, "NAME\tREADY\tREVISION\tOBJECTS\tAGE\tMESSAGE")
+	fmt.Fprintln(tw, "NAME\tREADY\tSTATUS\tREVISION\tOBJECTS\tAGE\tMESSAGE")
 	for _, r := range rows {
 		t := r.AppliedAt
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%d\t%s\t%s\n", r.Name, r.Ready, shortRev(r.Revision), len(r.Inventory), age(&t), r.Message)
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Ready, r.Status, shortRev(r.Revision), len(r.Inventory), age(&t), r.Message)
 	}
 	return tw.Flush()
 }
