@@ -36,8 +36,12 @@ type Source struct {
 	// AllowEmpty lets a change set with no manifest delete everything the
 	// source owned.
 	AllowEmpty bool
-	Resync     time.Duration
-	Debounce   time.Duration
+	// AdoptFrom lists earlier names of this source (the folder's own name,
+	// before names came from the repository): what the folder applied
+	// under them is taken over, not refused.
+	AdoptFrom []string
+	Resync    time.Duration
+	Debounce  time.Duration
 }
 
 // Store is what a folder's reconciler reads and writes.
@@ -81,13 +85,46 @@ type ChangeCounter interface {
 	ObjectsChangedSince(ctx context.Context, rev int64) (changed map[v1alpha1.Ref]int64, now int64, err error)
 }
 
-// DefaultName derives a source name from a folder.
+// DefaultName is the name of the source a folder is, the same on every
+// node whatever its checkout folder is called: the repository's remote
+// name (the last element of its URL), with the folder's path inside the
+// repository when it is not the root (sites-prod for prod/ of
+// git@host:ops/sites.git); "local" for a folder of a repository without a
+// remote, with its path likewise; the folder's own name outside git.
 func DefaultName(dir string) string {
+	root, url, ok := gitrev.Remote(dir)
+	if root == "" {
+		return FolderName(dir)
+	}
+	base := "local"
+	if ok {
+		u := strings.TrimSuffix(strings.TrimRight(url, "/"), ".git")
+		if i := strings.LastIndexAny(u, "/:\\"); i >= 0 {
+			u = u[i+1:]
+		}
+		base = u
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		if rel, err := filepath.Rel(root, abs); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			base += "-" + filepath.ToSlash(rel)
+		}
+	}
+	return sanitize(base)
+}
+
+// FolderName is the name a folder's source had before names came from the
+// repository: its base name. A source takes over what the same folder
+// applied under it.
+func FolderName(dir string) string {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir
 	}
-	base := strings.ToLower(filepath.Base(abs))
+	return sanitize(filepath.Base(abs))
+}
+
+func sanitize(raw string) string {
+	base := strings.ToLower(raw)
 	var b strings.Builder
 	for _, r := range base {
 		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
@@ -341,7 +378,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 			}
 		}
 	}
-	results, err := r.Store.Apply(ctx, manifest.Objects(docs), store.ApplyOptions{Owner: r.Source.Name, Prune: prune})
+	results, err := r.Store.Apply(ctx, manifest.Objects(docs), store.ApplyOptions{Owner: r.Source.Name, AdoptFrom: r.Source.AdoptFrom, Prune: prune})
 	var ve *store.ValidationError
 	if errors.As(err, &ve) {
 		manifest.Locate(ve.Errors, docs)

@@ -262,3 +262,70 @@ func TestFolderBehindASymlinkAndAFolderThatGoes(t *testing.T) {
 		t.Errorf("back: %+v", src.LastAttempt)
 	}
 }
+
+// TestDefaultNameIsTheSameOnEveryNode: two checkouts of one repository in
+// differently named folders get one source name, from the remote; a
+// subfolder adds its path; no remote is "local"; outside git the folder's
+// own name stays.
+func TestDefaultNameIsTheSameOnEveryNode(t *testing.T) {
+	checkout := func(folder, config string) string {
+		dir := filepath.Join(t.TempDir(), folder)
+		if err := os.MkdirAll(filepath.Join(dir, ".git"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "prod"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".git", "config"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	origin := "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = git@git.example.com:ops/Sites.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+	a, b := checkout("node1-checkout", origin), checkout("sites-clone", origin)
+	for _, tc := range []struct{ dir, want string }{
+		{a, "sites"},
+		{b, "sites"},
+		{filepath.Join(a, "prod"), "sites-prod"},
+		{checkout("x", "[remote \"upstream\"]\n\turl = https://example.com/ops/web-farm\n"), "web-farm"},
+		{checkout("y", "[core]\n\tbare = false\n"), "local"},
+		{t.TempDir() + "/Plain_Folder", "plain-folder"},
+	} {
+		if got := DefaultName(tc.dir); got != tc.want {
+			t.Errorf("DefaultName(%s) = %q, want %q", tc.dir, got, tc.want)
+		}
+	}
+	if FolderName(a) != "node1-checkout" {
+		t.Errorf("FolderName(%s) = %q", a, FolderName(a))
+	}
+}
+
+// TestRenamedSourceTakesOverItsFolder: objects the folder applied under
+// its old name (its base name) are taken over by its new one; another
+// source's objects are still refused.
+func TestRenamedSourceTakesOverItsFolder(t *testing.T) {
+	ctx := context.Background()
+	st := etcdtest.Start(t, true)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "g0.yaml"), []byte(group(0, 8080)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "checkout", Dir: dir, Prune: true}}
+	if err := old.Sync(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	stranger := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "sites", Dir: dir, Prune: true}}
+	if err := stranger.Sync(ctx, "start"); err == nil || !strings.Contains(err.Error(), "managed by source") {
+		t.Fatalf("another source's objects: %v", err)
+	}
+	renamed := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "sites", Dir: dir, Prune: true, AdoptFrom: []string{"checkout"}}}
+	if err := renamed.Sync(ctx, "start"); err != nil {
+		t.Fatalf("renamed source: %v", err)
+	}
+	snap, _ := st.ListSpecs(ctx)
+	for _, o := range snap.Objects {
+		if got := o.Meta().Annotations[v1alpha1.AnnotationSource]; got != "sites" {
+			t.Errorf("%s owned by %q, want sites", v1alpha1.RefOf(o), got)
+		}
+	}
+}

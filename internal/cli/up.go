@@ -200,15 +200,21 @@ func (f *gitopsFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.prune, "prune", true, "delete objects this folder applied once they leave it")
 	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty folder delete every object it owned (refused by default: a bad checkout looks like that)")
 	cmd.Flags().DurationVar(&f.resync, "resync", 60*time.Second, "re-read the whole folder this often even without events")
-	cmd.Flags().StringVar(&f.name, "source-name", "", "name of the source (default: the folder's name)")
+	cmd.Flags().StringVar(&f.name, "source", "", "name of the source, the same on every node (default: the repository's remote name, with the folder's path inside it)")
+	cmd.Flags().StringVar(&f.name, "source-name", "", "the same as --source")
+	_ = cmd.Flags().MarkHidden("source-name")
 }
 
 func (f *gitopsFlags) source(dir string) gitops.Source {
 	name := f.name
+	var adopt []string
 	if name == "" {
 		name = gitops.DefaultName(dir)
+		if old := gitops.FolderName(dir); old != name {
+			adopt = []string{old}
+		}
 	}
-	return gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync}
+	return gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync, AdoptFrom: adopt}
 }
 
 // watchedFolder returns the folder when files is exactly one folder.

@@ -199,3 +199,53 @@ func GitDir(dir string) (string, bool) {
 	_, g, ok := findGit(dir)
 	return g, ok
 }
+
+// Remote returns, for a folder inside a git work tree, the work tree's root
+// and the URL of its remote (origin, else the first one), read from the
+// repository's config without running git. ok is false outside git or
+// without a remote.
+func Remote(dir string) (root, url string, ok bool) {
+	root, gitDir, found := findGit(dir)
+	if !found {
+		return "", "", false
+	}
+	common := gitDir
+	if b, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil { // a linked work tree
+		c := strings.TrimSpace(string(b))
+		if !filepath.IsAbs(c) {
+			c = filepath.Join(gitDir, c)
+		}
+		common = c
+	}
+	cfg, err := os.ReadFile(filepath.Join(common, "config"))
+	if err != nil {
+		return root, "", false
+	}
+	remotes := map[string]string{}
+	var order []string
+	section := ""
+	for _, line := range strings.Split(string(cfg), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = ""
+			if name, found := strings.CutPrefix(strings.TrimSuffix(line, "]"), `[remote "`); found {
+				section = strings.TrimSuffix(name, `"`)
+			}
+			continue
+		}
+		key, val, found := strings.Cut(line, "=")
+		if section != "" && found && strings.EqualFold(strings.TrimSpace(key), "url") {
+			if _, seen := remotes[section]; !seen {
+				order = append(order, section)
+			}
+			remotes[section] = strings.TrimSpace(val)
+		}
+	}
+	if u, ok := remotes["origin"]; ok {
+		return root, u, true
+	}
+	if len(order) > 0 {
+		return root, remotes[order[0]], true
+	}
+	return root, "", false
+}

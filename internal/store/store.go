@@ -155,6 +155,10 @@ type ApplyOptions struct {
 	// gets the sitekeeper.io/source annotation. Objects owned by another
 	// source are refused.
 	Owner string
+	// AdoptFrom lists other sources whose objects Owner takes over without
+	// a conflict: the names the same folder had before (see
+	// gitops.FolderName).
+	AdoptFrom []string
 	// Prune lists objects to delete in the same transaction (a folder's
 	// objects that left it); they are left out of the validated set.
 	Prune []v1alpha1.Ref

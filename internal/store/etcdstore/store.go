@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -449,7 +450,7 @@ func (s *Store) applyOnce(ctx context.Context, objs []v1alpha1.Object, opt store
 			owner := old.Meta().Annotations[v1alpha1.AnnotationSource]
 			adopted = opt.Owner != "" && owner == ""
 			switch {
-			case opt.Owner != "" && owner != "" && owner != opt.Owner:
+			case opt.Owner != "" && owner != "" && owner != opt.Owner && !slices.Contains(opt.AdoptFrom, owner):
 				return nil, stored, fmt.Errorf("apply %s: it is managed by source %q, not %q; remove it from one of the folders", ref, owner, opt.Owner)
 			case opt.Owner == "" && owner != "" && !opt.ForceConflicts:
 				return nil, stored, &store.OwnedError{Ref: ref, Source: owner}
