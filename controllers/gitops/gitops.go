@@ -36,6 +36,10 @@ type Source struct {
 	// AllowEmpty lets a change set with no manifest delete everything the
 	// source owned.
 	AllowEmpty bool
+	// AllowRollback applies a checkout whose commit is older than (or
+	// unrelated to) the one applied last; by default it is refused, so a
+	// new leader with an old checkout never rolls the cluster back.
+	AllowRollback bool
 	// AdoptFrom lists earlier names of this source (the folder's own name,
 	// before names came from the repository): what the folder applied
 	// under them is taken over, not refused.
@@ -227,6 +231,36 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	return applyErr
 }
 
+// forward refuses a checkout that would take the cluster back: its commit
+// is an ancestor of the applied one, unrelated to it, or the applied
+// commit is not in this checkout at all (a node that never fetched it). A
+// checkout whose history cannot be read is applied, as before.
+func (r *Reconciler) forward(applied string, rev gitrev.Revision) error {
+	a, ok := strings.CutPrefix(strings.TrimSuffix(applied, "-dirty"), "git:")
+	if !ok || rev.Commit == "" || a == rev.Commit || r.Source.AllowRollback {
+		return nil
+	}
+	rel, err := gitrev.Relate(r.Source.Dir, a, rev.Commit)
+	if err != nil {
+		r.Log.Info("Cannot read the commit graph; applying without the rollback check", "source", r.Source.Name, "error", err.Error())
+		return nil
+	}
+	why := ""
+	switch rel {
+	case gitrev.Forward:
+		return nil
+	case gitrev.Backward:
+		why = fmt.Sprintf("commit %s is older than the applied %s (an ancestor of it)", short(rev.Commit), short(a))
+	case gitrev.Unrelated:
+		why = fmt.Sprintf("commit %s and the applied %s have unrelated histories (a force-push, another branch)", short(rev.Commit), short(a))
+	case gitrev.Missing:
+		why = fmt.Sprintf("the applied commit %s is not in this checkout (at %s): it is behind, or another repository", short(a), short(rev.Commit))
+	}
+	return fmt.Errorf("%s: refusing to go back; pull the checkout forward, or start with --allow-rollback to go back on purpose", why)
+}
+
+func short(commit string) string { return commit[:min(12, len(commit))] }
+
 // unreadable records that the folder cannot be read (it disappeared, a
 // mount failed, permissions): the source is not Ready, with the error,
 // and the last applied revision stays in force.
@@ -319,6 +353,9 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 				Message: fmt.Sprintf("revision %s not applied; %s stays in force%s: %s", rev, orNone(prev.Revision), dirtyOnly(prev.Revision, revision), firstLine(err.Error()))})
 		}
 		return nil, err
+	}
+	if err := r.forward(prev.Revision, revision); err != nil {
+		return fail(err)
 	}
 	var docs []manifest.Document
 	var loadErrs []string

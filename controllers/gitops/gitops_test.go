@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/gitrev"
+	"github.com/sitekeeper/sitekeeper/internal/gitrev/gittest"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
@@ -328,4 +330,60 @@ func TestRenamedSourceTakesOverItsFolder(t *testing.T) {
 			t.Errorf("%s owned by %q, want sites", v1alpha1.RefOf(o), got)
 		}
 	}
+}
+
+// TestACheckoutNeverGoesBackward: a checkout reset to an older commit (a
+// new leader's stale checkout, a force-push) is refused naming both
+// commits, and the applied revision stays; --allow-rollback applies it.
+func TestACheckoutNeverGoesBackward(t *testing.T) {
+	ctx := context.Background()
+	st := etcdtest.Start(t, true)
+	dir := t.TempDir()
+	run := func(args ...string) string { return gittest.Run(t, dir, args...) }
+	commit := func(port int) string {
+		if err := os.WriteFile(filepath.Join(dir, "g0.yaml"), []byte(group(0, port)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run("add", ".")
+		run("commit", "-q", "-m", fmt.Sprint(port))
+		return run("rev-parse", "HEAD")
+	}
+	run("init", "-q", "-b", "main")
+	old := commit(8080)
+	r := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "t", Dir: dir, Prune: true}}
+	if err := r.Sync(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	newer := commit(9090)
+	if err := r.Sync(ctx, "change"); err != nil {
+		t.Fatal(err)
+	}
+	run("checkout", "-q", old) // the stale checkout
+	err := r.Sync(ctx, "change")
+	if err == nil || !strings.Contains(err.Error(), old[:12]) || !strings.Contains(err.Error(), newer[:12]) || !strings.Contains(err.Error(), "--allow-rollback") {
+		t.Fatalf("an older checkout: %v, want a refusal naming %.12s and %.12s", err, old, newer)
+	}
+	src, _ := r.source(ctx)
+	if src.Revision != "git:"+newer {
+		t.Errorf("applied revision %s, want git:%s to stay", src.Revision, newer)
+	}
+	if p := port(t, st); p != 9090 {
+		t.Errorf("port %d after the refused rollback, want 9090", p)
+	}
+	r.Source.AllowRollback = true
+	if err := r.Sync(ctx, "change"); err != nil {
+		t.Fatal(err)
+	}
+	if p := port(t, st); p != 8080 {
+		t.Errorf("port %d after an allowed rollback, want 8080", p)
+	}
+}
+
+func port(t *testing.T, st *etcdstore.Store) int32 {
+	t.Helper()
+	o, err := st.Get(context.Background(), v1alpha1.Ref{Kind: "IISSite", Name: "site-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.(*v1alpha1.IISSite).Spec.Bindings[0].Port
 }

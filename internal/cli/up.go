@@ -193,6 +193,7 @@ type gitopsFlags struct {
 	allowEmpty bool
 	resync     time.Duration
 	name       string
+	rollback   bool
 }
 
 func (f *gitopsFlags) register(cmd *cobra.Command) {
@@ -200,6 +201,7 @@ func (f *gitopsFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.prune, "prune", true, "delete objects this folder applied once they leave it")
 	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty folder delete every object it owned (refused by default: a bad checkout looks like that)")
 	cmd.Flags().DurationVar(&f.resync, "resync", 60*time.Second, "re-read the whole folder this often even without events")
+	cmd.Flags().BoolVar(&f.rollback, "allow-rollback", false, "apply a checkout older than (or unrelated to) the commit applied last; refused by default")
 	cmd.Flags().StringVar(&f.name, "source", "", "name of the source, the same on every node (default: the repository's remote name, with the folder's path inside it)")
 	cmd.Flags().StringVar(&f.name, "source-name", "", "the same as --source")
 	_ = cmd.Flags().MarkHidden("source-name")
@@ -214,7 +216,7 @@ func (f *gitopsFlags) source(dir string) gitops.Source {
 			adopt = []string{old}
 		}
 	}
-	return gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync, AdoptFrom: adopt}
+	return gitops.Source{Name: name, Dir: dir, Prune: f.prune, AllowEmpty: f.allowEmpty, Resync: f.resync, AdoptFrom: adopt, AllowRollback: f.rollback}
 }
 
 // watchedFolder returns the folder when files is exactly one folder.

@@ -7,18 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sitekeeper/sitekeeper/internal/gitrev/gittest"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return gittest.Run(t, dir, args...)
 }
 
 func read(t *testing.T, dir string) map[string][]byte {
@@ -80,5 +75,42 @@ func TestContentHashOutsideGit(t *testing.T) {
 	b := Of(dir, map[string][]byte{filepath.Join(dir, "x.yaml"): []byte("2")})
 	if !strings.HasPrefix(a.ID, "sha256:") || a.ID == b.ID {
 		t.Errorf("content hashes %q %q", a.ID, b.ID)
+	}
+}
+
+// TestRelate: a commit that descends from the applied one is forward; an
+// ancestor is backward; a force-pushed rewrite is unrelated; a commit the
+// checkout never fetched is missing.
+func TestRelate(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed; .ci/run installs it")
+	}
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	commit := func(content string) string {
+		if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git(t, dir, "add", ".")
+		git(t, dir, "commit", "-q", "-m", content)
+		return git(t, dir, "rev-parse", "HEAD")
+	}
+	one := commit("a: 1\n")
+	two := commit("a: 2\n")
+	git(t, dir, "checkout", "-q", "--orphan", "rewrite")
+	other := commit("a: 3\n")
+	for _, tc := range []struct {
+		applied, head string
+		want          Relation
+	}{
+		{one, two, Forward},
+		{two, one, Backward},
+		{two, other, Unrelated},
+		{strings.Repeat("ab", 20), two, Missing},
+	} {
+		got, err := Relate(dir, tc.applied, tc.head)
+		if err != nil || got != tc.want {
+			t.Errorf("Relate(applied %.7s, head %.7s) = %v, %v; want %v", tc.applied, tc.head, got, err, tc.want)
+		}
 	}
 }
