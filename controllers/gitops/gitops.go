@@ -162,14 +162,33 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	})
 }
 
-// readFolder loads every manifest file's bytes once.
+// readFolder loads every manifest file's bytes once: not those git
+// ignores (they are in no commit), and never through a symlink that leads
+// out of the folder (a checkout must not apply what lies elsewhere).
 func readFolder(dir string) (map[string][]byte, error) {
 	files, err := manifest.ListFiles(dir, true)
 	if err != nil {
 		return nil, err
 	}
+	ignored := gitrev.Ignored(dir)
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string][]byte{}
 	for _, f := range files {
+		if ignored != nil && ignored(f, false) {
+			continue
+		}
+		if fi, err := os.Lstat(f); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			target, err := filepath.EvalSymlinks(f)
+			if err != nil {
+				return nil, fmt.Errorf("%s: a symlink that leads nowhere: %w", f, err)
+			}
+			if rel, err := filepath.Rel(realDir, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return nil, fmt.Errorf("%s is a symlink to %s, outside the folder: refused; copy the file into the folder, or point the link inside it", f, target)
+			}
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
@@ -236,8 +255,8 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 // commit is not in this checkout at all (a node that never fetched it). A
 // checkout whose history cannot be read is applied, as before.
 func (r *Reconciler) forward(applied string, rev gitrev.Revision) error {
-	a, ok := strings.CutPrefix(strings.TrimSuffix(applied, "-dirty"), "git:")
-	if !ok || rev.Commit == "" || a == rev.Commit || r.Source.AllowRollback {
+	a := gitrev.CommitOf(applied)
+	if a == "" || rev.Commit == "" || a == rev.Commit || r.Source.AllowRollback {
 		return nil
 	}
 	rel, err := gitrev.Relate(r.Source.Dir, a, rev.Commit)
@@ -247,12 +266,12 @@ func (r *Reconciler) forward(applied string, rev gitrev.Revision) error {
 	}
 	why := ""
 	switch rel {
-	case gitrev.Forward:
+	case gitrev.Forward, gitrev.Rewritten:
 		return nil
 	case gitrev.Backward:
 		why = fmt.Sprintf("commit %s is older than the applied %s (an ancestor of it)", short(rev.Commit), short(a))
 	case gitrev.Unrelated:
-		why = fmt.Sprintf("commit %s and the applied %s have unrelated histories (a force-push, another branch)", short(rev.Commit), short(a))
+		why = fmt.Sprintf("commit %s and the applied %s share no history (another repository, an orphan branch)", short(rev.Commit), short(a))
 	case gitrev.Missing:
 		why = fmt.Sprintf("the applied commit %s is not in this checkout (at %s): it is behind, or another repository", short(a), short(rev.Commit))
 	}
@@ -296,7 +315,7 @@ func (r *Reconciler) unreadable(ctx context.Context, err error) error {
 // applied one's commit plus uncommitted changes (the two ids differ only
 // by the "-dirty" mark, which alone tells nothing of what changed).
 func dirtyOnly(applied string, refused gitrev.Revision) string {
-	if !refused.Dirty || strings.TrimSuffix(applied, "-dirty") != "git:"+refused.Commit || len(refused.Uncommitted) == 0 {
+	if !refused.Dirty || gitrev.CommitOf(applied) != refused.Commit || len(refused.Uncommitted) == 0 {
 		return ""
 	}
 	files := refused.Uncommitted

@@ -387,3 +387,49 @@ func port(t *testing.T, st *etcdstore.Store) int32 {
 	}
 	return o.(*v1alpha1.IISSite).Spec.Bindings[0].Port
 }
+
+// TestIgnoredFilesAndOutsideLinks: a manifest git ignores is not applied
+// and does not make the revision dirty; a manifest that is a symlink out
+// of the folder is refused by name.
+func TestIgnoredFilesAndOutsideLinks(t *testing.T) {
+	ctx := context.Background()
+	st := etcdtest.Start(t, true)
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("g0.yaml", group(0, 8080))
+	write(".gitignore", "local-*.yaml\n")
+	gittest.Run(t, dir, "init", "-q", "-b", "main")
+	gittest.Run(t, dir, "add", ".")
+	gittest.Run(t, dir, "commit", "-q", "-m", "one")
+	head := gittest.Run(t, dir, "rev-parse", "HEAD")
+	write("local-test.yaml", group(1, 8081)) // ignored: in no commit
+	r := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "t", Dir: dir, Prune: true}}
+	if err := r.Sync(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, st); n != 3 {
+		t.Errorf("%d objects stored, want the 3 of g0.yaml (local-test.yaml is ignored)", n)
+	}
+	if src, _ := r.source(ctx); src.Revision != "git:"+head {
+		t.Errorf("revision %s, want the clean git:%s", src.Revision, head)
+	}
+
+	outside := filepath.Join(t.TempDir(), "elsewhere.yaml")
+	if err := os.WriteFile(outside, []byte(group(2, 8082)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "linked.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Sync(ctx, "change")
+	if err == nil || !strings.Contains(err.Error(), "linked.yaml is a symlink to") || !strings.Contains(err.Error(), "outside the folder") {
+		t.Fatalf("a link out of the folder: %v", err)
+	}
+	if n := stored(t, st); n != 3 {
+		t.Errorf("%d objects after the refused change, want 3", n)
+	}
+}

@@ -685,8 +685,8 @@ func getSources(ctx context.Context, s *streams, st *etcdstore.Store, name, outp
 func shortRev(r string) string {
 	if k, id, ok := strings.Cut(r, ":"); ok && len(id) > 12 {
 		dirty := ""
-		if strings.HasSuffix(id, "-dirty") {
-			dirty = "-dirty"
+		if _, mark, found := strings.Cut(id, "-dirty"); found {
+			dirty = "-dirty" + mark // with the hash of what was loaded
 		}
 		return k + ":" + id[:12] + dirty
 	}

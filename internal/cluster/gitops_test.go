@@ -164,7 +164,8 @@ func TestGitOpsChangeSets(t *testing.T) {
 	// amend
 	g.write("a.yaml", siteYAML("a", 2, 48082, "127.0.60.1"))
 	g.run("commit", "-q", "--amend", "-am", "port 48082")
-	applied("amend")
+	applied("amend") // a rewrite of the tip: new content, applied
+	amend := g.run("rev-parse", "HEAD")
 	eventually(t, "site a on 48082", func() bool { _, ok := served("http://127.0.60.1:48082/"); return ok })
 
 	// branch switch: a branch adds site b; back on main it is pruned
@@ -174,8 +175,18 @@ func TestGitOpsChangeSets(t *testing.T) {
 	g.run("commit", "-qm", "add b")
 	applied("branch with b")
 	eventually(t, "site b served", func() bool { _, ok := served("http://127.0.60.2:48090/"); return ok })
+	// Back on main is back in time: refused, naming both commits, b stays.
+	onBranch := head()
 	g.run("checkout", "-q", "main")
-	applied("back on main")
+	eventually(t, "going back to main refused", func() bool {
+		s := source(t, st)
+		return s.Revision == onBranch && s.LastAttempt.Revision == head() && strings.Contains(s.LastAttempt.Error, "older than the applied")
+	})
+	// Forward again: main takes the branch, then drops b in a new commit.
+	g.run("merge", "-q", "--ff-only", "feature")
+	g.run("rm", "-q", "b.yaml")
+	g.run("commit", "-qm", "drop b")
+	applied("b dropped on main")
 	eventually(t, "site b pruned and gone", func() bool {
 		_, ok := served("http://127.0.60.2:48090/")
 		_, err := st.Get(ctx, v1alpha1.Ref{Kind: "IISSite", Name: "site-b"})
@@ -183,7 +194,7 @@ func TestGitOpsChangeSets(t *testing.T) {
 	})
 
 	// revert
-	g.run("revert", "--no-edit", "HEAD")
+	g.run("revert", "--no-edit", amend)
 	applied("revert")
 	// the amend replaced the 48081 commit, so reverting it goes back to 48080
 	eventually(t, "site a back on 48080", func() bool { _, ok := served("http://127.0.60.1:48080/"); return ok })

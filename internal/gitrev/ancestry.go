@@ -17,17 +17,21 @@ const (
 	Forward Relation = iota
 	// Backward: the checkout's commit is an ancestor of the applied one.
 	Backward
-	// Unrelated: neither descends from the other (a force-push, another
-	// branch, another repository's history).
+	// Unrelated: the two share no history at all (another repository, an
+	// orphan branch).
 	Unrelated
 	// Missing: the applied commit is not in this checkout's repository (it
 	// was never fetched here: the checkout is behind, or is another
 	// repository).
 	Missing
+	// Rewritten: the checkout's commit is a new commit beside the applied
+	// one, from a common ancestor (an amend, a rebase, a force-pushed
+	// rewrite of the tip): new content, not a return to old.
+	Rewritten
 )
 
 func (r Relation) String() string {
-	return [...]string{"forward", "backward", "unrelated", "missing"}[r]
+	return [...]string{"forward", "backward", "unrelated", "missing", "rewritten"}[r]
 }
 
 // Relate says how commit head of the repository holding dir stands to
@@ -58,6 +62,9 @@ func Relate(dir, applied, head string) (Relation, error) {
 		return 0, err
 	} else if ok {
 		return Backward, nil
+	}
+	if bases, err := hc.MergeBase(ac); err == nil && len(bases) > 0 {
+		return Rewritten, nil
 	}
 	return Unrelated, nil
 }

@@ -19,7 +19,9 @@ import (
 
 // Revision describes a folder's revision.
 type Revision struct {
-	// ID is "git:<commit>" (with "-dirty" when files differ), or
+	// ID is "git:<commit>" when the manifests loaded are exactly the
+	// commit's, "git:<commit>-dirty+<hash of what was loaded>" when they
+	// differ (so that two different dirty states never share a name), or
 	// "sha256:<hash>" outside a git work tree.
 	ID string
 	// Commit is the commit id, empty outside git.
@@ -37,15 +39,40 @@ func Of(dir string, files map[string][]byte) Revision {
 	root, gitDir, ok := findGit(dir)
 	if ok {
 		if commit, err := head(gitDir); err == nil {
-			changed := uncommitted(root, gitDir, files)
+			// The loaded content against HEAD's tree, as git sees it
+			// (autocrlf, submodules, any index version); the index is
+			// the fallback when go-git cannot read the repository.
+			changed, read := changedFromHead(root, dir, files, isManifestName)
+			if !read {
+				changed = uncommitted(root, gitDir, files)
+			}
 			id := "git:" + commit
 			if len(changed) > 0 {
-				id += "-dirty"
+				id += "-dirty+" + contentHash(dir, files)[:8]
 			}
 			return Revision{ID: id, Commit: commit, Dirty: len(changed) > 0, Uncommitted: changed}
 		}
 	}
 	return Revision{ID: "sha256:" + contentHash(dir, files)}
+}
+
+// CommitOf is the commit a revision id names ("" for a content hash).
+func CommitOf(id string) string {
+	c, ok := strings.CutPrefix(id, "git:")
+	if !ok {
+		return ""
+	}
+	c, _, _ = strings.Cut(c, "-dirty")
+	return c
+}
+
+// isManifestName is the loader's rule (manifest.IsManifestFile).
+func isManifestName(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
 }
 
 func contentHash(dir string, files map[string][]byte) string {
