@@ -155,8 +155,14 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	// expired, so it fenced itself), else after from confirms its take-down.
 	move := func(from, to, reason, msg string, warning bool) {
 		set(reason, msg, warning)
+		lastHolder, releaseAfter := d.Releasing, d.ReleaseAfter
 		d.ReleaseAfter = time.Time{}
 		switch {
+		case from == "" && lastHolder != "" && (w.Live[lastHolder] || now.Before(releaseAfter)):
+			// The group was left unplaced when its node's lease expired
+			// and no other could take it: that node may still be taking
+			// it down, for up to its budget, or be back. Wait for it.
+			d.Active, d.Target, d.Releasing, d.ReleaseAfter = "", to, lastHolder, releaseAfter
 		case from == "":
 			d.Active, d.Target, d.Releasing = to, "", ""
 		case !w.Live[from] && w.Budgets[from] <= 0:
@@ -207,7 +213,10 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			}
 			move(failed, to, v1alpha1.ReasonFailedOver, msg, true)
 		} else {
-			d.Active = ""
+			// Unplaced, but not forgotten: the failed node fenced itself
+			// and may hold the group until its take-down budget has
+			// passed, so whoever is placed later waits for that.
+			d.Active, d.Releasing, d.ReleaseAfter = "", failed, now.Add(w.Budgets[failed])
 			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s lease expired and no other node of %s can serve the group", failed, strings.Join(g.Placement.Nodes, ", ")), true)
 		}
 	case d.Active != "" && unhealthyReport(w, d.Active):

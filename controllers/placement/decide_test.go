@@ -224,3 +224,34 @@ func TestSpentFailureBudgetsHoldOffThenPlaceAgain(t *testing.T) {
 		t.Errorf("second hold-off %s, want 1m", got)
 	}
 }
+
+// TestAnUnplacedGroupWaitsForItsLastHolder: a group left unplaced when
+// its node's lease expired and no other node could take it is not placed
+// elsewhere before that node's take-down budget has passed (a 200-group
+// network fault run saw node1 add a VIP node2 was still taking down, for
+// 4.4 s), nor while that node is back and has not released it.
+func TestAnUnplacedGroupWaitsForItsLastHolder(t *testing.T) {
+	g := group(v1alpha1.SwitchbackManual, "", 1)
+	budgets := map[string]time.Duration{"node2": 30 * time.Second}
+	unsafe := map[string]string{"node1": "just restarted, a step hung"}
+	d, _ := Decide(g, &store.Decision{Active: "node2"}, World{Live: live("node1"), Budgets: budgets, Unsafe: unsafe}, t0)
+	if d.Active != "" || d.Reason != v1alpha1.ReasonNoHealthyNode || d.Releasing != "node2" {
+		t.Fatalf("node2 lost, node1 not eligible: %+v", d)
+	}
+	d, _ = Decide(g, &d, World{Live: live("node1"), Budgets: budgets}, t0.Add(7*time.Second))
+	if d.Active != "" || d.Target != "node1" {
+		t.Fatalf("node1 eligible 7 s later, node2's budget 30 s: %+v; want node1 as target, not active", d)
+	}
+	d, _ = Decide(g, &d, World{Live: live("node1"), Budgets: budgets}, t0.Add(31*time.Second))
+	if d.Active != "node1" || d.Target != "" {
+		t.Errorf("after node2's budget: %+v, want node1 active", d)
+	}
+
+	// The last holder back before anyone took the group: it must release
+	// it (through the store) before it is placed again.
+	d, _ = Decide(g, &store.Decision{Active: "node2"}, World{Live: live("node1"), Budgets: budgets, Unsafe: unsafe}, t0)
+	d, _ = Decide(g, &d, World{Live: live("node1", "node2"), Budgets: budgets}, t0.Add(40*time.Second))
+	if d.Active != "" {
+		t.Errorf("node2 back, not yet released: %+v, want no active node", d)
+	}
+}
