@@ -76,7 +76,7 @@ func (b *Backend) ListAddresses(ctx context.Context) ([]backend.Address, error) 
 		if w.ValidLifetimeSec > 0 {
 			// Only Sitekeeper adds addresses with a lifetime: one found
 			// after a restart is adopted, and renewed with the lease.
-			b.lease.adopt(ip)
+			b.lease.hold(ip)
 		}
 		out = append(out, backend.Address{CIDR: fmt.Sprintf("%s/%d", ip, w.PrefixLength), Interface: w.Alias})
 	}
@@ -88,16 +88,7 @@ func (b *Backend) ListAddresses(ctx context.Context) ([]backend.Address, error) 
 // announce the move with a gratuitous ARP (Windows' own DAD probes do not
 // refresh neighbours' caches).
 func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
-	req, err := b.addRequest(a)
-	if err != nil {
-		return err
-	}
-	var res addedAddress
-	if err := runScript(ctx, b.scripts, scriptIP, req, &res); err != nil {
-		return fmt.Errorf("add address %s: %w", a.CIDR, err)
-	}
-	b.added(req, res)
-	return nil
+	return b.runOne(ctx, backend.GroupOp{Action: "AddAddress", Address: &a})
 }
 
 // addRequest is ip.ps1's add of a, with the lifetime the lease allows.
@@ -134,9 +125,5 @@ func (b *Backend) announceMove(ip, gateway string) {
 
 // RemoveAddress implements backend.Addresses; an absent address is no error.
 func (b *Backend) RemoveAddress(ctx context.Context, a backend.Address) error {
-	b.lease.release(a.IP())
-	if err := runScript(ctx, b.scripts, scriptIP, ipRequest{Op: "remove", IP: a.IP()}, nil); err != nil {
-		return fmt.Errorf("remove address %s: %w", a.CIDR, err)
-	}
-	return nil
+	return b.runOne(ctx, backend.GroupOp{Action: "RemoveAddress", Address: &a})
 }

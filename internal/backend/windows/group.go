@@ -22,6 +22,13 @@ type groupCall struct {
 	direct  func(ctx context.Context) error
 }
 
+// runOne runs one step: a single method of the backend is a group of one,
+// so that a step's request, checks and follow-up are written once.
+func (b *Backend) runOne(ctx context.Context, op backend.GroupOp) error {
+	_, err := b.RunGroup(ctx, []backend.GroupOp{op})
+	return err
+}
+
 // RunGroup implements backend.GroupRunner: a group's take-down (stop the
 // sites, remove the address, release the volume) or bring-up is one
 // request to the PowerShell host, with one reply listing what was done.
@@ -85,14 +92,20 @@ func (b *Backend) groupCall(op backend.GroupOp) (groupCall, error) {
 	case "VolumeOffline":
 		id := op.Volume.ID
 		if id.Kind != backend.VolumeSharedDisk {
-			return groupCall{direct: func(ctx context.Context) error { return b.TakeOffline(ctx, id) }}, nil
+			// A mirror needs nothing here: the next source's
+			// SWITCHOVERVOLUME makes this node the locked target.
+			return groupCall{direct: func(context.Context) error { return nil }}, nil
 		}
 		ref := diskRefOf(id)
 		return groupCall{label: fmt.Sprintf("take %s offline", id), script: scriptDisk, request: diskRequest{Op: "offline", Disk: &ref}}, nil
 	case "VolumeOnline":
 		id, root := op.Volume.ID, op.Volume.Root
-		if id.Kind != backend.VolumeSharedDisk {
-			return groupCall{direct: func(ctx context.Context) error { return b.BringOnline(ctx, id, root) }}, nil
+		switch id.Kind {
+		case backend.VolumeMirror:
+			return groupCall{direct: func(ctx context.Context) error { return b.switchoverMirror(ctx, id.ID) }}, nil
+		case backend.VolumeSharedDisk:
+		default:
+			return groupCall{}, fmt.Errorf("bring %s online: unknown volume kind: %w", id, backend.ErrUnsupported)
 		}
 		ref := diskRefOf(id)
 		return groupCall{label: fmt.Sprintf("bring %s online", id), script: scriptDisk, request: diskRequest{Op: "online", Disk: &ref, Root: root},
@@ -115,7 +128,7 @@ func (b *Backend) groupCall(op backend.GroupOp) (groupCall, error) {
 // completed.
 func (b *Backend) runCalls(ctx context.Context, calls []groupCall) (int, error) {
 	bc, ok := b.scripts.(BatchCaller)
-	if !ok {
+	if !ok || len(calls) == 1 {
 		for i, c := range calls {
 			var res json.RawMessage
 			err := runScript(ctx, b.scripts, c.script, c.request, &res)

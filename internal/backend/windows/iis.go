@@ -287,19 +287,11 @@ func (b *Backend) DeleteSite(ctx context.Context, site string) error {
 // StartSite implements backend.Sites: HTTP.sys certificate bindings first,
 // then the site.
 func (b *Backend) StartSite(ctx context.Context, site string) error {
-	req := runRequest{Op: "start", Name: site, Certificates: certificatesOf(b.certs.bindings(site))}
-	if err := runScript(ctx, b.scripts, scriptIISRun, req, nil); err != nil {
-		return fmt.Errorf("start site %q: %w", site, err)
-	}
-	return nil
+	return b.runOne(ctx, backend.GroupOp{Action: "StartSite", Site: site})
 }
 
 // StopSite implements backend.Sites: the site, then its HTTP.sys
 // certificate bindings.
 func (b *Backend) StopSite(ctx context.Context, site string) error {
-	req := runRequest{Op: "stop", Name: site, Certificates: certificatesOf(b.certs.bindings(site))}
-	if err := runScript(ctx, b.scripts, scriptIISRun, req, nil); err != nil {
-		return fmt.Errorf("stop site %q: %w", site, err)
-	}
-	return nil
+	return b.runOne(ctx, backend.GroupOp{Action: "StopSite", Site: site})
 }

@@ -47,9 +47,6 @@ func (l *leaseHold) hold(ip string) {
 	l.held[ip] = true
 }
 
-// adopt holds an address found with a lifetime after a restart.
-func (l *leaseHold) adopt(ip string) { l.hold(ip) }
-
 func (l *leaseHold) release(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

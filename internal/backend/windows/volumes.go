@@ -175,32 +175,11 @@ func (b *Backend) ListVolumes(ctx context.Context) ([]backend.Volume, error) {
 
 // BringOnline implements backend.Volumes.
 func (b *Backend) BringOnline(ctx context.Context, id backend.VolumeID, root string) error {
-	switch id.Kind {
-	case backend.VolumeMirror:
-		return b.switchoverMirror(ctx, id.ID)
-	case backend.VolumeSharedDisk:
-		ref := diskRefOf(id)
-		var d wireDisk
-		if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "online", Disk: &ref, Root: root}, &d); err != nil {
-			return fmt.Errorf("bring %s online: %w", id, err)
-		}
-		if why := d.usable(root); why != "" {
-			return fmt.Errorf("bring %s online: %s: %w", id, why, backend.ErrUnsupported)
-		}
-		return nil
-	}
-	return fmt.Errorf("bring %s online: unknown volume kind: %w", id, backend.ErrUnsupported)
+	return b.runOne(ctx, backend.GroupOp{Action: "VolumeOnline", Volume: &backend.Volume{ID: id, Root: root}})
 }
 
 // TakeOffline implements backend.Volumes. A mirror needs nothing here: the
 // next source's SWITCHOVERVOLUME makes this node the locked target.
 func (b *Backend) TakeOffline(ctx context.Context, id backend.VolumeID) error {
-	if id.Kind != backend.VolumeSharedDisk {
-		return nil
-	}
-	ref := diskRefOf(id)
-	if err := runScript(ctx, b.scripts, scriptDisk, diskRequest{Op: "offline", Disk: &ref}, nil); err != nil {
-		return fmt.Errorf("take %s offline: %w", id, err)
-	}
-	return nil
+	return b.runOne(ctx, backend.GroupOp{Action: "VolumeOffline", Volume: &backend.Volume{ID: id}})
 }
