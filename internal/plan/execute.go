@@ -166,17 +166,20 @@ func ExecuteGated(ctx context.Context, n backend.Node, steps []Step, done func(S
 		// Each call has its own deadline: a hung step is cut off, never
 		// waited on for ever. A group's steps in one call have a step's
 		// deadline each.
-		ran := j - i // steps the call completed, when it fails part way
+		// ran counts a group call's steps that completed: all on success,
+		// those before the failing one otherwise (0 for other calls).
+		ran := 0
+		grouped := j-i > 1 && !configActions[steps[i].Action]
 		var sctx context.Context
 		var cancel context.CancelFunc
 		switch {
-		case j-i > 1 && configActions[steps[i].Action]:
+		case j-i > 1 && !grouped:
 			sctx, cancel = context.WithTimeout(stepParent, timeout)
 			err = su.UpdateSite(sctx, steps[i].SiteName, merge(steps[i:j]))
 			if err != nil {
 				err = fmt.Errorf("%s: %w", steps[i].String(), err)
 			}
-		case j-i > 1:
+		case grouped:
 			sctx, cancel = context.WithTimeout(stepParent, time.Duration(j-i)*timeout)
 			ran, err = gr.RunGroup(sctx, groupOps(steps[i:j]))
 			if err != nil {
@@ -187,25 +190,24 @@ func ExecuteGated(ctx context.Context, n backend.Node, steps []Step, done func(S
 			sctx, cancel = context.WithTimeout(stepParent, timeout)
 			err = Execute(sctx, n, steps[i])
 		}
-		failed := steps[i]
-		if err != nil && ran < j-i {
-			failed = steps[i+ran]
-		}
 		if err != nil && sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			err = &HungError{Step: failed, After: timeout, Err: err}
+			err = &HungError{Step: steps[i+ran], After: timeout, Err: err}
 		}
 		cancel()
 		release()
-		if done != nil {
-			for k, s := range steps[i:j] {
-				switch {
-				case err == nil || j-i == 1 || configActions[s.Action]:
-					done(s, err)
-				case k < ran:
-					done(s, nil)
-				case k == ran:
-					done(s, err)
-				}
+		// Every step of the call is reported with its outcome; a group
+		// call's steps after the failing one did not run and are not.
+		for k, s := range steps[i:j] {
+			if done == nil {
+				break
+			}
+			if k < ran {
+				done(s, nil)
+				continue
+			}
+			done(s, err)
+			if err != nil && grouped {
+				break
 			}
 		}
 		if err != nil {
