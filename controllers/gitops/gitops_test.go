@@ -270,15 +270,19 @@ func TestFolderBehindASymlinkAndAFolderThatGoes(t *testing.T) {
 // subfolder adds its path; no remote is "local"; outside git the folder's
 // own name stays.
 func TestDefaultNameIsTheSameOnEveryNode(t *testing.T) {
+	// A repository made by git, whose config gets the lines given.
 	checkout := func(folder, config string) string {
 		dir := filepath.Join(t.TempDir(), folder)
-		if err := os.MkdirAll(filepath.Join(dir, ".git"), 0o755); err != nil {
-			t.Fatal(err)
-		}
 		if err := os.MkdirAll(filepath.Join(dir, "prod"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, ".git", "config"), []byte(config), 0o644); err != nil {
+		gittest.Run(t, dir, "init", "-q", "-b", "main")
+		f, err := os.OpenFile(filepath.Join(dir, ".git", "config"), os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(config); err != nil {
 			t.Fatal(err)
 		}
 		return dir

@@ -11,10 +11,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+
+	gogit "github.com/go-git/go-git/v5"
 )
 
 // Revision describes a folder's revision.
@@ -38,14 +42,18 @@ type Revision struct {
 func Of(dir string, files map[string][]byte) Revision {
 	root, gitDir, ok := findGit(dir)
 	if ok {
-		if commit, err := head(gitDir); err == nil {
-			// The loaded content against HEAD's tree, as git sees it
-			// (autocrlf, submodules, any index version); the index is
-			// the fallback when go-git cannot read the repository.
-			changed, read := changedFromHead(root, dir, files, isManifestName)
-			if !read {
+		// The loaded content against HEAD's tree, as git sees it
+		// (autocrlf, submodules, any index version); .git's own files
+		// and the index are the fallback when go-git cannot read the
+		// repository.
+		commit, changed, read := changedFromHead(root, dir, files, isManifestName)
+		var err error
+		if !read {
+			if commit, err = head(gitDir); err == nil {
 				changed = uncommitted(root, gitDir, files)
 			}
+		}
+		if err == nil {
 			id := "git:" + commit
 			if len(changed) > 0 {
 				id += "-dirty+" + contentHash(dir, files)[:8]
@@ -228,51 +236,28 @@ func GitDir(dir string) (string, bool) {
 }
 
 // Remote returns, for a folder inside a git work tree, the work tree's root
-// and the URL of its remote (origin, else the first one), read from the
-// repository's config without running git. ok is false outside git or
-// without a remote.
+// and the URL of its remote (origin, else the first by name), read with
+// go-git from the repository's config (linked work trees included). ok is
+// false outside git or without a remote.
 func Remote(dir string) (root, url string, ok bool) {
-	root, gitDir, found := findGit(dir)
+	root, _, found := findGit(dir)
 	if !found {
 		return "", "", false
 	}
-	common := gitDir
-	if b, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil { // a linked work tree
-		c := strings.TrimSpace(string(b))
-		if !filepath.IsAbs(c) {
-			c = filepath.Join(gitDir, c)
-		}
-		common = c
-	}
-	cfg, err := os.ReadFile(filepath.Join(common, "config"))
+	repo, err := gogit.PlainOpenWithOptions(root, &gogit.PlainOpenOptions{EnableDotGitCommonDir: true})
 	if err != nil {
 		return root, "", false
 	}
-	remotes := map[string]string{}
-	var order []string
-	section := ""
-	for _, line := range strings.Split(string(cfg), "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "[") {
-			section = ""
-			if name, found := strings.CutPrefix(strings.TrimSuffix(line, "]"), `[remote "`); found {
-				section = strings.TrimSuffix(name, `"`)
-			}
-			continue
-		}
-		key, val, found := strings.Cut(line, "=")
-		if section != "" && found && strings.EqualFold(strings.TrimSpace(key), "url") {
-			if _, seen := remotes[section]; !seen {
-				order = append(order, section)
-			}
-			remotes[section] = strings.TrimSpace(val)
-		}
+	cfg, err := repo.Config()
+	if err != nil || len(cfg.Remotes) == 0 {
+		return root, "", false
 	}
-	if u, ok := remotes["origin"]; ok {
-		return root, u, true
+	name := "origin"
+	if _, has := cfg.Remotes[name]; !has {
+		name = slices.Sorted(maps.Keys(cfg.Remotes))[0]
 	}
-	if len(order) > 0 {
-		return root, remotes[order[0]], true
+	if urls := cfg.Remotes[name].URLs; len(urls) > 0 {
+		return root, urls[0], true
 	}
 	return root, "", false
 }

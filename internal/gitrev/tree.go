@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-git/go-billy/v5/osfs"
 	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -22,16 +23,20 @@ import (
 // commit it), a file HEAD does not hold, and a manifest HEAD holds under
 // dir that was not loaded (removed, not committed) are changed. A file in
 // a submodule is compared with the submodule's own HEAD, and the
-// submodule's HEAD with the commit its parent records. ok is false when
-// the repository cannot be read with go-git.
-func changedFromHead(root, dir string, files map[string][]byte, isManifest func(name string) bool) (changed []string, ok bool) {
+// submodule's HEAD with the commit its parent records. It returns HEAD's
+// commit too; ok is false when the repository cannot be read with go-git.
+func changedFromHead(root, dir string, files map[string][]byte, isManifest func(name string) bool) (commit string, changed []string, ok bool) {
 	repo, err := gogit.PlainOpenWithOptions(root, &gogit.PlainOpenOptions{EnableDotGitCommonDir: true})
 	if err != nil {
-		return nil, false
+		return "", nil, false
 	}
-	tree, crlf, err := headTree(repo)
+	ref, err := repo.Head()
 	if err != nil {
-		return nil, false
+		return "", nil, false
+	}
+	tree, crlf, err := treeOf(repo, ref.Hash())
+	if err != nil {
+		return "", nil, false
 	}
 	subs := map[string]*object.Tree{} // submodule path -> its HEAD tree
 	subCRLF := map[string]bool{}
@@ -76,15 +81,13 @@ func changedFromHead(root, dir string, files map[string][]byte, isManifest func(
 		})
 	}
 	sort.Strings(changed)
-	return changed, true
+	return ref.Hash().String(), changed, true
 }
 
-func headTree(repo *gogit.Repository) (*object.Tree, bool, error) {
-	ref, err := repo.Head()
-	if err != nil {
-		return nil, false, err
-	}
-	c, err := repo.CommitObject(ref.Hash())
+// treeOf is commit's tree, and whether the repository commits CRLF line
+// ends as LF (core.autocrlf).
+func treeOf(repo *gogit.Repository, commit plumbing.Hash) (*object.Tree, bool, error) {
+	c, err := repo.CommitObject(commit)
 	if err != nil {
 		return nil, false, err
 	}
@@ -129,7 +132,7 @@ func submoduleTree(parent *object.Tree, root, sub string) (*object.Tree, bool) {
 	if err != nil || ref.Hash() != e.Hash {
 		return nil, false
 	}
-	t, crlf, err := headTree(repo)
+	t, crlf, err := treeOf(repo, ref.Hash())
 	if err != nil {
 		return nil, false
 	}
