@@ -296,18 +296,27 @@ func (r *Reconciler) unreadable(ctx context.Context, err error) error {
 	if perr != nil {
 		return errors.Join(err, perr)
 	}
+	r.synced = ""
+	return r.refuse(ctx, prev, "unreadable", err, fmt.Sprintf("%s; %s stays in force", err, orNone(prev.Revision)))
+}
+
+// refuse records in the source that revision rev was not applied, and
+// why (err), with a Warning event saying message when that is news; the
+// same refusal again writes nothing new. It returns err.
+func (r *Reconciler) refuse(ctx context.Context, prev store.Source, rev string, err error, message string) error {
 	src := prev
 	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
-	if prev.LastAttempt.Error == err.Error() {
-		return err // said already
+	src.LastAttempt = store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond), Error: err.Error()}
+	again := prev.LastAttempt.Revision == rev && prev.LastAttempt.Error == src.LastAttempt.Error
+	if again {
+		src.LastAttempt.Time = prev.LastAttempt.Time
 	}
-	src.LastAttempt = store.Attempt{Revision: "unreadable", Time: time.Now().UTC().Truncate(time.Millisecond), Error: err.Error()}
 	if perr := r.Store.PutSource(ctx, src); perr != nil {
 		return errors.Join(err, perr)
 	}
-	r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node,
-		Message: fmt.Sprintf("%s; %s stays in force", err, orNone(prev.Revision))})
-	r.synced = ""
+	if !again {
+		r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node, Message: message})
+	}
 	return err
 }
 
@@ -359,19 +368,8 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
 	attempt := store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond)}
 	fail := func(err error) ([]store.ApplyResult, error) {
-		attempt.Error = err.Error()
-		if prev.LastAttempt.Revision == rev && prev.LastAttempt.Error == attempt.Error {
-			attempt.Time = prev.LastAttempt.Time // the same refusal again: no new write
-		}
-		src.LastAttempt = attempt
-		if perr := r.Store.PutSource(ctx, src); perr != nil {
-			return nil, perr
-		}
-		if prev.LastAttempt.Revision != rev || prev.LastAttempt.Error != attempt.Error {
-			r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node,
-				Message: fmt.Sprintf("revision %s not applied; %s stays in force%s: %s", rev, orNone(prev.Revision), dirtyOnly(prev.Revision, revision), firstLine(err.Error()))})
-		}
-		return nil, err
+		return nil, r.refuse(ctx, prev, rev, err,
+			fmt.Sprintf("revision %s not applied; %s stays in force%s: %s", rev, orNone(prev.Revision), dirtyOnly(prev.Revision, revision), firstLine(err.Error())))
 	}
 	if err := r.forward(prev.Revision, revision); err != nil {
 		return fail(err)
