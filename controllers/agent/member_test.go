@@ -192,23 +192,7 @@ func TestBootAdoptsWhenItsLeaseIsAlive(t *testing.T) {
 // registers, then brought up again because the placement says so.
 func TestBootTakesDownWithoutItsLease(t *testing.T) {
 	st, n, m := bootEnv(t)
-	registered := make(chan []string, 1)
-	st.SetFail(func(op, _ string) error {
-		if op == "register" {
-			select {
-			case registered <- n.TakeCalls():
-			default:
-			}
-		}
-		return nil
-	})
-	runMember(t, m)
-	var before []string
-	select {
-	case before = <-registered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("never registered")
-	}
+	before := callsBeforeRegister(t, st, n, m)
 	for _, want := range []string{"StopSite web1", "RemoveAddress 127.0.20.1/32", "TakeOffline Mirror:E"} {
 		if !slices.Contains(before, want) {
 			t.Errorf("before registering: %v, want %s among them", before, want)
@@ -344,6 +328,15 @@ func (p *protectingNode) ListVolumes(ctx context.Context) ([]backend.Volume, err
 func TestBootTakesProtectedVolumesOfflineOnABackendThatMustBeTold(t *testing.T) {
 	st, n, m := bootEnv(t)
 	m.Backend = &protectingNode{Node: n}
+	if before := callsBeforeRegister(t, st, n, m); !slices.Contains(before, "TakeOffline Mirror:E") {
+		t.Errorf("before registering: %v, want the volume taken offline", before)
+	}
+}
+
+// callsBeforeRegister runs m and returns the backend calls it made before
+// it registered the node.
+func callsBeforeRegister(t *testing.T, st *memstore.Store, n *fake.Node, m *Member) []string {
+	t.Helper()
 	registered := make(chan []string, 1)
 	st.SetFail(func(op, _ string) error {
 		if op == "register" {
@@ -357,10 +350,9 @@ func TestBootTakesProtectedVolumesOfflineOnABackendThatMustBeTold(t *testing.T) 
 	runMember(t, m)
 	select {
 	case before := <-registered:
-		if !slices.Contains(before, "TakeOffline Mirror:E") {
-			t.Errorf("before registering: %v, want the volume taken offline", before)
-		}
+		return before
 	case <-time.After(5 * time.Second):
 		t.Fatal("never registered")
+		return nil
 	}
 }

@@ -77,17 +77,11 @@ func probeHTTP(ctx context.Context, b backend.Binding, addr, path string) error 
 // more than the check, so plain HTTP is spoken directly. HTTPS goes
 // through net/http (probeHTTP) for its TLS.
 func probePlainHTTP(ctx context.Context, b backend.Binding, addr, path string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dial(ctx, addr)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", b, err)
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return fmt.Errorf("probe %s: %w", b, err)
-		}
-	}
 	host := b.HostName
 	if host == "" {
 		host = b.IP
@@ -120,16 +114,29 @@ func probePlainHTTP(ctx context.Context, b backend.Binding, addr, path string) e
 	return nil
 }
 
-func probeFTP(ctx context.Context, addr string, implicitTLS bool) error {
+// dial connects to addr with the probe's deadline on the connection too, so
+// that a server that accepts and then says nothing cannot hold the probe.
+func dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+func probeFTP(ctx context.Context, addr string, implicitTLS bool) error {
+	conn, err := dial(ctx, addr)
 	if err != nil {
 		return fmt.Errorf("probe ftp %s: %w", addr, err)
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	var rw net.Conn = conn
 	if implicitTLS {
 		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
