@@ -72,13 +72,18 @@ func changedFromHead(root, dir string, files map[string][]byte, isManifest func(
 	prefix, err := filepath.Rel(root, dir)
 	if err == nil {
 		prefix = filepath.ToSlash(prefix)
-		_ = tree.Files().ForEach(func(f *object.File) error {
+		err = tree.Files().ForEach(func(f *object.File) error {
 			if !under(f.Name, prefix) || hidden(f.Name, prefix) || !isManifest(path.Base(f.Name)) || loaded[f.Name] {
 				return nil
 			}
 			changed = append(changed, f.Name)
 			return nil
 		})
+		if err != nil {
+			// A tree that cannot be read whole cannot show the content
+			// clean: the caller falls back to its own reading.
+			return "", nil, false
+		}
 	}
 	sort.Strings(changed)
 	return ref.Hash().String(), changed, true

@@ -83,13 +83,28 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
-		e.Close()
-		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 30s", o.DataDir)
+		closeWithin(e, 5*time.Second)
+		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 30s: if its files are damaged, restore a snapshot (sitekeeper snapshot restore) or remove the folder and join the member again", o.DataDir)
 	case <-ctx.Done():
-		e.Close()
+		closeWithin(e, 5*time.Second)
 		return nil, ctx.Err()
 	}
 	return &Server{etcd: e, Endpoint: cu.String()}, nil
+}
+
+// closeWithin closes e, waiting at most d: a member that never became
+// ready was seen to hang in Close, and the caller must still return its
+// error rather than hang with no output.
+func closeWithin(e *embed.Etcd, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		e.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // portTaken reports whether err is a listen on a port already taken.
