@@ -138,6 +138,9 @@ const (
 	// set was applied, or refused whole.
 	EventSourceApplied = "SourceApplied"
 	EventSourceRefused = "SourceRefused"
+	// EventSourceFetchFailed: a git source could not be fetched or read;
+	// what was applied stays in force.
+	EventSourceFetchFailed = "SourceFetchFailed"
 	// EventSuspended, EventResumed: maintenance mode set or lifted.
 	EventSuspended = "Suspended"
 	EventResumed   = "Resumed"

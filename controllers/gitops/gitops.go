@@ -74,6 +74,9 @@ type Reconciler struct {
 	Trigger <-chan struct{}
 	// OnApplied, when set, hears each change set's outcome.
 	OnApplied func(rev string, results []store.ApplyResult, err error)
+	// Git, when set, is a git source's status, kept in the source's record
+	// with each attempt in front of its history.
+	Git *store.GitStatus
 
 	// synced is the folder revision (and options) last applied whole, and the store's
 	// revision then: a resync that finds both unchanged has nothing to
@@ -163,7 +166,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 }
 
 // readFolder loads every manifest file's bytes once: not those git
-// ignores (they are in no commit), and never through a symlink that leads
+// ignores (they are in no commit) nor those the folder's .sitekeeperignore
+// names (a pipeline's own YAML), and never through a symlink that leads
 // out of the folder (a checkout must not apply what lies elsewhere).
 func readFolder(dir string) (map[string][]byte, error) {
 	files, err := manifest.ListFiles(dir, true)
@@ -171,6 +175,10 @@ func readFolder(dir string) (map[string][]byte, error) {
 		return nil, err
 	}
 	ignored := gitrev.Ignored(dir)
+	notManifest, err := gitrev.SitekeeperIgnore(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", gitrev.IgnoreFile, err)
+	}
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return nil, err
@@ -178,6 +186,9 @@ func readFolder(dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, f := range files {
 		if ignored != nil && ignored(f, false) {
+			continue
+		}
+		if rel, err := filepath.Rel(dir, f); err == nil && notManifest != nil && notManifest(rel) {
 			continue
 		}
 		if fi, err := os.Lstat(f); err == nil && fi.Mode()&os.ModeSymlink != 0 {
@@ -218,13 +229,20 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	if err != nil {
 		return err
 	}
-	cc, counting := r.Store.(ChangeCounter)
-	key := fmt.Sprintf("%s prune=%t allowEmpty=%t", rev, r.Source.Prune, r.Source.AllowEmpty)
-	if counting && r.synced == key && prev.Revision == rev && prev.LastAttempt.Error == "" {
-		if changed, _, err := cc.ObjectsChangedSince(ctx, r.syncedStore); err == nil && len(changed) == 0 {
-			return nil // neither the folder nor any object changed: no drift
-		}
+	if prev.Revision == rev && prev.LastAttempt.Error == "" && r.UpToDate(ctx, rev) {
+		return nil // neither the folder nor any object changed: no drift
 	}
+	results, applyErr := r.applyTracked(ctx, files, prev, revision, func(applied string) error { return r.forward(applied, revision) })
+	if r.OnApplied != nil {
+		r.OnApplied(rev, results, applyErr)
+	}
+	return applyErr
+}
+
+// applyTracked applies a change set and remembers, when it worked, the
+// store's revision it left, for UpToDate.
+func (r *Reconciler) applyTracked(ctx context.Context, files map[string][]byte, prev store.Source, revision gitrev.Revision, forward func(applied string) error) ([]store.ApplyResult, error) {
+	cc, counting := r.Store.(ChangeCounter)
 	var before int64
 	if counting {
 		if _, now, err := cc.ObjectsChangedSince(ctx, math.MaxInt64-1); err == nil {
@@ -233,10 +251,10 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	}
 	// Applying an unchanged folder writes nothing: Apply reports every
 	// object unchanged; the resync is how drift in the store is undone.
-	results, applyErr := r.apply(ctx, files, prev, revision)
+	results, applyErr := r.apply(ctx, files, prev, revision, forward)
 	r.synced, r.syncedStore = "", 0
 	if applyErr == nil && counting && before > 0 {
-		r.synced, r.syncedStore = key, before
+		r.synced, r.syncedStore = r.syncKey(revision.ID), before
 		// When the only writes since are this apply's own (one
 		// transaction: one revision, and only objects it reported
 		// written), the store matches the folder as of now.
@@ -244,10 +262,23 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 			r.syncedStore = now
 		}
 	}
-	if r.OnApplied != nil {
-		r.OnApplied(rev, results, applyErr)
+	return results, applyErr
+}
+
+func (r *Reconciler) syncKey(rev string) string {
+	return fmt.Sprintf("%s prune=%t allowEmpty=%t", rev, r.Source.Prune, r.Source.AllowEmpty)
+}
+
+// UpToDate reports whether revision rev was applied whole by this
+// reconciler and no object changed in the store since: applying it again
+// would change nothing.
+func (r *Reconciler) UpToDate(ctx context.Context, rev string) bool {
+	cc, counting := r.Store.(ChangeCounter)
+	if !counting || r.synced != r.syncKey(rev) {
+		return false
 	}
-	return applyErr
+	changed, _, err := cc.ObjectsChangedSince(ctx, r.syncedStore)
+	return err == nil && len(changed) == 0
 }
 
 // forward refuses a checkout that would take the cluster back: its commit
@@ -305,12 +336,12 @@ func (r *Reconciler) unreadable(ctx context.Context, err error) error {
 // same refusal again writes nothing new. It returns err.
 func (r *Reconciler) refuse(ctx context.Context, prev store.Source, rev string, err error, message string) error {
 	src := prev
-	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
 	src.LastAttempt = store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond), Error: err.Error()}
 	again := prev.LastAttempt.Revision == rev && prev.LastAttempt.Error == src.LastAttempt.Error
 	if again {
 		src.LastAttempt.Time = prev.LastAttempt.Time
 	}
+	r.record(&src)
 	if perr := r.Store.PutSource(ctx, src); perr != nil {
 		return errors.Join(err, perr)
 	}
@@ -362,17 +393,41 @@ func (r *Reconciler) source(ctx context.Context) (store.Source, error) {
 	return src, err
 }
 
-func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, revision gitrev.Revision) ([]store.ApplyResult, error) {
+// ApplyChangeSet applies files (paths to contents) as one change set of
+// revision, as Sync does with a folder's: forward, when set, refuses a
+// revision that would take the cluster back from the one applied. A git
+// source's controller calls it with the files of a fetched commit.
+func (r *Reconciler) ApplyChangeSet(ctx context.Context, files map[string][]byte, revision gitrev.Revision, forward func(applied string) error) ([]store.ApplyResult, error) {
+	prev, err := r.source(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.applyTracked(ctx, files, prev, revision, forward)
+}
+
+// record fills in what every write of the source's record carries.
+func (r *Reconciler) record(src *store.Source) {
+	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
+	if r.Git != nil {
+		g := *r.Git
+		g.History = append([]store.Attempt(nil), g.History...)
+		g.Remember(src.LastAttempt)
+		src.Git = &g
+	}
+}
+
+func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev store.Source, revision gitrev.Revision, forward func(applied string) error) ([]store.ApplyResult, error) {
 	rev := revision.ID
 	src := prev
-	src.Name, src.Path, src.Prune = r.Source.Name, r.Source.Dir, r.Source.Prune
 	attempt := store.Attempt{Revision: rev, Time: time.Now().UTC().Truncate(time.Millisecond)}
 	fail := func(err error) ([]store.ApplyResult, error) {
 		return nil, r.refuse(ctx, prev, rev, err,
 			fmt.Sprintf("revision %s not applied; %s stays in force%s: %s", rev, orNone(prev.Revision), dirtyOnly(prev.Revision, revision), firstLine(err.Error())))
 	}
-	if err := r.forward(prev.Revision, revision); err != nil {
-		return fail(err)
+	if forward != nil {
+		if err := forward(prev.Revision); err != nil {
+			return fail(err)
+		}
 	}
 	var docs []manifest.Document
 	var loadErrs []string
@@ -454,6 +509,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 		attempt.Time = prev.LastAttempt.Time // nothing new: no new write
 	}
 	src.Revision, src.AppliedBy, src.LastAttempt = rev, r.Node, attempt
+	r.record(&src)
 	if changed || prev.Revision != rev {
 		src.AppliedAt = attempt.Time
 	}
@@ -463,7 +519,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 			continue
 		}
 		file := present[res.Ref]
-		if rel, err := filepath.Rel(r.Source.Dir, file); err == nil {
+		if rel, err := filepath.Rel(r.Source.Dir, file); err == nil && r.Git == nil {
 			file = rel
 		}
 		src.Inventory = append(src.Inventory, store.InventoryEntry{Ref: res.Ref.String(), File: filepath.ToSlash(file), Outcome: string(res.Outcome)})

@@ -42,6 +42,12 @@ func Relate(dir, applied, head string) (Relation, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open the repository of %s: %w", dir, err)
 	}
+	return RelateIn(repo, applied, head)
+}
+
+// RelateIn is Relate in an opened repository (a git source's fetched
+// clone).
+func RelateIn(repo *gogit.Repository, applied, head string) (Relation, error) {
 	hc, err := repo.CommitObject(plumbing.NewHash(head))
 	if err != nil {
 		return 0, fmt.Errorf("read commit %s: %w", head, err)

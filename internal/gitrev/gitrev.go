@@ -10,15 +10,19 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
 	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 )
 
 // Revision describes a folder's revision.
@@ -46,7 +50,13 @@ func Of(dir string, files map[string][]byte) Revision {
 		// (autocrlf, submodules, any index version); .git's own files
 		// and the index are the fallback when go-git cannot read the
 		// repository.
-		commit, changed, read := changedFromHead(root, dir, files, isManifestName)
+		// A manifest HEAD holds and the folder's ignore file leaves out
+		// was not loaded, and is not missing.
+		ignored, _ := SitekeeperIgnore(dir)
+		isManifest := func(rel string) bool {
+			return isManifestName(path.Base(rel)) && (ignored == nil || !ignored(rel))
+		}
+		commit, changed, read := changedFromHead(root, dir, files, isManifest)
 		var err error
 		if !read {
 			if commit, err = head(gitDir); err == nil {
@@ -75,6 +85,49 @@ func CommitOf(id string) string {
 }
 
 // isManifestName is the loader's rule (manifest.IsManifestFile).
+// IgnoreFile lists, in gitignore syntax, the files of a source's folder
+// that are not its manifests (a pipeline's azure-pipelines.yml,
+// renovate.json): they are neither loaded nor refused.
+const IgnoreFile = ".sitekeeperignore"
+
+// ParseIgnore returns whether a path relative to the folder that holds an
+// ignore file with content is ignored; nil when it ignores nothing.
+func ParseIgnore(content []byte) func(rel string) bool {
+	var ps []gitignore.Pattern
+	for _, line := range strings.Split(strings.ReplaceAll(string(content), "\r\n", "\n"), "\n") {
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		ps = append(ps, gitignore.ParsePattern(strings.TrimRight(line, " \t"), nil))
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	m := gitignore.NewMatcher(ps)
+	return func(rel string) bool {
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		// A file is ignored when it or any folder above it is.
+		for i := 1; i < len(parts); i++ {
+			if m.Match(parts[:i], true) {
+				return true
+			}
+		}
+		return m.Match(parts, false)
+	}
+}
+
+// SitekeeperIgnore reads dir's ignore file (nil, nil when it has none).
+func SitekeeperIgnore(dir string) (func(rel string) bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, IgnoreFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ParseIgnore(b), nil
+}
+
 func isManifestName(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".yaml", ".yml", ".json":

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -73,7 +72,7 @@ func changedFromHead(root, dir string, files map[string][]byte, isManifest func(
 	if err == nil {
 		prefix = filepath.ToSlash(prefix)
 		err = tree.Files().ForEach(func(f *object.File) error {
-			if !under(f.Name, prefix) || hidden(f.Name, prefix) || !isManifest(path.Base(f.Name)) || loaded[f.Name] {
+			if !under(f.Name, prefix) || hidden(f.Name, prefix) || !isManifest(relTo(f.Name, prefix)) || loaded[f.Name] {
 				return nil
 			}
 			changed = append(changed, f.Name)
@@ -156,6 +155,14 @@ func blobID(content []byte, crlf bool) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// relTo is name relative to prefix (both repository paths).
+func relTo(name, prefix string) string {
+	if prefix == "." || prefix == "" {
+		return name
+	}
+	return strings.TrimPrefix(name, prefix+"/")
+}
+
 func under(name, prefix string) bool {
 	return prefix == "." || prefix == "" || strings.HasPrefix(name, prefix+"/")
 }
@@ -163,11 +170,7 @@ func under(name, prefix string) bool {
 // hidden reports whether name lies in a hidden folder below prefix (the
 // loader skips those).
 func hidden(name, prefix string) bool {
-	rel := name
-	if prefix != "." && prefix != "" {
-		rel = strings.TrimPrefix(name, prefix+"/")
-	}
-	for _, p := range strings.Split(rel, "/") {
+	for _, p := range strings.Split(relTo(name, prefix), "/") {
 		if strings.HasPrefix(p, ".") {
 			return true
 		}

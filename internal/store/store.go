@@ -47,7 +47,10 @@ const (
 	FamilySuspended Family = "suspend/"
 	FamilySim       Family = "sim/"
 	FamilySources   Family = "sources/"
-	FamilyObserved  Family = "observed/"
+	// FamilyGitSources holds GitSource specs; their status is in the
+	// source's record under FamilySources.
+	FamilyGitSources Family = "gitsources/"
+	FamilyObserved   Family = "observed/"
 )
 
 var (
@@ -347,6 +350,41 @@ type Source struct {
 	// LastAttempt is the latest change set seen, applied or refused.
 	LastAttempt Attempt `json:"lastAttempt"`
 	Prune       bool    `json:"prune"`
+	// Git is the status of a git source (a GitSource the leader fetches);
+	// nil for a folder.
+	Git *GitStatus `json:"git,omitempty"`
+}
+
+// GitStatus is what the leader last did with a git source.
+type GitStatus struct {
+	URL string `json:"url"`
+	Ref string `json:"ref"`
+	// Resolved is the commit the ref named at the last fetch.
+	Resolved string `json:"resolvedCommit,omitempty"`
+	// ResolvedAt is when the ref last moved to a new commit.
+	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	// FetchError is the last fetch's error; empty when it worked.
+	FetchError string `json:"fetchError,omitempty"`
+	// HandledReconcile echoes the sitekeeper.io/reconcile token last acted on.
+	HandledReconcile string `json:"handledReconcile,omitempty"`
+	// History is the last 10 revisions tried, newest first, with their
+	// outcome.
+	History []Attempt `json:"history,omitempty"`
+}
+
+// MaxHistory is how many revisions a git source's history keeps.
+const MaxHistory = 10
+
+// Remember puts a in front of the history, once: an attempt of the
+// revision already in front replaces it.
+func (g *GitStatus) Remember(a Attempt) {
+	if len(g.History) > 0 && g.History[0].Revision == a.Revision && g.History[0].Error == a.Error {
+		return
+	}
+	g.History = append([]Attempt{a}, g.History...)
+	if len(g.History) > MaxHistory {
+		g.History = g.History[:MaxHistory]
+	}
 }
 
 // InventoryEntry is one object owned by a source.

@@ -40,6 +40,7 @@ var checkers = []struct {
 	{string(store.FamilySim), decodes[store.SimCommand]},
 	{string(store.FamilySources), decodes[store.Source]},
 	{"sourcenodes/", decodes[store.SourceNode]},
+	{string(store.FamilyGitSources), decodes[v1alpha1.GitSource]},
 	{string(store.FamilyObserved), decodes[plan.Observed]},
 }
 

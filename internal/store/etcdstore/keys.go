@@ -48,6 +48,7 @@ func deletedKey(r v1alpha1.Ref, node string) string { return deletedPrefix(r) + 
 func suspendKey(kind, name string) string           { return family(store.FamilySuspended) + kind + "/" + name }
 func simKey(node string) string                     { return family(store.FamilySim) + node }
 func sourceKey(name string) string                  { return family(store.FamilySources) + name }
+func gitSourceKey(name string) string               { return family(store.FamilyGitSources) + name }
 func sourceNodesPrefix() string                     { return prefix + "sourcenodes/" }
 func sourceNodeKey(name, node string) string        { return sourceNodesPrefix() + name + "/" + node }
 func observedKey(node string) string                { return family(store.FamilyObserved) + node }

@@ -1,0 +1,290 @@
+// Package gitsource fetches the git repositories GitSource objects declare
+// and applies the manifests of the commit each one's ref resolves to. Only
+// the placement leader does it, and it resolves the ref itself, so a new
+// leader applies the commit the old one would have: the cluster never
+// follows one node's stale checkout back in time.
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/controllers/gitops"
+	"github.com/sitekeeper/sitekeeper/internal/gitrev"
+	"github.com/sitekeeper/sitekeeper/internal/notify"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+// Store is what the controller reads and writes.
+type Store interface {
+	gitops.Store
+	GitSources(ctx context.Context) (map[string]v1alpha1.GitSource, error)
+}
+
+// Controller keeps every GitSource applied.
+type Controller struct {
+	Store Store
+	// Node is this node's name, recorded as the applier.
+	Node string
+	// IsLeader tells whether this process may fetch and apply; nil means
+	// always.
+	IsLeader func() bool
+	Log      logr.Logger
+	// Tick is how often the specs are read for a due fetch or a reconcile
+	// request (default 1 s).
+	Tick time.Duration
+	// HTTP sends the webhooks (default: a client with a 10 s timeout).
+	HTTP *http.Client
+
+	mu      sync.Mutex
+	sources map[string]*tracked
+	wg      sync.WaitGroup
+}
+
+// tracked is what the controller keeps of one source between passes.
+type tracked struct {
+	repo *repository
+	rec  *gitops.Reconciler
+	next time.Time
+}
+
+// Run checks the sources every Tick until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	tick := c.Tick
+	if tick <= 0 {
+		tick = time.Second
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	defer c.wg.Wait()
+	for {
+		if c.IsLeader == nil || c.IsLeader() {
+			if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
+				c.Log.Error(err, "Git sources not read")
+			}
+		} else {
+			c.forget()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// forget drops the fetched repositories when this process stops leading:
+// a later leadership fetches afresh, from what the remote holds then.
+func (c *Controller) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources = nil
+}
+
+// Pass fetches and applies every source that is due or asked for.
+func (c *Controller) Pass(ctx context.Context) error {
+	specs, err := c.Store.GitSources(ctx)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(specs))
+	for name := range specs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	c.mu.Lock()
+	if c.sources == nil {
+		c.sources = map[string]*tracked{}
+	}
+	for name := range c.sources {
+		if _, ok := specs[name]; !ok {
+			delete(c.sources, name)
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, name := range names {
+		gs := specs[name]
+		gs.Default()
+		if err := c.syncIfDue(ctx, gs); err != nil {
+			errs = append(errs, fmt.Errorf("GitSource %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) syncIfDue(ctx context.Context, gs v1alpha1.GitSource) error {
+	name := gs.Metadata.Name
+	prev, _, err := c.Store.Source(ctx, name)
+	if err != nil {
+		return err
+	}
+	token := gs.Metadata.Annotations[v1alpha1.AnnotationReconcile]
+	requested := token != "" && (prev.Git == nil || prev.Git.HandledReconcile != token)
+	c.mu.Lock()
+	tr := c.sources[name]
+	if tr == nil {
+		tr = &tracked{}
+		c.sources[name] = tr
+	}
+	due := time.Now().After(tr.next)
+	c.mu.Unlock()
+	if gs.Spec.Suspend || (!due && !requested) {
+		return nil
+	}
+	tr.next = time.Now().Add(gs.Spec.Interval.Duration)
+	return c.sync(ctx, gs, prev, tr, token)
+}
+
+// sync fetches gs, resolves its ref and applies that commit's manifests
+// when they are not what is applied already.
+func (c *Controller) sync(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, tr *tracked, token string) error {
+	name := gs.Metadata.Name
+	status := store.GitStatus{URL: gs.Spec.URL, Ref: gs.Spec.Ref.String(), HandledReconcile: token}
+	if prev.Git != nil {
+		status.History, status.ResolvedAt, status.Resolved = prev.Git.History, prev.Git.ResolvedAt, prev.Git.Resolved
+	}
+	if tr.repo == nil || tr.repo.url != gs.Spec.URL {
+		repo, err := newRepository(gs.Spec.URL)
+		if err != nil {
+			return c.fetchFailed(ctx, gs, prev, status, err)
+		}
+		tr.repo = repo
+	}
+	if err := tr.repo.fetch(ctx, gs.Spec.Credentials); err != nil {
+		return c.fetchFailed(ctx, gs, prev, status, err)
+	}
+	commit, err := tr.repo.resolve(gs.Spec.Ref)
+	if err != nil {
+		return c.fetchFailed(ctx, gs, prev, status, err)
+	}
+	if commit != status.Resolved {
+		status.Resolved, status.ResolvedAt = commit, time.Now().UTC().Truncate(time.Second)
+	}
+	rev := "git:" + commit
+	if tr.rec == nil {
+		tr.rec = &gitops.Reconciler{Store: c.Store, Node: c.Node, Log: c.Log}
+	}
+	tr.rec.Source = gitops.Source{Name: name, Dir: display(gs), Prune: *gs.Spec.Prune}
+	tr.rec.Git = &status
+	if prev.Revision == rev && prev.LastAttempt.Error == "" && !strings.HasSuffix(token, ";allow-rollback") && tr.rec.UpToDate(ctx, rev) {
+		// Nothing new in the repository and nothing changed in the store:
+		// only the status, when it moved.
+		return c.putStatus(ctx, name, prev, status)
+	}
+	files, err := tr.repo.manifests(commit, gs.Spec.Path)
+	if err != nil {
+		return c.fetchFailed(ctx, gs, prev, status, err)
+	}
+	rollback := gs.Spec.AllowRollback || strings.HasSuffix(token, ";allow-rollback")
+	forward := func(applied string) error {
+		return c.forward(tr.repo, applied, commit, rollback)
+	}
+	_, applyErr := tr.rec.ApplyChangeSet(ctx, files, gitrev.Revision{ID: rev, Commit: commit}, forward)
+	switch {
+	case applyErr != nil && (prev.LastAttempt.Revision != rev || prev.LastAttempt.Error == ""):
+		c.tell(gs, v1alpha1.NotifyRefused, rev, applyErr.Error())
+	case applyErr == nil && prev.Revision != rev:
+		c.tell(gs, v1alpha1.NotifyApplied, rev, fmt.Sprintf("revision %s of %s applied", rev, display(gs)))
+	}
+	return applyErr
+}
+
+// forward refuses a commit that would take the cluster back from the
+// applied one: an ancestor of it, or history unrelated to it.
+func (c *Controller) forward(repo *repository, applied, commit string, rollback bool) error {
+	a := gitrev.CommitOf(applied)
+	if a == "" || a == commit || rollback {
+		return nil
+	}
+	rel, err := gitrev.RelateIn(repo.repo, a, commit)
+	if err != nil {
+		return fmt.Errorf("cannot tell how commit %s stands to the applied %s: %w", short(commit), short(a), err)
+	}
+	switch rel {
+	case gitrev.Forward, gitrev.Rewritten:
+		return nil
+	case gitrev.Backward:
+		return fmt.Errorf("commit %s is older than the applied %s (an ancestor of it: a force-push or a reset of the ref?): refusing to go back; run `sitekeeper source reconcile NAME --allow-rollback` to go back on purpose, or set spec.allowRollback", short(commit), short(a))
+	case gitrev.Missing:
+		return fmt.Errorf("the applied commit %s is no longer in the repository, so commit %s cannot be shown to be newer: refusing; run `sitekeeper source reconcile NAME --allow-rollback` to apply it on purpose", short(a), short(commit))
+	}
+	return fmt.Errorf("commit %s and the applied %s share no history (another repository, an orphan branch): refusing; run `sitekeeper source reconcile NAME --allow-rollback` to apply it on purpose", short(commit), short(a))
+}
+
+// fetchFailed records a fetch or read that failed: the source is not
+// Ready with the error, and what was applied stays in force.
+func (c *Controller) fetchFailed(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, status store.GitStatus, err error) error {
+	status.FetchError = err.Error()
+	news := prev.Git == nil || prev.Git.FetchError != status.FetchError
+	if perr := c.putStatus(ctx, gs.Metadata.Name, prev, status); perr != nil {
+		return errors.Join(err, perr)
+	}
+	if news {
+		c.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceFetchFailed, Object: "source/" + gs.Metadata.Name, Node: c.Node,
+			Message: fmt.Sprintf("%s: %v; %s stays in force", display(gs), err, orNone(prev.Revision))})
+		c.tell(gs, v1alpha1.NotifyRefused, "", err.Error())
+	}
+	return err
+}
+
+// putStatus writes the git status into the source's record, keeping the
+// rest of it.
+func (c *Controller) putStatus(ctx context.Context, name string, prev store.Source, status store.GitStatus) error {
+	src := prev
+	src.Name = name
+	if src.Path == "" {
+		src.Path = status.URL
+	}
+	src.Git = &status
+	return c.Store.PutSource(ctx, src)
+}
+
+// tell sends event to the source's webhooks, in the background: a slow
+// receiver never holds the loop.
+func (c *Controller) tell(gs v1alpha1.GitSource, event, rev, message string) {
+	if len(gs.Spec.Notify) == 0 {
+		return
+	}
+	n := notify.Notice{Source: gs.Metadata.Name, Event: event, Revision: rev, Message: message, Node: c.Node, Time: time.Now().UTC()}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for _, w := range gs.Spec.Notify {
+			if !w.Wants(event) {
+				continue
+			}
+			if err := notify.Send(ctx, c.HTTP, w, n); err != nil {
+				c.Log.Info("Webhook not delivered", "source", gs.Metadata.Name, "url", w.URL, "event", event, "error", err.Error())
+			}
+		}
+	}()
+}
+
+// display is the source as a person reads it: URL, and the path inside.
+func display(gs v1alpha1.GitSource) string {
+	if gs.Spec.Path == "" {
+		return gs.Spec.URL
+	}
+	return gs.Spec.URL + "//" + gs.Spec.Path
+}
+
+func short(commit string) string { return commit[:min(12, len(commit))] }
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}

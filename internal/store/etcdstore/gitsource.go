@@ -1,0 +1,64 @@
+package etcdstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/store"
+)
+
+// ErrGitSourceChanged is a GitSource write that lost a race: the spec
+// changed since it was read. Read it again and retry.
+var ErrGitSourceChanged = errors.New("the git source changed since it was read")
+
+// GitSources returns every GitSource spec by name. A value that does not
+// decode is left out (doctor lists it).
+func (s *Store) GitSources(ctx context.Context) (map[string]v1alpha1.GitSource, error) {
+	return getPrefix[v1alpha1.GitSource](ctx, s, family(store.FamilyGitSources))
+}
+
+// GitSource returns one GitSource spec and its revision (for PutGitSource's
+// compare-and-swap); ok is false when there is none.
+func (s *Store) GitSource(ctx context.Context, name string) (gs v1alpha1.GitSource, rev int64, ok bool, err error) {
+	resp, err := s.client.Get(ctx, gitSourceKey(name))
+	if err != nil || len(resp.Kvs) == 0 {
+		return gs, 0, false, err
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, &gs); err != nil {
+		return gs, 0, false, fmt.Errorf("decode GitSource %s: %w", name, err)
+	}
+	return gs, resp.Kvs[0].ModRevision, true, nil
+}
+
+// PutGitSource writes gs if its stored revision is still rev (0: only if
+// there is none); otherwise ErrGitSourceChanged.
+func (s *Store) PutGitSource(ctx context.Context, gs v1alpha1.GitSource, rev int64) error {
+	b, err := json.Marshal(gs)
+	if err != nil {
+		return err
+	}
+	key := gitSourceKey(gs.Metadata.Name)
+	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("write GitSource %s: %w", gs.Metadata.Name, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("write GitSource %s: %w", gs.Metadata.Name, ErrGitSourceChanged)
+	}
+	return nil
+}
+
+// DeleteGitSource removes a GitSource spec; what it applied stays, owned
+// by its name, until deleted or taken over.
+func (s *Store) DeleteGitSource(ctx context.Context, name string) (bool, error) {
+	resp, err := s.client.Delete(ctx, gitSourceKey(name))
+	if err != nil {
+		return false, fmt.Errorf("delete GitSource %s: %w", name, err)
+	}
+	return resp.Deleted > 0, nil
+}
