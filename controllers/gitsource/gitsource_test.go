@@ -29,12 +29,14 @@ import (
 
 // remote is a bare repository and a work tree that pushes to it.
 type remote struct {
-	t    *testing.T
+	t    testing.TB
 	bare string
 	work string
 }
 
-func newRemote(t *testing.T) *remote {
+func newRemote(t *testing.T) *remote { return newRemoteTB(t) }
+
+func newRemoteTB(t testing.TB) *remote {
 	t.Helper()
 	r := &remote{t: t, bare: filepath.Join(t.TempDir(), "sites.git"), work: t.TempDir()}
 	gittest.Run(t, filepath.Dir(r.bare), "init", "-q", "--bare", "-b", "main", r.bare)
@@ -81,7 +83,7 @@ func sitePort(t *testing.T, st *etcdstore.Store, i int) int32 {
 	return o.(*v1alpha1.IISSite).Spec.Bindings[0].Port
 }
 
-func addSource(t *testing.T, st *etcdstore.Store, gs v1alpha1.GitSource) {
+func addSource(t testing.TB, st *etcdstore.Store, gs v1alpha1.GitSource) {
 	t.Helper()
 	gs.APIVersion, gs.Kind = v1alpha1.APIVersion, v1alpha1.KindGitSource
 	if errs := gs.Validate(); len(errs) > 0 {
@@ -96,7 +98,7 @@ func addSource(t *testing.T, st *etcdstore.Store, gs v1alpha1.GitSource) {
 	}
 }
 
-func record(t *testing.T, st *etcdstore.Store, name string) store.Source {
+func record(t testing.TB, st *etcdstore.Store, name string) store.Source {
 	t.Helper()
 	src, _, err := st.Source(context.Background(), name)
 	if err != nil {

@@ -99,7 +99,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 var changing = map[string]string{
 	"apply": "sitekeeper diff -f PATH", "delete": "sitekeeper get KIND NAME", "switchover": "sitekeeper get groups",
 	"suspend": "sitekeeper get groups", "resume": "sitekeeper get groups", "clear-failures": "sitekeeper describe KIND NAME",
-	"sim": "sitekeeper get nodes", "doctor": "sitekeeper doctor", "member": "sitekeeper member list",
+	"sim": "sitekeeper get nodes", "doctor": "sitekeeper doctor", "member": "sitekeeper member list", "source": "sitekeeper source list",
 }
 
 // timeoutHint says what a timeout means for the command that got it
@@ -169,6 +169,7 @@ drift repair and first set-up are one loop.`,
 		newMemberCmd(s, g),
 		newDoctorCmd(s, g),
 		newSnapshotCmd(s, g),
+		newSourceCmd(s, g),
 		newExplainCmd(s),
 		newConformanceCmd(s, g),
 		newVersionCmd(s),
