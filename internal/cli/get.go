@@ -657,6 +657,12 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 		if len(behind) > 0 {
 			r.Message += "; checkout differs: " + strings.Join(behind, ", ")
 		}
+		if src.Git != nil && src.Git.FetchError != "" {
+			// What was applied stays in force, but the source no longer
+			// follows its repository: not Ready.
+			r.Ready = false
+			r.Message = fmt.Sprintf("fetch failed: %s; %s", firstLineOf(src.Git.FetchError), r.Message)
+		}
 		rows = append(rows, r)
 	}
 	return rows, nil
@@ -706,7 +712,25 @@ func describeSource(ctx context.Context, s *streams, st *etcdstore.Store, name, 
 		return printer.Encode(s.out, output, r)
 	}
 	w := s.out
-	fmt.Fprintf(w, "Name:        %s\nFolder:      %s\nRevision:    %s (applied %s by %s)\nPrune:       %t\n", r.Name, r.Path, orDash(r.Revision), r.AppliedAt.Local().Format(time.RFC3339), orDash(r.AppliedBy), r.Prune)
+	where := "Folder:     "
+	if r.Git != nil {
+		where = "Repository: "
+	}
+	fmt.Fprintf(w, "Name:        %s\n%s %s\nRevision:    %s (applied %s by %s)\nPrune:       %t\n", r.Name, where, r.Path, orDash(r.Revision), r.AppliedAt.Local().Format(time.RFC3339), orDash(r.AppliedBy), r.Prune)
+	if g := r.Git; g != nil {
+		fmt.Fprintf(w, "Ref:         %s, resolved to %s\n", g.Ref, orDash(g.Resolved))
+		if g.FetchError != "" {
+			fmt.Fprintf(w, "Fetch:       failed: %s\n", g.FetchError)
+		}
+		fmt.Fprintf(w, "History:\n")
+		for _, a := range g.History {
+			outcome := "applied"
+			if a.Error != "" {
+				outcome = "refused: " + firstLineOf(a.Error)
+			}
+			fmt.Fprintf(w, "  %s  %s  %s\n", a.Time.Local().Format(time.RFC3339), shortRev(a.Revision), outcome)
+		}
+	}
 	fmt.Fprintf(w, "Last change: %s at %s\n", r.LastAttempt.Revision, r.LastAttempt.Time.Local().Format(time.RFC3339))
 	if r.LastAttempt.Error != "" {
 		fmt.Fprintf(w, "Refused:     nothing of this change was applied; fix these and save:\n")
