@@ -17,7 +17,6 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/controllers/gitops"
-	"github.com/sitekeeper/sitekeeper/controllers/gitsource"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/record"
@@ -30,7 +29,7 @@ type Store interface {
 	agent.MemberStore
 	placement.Store
 	gitops.Store
-	gitsource.Store
+	gitops.GitStore
 	record.Sink
 }
 
@@ -117,7 +116,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		})
 	}
 	// Git sources are fetched and applied by the placement leader alone.
-	gs := &gitsource.Controller{Store: o.Store, Node: o.Name, IsLeader: r.ctrl.IsLeader, Log: o.Log.WithName("gitsource")}
+	gs := &gitops.GitSources{Store: o.Store, Node: o.Name, IsLeader: r.ctrl.IsLeader, Log: o.Log.WithName("gitsource")}
 	run(func(ctx context.Context) {
 		if err := gs.Run(ctx); err != nil && ctx.Err() == nil {
 			o.Log.Error(err, "Git sources stopped")

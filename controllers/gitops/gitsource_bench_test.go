@@ -1,4 +1,4 @@
-package gitsource
+package gitops
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func BenchmarkCommitToApplied(b *testing.B) {
 	addSource(b, st, v1alpha1.GitSource{Metadata: v1alpha1.ObjectMeta{Name: "s"}, Spec: v1alpha1.GitSourceSpec{URL: "file://" + rem.bare, Interval: v1alpha1.Duration{Duration: time.Second}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &Controller{Store: st, Node: "node1", Log: logr.Discard()}
+	c := &GitSources{Store: st, Node: "node1", Log: logr.Discard()}
 	go c.Run(ctx) //nolint:errcheck // ends with ctx
 	var took []time.Duration
 	b.ResetTimer()
@@ -71,13 +71,13 @@ func BenchmarkFetchAndApply(b *testing.B) {
 				b.StopTimer()
 				st := etcdtest.Start(b, true)
 				addSource(b, st, v1alpha1.GitSource{Metadata: v1alpha1.ObjectMeta{Name: "s"}, Spec: v1alpha1.GitSourceSpec{URL: "file://" + rem.bare, Path: "sites"}})
-				c := &Controller{Store: st, Node: "node1", Log: logr.Discard()}
+				c := &GitSources{Store: st, Node: "node1", Log: logr.Discard()}
 				b.StartTimer()
 				if err := c.Pass(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				if src := record(b, st, "s"); len(src.Inventory) != groups*3 {
+				if src := sourceRecord(b, st, "s"); len(src.Inventory) != groups*3 {
 					b.Fatalf("%d objects applied, want %d", len(src.Inventory), groups*3)
 				}
 			}

@@ -1,9 +1,10 @@
-// Package gitsource fetches the git repositories GitSource objects declare
-// and applies the manifests of the commit each one's ref resolves to. Only
-// the placement leader does it, and it resolves the ref itself, so a new
-// leader applies the commit the old one would have: the cluster never
-// follows one node's stale checkout back in time.
-package gitsource
+package gitops
+
+// Git sources: the repositories GitSource objects declare, fetched and
+// applied at the commit each one's ref resolves to. Only the placement
+// leader does it, and it resolves the ref itself, so a new leader applies
+// the commit the old one would have: the cluster never follows one node's
+// stale checkout back in time.
 
 import (
 	"context"
@@ -18,21 +19,20 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
-	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/internal/gitrev"
 	"github.com/sitekeeper/sitekeeper/internal/notify"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
-// Store is what the controller reads and writes.
-type Store interface {
-	gitops.Store
+// GitStore is what the git sources' controller reads and writes.
+type GitStore interface {
+	Store
 	GitSources(ctx context.Context) (map[string]v1alpha1.GitSource, error)
 }
 
-// Controller keeps every GitSource applied.
-type Controller struct {
-	Store Store
+// GitSources keeps every GitSource applied.
+type GitSources struct {
+	Store GitStore
 	// Node is this node's name, recorded as the applier.
 	Node string
 	// IsLeader tells whether this process may fetch and apply; nil means
@@ -55,12 +55,12 @@ type Controller struct {
 // tracked is what the controller keeps of one source between passes.
 type tracked struct {
 	repo *repository
-	rec  *gitops.Reconciler
+	rec  *Reconciler
 	next time.Time
 }
 
 // Run checks the sources every Tick until ctx ends.
-func (c *Controller) Run(ctx context.Context) error {
+func (c *GitSources) Run(ctx context.Context) error {
 	tick := c.Tick
 	if tick <= 0 {
 		tick = 100 * time.Millisecond
@@ -86,14 +86,14 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // forget drops the fetched repositories when this process stops leading:
 // a later leadership fetches afresh, from what the remote holds then.
-func (c *Controller) forget() {
+func (c *GitSources) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sources = nil
 }
 
 // Pass fetches and applies every source that is due or asked for.
-func (c *Controller) Pass(ctx context.Context) error {
+func (c *GitSources) Pass(ctx context.Context) error {
 	specs, err := c.Store.GitSources(ctx)
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ func (c *Controller) Pass(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Controller) syncIfDue(ctx context.Context, gs v1alpha1.GitSource) error {
+func (c *GitSources) syncIfDue(ctx context.Context, gs v1alpha1.GitSource) error {
 	name := gs.Metadata.Name
 	prev, _, err := c.Store.Source(ctx, name)
 	if err != nil {
@@ -149,7 +149,7 @@ func (c *Controller) syncIfDue(ctx context.Context, gs v1alpha1.GitSource) error
 
 // sync fetches gs, resolves its ref and applies that commit's manifests
 // when they are not what is applied already.
-func (c *Controller) sync(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, tr *tracked, token string) error {
+func (c *GitSources) sync(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, tr *tracked, token string) error {
 	name := gs.Metadata.Name
 	status := store.GitStatus{URL: gs.Spec.URL, Ref: gs.Spec.Ref.String(), HandledReconcile: token}
 	if prev.Git != nil {
@@ -174,9 +174,9 @@ func (c *Controller) sync(ctx context.Context, gs v1alpha1.GitSource, prev store
 	}
 	rev := "git:" + commit
 	if tr.rec == nil {
-		tr.rec = &gitops.Reconciler{Store: c.Store, Node: c.Node, Log: c.Log}
+		tr.rec = &Reconciler{Store: c.Store, Node: c.Node, Log: c.Log}
 	}
-	tr.rec.Source = gitops.Source{Name: name, Dir: display(gs), Prune: *gs.Spec.Prune}
+	tr.rec.Source = Source{Name: name, Dir: display(gs), Prune: *gs.Spec.Prune}
 	tr.rec.Git = &status
 	if prev.Revision == rev && prev.LastAttempt.Error == "" && !strings.HasSuffix(token, ";allow-rollback") && tr.rec.UpToDate(ctx, rev) {
 		// Nothing new in the repository and nothing changed in the store:
@@ -203,7 +203,7 @@ func (c *Controller) sync(ctx context.Context, gs v1alpha1.GitSource, prev store
 
 // forward refuses a commit that would take the cluster back from the
 // applied one: an ancestor of it, or history unrelated to it.
-func (c *Controller) forward(name string, repo *repository, applied, commit string, rollback bool) error {
+func (c *GitSources) forward(name string, repo *repository, applied, commit string, rollback bool) error {
 	a := gitrev.CommitOf(applied)
 	if a == "" || a == commit || rollback {
 		return nil
@@ -225,7 +225,7 @@ func (c *Controller) forward(name string, repo *repository, applied, commit stri
 
 // fetchFailed records a fetch or read that failed: the source is not
 // Ready with the error, and what was applied stays in force.
-func (c *Controller) fetchFailed(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, status store.GitStatus, err error) error {
+func (c *GitSources) fetchFailed(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, status store.GitStatus, err error) error {
 	status.FetchError = err.Error()
 	news := prev.Git == nil || prev.Git.FetchError != status.FetchError
 	if perr := c.putStatus(ctx, gs.Metadata.Name, prev, status); perr != nil {
@@ -241,7 +241,7 @@ func (c *Controller) fetchFailed(ctx context.Context, gs v1alpha1.GitSource, pre
 
 // putStatus writes the git status into the source's record, keeping the
 // rest of it.
-func (c *Controller) putStatus(ctx context.Context, name string, prev store.Source, status store.GitStatus) error {
+func (c *GitSources) putStatus(ctx context.Context, name string, prev store.Source, status store.GitStatus) error {
 	src := prev
 	src.Name = name
 	if src.Path == "" {
@@ -253,7 +253,7 @@ func (c *Controller) putStatus(ctx context.Context, name string, prev store.Sour
 
 // tell sends event to the source's webhooks, in the background: a slow
 // receiver never holds the loop.
-func (c *Controller) tell(gs v1alpha1.GitSource, event, rev, message string) {
+func (c *GitSources) tell(gs v1alpha1.GitSource, event, rev, message string) {
 	if len(gs.Spec.Notify) == 0 {
 		return
 	}
@@ -280,13 +280,4 @@ func display(gs v1alpha1.GitSource) string {
 		return gs.Spec.URL
 	}
 	return gs.Spec.URL + "//" + gs.Spec.Path
-}
-
-func short(commit string) string { return commit[:min(12, len(commit))] }
-
-func orNone(s string) string {
-	if s == "" {
-		return "nothing"
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package gitsource
+package gitops
 
 import (
 	"context"
@@ -24,7 +24,6 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore/etcdtest"
-	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
 )
 
 // remote is a bare repository and a work tree that pushes to it.
@@ -70,10 +69,6 @@ func (r *remote) commit(msg string, files map[string]string) string {
 	return r.git("rev-parse", "HEAD")
 }
 
-func group(i, port int) string {
-	return testmanifests.Group(i, testmanifests.Options{Net: 4, Port: int32(port), Nodes: []string{"node1", "node2"}})
-}
-
 func sitePort(t *testing.T, st *etcdstore.Store, i int) int32 {
 	t.Helper()
 	o, err := st.Get(context.Background(), v1alpha1.Ref{Kind: "IISSite", Name: fmt.Sprintf("site-%d", i)})
@@ -98,7 +93,7 @@ func addSource(t testing.TB, st *etcdstore.Store, gs v1alpha1.GitSource) {
 	}
 }
 
-func record(t testing.TB, st *etcdstore.Store, name string) store.Source {
+func sourceRecord(t testing.TB, st *etcdstore.Store, name string) store.Source {
 	t.Helper()
 	src, _, err := st.Source(context.Background(), name)
 	if err != nil {
@@ -107,8 +102,8 @@ func record(t testing.TB, st *etcdstore.Store, name string) store.Source {
 	return src
 }
 
-func newController(st *etcdstore.Store) *Controller {
-	return &Controller{Store: st, Node: "node1", Log: logr.Discard()}
+func newController(st *etcdstore.Store) *GitSources {
+	return &GitSources{Store: st, Node: "node1", Log: logr.Discard()}
 }
 
 // TestFetchApplyAndNeverBackward, over file:// and over HTTP (git's own
@@ -141,7 +136,7 @@ func TestFetchApplyAndNeverBackward(t *testing.T) {
 			if err := c.Pass(ctx); err != nil {
 				t.Fatal(err)
 			}
-			src := record(t, st, "sites")
+			src := sourceRecord(t, st, "sites")
 			if src.Revision != "git:"+first || src.Git == nil || src.Git.Resolved != first || len(src.Inventory) != 6 {
 				t.Fatalf("after the first pass: revision %s, git %+v, %d owned; want git:%s and 6 objects", src.Revision, src.Git, len(src.Inventory), first)
 			}
@@ -157,7 +152,7 @@ func TestFetchApplyAndNeverBackward(t *testing.T) {
 			if p := sitePort(t, st, 0); p != 9090 {
 				t.Fatalf("port %d after the second commit, want 9090", p)
 			}
-			if src := record(t, st, "sites"); src.Revision != "git:"+second {
+			if src := sourceRecord(t, st, "sites"); src.Revision != "git:"+second {
 				t.Fatalf("after the second commit: %s, want git:%s", src.Revision, second)
 			}
 
@@ -172,7 +167,7 @@ func TestFetchApplyAndNeverBackward(t *testing.T) {
 			if p := sitePort(t, st, 0); p != 9090 {
 				t.Fatalf("port %d after the refused rollback, want 9090", p)
 			}
-			src = record(t, st, "sites")
+			src = sourceRecord(t, st, "sites")
 			if src.Revision != "git:"+second || src.Git.Resolved != first || len(src.Git.History) < 3 || src.Git.History[0].Error == "" {
 				t.Fatalf("after the refusal: revision %s, resolved %s, history %+v", src.Revision, src.Git.Resolved, src.Git.History)
 			}
@@ -197,7 +192,7 @@ func TestFetchApplyAndNeverBackward(t *testing.T) {
 			if p := sitePort(t, st, 0); p != 8080 {
 				t.Fatalf("port %d after reconcile --allow-rollback, want 8080", p)
 			}
-			if src := record(t, st, "sites"); src.Git.HandledReconcile != "t1;allow-rollback" || src.Revision != "git:"+first {
+			if src := sourceRecord(t, st, "sites"); src.Git.HandledReconcile != "t1;allow-rollback" || src.Revision != "git:"+first {
 				t.Fatalf("reconcile not recorded: %+v", src.Git)
 			}
 
@@ -207,7 +202,7 @@ func TestFetchApplyAndNeverBackward(t *testing.T) {
 			if err := c.Pass(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if src := record(t, st, "sites"); len(src.Inventory) != 3 {
+			if src := sourceRecord(t, st, "sites"); len(src.Inventory) != 3 {
 				t.Fatalf("after g1's file was removed: %d owned, want 3", len(src.Inventory))
 			}
 
@@ -308,7 +303,7 @@ func TestFetchFailureKeepsWhatWasApplied(t *testing.T) {
 			t.Fatal("a fetch of a removed repository worked")
 		}
 	}
-	src := record(t, st, "s")
+	src := sourceRecord(t, st, "s")
 	if src.Revision != "git:"+first || src.Git.FetchError == "" {
 		t.Fatalf("after a failed fetch: revision %s, fetch error %q", src.Revision, src.Git.FetchError)
 	}
