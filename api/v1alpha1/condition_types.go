@@ -141,6 +141,9 @@ const (
 	// EventSourceFetchFailed: a git source could not be fetched or read;
 	// what was applied stays in force.
 	EventSourceFetchFailed = "SourceFetchFailed"
+	// EventSourceDegraded: a source's applied revision is still not served
+	// (some object not Ready) after the source's timeout.
+	EventSourceDegraded = "SourceDegraded"
 	// EventSuspended, EventResumed: maintenance mode set or lifted.
 	EventSuspended = "Suspended"
 	EventResumed   = "Resumed"

@@ -28,6 +28,7 @@ import (
 type GitStore interface {
 	Store
 	GitSources(ctx context.Context) (map[string]v1alpha1.GitSource, error)
+	Statuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error)
 }
 
 // GitSources keeps every GitSource applied.
@@ -49,7 +50,11 @@ type GitSources struct {
 
 	mu      sync.Mutex
 	sources map[string]*tracked
-	wg      sync.WaitGroup
+	// owners is, for each object name a git source applied, the source's
+	// spec, as of the last pass: a failover of a group is told to the
+	// webhooks of the source that applied it.
+	owners map[string]v1alpha1.GitSource
+	wg     sync.WaitGroup
 }
 
 // tracked is what the controller keeps of one source between passes.
@@ -57,7 +62,15 @@ type tracked struct {
 	repo *repository
 	rec  *Reconciler
 	next time.Time
+	// checked is when the applied revision's health was last read;
+	// degradedFor the revision already reported Degraded.
+	checked     time.Time
+	degradedFor string
 }
+
+// healthEvery is how often a source's applied revision is checked for
+// objects still not Ready after the source's timeout.
+const healthEvery = 5 * time.Second
 
 // Run checks the sources every Tick until ctx ends.
 func (c *GitSources) Run(ctx context.Context) error {
@@ -114,21 +127,67 @@ func (c *GitSources) Pass(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	var errs []error
+	owners := map[string]v1alpha1.GitSource{}
 	for _, name := range names {
 		gs := specs[name]
 		gs.Default()
-		if err := c.syncIfDue(ctx, gs); err != nil {
+		if err := c.syncIfDue(ctx, gs, owners); err != nil {
 			errs = append(errs, fmt.Errorf("GitSource %s: %w", name, err))
 		}
 	}
+	c.mu.Lock()
+	c.owners = owners
+	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
-func (c *GitSources) syncIfDue(ctx context.Context, gs v1alpha1.GitSource) error {
+// Record hears the placement leader's events: a failover of a group that
+// a git source applied is told to that source's webhooks.
+func (c *GitSources) Record(e store.Event) {
+	group, ok := strings.CutPrefix(e.Object, "group/")
+	if e.Reason != v1alpha1.ReasonFailedOver || !ok {
+		return
+	}
+	c.mu.Lock()
+	gs, owned := c.owners[group]
+	c.mu.Unlock()
+	if owned {
+		c.tell(gs, v1alpha1.NotifyFailover, "", e.Object, e.Message)
+	}
+}
+
+// checkHealth reports, once per revision, an applied revision whose
+// objects are not all Ready after the source's timeout: a Warning event
+// and the degraded webhooks.
+func (c *GitSources) checkHealth(ctx context.Context, gs v1alpha1.GitSource, prev store.Source, tr *tracked) {
+	if prev.Revision == "" || tr.degradedFor == prev.Revision || time.Since(tr.checked) < healthEvery {
+		return
+	}
+	tr.checked = time.Now()
+	statuses, err := c.Store.Statuses(ctx)
+	if err != nil {
+		c.Log.Info("Cannot read the status of a git source's objects", "source", gs.Metadata.Name, "error", err.Error())
+		return
+	}
+	state, notReady := prev.Health(statuses, time.Now(), gs.Spec.Timeout.Duration)
+	if state != store.SourceDegraded {
+		return
+	}
+	tr.degradedFor = prev.Revision
+	msg := fmt.Sprintf("revision %s was applied %s ago and is not served: not Ready: %s", prev.Revision, time.Since(prev.AppliedAt).Round(time.Second), strings.Join(notReady, ", "))
+	c.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceDegraded, Object: "source/" + gs.Metadata.Name, Node: c.Node, Message: msg})
+	c.tell(gs, v1alpha1.NotifyDegraded, prev.Revision, "", msg)
+}
+
+func (c *GitSources) syncIfDue(ctx context.Context, gs v1alpha1.GitSource, owners map[string]v1alpha1.GitSource) error {
 	name := gs.Metadata.Name
 	prev, _, err := c.Store.Source(ctx, name)
 	if err != nil {
 		return err
+	}
+	for _, e := range prev.Inventory {
+		_, obj, _ := strings.Cut(e.Ref, "/")
+		owners[obj] = gs
 	}
 	token := gs.Metadata.Annotations[v1alpha1.AnnotationReconcile]
 	requested := token != "" && (prev.Git == nil || prev.Git.HandledReconcile != token)
@@ -140,6 +199,7 @@ func (c *GitSources) syncIfDue(ctx context.Context, gs v1alpha1.GitSource) error
 	}
 	due := time.Now().After(tr.next)
 	c.mu.Unlock()
+	c.checkHealth(ctx, gs, prev, tr)
 	if gs.Spec.Suspend || (!due && !requested) {
 		return nil
 	}
@@ -194,9 +254,9 @@ func (c *GitSources) sync(ctx context.Context, gs v1alpha1.GitSource, prev store
 	_, applyErr := tr.rec.ApplyChangeSet(ctx, files, gitrev.Revision{ID: rev, Commit: commit}, forward)
 	switch {
 	case applyErr != nil && (prev.LastAttempt.Revision != rev || prev.LastAttempt.Error == ""):
-		c.tell(gs, v1alpha1.NotifyRefused, rev, applyErr.Error())
+		c.tell(gs, v1alpha1.NotifyRefused, rev, "", applyErr.Error())
 	case applyErr == nil && prev.Revision != rev:
-		c.tell(gs, v1alpha1.NotifyApplied, rev, fmt.Sprintf("revision %s of %s applied", rev, display(gs)))
+		c.tell(gs, v1alpha1.NotifyApplied, rev, "", fmt.Sprintf("revision %s of %s applied", rev, display(gs)))
 	}
 	return applyErr
 }
@@ -234,7 +294,7 @@ func (c *GitSources) fetchFailed(ctx context.Context, gs v1alpha1.GitSource, pre
 	if news {
 		c.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceFetchFailed, Object: "source/" + gs.Metadata.Name, Node: c.Node,
 			Message: fmt.Sprintf("%s: %v; %s stays in force", display(gs), err, orNone(prev.Revision))})
-		c.tell(gs, v1alpha1.NotifyRefused, "", err.Error())
+		c.tell(gs, v1alpha1.NotifyRefused, "", "", err.Error())
 	}
 	return err
 }
@@ -253,11 +313,11 @@ func (c *GitSources) putStatus(ctx context.Context, name string, prev store.Sour
 
 // tell sends event to the source's webhooks, in the background: a slow
 // receiver never holds the loop.
-func (c *GitSources) tell(gs v1alpha1.GitSource, event, rev, message string) {
+func (c *GitSources) tell(gs v1alpha1.GitSource, event, rev, object, message string) {
 	if len(gs.Spec.Notify) == 0 {
 		return
 	}
-	n := notify.Notice{Source: gs.Metadata.Name, Event: event, Revision: rev, Message: message, Node: c.Node, Time: time.Now().UTC()}
+	n := notify.Notice{Source: gs.Metadata.Name, Event: event, Revision: rev, Object: object, Message: message, Node: c.Node, Time: time.Now().UTC()}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

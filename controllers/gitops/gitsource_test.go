@@ -322,8 +322,10 @@ func TestFetchFailureKeepsWhatWasApplied(t *testing.T) {
 	}
 }
 
-// TestWebhooks: an applied and a refused revision are posted, signed; a
-// receiver that fails first is retried.
+// TestWebhooks: an applied revision, one that is not served after the
+// source's timeout (degraded, told once), a failover of a group the source
+// applied and a refused revision are posted, signed; a receiver that fails
+// first is retried.
 func TestWebhooks(t *testing.T) {
 	ctx := context.Background()
 	notify.Backoff = 10 * time.Millisecond
@@ -360,11 +362,34 @@ func TestWebhooks(t *testing.T) {
 	rem := newRemote(t)
 	first := rem.commit("one", map[string]string{"g0.yaml": group(0, 8080)})
 	addSource(t, st, v1alpha1.GitSource{Metadata: v1alpha1.ObjectMeta{Name: "s"}, Spec: v1alpha1.GitSourceSpec{URL: "file://" + rem.bare,
-		Notify: []v1alpha1.Webhook{{URL: hook.URL, SecretFile: key, Events: []string{"applied", "refused"}}}}})
+		Timeout: v1alpha1.Duration{Duration: time.Millisecond},
+		Notify:  []v1alpha1.Webhook{{URL: hook.URL, SecretFile: key}}}})
 	c := newController(st)
 	if err := c.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
+	c.wg.Wait()
+
+	// The site never becomes Ready: degraded, once.
+	site := v1alpha1.Ref{Kind: v1alpha1.KindIISSite, Name: "site-0"}
+	notReady := v1alpha1.Status{Conditions: []v1alpha1.Condition{{Type: v1alpha1.ConditionReady, Status: v1alpha1.ConditionFalse, Reason: "Stalled"}}}
+	if err := st.PutStatus(ctx, site, notReady); err != nil {
+		t.Fatal(err)
+	}
+	c.sources["s"].next = time.Now().Add(time.Hour) // no fetch: health only
+	for range 2 {
+		c.sources["s"].checked = time.Time{}
+		if err := c.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.wg.Wait()
+
+	// The placement leader fails the group over.
+	c.Record(store.Event{Type: store.Normal, Reason: v1alpha1.ReasonFailedOver, Object: "group/site-0", Message: "node1 lost its lease; moving to node2"})
+	c.Record(store.Event{Type: store.Normal, Reason: v1alpha1.ReasonFailedOver, Object: "group/not-ours", Message: "another group"})
+	c.wg.Wait()
+
 	rem.commit("bad", map[string]string{"g0.yaml": "apiVersion: sitekeeper.io/v1alpha1\nkind: IISSite\nmetadata: {name: broken}\nspec: {}\n"})
 	c.sources["s"].next = time.Time{}
 	if err := c.Pass(ctx); err == nil {
@@ -373,10 +398,18 @@ func TestWebhooks(t *testing.T) {
 	c.wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != 2 || got[0].Event != "applied" || got[0].Revision != "git:"+first || got[1].Event != "refused" || got[1].Message == "" {
-		t.Fatalf("notices %+v, want applied git:%s then refused", got, first)
+	var events []string
+	for _, n := range got {
+		events = append(events, n.Event)
 	}
-	if calls != 3 {
-		t.Errorf("%d calls, want 3 (the first failed and was retried)", calls)
+	if strings.Join(events, " ") != "applied degraded failover refused" {
+		t.Fatalf("notices %v, want applied degraded failover refused", events)
+	}
+	if got[0].Revision != "git:"+first || got[1].Revision != "git:"+first || !strings.Contains(got[1].Message, "IISSite/site-0") ||
+		got[2].Object != "group/site-0" || got[3].Message == "" {
+		t.Errorf("notices %+v", got)
+	}
+	if calls != 5 {
+		t.Errorf("%d calls, want 5 (the first failed and was retried)", calls)
 	}
 }

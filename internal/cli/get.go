@@ -567,8 +567,8 @@ type sourceRow struct {
 	Ready bool `json:"ready"`
 	// Status is what the applied revision does on the nodes: Refused (the
 	// last change set was not applied), Applied (its objects report no
-	// readiness yet), Progressing (not all Ready yet, within
-	// sourceHealthTimeout of the apply), Healthy (all Ready: the only
+	// readiness yet), Progressing (not all Ready yet, within the
+	// source's timeout of the apply), Healthy (all Ready: the only
 	// Ready source) or Degraded (some still not Ready after it).
 	Status   string             `json:"status"`
 	NotReady []string           `json:"notReady,omitempty"`
@@ -576,40 +576,12 @@ type sourceRow struct {
 	Nodes    []store.SourceNode `json:"nodes,omitempty"`
 }
 
-// sourceHealthTimeout is how long a source's applied objects have to
-// become Ready before the source is Degraded.
-const sourceHealthTimeout = 5 * time.Minute
-
 // health sets r's status from its inventory's Ready conditions: success
-// means serving, not only applied.
-func (r *sourceRow) health(statuses map[v1alpha1.Ref]v1alpha1.Status, now time.Time) {
-	if r.LastAttempt.Error != "" {
-		r.Status = "Refused"
-		return
-	}
-	known := 0
-	for _, e := range r.Inventory {
-		kind, name, _ := strings.Cut(e.Ref, "/")
-		st, ok := statuses[v1alpha1.Ref{Kind: kind, Name: name}]
-		c := v1alpha1.FindCondition(st.Conditions, v1alpha1.ConditionReady)
-		if !ok || c == nil {
-			continue
-		}
-		known++
-		if c.Status != v1alpha1.ConditionTrue {
-			r.NotReady = append(r.NotReady, e.Ref)
-		}
-	}
-	switch {
-	case known == 0:
-		r.Status = "Applied"
-	case len(r.NotReady) == 0:
-		r.Status, r.Ready = "Healthy", true
-	case now.Sub(r.AppliedAt) < sourceHealthTimeout:
-		r.Status = "Progressing"
-	default:
-		r.Status = "Degraded"
-	}
+// means serving, not only applied. timeout is the source's (a GitSource's
+// spec.timeout; 5 minutes for a folder).
+func (r *sourceRow) health(statuses map[v1alpha1.Ref]v1alpha1.Status, now time.Time, timeout time.Duration) {
+	r.Status, r.NotReady = r.Source.Health(statuses, now, timeout)
+	r.Ready = r.Status == store.SourceHealthy
 }
 
 func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourceRow, error) {
@@ -625,6 +597,10 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 	if err != nil {
 		return nil, err
 	}
+	specs, err := st.GitSources(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var rows []sourceRow
 	for _, k := range slices.Sorted(maps.Keys(srcs)) {
 		src := srcs[k]
@@ -632,7 +608,11 @@ func readSources(ctx context.Context, st *etcdstore.Store, name string) ([]sourc
 			continue
 		}
 		r := sourceRow{Source: src}
-		r.health(statuses, time.Now())
+		timeout := store.DefaultSourceTimeout
+		if gs, ok := specs[src.Name]; ok && gs.Spec.Timeout.Duration > 0 {
+			timeout = gs.Spec.Timeout.Duration
+		}
+		r.health(statuses, time.Now(), timeout)
 		switch {
 		case src.LastAttempt.Error != "":
 			r.Message = fmt.Sprintf("revision %s refused; %s stays in force: %s", src.LastAttempt.Revision, orDash(src.Revision), strings.SplitN(src.LastAttempt.Error, "\n", 2)[0])

@@ -35,7 +35,7 @@ func TestSourceSuccessMeansServing(t *testing.T) {
 		{"still not Ready after the timeout", store.Source{Inventory: inv, AppliedAt: now.Add(-6 * time.Minute)}, map[v1alpha1.Ref]v1alpha1.Status{site: ready("False"), vip: ready("True")}, "Degraded", false, []string{"IISSite/web1"}},
 	} {
 		r := sourceRow{Source: tc.src}
-		r.health(tc.statuses, now)
+		r.health(tc.statuses, now, store.DefaultSourceTimeout)
 		if r.Status != tc.status || r.Ready != tc.ready || !cmp.Equal(r.NotReady, tc.notReady) {
 			t.Errorf("%s: status %s ready %t notReady %v, want %s %t %v", tc.name, r.Status, r.Ready, r.NotReady, tc.status, tc.ready, tc.notReady)
 		}

@@ -60,6 +60,7 @@ type Runtime struct {
 	opts   Options
 	member *agent.Member
 	ctrl   *placement.Controller
+	git    *gitops.GitSources
 }
 
 // New assembles a node.
@@ -72,10 +73,15 @@ func New(o Options) *Runtime {
 	toStore := func(component string) record.Recorder {
 		return record.Tee(o.Recorder, record.Async(context.Background(), o.Store, component))
 	}
-	return &Runtime{opts: o,
-		ctrl:   &placement.Controller{Store: o.Store, Log: o.Log.WithName("placement"), Identity: o.Name, Recorder: toStore(placement.Component)},
+	// Git sources are fetched and applied by the placement leader alone;
+	// they hear its events to tell webhooks of failovers.
+	git := &gitops.GitSources{Store: o.Store, Node: o.Name, Log: o.Log.WithName("gitsource")}
+	r := &Runtime{opts: o, git: git,
+		ctrl:   &placement.Controller{Store: o.Store, Log: o.Log.WithName("placement"), Identity: o.Name, Recorder: record.Tee(toStore(placement.Component), git)},
 		member: &agent.Member{Node: o.Name, Store: o.Store, Backend: o.Backend, LeaseTTL: o.LeaseTTL, Log: o.Log.WithName(o.Name), Recorder: toStore("agent")},
 	}
+	git.IsLeader = r.ctrl.IsLeader
+	return r
 }
 
 // Crash makes the next stop look like a power loss: the lease is left to
@@ -115,10 +121,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		})
 	}
-	// Git sources are fetched and applied by the placement leader alone.
-	gs := &gitops.GitSources{Store: o.Store, Node: o.Name, IsLeader: r.ctrl.IsLeader, Log: o.Log.WithName("gitsource")}
 	run(func(ctx context.Context) {
-		if err := gs.Run(ctx); err != nil && ctx.Err() == nil {
+		if err := r.git.Run(ctx); err != nil && ctx.Err() == nil {
 			o.Log.Error(err, "Git sources stopped")
 		}
 	})

@@ -441,3 +441,52 @@ type Report struct {
 	// never a report left from before the group came to the node.
 	Decided time.Time `json:"decided,omitzero"`
 }
+
+// The serving states of a source's applied revision.
+const (
+	// SourceRefused: the last change set was not applied.
+	SourceRefused = "Refused"
+	// SourceApplied: its objects report no readiness yet.
+	SourceApplied = "Applied"
+	// SourceProgressing: not all Ready yet, within the timeout of the apply.
+	SourceProgressing = "Progressing"
+	// SourceHealthy: every object Ready; the only Ready state.
+	SourceHealthy = "Healthy"
+	// SourceDegraded: some still not Ready after the timeout.
+	SourceDegraded = "Degraded"
+)
+
+// DefaultSourceTimeout is how long a source's applied objects have to
+// become Ready before the source is Degraded, unless its spec says.
+const DefaultSourceTimeout = 5 * time.Minute
+
+// Health is what src's applied revision does on the nodes, read from its
+// inventory's Ready conditions (success means serving, not only applied),
+// and the objects that are not Ready.
+func (src Source) Health(statuses map[v1alpha1.Ref]v1alpha1.Status, now time.Time, timeout time.Duration) (state string, notReady []string) {
+	if src.LastAttempt.Error != "" {
+		return SourceRefused, nil
+	}
+	known := 0
+	for _, e := range src.Inventory {
+		kind, name, _ := strings.Cut(e.Ref, "/")
+		st, ok := statuses[v1alpha1.Ref{Kind: kind, Name: name}]
+		c := v1alpha1.FindCondition(st.Conditions, v1alpha1.ConditionReady)
+		if !ok || c == nil {
+			continue
+		}
+		known++
+		if c.Status != v1alpha1.ConditionTrue {
+			notReady = append(notReady, e.Ref)
+		}
+	}
+	switch {
+	case known == 0:
+		return SourceApplied, nil
+	case len(notReady) == 0:
+		return SourceHealthy, nil
+	case now.Sub(src.AppliedAt) < timeout:
+		return SourceProgressing, notReady
+	}
+	return SourceDegraded, notReady
+}
