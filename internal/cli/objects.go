@@ -28,7 +28,7 @@ import (
 )
 
 func newApplyCmd(s *streams, g *globalFlags) *cobra.Command {
-	var ff fileFlags
+	ff := fileFlags{sources: &[]manifest.SourceDocument{}}
 	var dryRun, force bool
 	var manager string
 	cmd := &cobra.Command{
@@ -51,6 +51,10 @@ their value in your manifest, or take the field over with --force-conflicts.`,
 				return err
 			}
 			return withStore(cmd.Context(), g, func(st *etcdstore.Store) error {
+				if len(docs) == 0 {
+					// Only GitSources.
+					return applySources(cmd.Context(), s, st, *ff.sources, dryRun)
+				}
 				results, err := ops.Apply(cmd.Context(), st, manifest.Objects(docs), store.ApplyOptions{DryRun: dryRun, ForceConflicts: force, Manager: manager})
 				var oe *store.OwnedError
 				if errors.As(err, &oe) {
@@ -66,7 +70,9 @@ their value in your manifest, or take the field over with --force-conflicts.`,
 					return err
 				}
 				printApplied(s, results, dryRun)
-				return nil
+				// The objects are stored; the sources after them, so that a
+				// refused set stores neither.
+				return applySources(cmd.Context(), s, st, *ff.sources, dryRun)
 			})
 		},
 	}
@@ -75,6 +81,29 @@ their value in your manifest, or take the field over with --force-conflicts.`,
 	cmd.Flags().BoolVar(&force, "force-conflicts", false, "change fields another field manager set, and objects a manifest folder owns (its next change set will undo it)")
 	cmd.Flags().StringVar(&manager, "field-manager", defaultFieldManager(), "who this apply is, as recorded on each field it sets")
 	return cmd
+}
+
+// applySources stores the GitSources an apply read (already validated).
+func applySources(ctx context.Context, s *streams, st *etcdstore.Store, sources []manifest.SourceDocument, dryRun bool) error {
+	for _, sd := range sources {
+		verb := "created"
+		if dryRun {
+			if _, _, ok, err := st.GitSource(ctx, sd.Source.Metadata.Name); err != nil {
+				return err
+			} else if ok {
+				verb = "configured"
+			}
+			verb += " (dry run)"
+		} else {
+			v, err := putGitSource(ctx, st, sd.Source)
+			if err != nil {
+				return fmt.Errorf("%s:%d: GitSource/%s: %w", sd.File, sd.Line, sd.Source.Metadata.Name, err)
+			}
+			verb = v
+		}
+		fmt.Fprintf(s.out, "gitsource/%s %s\n", sd.Source.Metadata.Name, verb)
+	}
+	return nil
 }
 
 // defaultFieldManager is the person applying: user@host, so that two

@@ -18,6 +18,9 @@ import (
 type fileFlags struct {
 	files     []string
 	recursive bool
+	// sources, when set, receives the GitSource documents read (apply
+	// stores them; validate checks them); other commands refuse them.
+	sources *[]manifest.SourceDocument
 }
 
 func (f *fileFlags) register(cmd *cobra.Command) {
@@ -29,7 +32,7 @@ func (f *fileFlags) load(s *streams) ([]manifest.Document, validation.Result, er
 	if len(f.files) == 0 {
 		return nil, validation.Result{}, usagef("no manifests given; pass -f FILE, -f FOLDER or -f -")
 	}
-	docs, res := manifest.LoadAndValidate(f.files, manifest.Options{Recursive: f.recursive, Stdin: s.in})
+	docs, res := manifest.LoadAndValidate(f.files, manifest.Options{Recursive: f.recursive, Stdin: s.in, Sources: f.sources})
 	return docs, res, nil
 }
 
@@ -51,7 +54,7 @@ type groupOutput struct {
 }
 
 func newValidateCmd(s *streams) *cobra.Command {
-	var ff fileFlags
+	ff := fileFlags{sources: &[]manifest.SourceDocument{}}
 	var output string
 	cmd := &cobra.Command{
 		Use:   "validate -f PATH [-R] [-o table|wide|yaml|json]",
@@ -87,6 +90,9 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`,
 				}
 			} else if out.Valid {
 				printValid(s, docs, res.Graph, output == "wide")
+				for _, sd := range *ff.sources {
+					fmt.Fprintf(s.out, "  %-15s %s (%s:%d)\n", v1alpha1.KindGitSource+":", sd.Source.Metadata.Name, sd.File, sd.Line)
+				}
 			} else {
 				for _, e := range res.Errors {
 					fmt.Fprintln(s.err, e.Error())

@@ -46,6 +46,13 @@ type Document struct {
 	fields fieldLines
 }
 
+// SourceDocument is a GitSource read from a manifest file.
+type SourceDocument struct {
+	File   string
+	Line   int
+	Source v1alpha1.GitSource
+}
+
 // LineOf returns the line of field, or of its nearest written parent.
 func (d *Document) LineOf(field string) int {
 	for f := field; f != ""; f = parentPath(f) {
@@ -117,6 +124,10 @@ func parentPath(p string) string {
 type Options struct {
 	// Recursive descends into subfolders of a folder.
 	Recursive bool
+	// Sources, when set, receives the GitSource documents (checked like
+	// the others, defaulted and validated); otherwise a GitSource is
+	// refused, since only apply stores one.
+	Sources *[]SourceDocument
 	// Stdin is read for the path "-".
 	Stdin io.Reader
 }
@@ -137,7 +148,7 @@ func Load(paths []string, opts Options) ([]Document, diag.List) {
 				errs = append(errs, diag.Error{File: "-", Message: err.Error(), Index: -1})
 				continue
 			}
-			d, e := Decode("-", data)
+			d, e := decode("-", data, opts.Sources)
 			docs, errs = append(docs, d...), append(errs, e...)
 			continue
 		}
@@ -147,7 +158,7 @@ func Load(paths []string, opts Options) ([]Document, diag.List) {
 			continue
 		}
 		for _, f := range files {
-			d, e := ReadFile(f)
+			d, e := readFile(f, opts.Sources)
 			docs, errs = append(docs, d...), append(errs, e...)
 		}
 	}
@@ -217,7 +228,9 @@ func ListFiles(path string, recursive bool) ([]string, error) {
 }
 
 // ReadFile reads and decodes one file.
-func ReadFile(path string) ([]Document, diag.List) {
+func ReadFile(path string) ([]Document, diag.List) { return readFile(path, nil) }
+
+func readFile(path string, sources *[]SourceDocument) ([]Document, diag.List) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, diag.List{{File: path, Message: err.Error(), Index: -1}}
@@ -227,7 +240,7 @@ func ReadFile(path string) ([]Document, diag.List) {
 	if err != nil {
 		return nil, diag.List{{File: path, Message: err.Error(), Index: -1}}
 	}
-	return Decode(path, data)
+	return decode(path, data, sources)
 }
 
 func readLimited(r io.Reader) ([]byte, error) {
@@ -270,9 +283,15 @@ func asUTF8(data []byte) ([]byte, error) {
 }
 
 // Decode parses data (one or more YAML or JSON documents) named file.
-func Decode(file string, data []byte) ([]Document, diag.List) {
+func Decode(file string, data []byte) ([]Document, diag.List) { return decode(file, data, nil) }
+
+func decode(file string, data []byte, sources *[]SourceDocument) ([]Document, diag.List) {
 	fail := func(line int, msg string) ([]Document, diag.List) {
 		return nil, diag.List{{File: file, Line: line, Message: msg, Index: -1}}
+	}
+	before := 0
+	if sources != nil {
+		before = len(*sources)
 	}
 	if len(data) > MaxFileSize {
 		return fail(0, fmt.Sprintf("larger than %d bytes (1 MiB); split it into several files", MaxFileSize))
@@ -312,20 +331,20 @@ func Decode(file string, data []byte) ([]Document, diag.List) {
 			if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 				continue // an empty document between "---" separators
 			}
-			d, e := decodeDocument(file, root)
+			d, e := decodeDocument(file, root, sources)
 			if d != nil {
 				docs = append(docs, *d)
 			}
 			errs = append(errs, e...)
 		}
 	}
-	if len(docs) == 0 && len(errs) == 0 {
+	if len(docs) == 0 && len(errs) == 0 && (sources == nil || len(*sources) == before) {
 		return fail(0, "no objects in file (only comments or empty documents); add a manifest or remove the file")
 	}
 	return docs, errs
 }
 
-func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
+func decodeDocument(file string, root *yaml.Node, sources *[]SourceDocument) (*Document, diag.List) {
 	errAt := func(line int, kind, name, field, msg string) diag.List {
 		return diag.List{{File: file, Line: line, Kind: kind, Name: name, Field: field, Message: msg, Index: -1}}
 	}
@@ -347,6 +366,12 @@ func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
 	}
 	kind := diag.Clip(kindNode.Value)
 	name = diag.Clip(name)
+	if kind == v1alpha1.KindGitSource {
+		if sources == nil {
+			return nil, errAt(kindNode.Line, kind, name, "kind", "a GitSource is stored with `sitekeeper apply -f FILE` or `sitekeeper source add`, not read from a manifest folder or by this command; move it out of the folder")
+		}
+		return nil, decodeSource(file, root, name, sources)
+	}
 	obj := v1alpha1.New(kind)
 	if obj == nil {
 		hint := ""
@@ -380,6 +405,44 @@ func decodeDocument(file string, root *yaml.Node) (*Document, diag.List) {
 		return nil, errAt(root.Line, kind, name, "", err.Error()+"; fix the value")
 	}
 	return doc, nil
+}
+
+// decodeSource checks a GitSource document like any other (unknown fields,
+// types, with their lines), then defaults and validates it.
+func decodeSource(file string, root *yaml.Node, name string, sources *[]SourceDocument) diag.List {
+	kind := v1alpha1.KindGitSource
+	errAt := func(line int, field, msg string) diag.List {
+		return diag.List{{File: file, Line: line, Kind: kind, Name: name, Field: field, Message: msg, Index: -1}}
+	}
+	if av := mapValue(root, "apiVersion"); av == nil || av.Value != v1alpha1.APIVersion {
+		return errAt(root.Line, "apiVersion", fmt.Sprintf("set apiVersion: %s", v1alpha1.APIVersion))
+	}
+	var gs v1alpha1.GitSource
+	doc := &Document{File: file, Line: root.Line}
+	var errs diag.List
+	c := checker{file: file, kind: kind, name: name, doc: doc, errs: &errs}
+	c.check(root, typeOf(&gs), "")
+	if len(errs) > 0 {
+		return errs
+	}
+	var buf bytes.Buffer
+	if err := toJSON(&buf, root); err != nil {
+		return errAt(root.Line, "", err.Error())
+	}
+	if err := json.Unmarshal(buf.Bytes(), &gs); err != nil {
+		return errAt(root.Line, "", err.Error()+"; fix the value")
+	}
+	gs.Default()
+	for _, msg := range gs.Validate() {
+		// "GitSource/name: field: message"
+		_, rest, _ := strings.Cut(msg, ": ")
+		field, m, _ := strings.Cut(rest, ": ")
+		errs = append(errs, errAt(doc.LineOf(field), field, m)...)
+	}
+	if len(errs) == 0 {
+		*sources = append(*sources, SourceDocument{File: file, Line: root.Line, Source: gs})
+	}
+	return errs
 }
 
 // findUnsafe refuses anchors and aliases (they can expand without bound:

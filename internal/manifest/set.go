@@ -44,7 +44,7 @@ func LoadAndValidate(paths []string, opts Options) ([]Document, validation.Resul
 	if len(res.Errors) > 0 {
 		return docs, res
 	}
-	if len(docs) == 0 {
+	if len(docs) == 0 && (opts.Sources == nil || len(*opts.Sources) == 0) {
 		res.Errors = diag.List{{File: firstOr(paths), Message: "no manifests found; give a file, or a folder holding .yaml, .yml or .json files (-R for subfolders)", Index: -1}}
 	}
 	return docs, res

@@ -92,4 +92,24 @@ func TestGitSourceCommands(t *testing.T) {
 	if code, _ := c.sk("source", "delete", "gs"); code == 0 {
 		t.Error("a second delete of the source worked")
 	}
+
+	// A GitSource manifest is applied like the others, and takes the
+	// objects its name owns back.
+	manifest := filepath.Join(root, "gs.yaml")
+	doc := "apiVersion: sitekeeper.io/v1alpha1\nkind: GitSource\nmetadata: {name: gs}\nspec:\n  url: file://" + bare + "\n  path: prod\n  interval: 1s\n"
+	if err := os.WriteFile(manifest, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.must("apply", "-f", manifest); !strings.Contains(out, "gitsource/gs created") {
+		t.Fatalf("apply of a GitSource: %s", out)
+	}
+	if out := c.must("apply", "-f", manifest); !strings.Contains(out, "gitsource/gs configured") {
+		t.Fatalf("second apply of a GitSource: %s", out)
+	}
+	c.eventually("the applied GitSource is fetched", 20*time.Second, func() bool {
+		return strings.Contains(c.must("source", "list"), "applied git:"+first)
+	})
+	if code, out := c.sk("apply", "-f", strings.Replace(manifest, "gs.yaml", "nosuch.yaml", 1)); code == 0 {
+		t.Errorf("apply of a missing file: %s", out)
+	}
 }
