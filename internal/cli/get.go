@@ -123,8 +123,13 @@ func watchGet(ctx context.Context, s *streams, st *etcdstore.Store, show func() 
 // show prints one get.
 func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, output string) error {
 	read := readState
-	if _, object := v1alpha1.ParseKind(kindArg); object && output != "wide" {
-		read = readObjects // no group, node or report column to fill
+	if kind, object := v1alpha1.ParseKind(kindArg); object && output != "wide" {
+		// No group, node or report column to fill: that kind's objects
+		// and status are all it needs.
+		read = func(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
+			snap, err := st.ListKind(ctx, kind)
+			return &clusterState{snap: snap}, err
+		}
 	}
 	cs, err := read(ctx, st)
 	if err != nil {

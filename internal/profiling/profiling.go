@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	pprofrt "runtime/pprof"
 )
 
 // Env is the variable that names the address.
@@ -40,4 +41,31 @@ func Start() (string, error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	go http.Serve(ln, mux) //nolint:errcheck // ends with the process
 	return ln.Addr().String(), nil
+}
+
+// CPUEnv names a file to write a CPU profile of the whole command to: the
+// way to look inside a one-shot command (get, apply) that ends before a
+// profile could be fetched from SITEKEEPER_PPROF.
+const CPUEnv = "SITEKEEPER_CPUPROFILE"
+
+// StartCPU starts the CPU profile CPUEnv asks for; stop writes it out.
+func StartCPU() (stop func(), err error) {
+	path := os.Getenv(CPUEnv)
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", CPUEnv, err)
+	}
+	if err := pprofrt.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", CPUEnv, err)
+	}
+	return func() {
+		pprofrt.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", CPUEnv, err)
+		}
+	}, nil
 }

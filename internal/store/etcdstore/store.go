@@ -250,13 +250,21 @@ func decodeObject(kv []byte, rev int64) (v1alpha1.Object, error) {
 }
 
 // List returns every object (with status) at one revision.
-func (s *Store) List(ctx context.Context) (store.Snapshot, error) { return s.list(ctx, true) }
+func (s *Store) List(ctx context.Context) (store.Snapshot, error) { return s.list(ctx, true, "") }
 
 // ListSpecs returns every object without status (what agents need).
-func (s *Store) ListSpecs(ctx context.Context) (store.Snapshot, error) { return s.list(ctx, false) }
+func (s *Store) ListSpecs(ctx context.Context) (store.Snapshot, error) {
+	return s.list(ctx, false, "")
+}
 
-func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, error) {
-	resp, err := s.client.Get(ctx, family(store.FamilyObjects), clientv3.WithPrefix())
+// ListKind returns the objects of one kind with their status: `get sites`
+// of 5,000 groups reads a third of what List reads.
+func (s *Store) ListKind(ctx context.Context, kind string) (store.Snapshot, error) {
+	return s.list(ctx, true, kind+"/")
+}
+
+func (s *Store) list(ctx context.Context, withStatus bool, kindPrefix string) (store.Snapshot, error) {
+	resp, err := s.client.Get(ctx, family(store.FamilyObjects)+kindPrefix, clientv3.WithPrefix())
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("list objects: %w", err)
 	}
@@ -265,7 +273,7 @@ func (s *Store) list(ctx context.Context, withStatus bool) (store.Snapshot, erro
 	if !withStatus {
 		return snap, nil
 	}
-	st, err := s.client.Get(ctx, family(store.FamilyStatus), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+	st, err := s.client.Get(ctx, family(store.FamilyStatus)+kindPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("list status: %w", err)
 	}

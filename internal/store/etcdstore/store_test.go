@@ -536,7 +536,7 @@ func TestListDecodesOnlyWhatChanged(t *testing.T) {
 		return m
 	}
 	list := func(withStatus bool) map[v1alpha1.Ref]v1alpha1.Object {
-		snap, err := st.list(ctx, withStatus)
+		snap, err := st.list(ctx, withStatus, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -561,6 +561,44 @@ func TestListDecodesOnlyWhatChanged(t *testing.T) {
 	third := list(false)
 	if third[web] == first[web] || third[web].(*v1alpha1.IISSite).Spec.SiteID != 7 {
 		t.Errorf("the changed object was not decoded afresh: siteID %d", third[web].(*v1alpha1.IISSite).Spec.SiteID)
+	}
+}
+
+// TestListKind: one kind's objects with their status, and no other kind.
+func TestListKind(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, objects(t, set), store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	web := v1alpha1.Ref{Kind: "IISSite", Name: "web1"}
+	if err := st.PutStatus(ctx, web, v1alpha1.Status{ActiveNode: "node1"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites, err := st.ListKind(ctx, "IISSite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, o := range all.Objects {
+		if o.GetKind() == "IISSite" {
+			want++
+		}
+	}
+	if len(sites.Objects) != want || want == 0 || want == len(all.Objects) {
+		t.Fatalf("%d sites listed, want %d of %d objects", len(sites.Objects), want, len(all.Objects))
+	}
+	for _, o := range sites.Objects {
+		if o.GetKind() != "IISSite" {
+			t.Errorf("%s listed as a site", v1alpha1.RefOf(o))
+		}
+		if v1alpha1.RefOf(o) == web && o.StatusRef().ActiveNode != "node1" {
+			t.Errorf("web1's status lost: %+v", o.StatusRef())
+		}
 	}
 }
 
