@@ -229,7 +229,7 @@ func (r *Reconciler) Sync(ctx context.Context, reason string) error {
 	if err != nil {
 		return err
 	}
-	if prev.Revision == rev && prev.LastAttempt.Error == "" && r.UpToDate(ctx, rev) {
+	if prev.Revision == rev && prev.LastAttempt.Error == "" && r.UpToDate(ctx, prev, rev) {
 		return nil // neither the folder nor any object changed: no drift
 	}
 	results, applyErr := r.applyTracked(ctx, files, prev, revision, func(applied string) error { return r.forward(applied, revision) })
@@ -261,6 +261,15 @@ func (r *Reconciler) applyTracked(ctx context.Context, files map[string][]byte, 
 		if changed, now, err := cc.ObjectsChangedSince(ctx, before); err == nil && onlyOwnWrites(changed, results) {
 			r.syncedStore = now
 		}
+		// Kept in the record too, for the next leader (a failover is
+		// exactly when leadership moves: re-applying thousands of
+		// unchanged objects then took a fifth of the CPU).
+		if src, err := r.source(ctx); err == nil && (src.Synced != r.synced || src.SyncedStore != r.syncedStore) {
+			src.Synced, src.SyncedStore = r.synced, r.syncedStore
+			if err := r.Store.PutSource(ctx, src); err != nil {
+				r.Log.Info("Cannot record the applied change set's store revision", "source", r.Source.Name, "error", err.Error())
+			}
+		}
 	}
 	return results, applyErr
 }
@@ -269,13 +278,20 @@ func (r *Reconciler) syncKey(rev string) string {
 	return fmt.Sprintf("%s prune=%t allowEmpty=%t", rev, r.Source.Prune, r.Source.AllowEmpty)
 }
 
-// UpToDate reports whether revision rev was applied whole by this
-// reconciler and no object changed in the store since: applying it again
-// would change nothing.
-func (r *Reconciler) UpToDate(ctx context.Context, rev string) bool {
+// UpToDate reports whether revision rev was applied whole (by this
+// reconciler, or as prev, the source's record, says) and no object changed
+// in the store since: applying it again would change nothing.
+func (r *Reconciler) UpToDate(ctx context.Context, prev store.Source, rev string) bool {
 	cc, counting := r.Store.(ChangeCounter)
-	if !counting || r.synced != r.syncKey(rev) {
+	if !counting {
 		return false
+	}
+	if key := r.syncKey(rev); r.synced != key {
+		if prev.Synced != key || prev.SyncedStore == 0 {
+			return false
+		}
+		// Applied whole by an earlier leader.
+		r.synced, r.syncedStore = prev.Synced, prev.SyncedStore
 	}
 	changed, _, err := cc.ObjectsChangedSince(ctx, r.syncedStore)
 	return err == nil && len(changed) == 0

@@ -139,6 +139,7 @@ func TestResyncRevertingASwitchoverWarns(t *testing.T) {
 	if after, _ := st.Get(ctx, site); after.PlacementSpec().ActiveNode != "" {
 		t.Errorf("activeNode after the resync: %q, want the folder's (none)", after.PlacementSpec().ActiveNode)
 	}
+
 }
 
 // TestResyncRestsUntilSomethingChanges: a resync that finds neither the
@@ -181,6 +182,28 @@ func TestResyncRestsUntilSomethingChanges(t *testing.T) {
 	}
 	if after, _ := st.Get(ctx, site); after.PlacementSpec().ActiveNode != "" {
 		t.Errorf("activeNode after the resync: %q, want the folder's (none)", after.PlacementSpec().ActiveNode)
+	}
+
+	// A new leader with the same checkout finds it applied whole, from the
+	// source's record: nothing to apply, until an object changes.
+	next := &Reconciler{Store: st, Log: logr.Discard(), Source: Source{Name: "t", Dir: dir, Prune: true},
+		OnApplied: func(string, []store.ApplyResult, error) { applied++ }}
+	if err := next.Sync(ctx, "lead"); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 2 {
+		t.Errorf("a new leader applied the folder the old one had applied whole (%d applies)", applied)
+	}
+	o, _ = st.Get(ctx, site)
+	o.PlacementSpec().ActiveNode = "node2"
+	if err := st.UpdateSpecs(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Sync(ctx, "resync"); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 3 {
+		t.Errorf("a new leader did not undo a change outside the folder (%d applies)", applied)
 	}
 }
 

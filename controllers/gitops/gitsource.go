@@ -238,7 +238,7 @@ func (c *GitSources) sync(ctx context.Context, gs v1alpha1.GitSource, prev store
 	}
 	tr.rec.Source = Source{Name: name, Dir: display(gs), Prune: *gs.Spec.Prune}
 	tr.rec.Git = &status
-	if prev.Revision == rev && prev.LastAttempt.Error == "" && !strings.HasSuffix(token, ";allow-rollback") && tr.rec.UpToDate(ctx, rev) {
+	if prev.Revision == rev && prev.LastAttempt.Error == "" && !strings.HasSuffix(token, ";allow-rollback") && tr.rec.UpToDate(ctx, prev, rev) {
 		// Nothing new in the repository and nothing changed in the store:
 		// only the status, when it moved.
 		return c.putStatus(ctx, name, prev, status)

@@ -350,6 +350,12 @@ type Source struct {
 	// LastAttempt is the latest change set seen, applied or refused.
 	LastAttempt Attempt `json:"lastAttempt"`
 	Prune       bool    `json:"prune"`
+	// Synced and SyncedStore say that the change set Synced (revision and
+	// options) was applied whole and the objects matched it as of store
+	// revision SyncedStore: a new leader whose checkout is the same, with
+	// no object changed since, has nothing to apply.
+	Synced      string `json:"synced,omitempty"`
+	SyncedStore int64  `json:"syncedStore,omitempty"`
 	// Git is the status of a git source (a GitSource the leader fetches);
 	// nil for a folder.
 	Git *GitStatus `json:"git,omitempty"`

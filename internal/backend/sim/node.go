@@ -547,8 +547,13 @@ func (n *Node) BringOnline(ctx context.Context, id backend.VolumeID, root string
 		return fmt.Errorf("bring volume %s online: %w (%s %s)", id, backend.ErrVolumeReserved, what, owner)
 	}
 	n.w.volOwner[key] = n.name
-	n.w.volRoots[key] = root
-	n.w.rootIndex = nil
+	if old, ok := n.w.volRoots[key]; !ok || old != root {
+		// Rebuilt at the next look-up only when a root changed: bringing
+		// thousands of volumes online must not rebuild it thousands of
+		// times.
+		n.w.volRoots[key] = root
+		n.w.rootIndex = nil
+	}
 	return os.MkdirAll(n.w.VolumeDir(id), 0o755)
 }
 
