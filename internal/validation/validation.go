@@ -21,6 +21,13 @@ var (
 	thumbprintRE = regexp.MustCompile(`^[0-9A-Fa-f]{40}$`)
 	hostNameRE   = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	interfaceRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._()#-]{0,63}$`)
+	// certStoreRE is a LocalMachine certificate store's name as Windows
+	// names them (My, WebHosting, Remote Desktop): it reaches netsh's
+	// arguments and a Cert: path, so nothing else passes.
+	certStoreRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9 _-]{0,63}$`)
+	// appPoolRE is an application pool's name ("ASP.NET v4.0 Classic"):
+	// letters, digits, spaces, dots, hyphens, underscores and brackets.
+	appPoolRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,63}$`)
 	diskIDRE     = regexp.MustCompile(`^[A-Za-z0-9{}:._\\-]{1,256}$`)
 )
 
@@ -304,6 +311,9 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 		if b.Certificate != nil && b.Certificate.Thumbprint != "" && !thumbprintRE.MatchString(b.Certificate.Thumbprint) {
 			v.add(s, f+".certificate.thumbprint", "%q is not 40 hex characters; copy the certificate's SHA-1 thumbprint without spaces", b.Certificate.Thumbprint)
 		}
+		if b.Certificate != nil {
+			v.certStore(s, f+".certificate.store", b.Certificate.Store)
+		}
 		if b.SSLFlags != 0 {
 			if b.Protocol != v1alpha1.ProtocolHTTPS {
 				v.add(s, f+".sslFlags", "only https bindings take sslFlags; remove it")
@@ -337,6 +347,9 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 		if c != nil && c.Thumbprint != "" && !thumbprintRE.MatchString(c.Thumbprint) {
 			v.add(s, "spec.ftp.certificate.thumbprint", "%q is not 40 hex characters; copy the certificate's SHA-1 thumbprint without spaces", c.Thumbprint)
 		}
+		if c != nil {
+			v.certStore(s, "spec.ftp.certificate.store", c.Store)
+		}
 	}
 	switch {
 	case spec.PhysicalPath == "":
@@ -352,8 +365,8 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 			v.add(s, "spec.physicalPath", "%q does not lie on any VolumeResource, so it would not move with the site; declare a VolumeResource for its drive or mount path", spec.PhysicalPath)
 		}
 	}
-	if strings.ContainsAny(spec.AppPool, "\"'`;&|$<>\r\n") {
-		v.add(s, "spec.appPool", "%q contains characters IIS does not allow in a pool name; use letters, digits, spaces, dots and hyphens", spec.AppPool)
+	if spec.AppPool != "" && !appPoolRE.MatchString(spec.AppPool) {
+		v.add(s, "spec.appPool", "%q is not an application pool name Sitekeeper accepts: letters, digits, spaces, dots, hyphens, underscores and brackets, at most 64, starting with a letter or digit", spec.AppPool)
 	}
 	h := spec.Health
 	if h.Interval.Duration <= 0 || h.Timeout.Duration <= 0 {
@@ -366,6 +379,13 @@ func (v *validator) site(s *v1alpha1.IISSite, ips map[string]*v1alpha1.IPResourc
 	}
 	if !strings.HasPrefix(h.Path, "/") {
 		v.add(s, "spec.health.path", "%q must start with \"/\"; write it like /health", h.Path)
+	}
+}
+
+// certStore checks a certificate's store name (empty is the default, My).
+func (v *validator) certStore(o v1alpha1.Object, field, store string) {
+	if store != "" && !certStoreRE.MatchString(store) {
+		v.add(o, field, "%q is not a certificate store name: use the LocalMachine store's name as certlm.msc shows it (My, WebHosting), letters, digits, spaces, '_' and '-' only", store)
 	}
 }
 
