@@ -126,6 +126,9 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			if backendName == "windows" && runtime.GOOS != "windows" {
 				return usagef("--backend windows drives IIS and runs only on Windows; use --backend sim here")
 			}
+			if err := privateDataDir(s, "--data-dir", dataDir); err != nil {
+				return err
+			}
 			logOut := s.err
 			service := winsvc.IsService()
 			if service && logFile == "" {

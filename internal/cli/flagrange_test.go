@@ -56,3 +56,30 @@ func TestTimeoutHint(t *testing.T) {
 		}
 	}
 }
+
+// TestUpListensOnLoopbackOnly: up's plaintext store refuses an address
+// other hosts reach unless --insecure-plaintext.
+func TestUpListensOnLoopbackOnly(t *testing.T) {
+	for _, tc := range []struct {
+		addr     string
+		insecure bool
+		ok       bool
+	}{
+		{"127.0.0.1:0", false, true},
+		{"[::1]:23790", false, true},
+		{"localhost:23790", false, true},
+		{"0.0.0.0:23790", false, false},
+		{":23790", false, false},
+		{"10.0.0.5:23790", false, false},
+		{"10.0.0.5:23790", true, true},
+		{"nonsense", true, false},
+	} {
+		err := checkListen(tc.addr, tc.insecure)
+		if (err == nil) != tc.ok {
+			t.Errorf("--listen %s (insecure %t): %v, want ok=%t", tc.addr, tc.insecure, err, tc.ok)
+		}
+		if err != nil && tc.addr != "nonsense" && !strings.Contains(err.Error(), "--insecure-plaintext") {
+			t.Errorf("--listen %s: %v does not name the flag that allows it", tc.addr, err)
+		}
+	}
+}

@@ -98,6 +98,9 @@ Linux host): it stores the cluster's state but serves no site.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := logging.New(s.err, g.verbose)
+			if err := privateDataDir(s, "--data-dir", dataDir); err != nil {
+				return err
+			}
 			srv, st, err := mf.join(ctx, g, "witness", dataDir, log)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/logging"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
+	"github.com/sitekeeper/sitekeeper/internal/privdir"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
@@ -24,6 +26,7 @@ func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
 	var nodes []string
 	var dataDir, listen string
+	var insecure bool
 	var leaseTTL time.Duration
 	var fast bool
 	var latency []string
@@ -54,6 +57,12 @@ same --data-dir to resume.`,
 			}
 			if err := gf.check(); err != nil {
 				return err
+			}
+			if err := checkListen(listen, insecure); err != nil {
+				return err
+			}
+			if insecure && !loopbackListen(listen) {
+				fmt.Fprintf(s.err, "WARNING: the store at %s takes plaintext writes from anyone who can reach it (--insecure-plaintext): use this for a lab only\n", listen)
 			}
 			var docs []manifest.Document
 			folder := watchedFolder(ff.files)
@@ -86,6 +95,9 @@ same --data-dir to resume.`,
 						}
 					}
 				}
+			}
+			if err := privateDataDir(s, "--data-dir", dataDir); err != nil {
+				return err
 			}
 			// The endpoint file names this store while it runs; when up
 			// stops, it names again what it named before (or nothing).
@@ -135,7 +147,8 @@ same --data-dir to resume.`,
 	gf.register(cmd)
 	cmd.Flags().StringSliceVar(&nodes, "nodes", []string{"node1", "node2"}, "simulated nodes to run")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "folder for the store's data and the simulated disks")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port); loopback only, unless --insecure-plaintext")
+	cmd.Flags().BoolVar(&insecure, "insecure-plaintext", false, "let --listen take a non-loopback address: anyone who can reach it can change the cluster (a lab only)")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL; a node that misses it for this long is failed over")
 	cmd.Flags().StringSliceVar(&latency, "sim-step-latency", nil, "make every simulated backend call take this long, as a slow Windows step would: 2s for every node, or node1=2s for one (repeatable)")
 	cmd.Flags().BoolVar(&fast, "unsafe-fast-store", false, "tune the embedded store for tests (no fsync); never for real data")
@@ -171,6 +184,45 @@ func printApplied(s *streams, results []store.ApplyResult, dryRun bool) {
 	for _, r := range results {
 		fmt.Fprintf(s.out, "%s/%s %s%s\n", strings.ToLower(r.Ref.Kind), r.Ref.Name, r.Outcome, suffix)
 	}
+}
+
+// loopbackListen reports whether addr (host:port) listens on loopback only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkListen refuses a store endpoint other hosts can reach: up serves
+// plaintext with no authentication, so any host could take over every
+// node.
+func checkListen(addr string, insecure bool) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("--listen %q: give host:port, such as 127.0.0.1:23790", addr)
+	}
+	if !loopbackListen(addr) && !insecure {
+		return usagef("--listen %s: up serves the store without TLS or authentication, so it listens on loopback only (127.0.0.1:PORT); for a cluster other hosts reach, run agents with a witness (see \"A real cluster\"), or pass --insecure-plaintext for a lab", addr)
+	}
+	return nil
+}
+
+// privateDataDir makes a command's data folder private (privdir), saying
+// so when an existing one was open to other local users.
+func privateDataDir(s *streams, flag, dir string) error {
+	tightened, err := privdir.Ensure(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if tightened {
+		fmt.Fprintf(s.err, "sitekeeper: %s %s was open to other local users; made it private to this account\n", flag, dir)
+	}
+	return nil
 }
 
 // withStore runs f with a connected store.

@@ -104,11 +104,11 @@ func (w *World) Save() {
 		w.log.Error(err, "Could not encode the simulated world's state")
 		return
 	}
-	if err := os.MkdirAll(w.root, 0o755); err != nil {
+	if err := os.MkdirAll(w.root, 0o700); err != nil {
 		w.log.Error(err, "Could not save the simulated world's state", "path", w.statePath())
 		return
 	}
-	if err := atomicfile.WriteFile(w.statePath(), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(w.statePath(), b, 0o600); err != nil {
 		w.log.Error(err, "Could not save the simulated world's state", "path", w.statePath())
 	}
 }
