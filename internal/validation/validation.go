@@ -28,7 +28,7 @@ var (
 	// appPoolRE is an application pool's name ("ASP.NET v4.0 Classic"):
 	// letters, digits, spaces, dots, hyphens, underscores and brackets.
 	appPoolRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,63}$`)
-	diskIDRE     = regexp.MustCompile(`^[A-Za-z0-9{}:._\\-]{1,256}$`)
+	diskIDRE  = regexp.MustCompile(`^[A-Za-z0-9{}:._\\-]{1,256}$`)
 )
 
 // Result is the outcome of validating a set.

@@ -39,15 +39,15 @@ type World struct {
 	// saveTook is how long the last save took: the next waits ten times
 	// that, so saving the whole world stays a tenth of the work however
 	// many sites it holds.
-	saveTook time.Duration
-	closed     bool
-	mu         sync.Mutex
-	root       string
-	log        logr.Logger
-	nodes      map[string]*Node
-	addrOwner  map[string]string // ip -> node
-	volOwner   map[string]string // volume id -> node
-	volRoots   map[string]string // volume id -> mount root as declared
+	saveTook  time.Duration
+	closed    bool
+	mu        sync.Mutex
+	root      string
+	log       logr.Logger
+	nodes     map[string]*Node
+	addrOwner map[string]string // ip -> node
+	volOwner  map[string]string // volume id -> node
+	volRoots  map[string]string // volume id -> mount root as declared
 	// rootIndex maps each root, normalized (backslashes, lower case, no
 	// trailing separator), to its volume id; nil when volRoots changed.
 	rootIndex map[string]string
