@@ -18,8 +18,10 @@ import (
 // memberFlags configure an etcd member embedded in an agent or a witness.
 type memberFlags struct {
 	name, dataDir, peerURL, clientURL, initialCluster, state string
-	fast                                                     bool
-	election                                                 time.Duration
+	// joinListen serves the join endpoint (the node that ran init).
+	joinListen string
+	fast       bool
+	election   time.Duration
 }
 
 func (f *memberFlags) register(cmd *cobra.Command) {
@@ -30,6 +32,7 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.initialCluster, "initial-cluster", "", "every member's name and peer URL: node1=http://10.0.0.11:2380,node2=...,witness=...")
 	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after 'sitekeeper member add')")
 	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 300*time.Millisecond, "raft election timeout; keep it under a sixth of --lease-ttl, so an election (one or two rounds of one to two timeouts) never fences the agents (raise it, and the lease, for members across a WAN)")
+	cmd.Flags().StringVar(&f.joinListen, "join-listen", "", "serve the join endpoint on this address (HOST:2381), for `sitekeeper join`; on the node that ran init")
 	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
 	_ = cmd.Flags().MarkHidden("etcd-fast")
 }
@@ -59,6 +62,10 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 		ElectionTimeout: f.election, Fast: f.fast, Verbose: g.verbose > 0, Log: log,
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := serveJoin(ctx, f.joinListen, dataDir, f.name, log); err != nil {
+		srv.Close()
 		return nil, nil, err
 	}
 	// A learner serves no client request: the process starts once its

@@ -1,0 +1,102 @@
+package pki
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJoin: a node with a live token gets a certificate for its name and
+// hosts, signed by the CA, with its key made (0600) and kept on the node;
+// a wrong secret, an expired token, a server that is not the cluster's CA
+// (another CA, same token) and a bad name are refused.
+func TestJoin(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := NewCA("prod", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Save(dir); err == nil {
+		t.Fatal("a second init overwrote the CA's key")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, CAKeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("CA key mode %v, want 0600", fi.Mode().Perm())
+	}
+	loaded, err := LoadCA(dir)
+	if err != nil || Fingerprint(loaded.Cert) != Fingerprint(ca.Cert) {
+		t.Fatalf("LoadCA: %v", err)
+	}
+	srvCert, srvKey, err := ca.Issue(Request{Name: "join", Role: RoleNode, Hosts: []string{"127.0.0.1"}, Server: true, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(JoinHandler(dir, ca, time.Hour))
+	srv.TLS = ServerTLS(srvCert, srvKey, ca)
+	srv.StartTLS()
+	defer srv.Close()
+
+	tok, err := NewToken(dir, ca, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := t.TempDir()
+	if err := Join(context.Background(), srv.URL, tok.String(), "node2", []string{"10.0.0.12", "node2.example.com"}, node); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := LoadCert(filepath.Join(node, "node2.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, DNSName: "node2.example.com"}); err != nil {
+		t.Errorf("the node's certificate: %v", err)
+	}
+	if cert.Subject.CommonName != "node2" || cert.Subject.Organization[0] != RoleNode || len(cert.IPAddresses) != 1 {
+		t.Errorf("subject %v, IPs %v", cert.Subject, cert.IPAddresses)
+	}
+	if _, err := tls.LoadX509KeyPair(filepath.Join(node, "node2.crt"), filepath.Join(node, "node2.key")); err != nil {
+		t.Errorf("key and certificate do not pair: %v", err)
+	}
+	if fi, _ := os.Stat(filepath.Join(node, "node2.key")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("node key mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	bad := tok
+	bad.Secret = strings.Repeat("0", 32)
+	expired, err := NewToken(dir, ca, -time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewCA("other", time.Hour)
+	pinnedElsewhere := tok
+	pinnedElsewhere.CAHash = Fingerprint(other.Cert)
+	for _, tc := range []struct {
+		name, token, node, want string
+	}{
+		{"wrong secret", bad.String(), "node3", "unknown join token"},
+		{"expired", expired.String(), "node3", "expired"},
+		{"another CA pinned", pinnedElsewhere.String(), "node3", "did not show the CA"},
+		{"bad name", tok.String(), "Node 3", "not a node name"},
+		{"not a token", "hello", "node3", "not a join token"},
+	} {
+		err := Join(context.Background(), srv.URL, tc.token, tc.node, nil, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// Nothing in the tokens file is a secret.
+	b, _ := os.ReadFile(filepath.Join(dir, TokensFile))
+	if strings.Contains(string(b), tok.Secret) {
+		t.Error("the tokens file holds a secret in clear")
+	}
+}

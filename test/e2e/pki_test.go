@@ -1,0 +1,114 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePortText(t *testing.T) string { return strconv.Itoa(freePort(t)) }
+
+// TestInitJoinAndClientCertificates: init makes a CA, this node's and an
+// admin's certificates and a token; a witness started with them serves the
+// join endpoint and a store that takes only clients with a certificate of
+// that CA: the admin's works, none, another CA's, and a second init on the
+// same folder are refused; join gets a node certificate with the token,
+// and a second cluster's token is refused.
+func TestInitJoinAndClientCertificates(t *testing.T) {
+	root := t.TempDir()
+	sk := func(args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(binary(t), args...)
+		cmd.Env = append(os.Environ(), "HOME="+root, "XDG_CONFIG_HOME="+filepath.Join(root, "config"))
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out)
+	}
+	w := filepath.Join(root, "w")
+	code, out := sk("init", "--name", "t", "--node", "w", "--host", "127.0.0.1", "--data-dir", w)
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, out)
+	}
+	token := regexp.MustCompile(`skt1\.[0-9a-f.]+`).FindString(out)
+	if token == "" {
+		t.Fatalf("init printed no token:\n%s", out)
+	}
+	if code, out := sk("init", "--name", "t", "--node", "w", "--host", "127.0.0.1", "--data-dir", w); code == 0 || !strings.Contains(out, "already holds a CA") {
+		t.Fatalf("a second init: exit %d\n%s", code, out)
+	}
+	p := filepath.Join(w, "pki")
+	peer, client, join := freePortText(t), freePortText(t), freePortText(t)
+	wit := exec.Command(binary(t), "witness", "--data-dir", w, "--etcd-name", "w", "--peer-url", "https://127.0.0.1:"+peer,
+		"--client-url", "https://127.0.0.1:"+client, "--initial-cluster", "w=https://127.0.0.1:"+peer,
+		"--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(p, "w.crt"), "--etcd-key", filepath.Join(p, "w.key"),
+		"--join-listen", "127.0.0.1:"+join, "--etcd-fast")
+	log := &syncBuffer{}
+	wit.Stdout, wit.Stderr = log, log
+	if err := wit.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wit.Process.Signal(syscall.SIGINT); wit.Wait() })
+	ep := "https://127.0.0.1:" + client
+	admin := []string{"--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(p, "admin.crt"), "--etcd-key", filepath.Join(p, "admin.key"), "--request-timeout", "3s"}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, out := sk(append([]string{"get", "nodes"}, admin...)...)
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the admin cannot read the secured store: exit %d\n%s\n--- witness:\n%s", code, out, log.String())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if code, _ := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--request-timeout", "2s"); code == 0 {
+		t.Error("a client without a certificate read the store")
+	}
+
+	// Another cluster: its admin and its token are refused here.
+	other := filepath.Join(root, "other")
+	code, out = sk("init", "--name", "o", "--node", "x", "--host", "127.0.0.1", "--data-dir", other)
+	if code != 0 {
+		t.Fatal(out)
+	}
+	otherToken := regexp.MustCompile(`skt1\.[0-9a-f.]+`).FindString(out)
+	op := filepath.Join(other, "pki")
+	if code, _ := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(op, "admin.crt"), "--etcd-key", filepath.Join(op, "admin.key"), "--request-timeout", "2s"); code == 0 {
+		t.Error("another CA's admin read the store")
+	}
+	if code, out := sk("join", "--server", "https://127.0.0.1:"+join, "--token", otherToken, "--node", "node9", "--host", "127.0.0.1", "--data-dir", filepath.Join(root, "n9")); code == 0 || !strings.Contains(out, "did not show the CA") {
+		t.Errorf("join with another cluster's token: exit %d\n%s", code, out)
+	}
+
+	n1 := filepath.Join(root, "n1")
+	if code, out := sk("join", "--server", "https://127.0.0.1:"+join, "--token", token, "--node", "node1", "--host", "127.0.0.1", "--data-dir", n1); code != 0 {
+		t.Fatalf("join: exit %d\n%s", code, out)
+	}
+	np := filepath.Join(n1, "pki")
+	if fi, err := os.Stat(filepath.Join(np, "node1.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("node key: %v %v", fi, err)
+	}
+	// The node's certificate is a client of the store too.
+	if code, out := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(np, "ca.crt"), "--etcd-cert", filepath.Join(np, "node1.crt"), "--etcd-key", filepath.Join(np, "node1.key"), "--request-timeout", "3s"); code != 0 {
+		t.Errorf("the joined node's certificate: exit %d\n%s", code, out)
+	}
+	if code, out := sk("certs", "operator", "alice", "--role", "operator", "--data-dir", w, "--out", filepath.Join(root, "alice")); code != 0 || !strings.Contains(out, "alice (operator)") {
+		t.Errorf("certs operator: exit %d\n%s", code, out)
+	}
+	if code, out := sk("token", "create", "--ttl", "10m", "--data-dir", w); code != 0 || !strings.HasPrefix(out, "skt1.") {
+		t.Errorf("token create: exit %d\n%s", code, out)
+	}
+}
