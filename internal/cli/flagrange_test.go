@@ -83,3 +83,31 @@ func TestUpListensOnLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestMembersServeOthersOnlyWithTLS: a member other hosts reach uses
+// https with certificates, unless --insecure-plaintext; loopback stays
+// plaintext for tests and a single machine.
+func TestMembersServeOthersOnlyWithTLS(t *testing.T) {
+	certs := &globalFlags{}
+	certs.tls.CA, certs.tls.Cert, certs.tls.Key = "ca.crt", "n.crt", "n.key"
+	for _, tc := range []struct {
+		name       string
+		peer, cl   string
+		g          *globalFlags
+		insecure   bool
+		wantErrSub string
+	}{
+		{"loopback plaintext", "http://127.0.0.1:2380", "http://127.0.0.1:2379", &globalFlags{}, false, ""},
+		{"LAN plaintext", "http://10.0.0.11:2380", "http://10.0.0.11:2379", &globalFlags{}, false, "--insecure-plaintext"},
+		{"LAN plaintext, allowed", "http://10.0.0.11:2380", "http://10.0.0.11:2379", &globalFlags{}, true, ""},
+		{"https without certificates", "https://10.0.0.11:2380", "https://10.0.0.11:2379", &globalFlags{}, false, "--etcd-cacert"},
+		{"https with certificates", "https://10.0.0.11:2380", "https://10.0.0.11:2379", certs, false, ""},
+		{"one URL plaintext", "https://10.0.0.11:2380", "http://10.0.0.11:2379", certs, false, "--client-url"},
+	} {
+		f := &memberFlags{peerURL: tc.peer, clientURL: tc.cl, insecure: tc.insecure}
+		err := f.checkTLS(tc.g)
+		if (err == nil) != (tc.wantErrSub == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErrSub)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.wantErrSub)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ type memberFlags struct {
 	// joinListen serves the join endpoint (the node that ran init).
 	joinListen string
 	fast       bool
+	// insecure lets a member serve plaintext beyond loopback (labs).
+	insecure bool
 	election   time.Duration
 }
 
@@ -32,9 +35,35 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.initialCluster, "initial-cluster", "", "every member's name and peer URL: node1=http://10.0.0.11:2380,node2=...,witness=...")
 	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after 'sitekeeper member add')")
 	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 300*time.Millisecond, "raft election timeout; keep it under a sixth of --lease-ttl, so an election (one or two rounds of one to two timeouts) never fences the agents (raise it, and the lease, for members across a WAN)")
+	cmd.Flags().BoolVar(&f.insecure, "insecure-plaintext", false, "let the member serve plain http:// on an address other hosts reach: anyone who reaches it can change the cluster (a lab only; warned at every start)")
 	cmd.Flags().StringVar(&f.joinListen, "join-listen", "", "serve the join endpoint on this address (HOST:2381), for `sitekeeper join`; on the node that ran init")
 	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
 	_ = cmd.Flags().MarkHidden("etcd-fast")
+}
+
+// checkTLS refuses a member that would serve other hosts in plaintext, or
+// without the certificates that make its https mean anything.
+func (f *memberFlags) checkTLS(g *globalFlags) error {
+	for _, u := range []struct{ flag, url string }{{"--peer-url", f.peerURL}, {"--client-url", f.clientURL}} {
+		switch {
+		case strings.HasPrefix(u.url, "https://"):
+			if g.tls.CA == "" || g.tls.Cert == "" || g.tls.Key == "" {
+				return usagef("%s %s is https: give --etcd-cacert, --etcd-cert and --etcd-key (`sitekeeper init` or `join` makes them)", u.flag, u.url)
+			}
+		case !loopbackURL(u.url) && !f.insecure:
+			return usagef("%s %s: a member that other hosts reach serves TLS with client certificates; use https:// with the certificates `sitekeeper init` and `sitekeeper join` make, or pass --insecure-plaintext for a lab", u.flag, u.url)
+		}
+	}
+	return nil
+}
+
+// loopbackURL reports whether a member URL's host is a loopback address.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	return loopbackListen(u.Host)
 }
 
 // join runs the member, waits until it joined the cluster, and returns it
@@ -55,6 +84,12 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	}
 	if err := electionRange.check("--etcd-election-timeout", f.election); err != nil {
 		return nil, nil, err
+	}
+	if err := f.checkTLS(g); err != nil {
+		return nil, nil, err
+	}
+	if f.insecure && (!loopbackURL(f.peerURL) || !loopbackURL(f.clientURL)) {
+		log.Info("WARNING: this member serves plaintext on an address other hosts reach (--insecure-plaintext): anyone who reaches it can change the cluster; use this for a lab only")
 	}
 	srv, err := etcdstore.StartMember(ctx, etcdstore.MemberOptions{
 		Name: f.name, DataDir: f.dataDir, PeerURL: f.peerURL, ClientURL: f.clientURL,
