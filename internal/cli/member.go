@@ -24,7 +24,7 @@ type memberFlags struct {
 	fast       bool
 	// insecure lets a member serve plaintext beyond loopback (labs).
 	insecure bool
-	election   time.Duration
+	election time.Duration
 }
 
 func (f *memberFlags) register(cmd *cobra.Command) {
