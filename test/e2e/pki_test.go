@@ -19,8 +19,8 @@ func freePortText(t *testing.T) string { return strconv.Itoa(freePort(t)) }
 // TestInitJoinAndClientCertificates: init makes a CA, this node's and an
 // admin's certificates and a token; a witness started with them serves the
 // join endpoint and a store that takes only clients with a certificate of
-// that CA: the admin's works, none, another CA's, and a second init on the
-// same folder are refused; join gets a node certificate with the token,
+// that CA: the admin's works, none, another CA's, an expired one and a
+// second init on the same folder are refused; join gets a node certificate with the token,
 // and a second cluster's token is refused.
 func TestInitJoinAndClientCertificates(t *testing.T) {
 	root := t.TempDir()
@@ -110,5 +110,15 @@ func TestInitJoinAndClientCertificates(t *testing.T) {
 	}
 	if code, out := sk("token", "create", "--ttl", "10m", "--data-dir", w); code != 0 || !strings.HasPrefix(out, "skt1.") {
 		t.Errorf("token create: exit %d\n%s", code, out)
+	}
+
+	// An expired certificate of the right CA is refused.
+	bob := filepath.Join(root, "bob")
+	if code, out := sk("certs", "operator", "bob", "--role", "admin", "--ttl", "2s", "--data-dir", w, "--out", bob); code != 0 {
+		t.Fatalf("certs operator bob: exit %d\n%s", code, out)
+	}
+	time.Sleep(3 * time.Second)
+	if code, _ := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(bob, "bob.crt"), "--etcd-key", filepath.Join(bob, "bob.key"), "--request-timeout", "2s"); code == 0 {
+		t.Error("an expired certificate read the store")
 	}
 }
