@@ -19,9 +19,11 @@ import (
 // memberFlags configure an etcd member embedded in an agent or a witness.
 type memberFlags struct {
 	name, dataDir, peerURL, clientURL, initialCluster, state string
-	// joinListen serves the join endpoint (the node that ran init).
-	joinListen string
-	fast       bool
+	// joinListen serves the join endpoint (the node that ran init), issuing
+	// certificates valid for joinCertTTL.
+	joinListen  string
+	joinCertTTL time.Duration
+	fast        bool
 	// insecure lets a member serve plaintext beyond loopback (labs).
 	insecure bool
 	election time.Duration
@@ -37,6 +39,7 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 300*time.Millisecond, "raft election timeout; keep it under a sixth of --lease-ttl, so an election (one or two rounds of one to two timeouts) never fences the agents (raise it, and the lease, for members across a WAN)")
 	cmd.Flags().BoolVar(&f.insecure, "insecure-plaintext", false, "let the member serve plain http:// on an address other hosts reach: anyone who reaches it can change the cluster (a lab only; warned at every start)")
 	cmd.Flags().StringVar(&f.joinListen, "join-listen", "", "serve the join endpoint on this address (HOST:2381), for `sitekeeper join`; on the node that ran init")
+	cmd.Flags().DurationVar(&f.joinCertTTL, "join-cert-ttl", defaultCertTTL, "with --join-listen: how long the node certificates it issues (and renews) are valid")
 	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
 	_ = cmd.Flags().MarkHidden("etcd-fast")
 }
@@ -91,16 +94,20 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	if f.insecure && (!loopbackURL(f.peerURL) || !loopbackURL(f.clientURL)) {
 		log.Info("WARNING: this member serves plaintext on an address other hosts reach (--insecure-plaintext): anyone who reaches it can change the cluster; use this for a lab only")
 	}
+	// The join endpoint serves before the member: the nodes it lets join
+	// are the quorum the member waits for.
+	if err := serveJoin(ctx, f.joinListen, dataDir, f.name, f.joinCertTTL, log); err != nil {
+		return nil, nil, err
+	}
+	if g.tls.Cert != "" {
+		go keepRenewed(ctx, g.tls.Cert, log)
+	}
 	srv, err := etcdstore.StartMember(ctx, etcdstore.MemberOptions{
 		Name: f.name, DataDir: f.dataDir, PeerURL: f.peerURL, ClientURL: f.clientURL,
 		InitialCluster: f.initialCluster, Existing: f.state == "existing", TLS: g.tls,
 		ElectionTimeout: f.election, Fast: f.fast, Verbose: g.verbose > 0, Log: log,
 	})
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := serveJoin(ctx, f.joinListen, dataDir, f.name, log); err != nil {
-		srv.Close()
 		return nil, nil, err
 	}
 	// A learner serves no client request: the process starts once its

@@ -217,13 +217,73 @@ enforce it (every certificate of the cluster's CA may write).`,
 	op.Flags().StringVar(&role, "role", pki.RoleViewer, "admin, operator or viewer")
 	op.Flags().StringVar(&out, "out", "", "folder for NAME.crt and NAME.key (default DATA-DIR/pki)")
 	op.Flags().DurationVar(&ttl, "ttl", 90*24*time.Hour, "how long the certificate is valid")
-	cmd.AddCommand(op)
+	var node string
+	renew := &cobra.Command{
+		Use:   "renew --node NAME [--data-dir D]",
+		Short: "Renew a joined node's certificate now (agents and witnesses renew their own when a third of its life is left)",
+		Long: `Renew makes a new key and gets a certificate for it from the join endpoint the
+node joined through, authenticated by its current certificate. The member and
+the agent read the files at every TLS handshake: nothing restarts.`,
+		Example: "  sitekeeper certs renew --node node1 --data-dir /var/lib/sitekeeper",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if node == "" {
+				return usagef("--node is required")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			cert, err := pki.Renew(ctx, pkiDir(dataDir), node)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "%s renewed, valid until %s\n", node, cert.NotAfter.Format(time.RFC3339))
+			return nil
+		},
+	}
+	renew.Flags().StringVar(&node, "node", "", "the node whose certificate to renew")
+	renew.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "the node's data folder")
+	cmd.AddCommand(op, renew)
 	return cmd
+}
+
+// keepRenewed renews a joined node's certificate (the pair certFile and
+// its key, in a folder holding the join endpoint's address) when a third
+// of its life is left, checking every tenth of its life (at most hourly),
+// until ctx ends. A failed renewal is logged and tried at the next check.
+func keepRenewed(ctx context.Context, certFile string, log logr.Logger) {
+	dir, name := filepath.Dir(certFile), strings.TrimSuffix(filepath.Base(certFile), ".crt")
+	if _, err := os.Stat(filepath.Join(dir, pki.ServerFile)); err != nil {
+		return // not a joined node: its certificates are renewed by hand
+	}
+	for {
+		cert, err := pki.LoadCert(certFile)
+		wait := time.Hour
+		if err == nil {
+			wait = min(time.Hour, max(time.Second, cert.NotAfter.Sub(cert.NotBefore)/10))
+			if pki.NeedsRenewal(cert, time.Now()) {
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				renewed, rerr := pki.Renew(rctx, dir, name)
+				cancel()
+				if rerr != nil {
+					log.Error(rerr, "Certificate not renewed; trying again", "certificate", certFile, "expires", cert.NotAfter.Format(time.RFC3339))
+				} else {
+					log.Info("Certificate renewed", "certificate", certFile, "expires", renewed.NotAfter.Format(time.RFC3339))
+				}
+			}
+		} else {
+			log.Error(err, "Cannot read the node's certificate", "certificate", certFile)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // serveJoin serves the join endpoint on addr when the data folder holds
 // the CA's key (the node that ran init), until ctx ends.
-func serveJoin(ctx context.Context, addr, dataDir, node string, log logr.Logger) error {
+func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Duration, log logr.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -236,13 +296,12 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, log logr.Logger)
 	if err != nil {
 		return fmt.Errorf("--join-listen: this node's certificate: %w", err)
 	}
-	pair.Certificate = append(pair.Certificate, ca.Cert.Raw)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--join-listen: %w", err)
 	}
-	srv := &http.Server{Handler: pki.JoinHandler(dir, ca, defaultCertTTL), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}}
+	srv := &http.Server{Handler: pki.JoinHandler(dir, ca, certTTL), ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: pki.ServerTLS(pair, ca)}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

@@ -159,9 +159,11 @@ type JoinReply struct {
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // JoinHandler serves /v1/join for the CA of dir: a valid token and CSR get
-// a node certificate (server and client) for the name and hosts asked.
+// a node certificate (server and client) for the name and hosts asked; and
+// /v1/renew: a node's current certificate gets it a new one.
 func JoinHandler(dir string, ca *CA, certTTL time.Duration) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/renew", renew(ca, certTTL))
 	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
 		var req JoinRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
@@ -176,14 +178,9 @@ func JoinHandler(dir string, ca *CA, certTTL time.Duration) http.Handler {
 			http.Error(w, fmt.Sprintf("%q is not a node name: lower-case letters, digits and '-'", req.Name), http.StatusBadRequest)
 			return
 		}
-		blk, _ := pem.Decode([]byte(req.CSR))
-		if blk == nil {
-			http.Error(w, "no certificate request", http.StatusBadRequest)
-			return
-		}
-		csr, err := x509.ParseCertificateRequest(blk.Bytes)
-		if err != nil || csr.CheckSignature() != nil {
-			http.Error(w, "the certificate request is not signed by its key", http.StatusBadRequest)
+		csr, err := parseCSR(req.CSR)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		cert, _, err := ca.Issue(Request{Name: req.Name, Role: RoleNode, Hosts: req.Hosts, Server: true, Client: true, TTL: certTTL, PublicKey: csr.PublicKey})
@@ -195,6 +192,20 @@ func JoinHandler(dir string, ca *CA, certTTL time.Duration) http.Handler {
 		_ = json.NewEncoder(w).Encode(JoinReply{Cert: string(CertPEM(cert)), CA: string(CertPEM(ca.Cert))})
 	})
 	return mux
+}
+
+// parseCSR reads a PEM certificate request and checks it is signed by
+// the key it asks a certificate for.
+func parseCSR(text string) (*x509.CertificateRequest, error) {
+	blk, _ := pem.Decode([]byte(text))
+	if blk == nil {
+		return nil, errors.New("no certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil || csr.CheckSignature() != nil {
+		return nil, errors.New("the certificate request is not signed by its key")
+	}
+	return csr, nil
 }
 
 // Join asks server (https://host:port) for a certificate for name, over
@@ -256,6 +267,9 @@ func Join(ctx context.Context, server, tokenText, name string, hosts []string, d
 	if err := atomicfile.WriteFile(filepath.Join(dir, CACertFile), CertPEM(caCert), 0o644); err != nil {
 		return err
 	}
+	if err := saveServer(dir, strings.TrimRight(server, "/")); err != nil {
+		return err
+	}
 	return WritePair(dir, name, cert, key)
 }
 
@@ -292,10 +306,16 @@ func pinnedTLS(caHash string) *tls.Config {
 }
 
 // ServerTLS is the join endpoint's TLS: its certificate, with the CA in
-// the chain so a joiner can check the pin.
-func ServerTLS(cert *x509.Certificate, key interface{}, ca *CA) *tls.Config {
+// the chain so a joiner can check the pin; a client certificate of the CA
+// is checked when one is shown (a renewal), and needed by none (a join).
+func ServerTLS(cert tls.Certificate, ca *CA) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	cert.Certificate = append(cert.Certificate, ca.Cert.Raw)
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key, Leaf: cert}},
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
 	}
 }

@@ -168,9 +168,11 @@ func (ca *CA) Issue(r Request) (cert *x509.Certificate, key crypto.Signer, err e
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: r.Name, Organization: []string{r.Role}},
-		NotBefore:    now.Add(-5 * time.Minute),
-		NotAfter:     now.Add(r.TTL),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		// Back-dated for clocks a little behind, by a tenth of the life at
+		// most, so that "a third of its life left" still means that.
+		NotBefore: now.Add(-min(5*time.Minute, r.TTL/10)),
+		NotAfter:  now.Add(r.TTL),
+		KeyUsage:  x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 	}
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter

@@ -40,7 +40,7 @@ func TestJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(JoinHandler(dir, ca, time.Hour))
-	srv.TLS = ServerTLS(srvCert, srvKey, ca)
+	srv.TLS = ServerTLS(tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}, ca)
 	srv.StartTLS()
 	defer srv.Close()
 
@@ -94,6 +94,41 @@ func TestJoin(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
+	// Renewal: the node's current certificate gets a new key's certificate
+	// with the same name and hosts; an operator's certificate gets none.
+	before, _ := os.ReadFile(filepath.Join(node, "node2.key"))
+	renewed, err := Renew(context.Background(), node, "node2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(node, "node2.key"))
+	if string(before) == string(after) || renewed.Subject.CommonName != "node2" || len(renewed.DNSNames) != 1 || len(renewed.IPAddresses) != 1 || renewed.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+		t.Errorf("renewed: %v %v %v (key changed: %t)", renewed.Subject, renewed.DNSNames, renewed.IPAddresses, string(before) != string(after))
+	}
+	if _, err := tls.LoadX509KeyPair(filepath.Join(node, "node2.crt"), filepath.Join(node, "node2.key")); err != nil {
+		t.Errorf("the renewed pair: %v", err)
+	}
+	opDir := t.TempDir()
+	opCert, opKey, _ := ca.Issue(Request{Name: "alice", Role: RoleAdmin, Client: true, TTL: time.Hour})
+	if err := WritePair(opDir, "alice", opCert, opKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{CACertFile, ServerFile} {
+		b, _ := os.ReadFile(filepath.Join(node, f))
+		os.WriteFile(filepath.Join(opDir, f), b, 0o600)
+	}
+	if _, err := Renew(context.Background(), opDir, "alice"); err == nil || !strings.Contains(err.Error(), "only a node certificate") {
+		t.Errorf("an operator renewed at the join endpoint: %v", err)
+	}
+	short, _, err := ca.Issue(Request{Name: "n", Role: RoleNode, Client: true, TTL: 30 * time.Second})
+	if err != nil || NeedsRenewal(short, time.Now()) || !NeedsRenewal(short, time.Now().Add(25*time.Second)) {
+		t.Errorf("a fresh 30 s certificate: renewal due now %t, after 25 s %t; want false, true", NeedsRenewal(short, time.Now()), NeedsRenewal(short, time.Now().Add(25*time.Second)))
+	}
+	if !NeedsRenewal(&x509.Certificate{NotBefore: time.Now().Add(-70 * time.Minute), NotAfter: time.Now().Add(30 * time.Minute)}, time.Now()) ||
+		NeedsRenewal(&x509.Certificate{NotBefore: time.Now().Add(-10 * time.Minute), NotAfter: time.Now().Add(90 * time.Minute)}, time.Now()) {
+		t.Error("NeedsRenewal: want a renewal with under a third of the life left, none before")
+	}
+
 	// Nothing in the tokens file is a secret.
 	b, _ := os.ReadFile(filepath.Join(dir, TokensFile))
 	if strings.Contains(string(b), tok.Secret) {

@@ -25,6 +25,18 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// startProcess starts sitekeeper with args, its output into out, and
+// stops it (SIGTERM) when the test ends.
+func startProcess(t *testing.T, out *syncBuffer, args ...string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+}
+
 // TestWitnessAndTwoAgentsOnLoopback runs the README's real cluster on one
 // machine: a witness and two `agent --backend sim` processes, each with its
 // etcd member. Whichever process started a node, it publishes what it has:
@@ -43,14 +55,7 @@ func TestWitnessAndTwoAgentsOnLoopback(t *testing.T) {
 	}
 	out := &syncBuffer{}
 	c := &cluster{t: t, endpoint: strings.Join(eps, ","), out: out}
-	start := func(args ...string) {
-		cmd := exec.Command(binary(t), args...)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	}
+	start := func(args ...string) { startProcess(t, out, args...) }
 	member := func(n string) []string {
 		return []string{"--peer-url", peer[n], "--client-url", client[n], "--initial-cluster", strings.Join(ic, ","), "--data-dir", filepath.Join(base, n)}
 	}

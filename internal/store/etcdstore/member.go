@@ -213,12 +213,14 @@ func StartMember(ctx context.Context, o MemberOptions) (*Server, error) {
 		case <-e.Server.ReadyNotify():
 			return &Server{etcd: e, Endpoint: cu.String()}, nil
 		case err := <-e.Err():
-			e.Close()
+			closeWithin(e, 5*time.Second)
 			return nil, fmt.Errorf("etcd member %s: %w", o.Name, err)
 		case <-wait.C:
 			o.Log.Info("Waiting for a quorum of etcd members", "member", o.Name, "initialCluster", o.InitialCluster)
 		case <-ctx.Done():
-			e.Close()
+			// A member that never became ready can hang in Close: the
+			// process must still stop when told to.
+			closeWithin(e, 5*time.Second)
 			return nil, ctx.Err()
 		}
 	}
