@@ -141,8 +141,9 @@ nodes and a witness the store has three votes, so either node alone with
 the witness still has a quorum and fails over; a node cut off from both
 fences itself. Put the witness on a third machine (a small VM, or a
 Linux host): it stores the cluster's state but serves no site.`,
-		Example: `  sitekeeper witness --etcd-name witness --peer-url http://10.0.0.13:2380 --client-url http://10.0.0.13:2379 \
-    --initial-cluster node1=http://10.0.0.11:2380,node2=http://10.0.0.12:2380,witness=http://10.0.0.13:2380`,
+		Example: `  sitekeeper witness --etcd-name witness --peer-url https://10.0.0.13:2380 --client-url https://10.0.0.13:2379 \
+    --initial-cluster node1=https://10.0.0.11:2380,node2=https://10.0.0.12:2380,witness=https://10.0.0.13:2380 \
+    --etcd-cacert pki/ca.crt --etcd-cert pki/witness.crt --etcd-key pki/witness.key --join-listen 10.0.0.13:2381`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -210,7 +211,7 @@ it promotes itself to a voting member once it has caught up.`,
 	add := &cobra.Command{
 		Use:     "add NAME --peer-url URL",
 		Short:   "Add a member as a learner and print how to start it",
-		Example: "  sitekeeper member add node3 --peer-url http://10.0.0.14:2380 --endpoints 10.0.0.11:2379",
+		Example: "  sitekeeper member add node3 --peer-url https://10.0.0.14:2380 --endpoints 10.0.0.11:2379",
 		Args:    exactArgs(1, "the new member's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if peerURL == "" {

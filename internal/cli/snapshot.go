@@ -46,7 +46,7 @@ far past the old ones, so agents re-read everything. The folder must not
 exist: move a damaged one aside first.`,
 		Example: `  sitekeeper snapshot restore backup.db --data-dir /var/lib/sitekeeper
   sitekeeper snapshot restore backup.db --data-dir 'C:\ProgramData\Sitekeeper' --name node1 \
-    --peer-url http://10.0.0.11:2380 --initial-cluster node1=http://10.0.0.11:2380,node2=http://10.0.0.12:2380,witness=http://10.0.0.13:2380`,
+    --peer-url https://10.0.0.11:2380 --initial-cluster node1=https://10.0.0.11:2380,node2=https://10.0.0.12:2380,witness=https://10.0.0.13:2380`,
 		Args: exactArgs(1, "the snapshot FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataDir == "" {
