@@ -12,6 +12,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/atomicfile"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
+	"github.com/sitekeeper/sitekeeper/internal/pki"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
@@ -104,7 +105,20 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 		s.Close()
 		return nil, unreachableError{fmt.Errorf("%w (the endpoint is from %s: is that store running?)", err, g.endpointsFrom)}
 	}
+	s.SetActor(g.actor())
 	return s, nil
+}
+
+// actor is who runs the command, for the events its writes record: the
+// name in its client certificate (an operator's, from `certs operator`),
+// else user@host.
+func (g *globalFlags) actor() string {
+	if g.tls.Cert != "" {
+		if c, err := pki.LoadCert(g.tls.Cert); err == nil && c.Subject.CommonName != "" {
+			return c.Subject.CommonName
+		}
+	}
+	return defaultFieldManager()
 }
 
 // unreachableError is a store that did not answer before the command sent

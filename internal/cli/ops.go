@@ -76,7 +76,11 @@ func newEventsCmd(s *streams, g *globalFlags) *cobra.Command {
 						}
 						return
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05.000"), e.Type, e.Reason, e.Object, orDash(e.Node), e.Message)
+					msg := e.Message
+					if e.By != "" {
+						msg += " (by " + e.By + ")"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05.000"), e.Type, e.Reason, e.Object, orDash(e.Node), msg)
 					if watch {
 						_ = tw.Flush()
 					}

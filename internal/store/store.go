@@ -311,6 +311,9 @@ type Event struct {
 	Message string `json:"message"`
 	// Component is who recorded it: placement, agent, gitops, cli.
 	Component string `json:"component,omitempty"`
+	// By is the person or pipeline whose command made the change: the
+	// name in the CLI's client certificate, else user@host.
+	By string `json:"by,omitempty"`
 	// Count is how many times the same thing happened in a row, when
 	// more than once (a step failing again and again with one error).
 	Count int `json:"count,omitempty"`

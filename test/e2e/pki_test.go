@@ -188,6 +188,9 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.must(as("apply", "-f", f)...)
+	if o := c.must(as("events", "--object", "site-a")...); !strings.Contains(o, "created (generation 1) (by admin)") {
+		t.Errorf("the apply's event does not say who made it (the certificate's name):\n%s", o)
+	}
 	c.eventually("both sites served by node1", 30*time.Second, func() bool {
 		return c.servedBy(urlA, "node1") && c.servedBy(urlB, "node1")
 	})

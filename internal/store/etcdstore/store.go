@@ -35,6 +35,9 @@ import (
 type Store struct {
 	client *clientv3.Client
 	seq    atomic.Uint64
+	// actor is who uses this client (a CLI's operator), set on the events
+	// it records.
+	actor string
 	now    func() time.Time
 
 	// log hears the failures of best-effort writes (events, lease
@@ -828,6 +831,9 @@ func (s *Store) DeleteDecision(ctx context.Context, group string) error {
 	return err
 }
 
+// SetActor names who uses this client, for the events it records.
+func (s *Store) SetActor(name string) { s.actor = name }
+
 // Event records an event; failures to record are not fatal to the caller.
 func (s *Store) Event(ctx context.Context, e store.Event) { s.EventBatch(ctx, []store.Event{e}) }
 
@@ -850,6 +856,9 @@ func (s *Store) EventBatch(ctx context.Context, events []store.Event) {
 	for _, e := range events {
 		if e.Time.IsZero() {
 			e.Time = s.now().UTC()
+		}
+		if e.By == "" {
+			e.By = s.actor
 		}
 		b, _ := json.Marshal(e)
 		ops = append(ops, clientv3.OpPut(eventKey(e.Time, s.seq.Add(1)), string(b), clientv3.WithLease(lease)))

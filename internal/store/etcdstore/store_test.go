@@ -687,3 +687,23 @@ func TestPortTakenIsRecognised(t *testing.T) {
 		t.Errorf("another error taken for a taken port")
 	}
 }
+
+// TestEventsSayWhoMadeTheChange: a client with an actor records it on
+// its events; an event that names one keeps its own.
+func TestEventsSayWhoMadeTheChange(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	st.SetActor("alice")
+	st.EventBatch(ctx, []store.Event{{Type: store.Normal, Reason: "Suspended", Object: "group/a", Message: "suspended"}, {Type: store.Normal, Reason: "Resumed", Object: "group/a", Message: "resumed", By: "pipeline"}})
+	evs, _, err := st.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]string{}
+	for _, e := range evs {
+		by[e.Reason] = e.By
+	}
+	if by["Suspended"] != "alice" || by["Resumed"] != "pipeline" {
+		t.Errorf("events by %v, want Suspended by alice and Resumed by pipeline", by)
+	}
+}
