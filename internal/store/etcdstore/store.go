@@ -38,7 +38,7 @@ type Store struct {
 	// actor is who uses this client (a CLI's operator), set on the events
 	// it records.
 	actor string
-	now    func() time.Time
+	now   func() time.Time
 
 	// log hears the failures of best-effort writes (events, lease
 	// revokes), which no caller waits for.
