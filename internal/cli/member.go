@@ -96,7 +96,14 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	}
 	// The join endpoint serves before the member: the nodes it lets join
 	// are the quorum the member waits for.
-	if err := serveJoin(ctx, f.joinListen, dataDir, f.name, f.joinCertTTL, log); err != nil {
+	usersChanged := make(chan struct{}, 1)
+	onIssued := func() {
+		select {
+		case usersChanged <- struct{}{}:
+		default:
+		}
+	}
+	if err := serveJoin(ctx, f.joinListen, dataDir, f.name, f.joinCertTTL, onIssued, log); err != nil {
 		return nil, nil, err
 	}
 	if g.tls.Cert != "" {
@@ -119,6 +126,11 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	// The process talks to its own member only, as k3s does: a frozen or
 	// partitioned peer never holds its requests, and a member cut off from
 	// quorum fails them, which is what makes its agent fence.
+	if f.joinListen != "" && g.tls.Cert != "" {
+		// The node holding the CA keeps the store's users: one per
+		// certificate name, with its role, and authentication on.
+		go keepUsers(ctx, srv.Endpoint, dataDir, g.requestTimeout, usersChanged, log)
+	}
 	st, err := etcdstore.ConnectMember(srv.Endpoint, g.tls, g.requestTimeout)
 	if err == nil {
 		err = st.Ping(ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/internal/pki"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 // pkiDir is where a data folder keeps its certificates.
@@ -75,6 +76,13 @@ overwrites a CA.`,
 				return err
 			}
 			if err := pki.WritePair(dir, "admin", admin, adminKey); err != nil {
+				return err
+			}
+			// Each certificate's name is a user of the store, with its role.
+			if err := pki.RecordUser(dir, node, pki.RoleNode); err != nil {
+				return err
+			}
+			if err := pki.RecordUser(dir, "admin", pki.RoleAdmin); err != nil {
 				return err
 			}
 			tok, err := pki.NewToken(dir, ca, tokenTTL)
@@ -187,8 +195,9 @@ func newCertsCmd(s *streams) *cobra.Command {
 		Short: "Issue a client certificate for a person or a pipeline",
 		Long: `Operator issues a client certificate whose name is NAME and whose role
 (admin, operator or viewer) is its organization, for the CLI's --etcd-cert and
---etcd-key. The role is recorded in the certificate; the store does not yet
-enforce it (every certificate of the cluster's CA may write).`,
+--etcd-key. The name becomes a user of the store with that role (the node
+holding the CA adds it within seconds): a viewer reads, an operator and an
+admin change the cluster; only an admin manages members and snapshots.`,
 		Example: "  sitekeeper certs operator alice --role operator --out ./alice",
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -205,6 +214,9 @@ enforce it (every certificate of the cluster's CA may write).`,
 			}
 			if out == "" {
 				out = pkiDir(dataDir)
+			}
+			if err := pki.RecordUser(pkiDir(dataDir), args[0], role); err != nil {
+				return err
 			}
 			if err := pki.WritePair(out, args[0], cert, key); err != nil {
 				return err
@@ -283,7 +295,7 @@ func keepRenewed(ctx context.Context, certFile string, log logr.Logger) {
 
 // serveJoin serves the join endpoint on addr when the data folder holds
 // the CA's key (the node that ran init), until ctx ends.
-func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Duration, log logr.Logger) error {
+func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Duration, onIssued func(), log logr.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -300,7 +312,7 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 	if err != nil {
 		return fmt.Errorf("--join-listen: %w", err)
 	}
-	srv := &http.Server{Handler: pki.JoinHandler(dir, ca, certTTL), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: pki.JoinHandler(dir, ca, certTTL, onIssued), ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: pki.ServerTLS(pair, ca)}
 	go func() {
 		<-ctx.Done()
@@ -313,4 +325,44 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 		}
 	}()
 	return nil
+}
+
+// keepUsers makes every name the CA issued a certificate to a user of the
+// store with its role, and turns the store's authentication on, through
+// the member at endpoint as the admin; then again whenever the list
+// changes (a join, `certs operator`). Run on the node that holds the CA.
+func keepUsers(ctx context.Context, endpoint, dataDir string, timeout time.Duration, changed <-chan struct{}, log logr.Logger) {
+	dir := pkiDir(dataDir)
+	adminTLS := etcdstore.TLSFiles{CA: filepath.Join(dir, pki.CACertFile), Cert: filepath.Join(dir, "admin.crt"), Key: filepath.Join(dir, "admin.key")}
+	done := ""
+	for {
+		users, err := pki.Users(dir)
+		if err == nil {
+			key := fmt.Sprint(users)
+			if key != done {
+				if err = ensureUsers(ctx, endpoint, adminTLS, timeout, users); err == nil {
+					done = key
+					log.Info("Store users and roles in force", "users", len(users))
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Info("Store users not set yet; trying again", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func ensureUsers(ctx context.Context, endpoint string, adminTLS etcdstore.TLSFiles, timeout time.Duration, users map[string]string) error {
+	st, err := etcdstore.ConnectMember(endpoint, adminTLS, timeout)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.EnsureUsers(ctx, users)
 }

@@ -161,7 +161,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // JoinHandler serves /v1/join for the CA of dir: a valid token and CSR get
 // a node certificate (server and client) for the name and hosts asked; and
 // /v1/renew: a node's current certificate gets it a new one.
-func JoinHandler(dir string, ca *CA, certTTL time.Duration) http.Handler {
+func JoinHandler(dir string, ca *CA, certTTL time.Duration, onIssued func()) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/renew", renew(ca, certTTL))
 	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
@@ -182,6 +182,14 @@ func JoinHandler(dir string, ca *CA, certTTL time.Duration) http.Handler {
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		}
+		// The name becomes a user of the store before it has a certificate.
+		if err := RecordUser(dir, req.Name, RoleNode); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if onIssued != nil {
+			onIssued()
 		}
 		cert, _, err := ca.Issue(Request{Name: req.Name, Role: RoleNode, Hosts: req.Hosts, Server: true, Client: true, TTL: certTTL, PublicKey: csr.PublicKey})
 		if err != nil {

@@ -39,7 +39,7 @@ func TestJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(JoinHandler(dir, ca, time.Hour))
+	srv := httptest.NewUnstartedServer(JoinHandler(dir, ca, time.Hour, nil))
 	srv.TLS = ServerTLS(tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}, ca)
 	srv.StartTLS()
 	defer srv.Close()
@@ -127,6 +127,10 @@ func TestJoin(t *testing.T) {
 	if !NeedsRenewal(&x509.Certificate{NotBefore: time.Now().Add(-70 * time.Minute), NotAfter: time.Now().Add(30 * time.Minute)}, time.Now()) ||
 		NeedsRenewal(&x509.Certificate{NotBefore: time.Now().Add(-10 * time.Minute), NotAfter: time.Now().Add(90 * time.Minute)}, time.Now()) {
 		t.Error("NeedsRenewal: want a renewal with under a third of the life left, none before")
+	}
+
+	if users, _ := Users(dir); users["node2"] != RoleNode || users["node3"] != "" {
+		t.Errorf("users after one join and refused ones: %v", users)
 	}
 
 	// Nothing in the tokens file is a secret.

@@ -128,7 +128,9 @@ func TestInitJoinAndClientCertificates(t *testing.T) {
 // with client certificates everywhere, the CLI as the admin. The nodes'
 // certificates live 30 s, so each agent renews its own (at a third of its
 // life left) while the site serves: no node is fenced, nothing moves, and
-// the cluster answers with the renewed certificates.
+// the cluster answers with the renewed certificates. The store's users are
+// the certificates' names: a viewer reads and cannot write, an operator
+// can, and each write's event names its maker.
 func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	base := t.TempDir()
 	run := func(args ...string) string {
@@ -215,5 +217,32 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 		if code, o := c.sk("get", "nodes", "--etcd-cacert", filepath.Join(base, n, "pki", "ca.crt"), "--etcd-cert", filepath.Join(base, n, "pki", n+".crt"), "--etcd-key", filepath.Join(base, n, "pki", n+".key")); code != 0 {
 			t.Errorf("%s's renewed certificate: exit %d\n%s", n, code, o)
 		}
+	}
+
+	// Roles: a viewer reads and cannot write; an operator can.
+	for _, u := range [][2]string{{"vera", "viewer"}, {"otto", "operator"}} {
+		run("certs", "operator", u[0], "--role", u[1], "--data-dir", w, "--out", filepath.Join(base, u[0]))
+	}
+	as2 := func(who string, args ...string) []string { return append(args, certs(base, who)...) }
+	certs = func(dir, name string) []string {
+		p := filepath.Join(w, "pki")
+		return []string{"--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(dir, name, name+".crt"), "--etcd-key", filepath.Join(dir, name, name+".key")}
+	}
+	c.eventually("the viewer reads", 15*time.Second, func() bool {
+		code, _ := c.sk(as2("vera", "get", "sites")...)
+		return code == 0
+	})
+	if code, o := c.sk(as2("vera", "suspend", "site", "site-b")...); code == 0 || !strings.Contains(o, "permission denied") {
+		t.Errorf("a viewer suspended a group: exit %d\n%s", code, o)
+	}
+	c.eventually("the operator suspends", 15*time.Second, func() bool {
+		code, _ := c.sk(as2("otto", "suspend", "site", "site-b")...)
+		return code == 0
+	})
+	if o := c.must(as("events", "--object", "site-b")...); !strings.Contains(o, "(by otto)") {
+		t.Errorf("the suspension does not say who made it:\n%s", o)
+	}
+	if code, o := c.sk("get", "nodes", "--etcd-cacert", filepath.Join(w, "pki", "ca.crt")); code == 0 {
+		t.Errorf("a client without a certificate read the store:\n%s", o)
 	}
 }
