@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
@@ -82,7 +81,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
-	if errors.Is(err, rpctypes.ErrPermissionDenied) {
+	if etcdstore.IsPermissionDenied(err) {
 		fmt.Fprintln(stderr, "Your certificate's role does not allow this: a viewer reads; an operator or an admin changes the cluster; only an admin manages members and snapshots (sitekeeper certs operator NAME --role ...).")
 	}
 	var unreachable unreachableError

@@ -96,3 +96,9 @@ func hasPerm(r *clientv3.AuthRoleGetResponse, key, end string, perm clientv3.Per
 	}
 	return false
 }
+
+// IsPermissionDenied reports whether err is the store refusing a request
+// the client's role does not allow (a viewer's write).
+func IsPermissionDenied(err error) bool {
+	return errors.Is(err, rpctypes.ErrPermissionDenied)
+}
