@@ -263,7 +263,7 @@ func (s *Sitekeeper) Apply(ctx context.Context, manifests string) error {
 
 // CLI runs a sitekeeper command from the client host.
 func (s *Sitekeeper) CLI(ctx context.Context, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Lab.NS("client"), s.Bin}, append(args, "--endpoints", Endpoints())...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Lab.NS("client"), s.Bin}, append(args, "--endpoints", Endpoints(), "--insecure-plaintext")...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

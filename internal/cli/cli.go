@@ -57,6 +57,8 @@ type globalFlags struct {
 	requestTimeout time.Duration
 	// endpointsFrom says where the endpoints came from, for errors.
 	endpointsFrom string
+	// insecure allows plaintext beyond loopback (--insecure-plaintext).
+	insecure bool
 }
 
 // Run executes the command line args and returns the process exit code.
@@ -150,6 +152,7 @@ drift repair and first set-up are one loop.`,
 	root.PersistentFlags().StringVar(&g.tls.CA, "etcd-cacert", "", "CA certificate (PEM) that signed the etcd members' certificates")
 	root.PersistentFlags().StringVar(&g.tls.Cert, "etcd-cert", "", "client certificate (PEM) for etcd; in member mode also the member's server certificate")
 	root.PersistentFlags().StringVar(&g.tls.Key, "etcd-key", "", "private key (PEM) of --etcd-cert")
+	root.PersistentFlags().BoolVar(&g.insecure, "insecure-plaintext", false, "allow plaintext store traffic on addresses other hosts reach (a member's URLs, up's --listen, a client's --endpoints): anyone who reaches them can change the cluster; a lab only, warned at every start")
 	root.AddCommand(
 		newValidateCmd(s),
 		newPlanCmd(s, g),

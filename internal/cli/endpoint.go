@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,9 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := g.checkPlaintext(eps); err != nil {
+		return nil, err
+	}
 	s, err := etcdstore.ConnectTLS(eps, g.tls, g.requestTimeout)
 	if err != nil {
 		return nil, err
@@ -107,6 +111,27 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 	}
 	s.SetActor(g.actor())
 	return s, nil
+}
+
+// checkPlaintext refuses to talk to a store other hosts reach without TLS
+// and a client certificate: on a shared network the request (and the
+// answer) could be read or changed on the way, and a store that takes it
+// takes anyone's.
+func (g *globalFlags) checkPlaintext(eps []string) error {
+	for _, ep := range eps {
+		host := ep
+		plain := g.tls.CA == "" || g.tls.Cert == ""
+		if u, err := url.Parse(ep); err == nil && u.Host != "" {
+			host, plain = u.Host, plain || u.Scheme == "http"
+		}
+		if !plain || g.insecure {
+			continue
+		}
+		if !loopbackListen(host) {
+			return usagef("store endpoint %s (from %s) is not on this machine: talk to it with TLS and a client certificate (--etcd-cacert, --etcd-cert, --etcd-key; `sitekeeper init` and `certs operator` make them), or pass --insecure-plaintext for a lab", ep, g.endpointsFrom)
+		}
+	}
+	return nil
 }
 
 // actor is who runs the command, for the events its writes record: the

@@ -104,10 +104,41 @@ func TestMembersServeOthersOnlyWithTLS(t *testing.T) {
 		{"https with certificates", "https://10.0.0.11:2380", "https://10.0.0.11:2379", certs, false, ""},
 		{"one URL plaintext", "https://10.0.0.11:2380", "http://10.0.0.11:2379", certs, false, "--client-url"},
 	} {
-		f := &memberFlags{peerURL: tc.peer, clientURL: tc.cl, insecure: tc.insecure}
-		err := f.checkTLS(tc.g)
+		f := &memberFlags{peerURL: tc.peer, clientURL: tc.cl}
+		g := *tc.g
+		g.insecure = tc.insecure
+		err := f.checkTLS(&g)
 		if (err == nil) != (tc.wantErrSub == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErrSub)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.wantErrSub)
+		}
+	}
+}
+
+// TestClientsReachOthersOnlyWithTLS: the CLI talks plaintext to a store on
+// this machine only, unless --insecure-plaintext.
+func TestClientsReachOthersOnlyWithTLS(t *testing.T) {
+	certs := globalFlags{endpointsFrom: "--endpoints"}
+	certs.tls.CA, certs.tls.Cert, certs.tls.Key = "ca.crt", "a.crt", "a.key"
+	for _, tc := range []struct {
+		eps      []string
+		g        globalFlags
+		insecure bool
+		ok       bool
+	}{
+		{[]string{"127.0.0.1:2379"}, globalFlags{}, false, true},
+		{[]string{"http://localhost:2379"}, globalFlags{}, false, true},
+		{[]string{"10.0.0.11:2379"}, globalFlags{}, false, false},
+		{[]string{"127.0.0.1:2379", "http://10.0.0.12:2379"}, globalFlags{}, false, false},
+		{[]string{"10.0.0.11:2379"}, globalFlags{}, true, true},
+		{[]string{"https://10.0.0.11:2379"}, certs, false, true},
+		{[]string{"http://10.0.0.11:2379"}, certs, false, false},
+		{[]string{"https://10.0.0.11:2379"}, globalFlags{}, false, false},
+	} {
+		g := tc.g
+		g.insecure = tc.insecure
+		err := g.checkPlaintext(tc.eps)
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "--insecure-plaintext")) {
+			t.Errorf("%v (certificates %t, insecure %t): %v, want ok=%t", tc.eps, tc.g.tls.Cert != "", tc.insecure, err, tc.ok)
 		}
 	}
 }

@@ -24,8 +24,6 @@ type memberFlags struct {
 	joinListen  string
 	joinCertTTL time.Duration
 	fast        bool
-	// insecure lets a member serve plaintext beyond loopback (labs).
-	insecure bool
 	election time.Duration
 }
 
@@ -37,7 +35,6 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.initialCluster, "initial-cluster", "", "every member's name and peer URL: node1=http://10.0.0.11:2380,node2=...,witness=...")
 	cmd.Flags().StringVar(&f.state, "initial-cluster-state", "new", "new (form the cluster) or existing (join after 'sitekeeper member add')")
 	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 300*time.Millisecond, "raft election timeout; keep it under a sixth of --lease-ttl, so an election (one or two rounds of one to two timeouts) never fences the agents (raise it, and the lease, for members across a WAN)")
-	cmd.Flags().BoolVar(&f.insecure, "insecure-plaintext", false, "let the member serve plain http:// on an address other hosts reach: anyone who reaches it can change the cluster (a lab only; warned at every start)")
 	cmd.Flags().StringVar(&f.joinListen, "join-listen", "", "serve the join endpoint on this address (HOST:2381), for `sitekeeper join`; on the node that ran init")
 	cmd.Flags().DurationVar(&f.joinCertTTL, "join-cert-ttl", defaultCertTTL, "with --join-listen: how long the node certificates it issues (and renews) are valid")
 	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
@@ -53,7 +50,7 @@ func (f *memberFlags) checkTLS(g *globalFlags) error {
 			if g.tls.CA == "" || g.tls.Cert == "" || g.tls.Key == "" {
 				return usagef("%s %s is https: give --etcd-cacert, --etcd-cert and --etcd-key (`sitekeeper init` or `join` makes them)", u.flag, u.url)
 			}
-		case !loopbackURL(u.url) && !f.insecure:
+		case !loopbackURL(u.url) && !g.insecure:
 			return usagef("%s %s: a member that other hosts reach serves TLS with client certificates; use https:// with the certificates `sitekeeper init` and `sitekeeper join` make, or pass --insecure-plaintext for a lab", u.flag, u.url)
 		}
 	}
@@ -91,7 +88,7 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	if err := f.checkTLS(g); err != nil {
 		return nil, nil, err
 	}
-	if f.insecure && (!loopbackURL(f.peerURL) || !loopbackURL(f.clientURL)) {
+	if g.insecure && (!loopbackURL(f.peerURL) || !loopbackURL(f.clientURL)) {
 		log.Info("WARNING: this member serves plaintext on an address other hosts reach (--insecure-plaintext): anyone who reaches it can change the cluster; use this for a lab only")
 	}
 	// The join endpoint serves before the member: the nodes it lets join

@@ -26,7 +26,6 @@ func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
 	var nodes []string
 	var dataDir, listen string
-	var insecure bool
 	var leaseTTL time.Duration
 	var fast bool
 	var latency []string
@@ -58,10 +57,10 @@ same --data-dir to resume.`,
 			if err := gf.check(); err != nil {
 				return err
 			}
-			if err := checkListen(listen, insecure); err != nil {
+			if err := checkListen(listen, g.insecure); err != nil {
 				return err
 			}
-			if insecure && !loopbackListen(listen) {
+			if g.insecure && !loopbackListen(listen) {
 				fmt.Fprintf(s.err, "WARNING: the store at %s takes plaintext writes from anyone who can reach it (--insecure-plaintext): use this for a lab only\n", listen)
 			}
 			var docs []manifest.Document
@@ -148,7 +147,6 @@ same --data-dir to resume.`,
 	cmd.Flags().StringSliceVar(&nodes, "nodes", []string{"node1", "node2"}, "simulated nodes to run")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "folder for the store's data and the simulated disks")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port); loopback only, unless --insecure-plaintext")
-	cmd.Flags().BoolVar(&insecure, "insecure-plaintext", false, "let --listen take a non-loopback address: anyone who can reach it can change the cluster (a lab only)")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL; a node that misses it for this long is failed over")
 	cmd.Flags().StringSliceVar(&latency, "sim-step-latency", nil, "make every simulated backend call take this long, as a slow Windows step would: 2s for every node, or node1=2s for one (repeatable)")
 	cmd.Flags().BoolVar(&fast, "unsafe-fast-store", false, "tune the embedded store for tests (no fsync); never for real data")
