@@ -24,7 +24,7 @@ type memberFlags struct {
 	joinListen  string
 	joinCertTTL time.Duration
 	fast        bool
-	election time.Duration
+	election    time.Duration
 }
 
 func (f *memberFlags) register(cmd *cobra.Command) {
