@@ -330,21 +330,26 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 // keepUsers makes every name the CA issued a certificate to a user of the
 // store with its role, and turns the store's authentication on, through
 // the member at endpoint as the admin; then again whenever the list
-// changes (a join, `certs operator`). Run on the node that holds the CA.
+// changes (a join, `certs operator`). It also promotes caught-up learners,
+// which cannot promote themselves once authentication is on. Run on the
+// node that holds the CA.
 func keepUsers(ctx context.Context, endpoint, dataDir string, timeout time.Duration, changed <-chan struct{}, log logr.Logger) {
 	dir := pkiDir(dataDir)
 	adminTLS := etcdstore.TLSFiles{CA: filepath.Join(dir, pki.CACertFile), Cert: filepath.Join(dir, "admin.crt"), Key: filepath.Join(dir, "admin.key")}
+	var st *etcdstore.Store
+	defer func() {
+		if st != nil {
+			st.Close()
+		}
+	}()
 	done := ""
 	for {
-		users, err := pki.Users(dir)
+		var err error
+		if st == nil {
+			st, err = etcdstore.ConnectMember(endpoint, adminTLS, timeout)
+		}
 		if err == nil {
-			key := fmt.Sprint(users)
-			if key != done {
-				if err = ensureUsers(ctx, endpoint, adminTLS, timeout, users); err == nil {
-					done = key
-					log.Info("Store users and roles in force", "users", len(users))
-				}
-			}
+			err = syncUsers(ctx, st, dir, &done, log)
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Info("Store users not set yet; trying again", "error", err.Error())
@@ -358,11 +363,23 @@ func keepUsers(ctx context.Context, endpoint, dataDir string, timeout time.Durat
 	}
 }
 
-func ensureUsers(ctx context.Context, endpoint string, adminTLS etcdstore.TLSFiles, timeout time.Duration, users map[string]string) error {
-	st, err := etcdstore.ConnectMember(endpoint, adminTLS, timeout)
+// syncUsers writes the users when the list changed since done, and
+// promotes caught-up learners.
+func syncUsers(ctx context.Context, st *etcdstore.Store, dir string, done *string, log logr.Logger) error {
+	users, err := pki.Users(dir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	return st.EnsureUsers(ctx, users)
+	if key := fmt.Sprint(users); key != *done {
+		if err := st.EnsureUsers(ctx, users); err != nil {
+			return err
+		}
+		*done = key
+		log.Info("Store users and roles in force", "users", len(users))
+	}
+	promoted, err := st.PromoteLearners(ctx)
+	for _, name := range promoted {
+		log.Info("Promoted a caught-up learner to a voting member", "member", name)
+	}
+	return err
 }

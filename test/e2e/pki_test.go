@@ -16,6 +16,11 @@ import (
 
 func freePortText(t *testing.T) string { return strconv.Itoa(freePort(t)) }
 
+// adminFlags are the CLI's flags to reach ep as the admin of the PKI in p.
+func adminFlags(ep, p string) []string {
+	return []string{"--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(p, "admin.crt"), "--etcd-key", filepath.Join(p, "admin.key"), "--request-timeout", "3s"}
+}
+
 // TestInitJoinAndClientCertificates: init makes a CA, this node's and an
 // admin's certificates and a token; a witness started with them serves the
 // join endpoint and a store that takes only clients with a certificate of
@@ -62,7 +67,7 @@ func TestInitJoinAndClientCertificates(t *testing.T) {
 	}
 	t.Cleanup(func() { wit.Process.Signal(syscall.SIGINT); wit.Wait() })
 	ep := "https://127.0.0.1:" + client
-	admin := []string{"--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(p, "admin.crt"), "--etcd-key", filepath.Join(p, "admin.key"), "--request-timeout", "3s"}
+	admin := adminFlags(ep, p)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		code, out := sk(append([]string{"get", "nodes"}, admin...)...)
@@ -104,6 +109,33 @@ func TestInitJoinAndClientCertificates(t *testing.T) {
 	// The node's certificate is a client of the store too.
 	if code, out := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(np, "ca.crt"), "--etcd-cert", filepath.Join(np, "node1.crt"), "--etcd-key", filepath.Join(np, "node1.key"), "--request-timeout", "3s"); code != 0 {
 		t.Errorf("the joined node's certificate: exit %d\n%s", code, out)
+	}
+	// The joined node becomes a member: a learner first, which cannot
+	// promote itself with authentication on; the node holding the CA
+	// promotes it, and its agent registers.
+	npeer, nclient := freePortText(t), freePortText(t)
+	if code, out := sk(append([]string{"member", "add", "node1", "--peer-url", "https://127.0.0.1:" + npeer}, adminFlags(ep, p)...)...); code != 0 {
+		t.Fatalf("member add: exit %d\n%s", code, out)
+	}
+	agent := exec.Command(binary(t), "agent", "--node", "node1", "--backend", "sim", "--etcd-member", "--data-dir", n1,
+		"--peer-url", "https://127.0.0.1:"+npeer, "--client-url", "https://127.0.0.1:"+nclient,
+		"--initial-cluster", "w=https://127.0.0.1:"+peer+",node1=https://127.0.0.1:"+npeer, "--initial-cluster-state", "existing",
+		"--etcd-cacert", filepath.Join(np, "ca.crt"), "--etcd-cert", filepath.Join(np, "node1.crt"), "--etcd-key", filepath.Join(np, "node1.key"), "--etcd-fast")
+	agent.Stdout, agent.Stderr = log, log
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Signal(syscall.SIGINT); agent.Wait() })
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, out := sk(append([]string{"get", "nodes"}, adminFlags(ep, p)...)...)
+		if code == 0 && strings.Contains(out, "node1") && strings.Contains(out, "Ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the joined learner never served: exit %d\n%s\n--- processes:\n%s", code, out, log.String())
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	if code, out := sk("certs", "operator", "alice", "--role", "operator", "--data-dir", w, "--out", filepath.Join(root, "alice")); code != 0 || !strings.Contains(out, "alice (operator)") {
 		t.Errorf("certs operator: exit %d\n%s", code, out)

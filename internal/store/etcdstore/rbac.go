@@ -102,3 +102,25 @@ func hasPerm(r *clientv3.AuthRoleGetResponse, key, end string, perm clientv3.Per
 func IsPermissionDenied(err error) bool {
 	return errors.Is(err, rpctypes.ErrPermissionDenied)
 }
+
+// PromoteLearners promotes every learner that has caught up with the
+// leader, and returns their names. With authentication on, a learner
+// cannot promote itself (etcd wants root for membership changes): the
+// node holding the CA does it as the admin.
+func (s *Store) PromoteLearners(ctx context.Context) ([]string, error) {
+	resp, err := s.client.MemberList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var promoted []string
+	for _, m := range resp.Members {
+		if !m.IsLearner {
+			continue
+		}
+		// One that has not caught up is refused; it is tried again later.
+		if _, err := s.client.MemberPromote(ctx, m.ID); err == nil {
+			promoted = append(promoted, m.Name)
+		}
+	}
+	return promoted, nil
+}
