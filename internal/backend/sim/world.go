@@ -36,9 +36,9 @@ type World struct {
 	writeMu    sync.Mutex
 	saveMu     sync.Mutex
 	saveQueued bool
-	// saveTook is how long the last save took: the next waits ten times
-	// that, so saving the whole world stays a tenth of the work however
-	// many sites it holds.
+	// saveTook is how long the last save's encoding took: the next save
+	// waits ten times that, so saving the whole world stays a tenth of the
+	// work however many sites it holds.
 	saveTook  time.Duration
 	closed    bool
 	mu        sync.Mutex
