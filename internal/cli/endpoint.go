@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
@@ -107,7 +108,13 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
-		return nil, unreachableError{fmt.Errorf("%w (the endpoint is from %s: is that store running?)", err, g.endpointsFrom)}
+		hint := "is that store running?"
+		if g.tls.Cert == "" && slices.ContainsFunc(eps, func(ep string) bool { return strings.HasPrefix(ep, "https://") }) {
+			// A TLS store refuses a client without a certificate in the
+			// handshake, which the client only sees as no answer.
+			hint = "is that store running? A store made by `sitekeeper init` also needs this client's certificate: --etcd-cacert, --etcd-cert and --etcd-key"
+		}
+		return nil, unreachableError{fmt.Errorf("%w (the endpoint is from %s: %s)", err, g.endpointsFrom, hint)}
 	}
 	s.SetActor(g.actor())
 	return s, nil

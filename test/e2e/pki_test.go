@@ -79,8 +79,8 @@ func TestInitJoinAndClientCertificates(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if code, _ := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--request-timeout", "2s"); code == 0 {
-		t.Error("a client without a certificate read the store")
+	if code, out := sk("get", "nodes", "--endpoints", ep, "--etcd-cacert", filepath.Join(p, "ca.crt"), "--request-timeout", "2s"); code == 0 || !strings.Contains(out, "--etcd-cert") {
+		t.Errorf("a client without a certificate: exit %d, want a refusal naming --etcd-cert:\n%s", code, out)
 	}
 
 	// Another cluster: its admin and its token are refused here.
