@@ -169,19 +169,19 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // ignores (they are in no commit) nor those the folder's .sitekeeperignore
 // names (a pipeline's own YAML), and never through a symlink that leads
 // out of the folder (a checkout must not apply what lies elsewhere).
-func readFolder(dir string) (map[string][]byte, error) {
+func readFolder(dir string) (map[string][]byte, func(rel string) bool, error) {
 	files, err := manifest.ListFiles(dir, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ignored := gitrev.Ignored(dir)
 	notManifest, err := gitrev.SitekeeperIgnore(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", gitrev.IgnoreFile, err)
+		return nil, nil, fmt.Errorf("read %s: %w", gitrev.IgnoreFile, err)
 	}
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[string][]byte{}
 	for _, f := range files {
@@ -194,28 +194,28 @@ func readFolder(dir string) (map[string][]byte, error) {
 		if fi, err := os.Lstat(f); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			target, err := filepath.EvalSymlinks(f)
 			if err != nil {
-				return nil, fmt.Errorf("%s: a symlink that leads nowhere: %w", f, err)
+				return nil, nil, fmt.Errorf("%s: a symlink that leads nowhere: %w", f, err)
 			}
 			if rel, err := filepath.Rel(realDir, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-				return nil, fmt.Errorf("%s is a symlink to %s, outside the folder: refused; copy the file into the folder, or point the link inside it", f, target)
+				return nil, nil, fmt.Errorf("%s is a symlink to %s, outside the folder: refused; copy the file into the folder, or point the link inside it", f, target)
 			}
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[f] = b
 	}
-	return out, nil
+	return out, notManifest, nil
 }
 
 // Sync applies the folder once: validate whole, apply, prune.
 func (r *Reconciler) Sync(ctx context.Context, reason string) error {
-	files, err := readFolder(r.Source.Dir)
+	files, notManifest, err := readFolder(r.Source.Dir)
 	if err != nil {
 		return r.unreadable(ctx, fmt.Errorf("manifest folder %s cannot be read: %w", r.Source.Dir, err))
 	}
-	revision := gitrev.Of(r.Source.Dir, files)
+	revision := gitrev.Of(r.Source.Dir, files, notManifest)
 	rev := revision.ID
 	if r.Node != "" {
 		if err := r.Store.PutSourceNode(ctx, r.Source.Name, store.SourceNode{Node: r.Node, Revision: rev, Seen: time.Now().UTC().Truncate(time.Second)}); err != nil {

@@ -194,7 +194,7 @@ func (r *repository) manifests(commit, dir string) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	err = tree.Files().ForEach(func(f *object.File) error {
-		if !manifest.IsManifestFile(f.Name) || hiddenPath(f.Name) || (ignored != nil && ignored(f.Name)) {
+		if !manifest.IsManifestFile(f.Name) || gitrev.Hidden(f.Name) || (ignored != nil && ignored(f.Name)) {
 			return nil
 		}
 		if f.Mode == filemode.Symlink {
@@ -216,13 +216,4 @@ func (r *repository) manifests(commit, dir string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("read the manifests of commit %s: %w", short(commit), err)
 	}
 	return out, nil
-}
-
-func hiddenPath(name string) bool {
-	for _, p := range strings.Split(name, "/") {
-		if strings.HasPrefix(p, ".") {
-			return true
-		}
-	}
-	return false
 }

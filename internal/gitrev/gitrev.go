@@ -23,6 +23,7 @@ import (
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"github.com/sitekeeper/sitekeeper/internal/manifest"
 )
 
 // Revision describes a folder's revision.
@@ -42,8 +43,10 @@ type Revision struct {
 }
 
 // Of returns the revision of dir, whose manifest files (paths and contents)
-// are given so that the content hash and the dirty check read them once.
-func Of(dir string, files map[string][]byte) Revision {
+// are given so that the content hash and the dirty check read them once;
+// ignored (nil for none) is the folder's .sitekeeperignore, as the caller
+// read it to load the files.
+func Of(dir string, files map[string][]byte, ignored func(rel string) bool) Revision {
 	root, gitDir, ok := findGit(dir)
 	if ok {
 		// The loaded content against HEAD's tree, as git sees it
@@ -52,9 +55,8 @@ func Of(dir string, files map[string][]byte) Revision {
 		// repository.
 		// A manifest HEAD holds and the folder's ignore file leaves out
 		// was not loaded, and is not missing.
-		ignored, _ := SitekeeperIgnore(dir)
 		isManifest := func(rel string) bool {
-			return isManifestName(path.Base(rel)) && (ignored == nil || !ignored(rel))
+			return manifest.IsManifestFile(path.Base(rel)) && (ignored == nil || !ignored(rel))
 		}
 		commit, changed, read := changedFromHead(root, dir, files, isManifest)
 		var err error
@@ -84,7 +86,6 @@ func CommitOf(id string) string {
 	return c
 }
 
-// isManifestName is the loader's rule (manifest.IsManifestFile).
 // IgnoreFile lists, in gitignore syntax, the files of a source's folder
 // that are not its manifests (a pipeline's azure-pipelines.yml,
 // renovate.json): they are neither loaded nor refused.
@@ -126,14 +127,6 @@ func SitekeeperIgnore(dir string) (func(rel string) bool, error) {
 		return nil, err
 	}
 	return ParseIgnore(b), nil
-}
-
-func isManifestName(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".yaml", ".yml", ".json":
-		return true
-	}
-	return false
 }
 
 func contentHash(dir string, files map[string][]byte) string {

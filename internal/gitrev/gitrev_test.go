@@ -47,32 +47,32 @@ func TestGitRevision(t *testing.T) {
 	git(t, dir, "add", ".")
 	git(t, dir, "commit", "-q", "-m", "one")
 	want := git(t, dir, "rev-parse", "HEAD")
-	if got := Of(sub, read(t, sub)); got.ID != "git:"+want || got.Dirty {
+	if got := Of(sub, read(t, sub), nil); got.ID != "git:"+want || got.Dirty {
 		t.Errorf("clean: %+v, want git:%s", got, want)
 	}
 	if err := os.WriteFile(filepath.Join(sub, "a.yaml"), []byte("a: 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := Of(sub, read(t, sub)); !strings.HasPrefix(got.ID, "git:"+want+"-dirty+") || CommitOf(got.ID) != want || !slices.Equal(got.Uncommitted, []string{"sites/a.yaml"}) {
+	if got := Of(sub, read(t, sub), nil); !strings.HasPrefix(got.ID, "git:"+want+"-dirty+") || CommitOf(got.ID) != want || !slices.Equal(got.Uncommitted, []string{"sites/a.yaml"}) {
 		t.Errorf("modified: %+v, want dirty with sites/a.yaml uncommitted", got)
 	}
 	git(t, dir, "commit", "-q", "-am", "two")
 	git(t, dir, "pack-refs", "--all")
 	want = git(t, dir, "rev-parse", "HEAD")
-	if got := Of(sub, read(t, sub)); got.ID != "git:"+want {
+	if got := Of(sub, read(t, sub), nil); got.ID != "git:"+want {
 		t.Errorf("packed ref: %+v, want %s", got, want)
 	}
 	git(t, dir, "checkout", "-q", "--detach", "HEAD~1")
 	want = git(t, dir, "rev-parse", "HEAD")
-	if got := Of(sub, read(t, sub)); got.ID != "git:"+want {
+	if got := Of(sub, read(t, sub), nil); got.ID != "git:"+want {
 		t.Errorf("detached: %+v, want %s", got, want)
 	}
 }
 
 func TestContentHashOutsideGit(t *testing.T) {
 	dir := t.TempDir()
-	a := Of(dir, map[string][]byte{filepath.Join(dir, "x.yaml"): []byte("1")})
-	b := Of(dir, map[string][]byte{filepath.Join(dir, "x.yaml"): []byte("2")})
+	a := Of(dir, map[string][]byte{filepath.Join(dir, "x.yaml"): []byte("1")}, nil)
+	b := Of(dir, map[string][]byte{filepath.Join(dir, "x.yaml"): []byte("2")}, nil)
 	if !strings.HasPrefix(a.ID, "sha256:") || a.ID == b.ID {
 		t.Errorf("content hashes %q %q", a.ID, b.ID)
 	}
@@ -142,13 +142,13 @@ func TestRevisionNamesWhatWasLoaded(t *testing.T) {
 	head := git(t, dir, "rev-parse", "HEAD")
 	clean := func(what string) {
 		t.Helper()
-		if got := Of(dir, read(t, dir)); got.ID != "git:"+head || got.Dirty {
+		if got := Of(dir, read(t, dir), nil); got.ID != "git:"+head || got.Dirty {
 			t.Errorf("%s: %+v, want the clean commit", what, got)
 		}
 	}
 	dirty := func(what string, files ...string) string {
 		t.Helper()
-		got := Of(dir, read(t, dir))
+		got := Of(dir, read(t, dir), nil)
 		if !got.Dirty || CommitOf(got.ID) != head || !slices.Equal(got.Uncommitted, files) {
 			t.Errorf("%s: %+v, want dirty with %v", what, got, files)
 		}

@@ -72,7 +72,7 @@ func changedFromHead(root, dir string, files map[string][]byte, isManifest func(
 	if err == nil {
 		prefix = filepath.ToSlash(prefix)
 		err = tree.Files().ForEach(func(f *object.File) error {
-			if !under(f.Name, prefix) || hidden(f.Name, prefix) || !isManifest(relTo(f.Name, prefix)) || loaded[f.Name] {
+			if !under(f.Name, prefix) || Hidden(relTo(f.Name, prefix)) || !isManifest(relTo(f.Name, prefix)) || loaded[f.Name] {
 				return nil
 			}
 			changed = append(changed, f.Name)
@@ -167,10 +167,10 @@ func under(name, prefix string) bool {
 	return prefix == "." || prefix == "" || strings.HasPrefix(name, prefix+"/")
 }
 
-// hidden reports whether name lies in a hidden folder below prefix (the
-// loader skips those).
-func hidden(name, prefix string) bool {
-	for _, p := range strings.Split(relTo(name, prefix), "/") {
+// Hidden reports whether a path relative to a source's folder lies in a
+// hidden file or folder (the loader skips those).
+func Hidden(rel string) bool {
+	for _, p := range strings.Split(rel, "/") {
 		if strings.HasPrefix(p, ".") {
 			return true
 		}
