@@ -84,6 +84,10 @@ type Reconciler struct {
 	// comparing the whole folder every minute cost more than a failover).
 	synced      string
 	syncedStore int64
+	// written is the source's record as the last successful apply wrote
+	// it: the store revision it left is added to it without reading it
+	// back.
+	written store.Source
 }
 
 // ChangeCounter is a Store that can tell cheaply which objects changed
@@ -264,7 +268,7 @@ func (r *Reconciler) applyTracked(ctx context.Context, files map[string][]byte, 
 		// Kept in the record too, for the next leader (a failover is
 		// exactly when leadership moves: re-applying thousands of
 		// unchanged objects then took a fifth of the CPU).
-		if src, err := r.source(ctx); err == nil && (src.Synced != r.synced || src.SyncedStore != r.syncedStore) {
+		if src := r.written; src.Synced != r.synced || src.SyncedStore != r.syncedStore {
 			src.Synced, src.SyncedStore = r.synced, r.syncedStore
 			if err := r.Store.PutSource(ctx, src); err != nil {
 				r.Log.Info("Cannot record the applied change set's store revision", "source", r.Source.Name, "error", err.Error())
@@ -543,6 +547,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	if err := r.Store.PutSource(ctx, src); err != nil {
 		return results, err
 	}
+	r.written = src
 	if prev.Revision != rev || changed || prev.LastAttempt.Error != "" {
 		r.Store.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceApplied, Object: "source/" + r.Source.Name, Node: r.Node,
 			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d adopted, %d unchanged, %d pruned", rev, counts[store.Created], counts[store.Configured], counts[store.Adopted], counts[store.Unchanged], counts[store.Pruned])})

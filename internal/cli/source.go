@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -95,42 +94,24 @@ func newSourceAddCmd(s *streams, g *globalFlags) *cobra.Command {
 
 // putGitSource stores gs, keeping the annotations of the one it replaces.
 func putGitSource(ctx context.Context, st *etcdstore.Store, gs v1alpha1.GitSource) (string, error) {
-	for {
-		old, rev, ok, err := st.GitSource(ctx, gs.Metadata.Name)
-		if err != nil {
-			return "", err
+	existed, err := st.UpdateGitSource(ctx, gs.Metadata.Name, true, func(cur *v1alpha1.GitSource, existed bool) error {
+		annotations := cur.Metadata.Annotations
+		*cur = gs
+		if existed {
+			cur.Metadata.Annotations = annotations
 		}
-		verb := "created"
-		if ok {
-			verb = "configured"
-			gs.Metadata.Annotations = old.Metadata.Annotations
-		}
-		err = st.PutGitSource(ctx, gs, rev)
-		if errors.Is(err, etcdstore.ErrGitSourceChanged) {
-			continue
-		}
-		return verb, err
+		return nil
+	})
+	if existed {
+		return "configured", err
 	}
+	return "created", err
 }
 
 // changeGitSource applies change to the stored source name.
 func changeGitSource(ctx context.Context, st *etcdstore.Store, name string, change func(*v1alpha1.GitSource) error) error {
-	for {
-		gs, rev, ok, err := st.GitSource(ctx, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("git source %q: %w (`sitekeeper source list` lists them)", name, store.ErrNotFound)
-		}
-		if err := change(&gs); err != nil {
-			return err
-		}
-		err = st.PutGitSource(ctx, gs, rev)
-		if !errors.Is(err, etcdstore.ErrGitSourceChanged) {
-			return err
-		}
-	}
+	_, err := st.UpdateGitSource(ctx, name, false, func(gs *v1alpha1.GitSource, _ bool) error { return change(gs) })
+	return err
 }
 
 type gitSourceRow struct {

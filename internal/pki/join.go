@@ -225,49 +225,19 @@ func Join(ctx context.Context, server, tokenText, name string, hosts []string, d
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return err
-	}
-	body, err := json.Marshal(JoinRequest{TokenID: tok.ID, Secret: tok.Secret, Name: name, Hosts: hosts,
-		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))})
+	key, csr, err := newKeyAndCSR()
 	if err != nil {
 		return err
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pinnedTLS(tok.CAHash)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+"/v1/join", bytes.NewReader(body))
+	server = strings.TrimRight(server, "/")
+	cert, caCert, err := requestCert(ctx, client, server+"/v1/join", "join "+server,
+		JoinRequest{TokenID: tok.ID, Secret: tok.Secret, Name: name, Hosts: hosts, CSR: csr})
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("join %s: %w", server, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("join %s: %s: %s", server, resp.Status, strings.TrimSpace(string(b)))
-	}
-	var reply JoinReply
-	if err := json.Unmarshal(b, &reply); err != nil {
-		return fmt.Errorf("join %s: the reply: %w", server, err)
-	}
-	caBlk, _ := pem.Decode([]byte(reply.CA))
-	certBlk, _ := pem.Decode([]byte(reply.Cert))
-	if caBlk == nil || certBlk == nil {
-		return fmt.Errorf("join %s: the reply holds no certificates", server)
-	}
-	caCert, err := x509.ParseCertificate(caBlk.Bytes)
-	if err != nil || Fingerprint(caCert) != tok.CAHash {
+	if Fingerprint(caCert) != tok.CAHash {
 		return fmt.Errorf("join %s: the CA sent is not the one the token names", server)
-	}
-	cert, err := x509.ParseCertificate(certBlk.Bytes)
-	if err != nil {
-		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -275,10 +245,62 @@ func Join(ctx context.Context, server, tokenText, name string, hosts []string, d
 	if err := atomicfile.WriteFile(filepath.Join(dir, CACertFile), CertPEM(caCert), 0o644); err != nil {
 		return err
 	}
-	if err := saveServer(dir, strings.TrimRight(server, "/")); err != nil {
+	if err := saveServer(dir, server); err != nil {
 		return err
 	}
 	return WritePair(dir, name, cert, key)
+}
+
+// newKeyAndCSR makes a node's key and a PEM certificate request for it:
+// the key never leaves the node.
+func newKeyAndCSR() (*ecdsa.PrivateKey, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
+}
+
+// requestCert posts a join or renewal request and reads the certificate
+// and CA of the reply; what names the call in errors.
+func requestCert(ctx context.Context, client *http.Client, url, what string, body any) (cert, ca *x509.Certificate, err error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("%s: %s: %s", what, resp.Status, strings.TrimSpace(string(rb)))
+	}
+	var reply JoinReply
+	if err := json.Unmarshal(rb, &reply); err != nil {
+		return nil, nil, fmt.Errorf("%s: the reply: %w", what, err)
+	}
+	caBlk, _ := pem.Decode([]byte(reply.CA))
+	certBlk, _ := pem.Decode([]byte(reply.Cert))
+	if caBlk == nil || certBlk == nil {
+		return nil, nil, fmt.Errorf("%s: the reply holds no certificates", what)
+	}
+	if ca, err = x509.ParseCertificate(caBlk.Bytes); err != nil {
+		return nil, nil, fmt.Errorf("%s: the CA: %w", what, err)
+	}
+	if cert, err = x509.ParseCertificate(certBlk.Bytes); err != nil {
+		return nil, nil, fmt.Errorf("%s: the certificate: %w", what, err)
+	}
+	return cert, ca, nil
 }
 
 // pinnedTLS trusts a server only when the chain it sends holds a CA with

@@ -1,15 +1,10 @@
 package pki
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,15 +89,7 @@ func Renew(ctx context.Context, dir, name string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(RenewRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))})
+	key, csr, err := newKeyAndCSR()
 	if err != nil {
 		return nil, err
 	}
@@ -110,28 +97,7 @@ func Renew(ctx context.Context, dir, name string) (*x509.Certificate, error) {
 	roots.AddCert(caCert)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/v1/renew", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("renew at %s: %w", server, err)
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("renew at %s: %s: %s", server, resp.Status, strings.TrimSpace(string(rb)))
-	}
-	var reply JoinReply
-	if err := json.Unmarshal(rb, &reply); err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode([]byte(reply.Cert))
-	if blk == nil {
-		return nil, fmt.Errorf("renew at %s: no certificate in the reply", server)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
+	cert, _, err := requestCert(ctx, client, server+"/v1/renew", "renew at "+server, RenewRequest{CSR: csr})
 	if err != nil {
 		return nil, err
 	}

@@ -62,3 +62,27 @@ func (s *Store) DeleteGitSource(ctx context.Context, name string) (bool, error) 
 	}
 	return resp.Deleted > 0, nil
 }
+
+// UpdateGitSource reads name's GitSource, lets change edit it (existed
+// says whether there was one; change gets a zero value when not) and
+// writes it back by compare-and-swap, again from a fresh read when another
+// write came between. Without one and with create false, it is
+// store.ErrNotFound.
+func (s *Store) UpdateGitSource(ctx context.Context, name string, create bool, change func(gs *v1alpha1.GitSource, existed bool) error) (existed bool, err error) {
+	for {
+		gs, rev, ok, err := s.GitSource(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		if !ok && !create {
+			return false, fmt.Errorf("git source %q: %w (`sitekeeper source list` lists them)", name, store.ErrNotFound)
+		}
+		if err := change(&gs, ok); err != nil {
+			return ok, err
+		}
+		err = s.PutGitSource(ctx, gs, rev)
+		if !errors.Is(err, ErrGitSourceChanged) {
+			return ok, err
+		}
+	}
+}
