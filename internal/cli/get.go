@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/clusterview"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
-	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
@@ -128,7 +128,7 @@ func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, o
 		// and status are all it needs.
 		read = func(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
 			snap, err := st.ListKind(ctx, kind)
-			return &clusterState{snap: snap}, err
+			return &clusterState{Snap: snap}, err
 		}
 	}
 	cs, err := read(ctx, st)
@@ -149,7 +149,7 @@ func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, o
 		return usagef("unknown kind %q; use sites, ips, vols, groups or nodes", kindArg)
 	}
 	var objs []v1alpha1.Object
-	for _, o := range cs.snap.Objects {
+	for _, o := range cs.Snap.Objects {
 		if o.GetKind() == kind && (name == "" || o.Meta().Name == name) {
 			objs = append(objs, o)
 		}
@@ -178,7 +178,7 @@ func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, o
 		}
 		if output == "wide" {
 			grp, nodes := "-", "-"
-			if gr, ok := cs.graph.GroupOf(v1alpha1.RefOf(o)); ok {
+			if gr, ok := cs.Graph.GroupOf(v1alpha1.RefOf(o)); ok {
 				grp, nodes = gr.Name, strings.Join(gr.Placement.Nodes, ",")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", o.Meta().Name, active, state, age(o.Meta().CreationTimestamp), grp, nodes, o.Meta().Generation, st.ObservedGeneration)
@@ -189,46 +189,8 @@ func show(ctx context.Context, s *streams, st *etcdstore.Store, kindArg, name, o
 	return tw.Flush()
 }
 
-type groupRow struct {
-	Name       string   `json:"name"`
-	Members    []string `json:"members"`
-	Nodes      []string `json:"nodes"`
-	Switchback string   `json:"switchback"`
-	Active     string   `json:"active"`
-	Moving     string   `json:"moving,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	Coupling   string   `json:"coupling,omitempty"`
-	Suspended  bool     `json:"suspended,omitempty"`
-}
-
-func (cs *clusterState) groupRows(name string) []groupRow {
-	var rows []groupRow
-	for gi := range cs.graph.Groups {
-		gr := &cs.graph.Groups[gi]
-		if name != "" && gr.Name != name {
-			continue
-		}
-		d := cs.decisions[gr.Name]
-		r := groupRow{Name: gr.Name, Nodes: gr.Placement.Nodes, Switchback: string(gr.Placement.Switchback), Active: d.Active, Reason: d.Summary(), Coupling: validation.CouplingText(gr)}
-		if d.Target != "" {
-			r.Moving = d.Releasing + " -> " + d.Target
-		}
-		if d.Damaged != "" {
-			r.Reason = "DamagedDecision: the placement leader replaces it"
-		}
-		for _, m := range gr.Members {
-			r.Members = append(r.Members, m.String())
-			if cs.suspended.Object(m) {
-				r.Suspended = true
-			}
-		}
-		rows = append(rows, r)
-	}
-	return rows
-}
-
 func getGroups(s *streams, cs *clusterState, name, output string) error {
-	rows := cs.groupRows(name)
+	rows := cs.GroupRows(name)
 	if name != "" && len(rows) == 0 {
 		return fmt.Errorf("group %q: %w", name, store.ErrNotFound)
 	}
@@ -253,102 +215,18 @@ func getGroups(s *streams, cs *clusterState, name, output string) error {
 	return tw.Flush()
 }
 
-type nodeRow struct {
-	Name      string   `json:"name"`
-	Status    string   `json:"status"`
-	Active    []string `json:"activeGroups"`
-	Suspended bool     `json:"suspended,omitempty"`
-	// LeaseRenewedAgo is how long ago the node last renewed its lease
-	// (whole seconds, as etcd counts them); empty when it holds none.
-	LeaseRenewedAgo string `json:"leaseRenewedAgo,omitempty"`
-	// Health is Healthy, or the groups whose sites fail their checks here,
-	// or Unsafe with why (a take-down step hung).
-	Health string `json:"health"`
-	// TakedownBudget is how long the node may need to take down what it
-	// holds once fenced: a group leaves it that long after its lease
-	// expired. Last known for a node without a lease.
-	TakedownBudget string `json:"takedownBudget,omitempty"`
-	// Member is the node's etcd membership: leader, voter, learner,
-	// unreachable, or "-" when it runs no member.
-	Member string `json:"etcdMember"`
-	// What the node last reported it has (sites, addresses, volumes).
-	Observed *plan.Observed `json:"observed,omitempty"`
-	// ObservedStale says Observed is what a node without a lease last
-	// reported: last known, not known to be true now.
-	ObservedStale bool `json:"observedStale,omitempty"`
-}
-
 func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterState, name, output string) error {
-	all := map[string]bool{}
-	for n := range cs.nodes {
-		all[n] = true
+	leases := map[string]time.Duration{}
+	for n, l := range st.NodeLeases(ctx) {
+		leases[n] = l.RenewedAgo
 	}
-	for _, gr := range cs.graph.Groups {
-		for _, n := range gr.Placement.Nodes {
-			all[n] = true
-		}
-	}
-	leases := st.NodeLeases(ctx)
 	members := map[string]string{}
 	if ms, err := st.Members(ctx); err == nil {
 		for _, m := range ms {
 			members[m.Name] = m.Role()
 		}
 	}
-	var rows []nodeRow
-	for _, n := range slices.Sorted(maps.Keys(all)) {
-		if name != "" && n != name {
-			continue
-		}
-		r := nodeRow{Name: n, Status: "NotReady", Suspended: cs.suspended.Node(n), Active: []string{}, Health: "Healthy", Member: orDash(members[n])}
-		if _, ok := cs.nodes[n]; ok {
-			r.Status = "Ready"
-		}
-		if l, ok := leases[n]; ok {
-			r.LeaseRenewedAgo = l.RenewedAgo.String()
-		}
-		var sick, failing []string
-		for _, rep := range cs.reports {
-			switch {
-			case rep.Node != n:
-			case rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled:
-				failing = append(failing, rep.Group)
-			case !rep.Healthy:
-				sick = append(sick, rep.Group)
-			}
-		}
-		if len(sick) > 0 {
-			sort.Strings(sick)
-			r.Health = "Unhealthy: " + strings.Join(sick, ",")
-		}
-		if len(failing) > 0 {
-			// A step keeps failing there (an address in use, a disk not
-			// attached): the node cannot do what it is asked.
-			sort.Strings(failing)
-			r.Health = "StepFailed: " + strings.Join(failing, ",")
-		}
-		if info, ok := cs.nodes[n]; ok && info.Unsafe != "" {
-			r.Health = "Unsafe: " + info.Unsafe
-		}
-		if info, ok := cs.known[n]; ok && info.TakedownBudget.Duration > 0 {
-			r.TakedownBudget = info.TakedownBudget.String()
-		}
-		for g, d := range cs.decisions {
-			if d.Active == n {
-				r.Active = append(r.Active, g)
-			}
-		}
-		sort.Strings(r.Active)
-		if o, ok := cs.observed[n]; ok {
-			r.Observed = &o
-		}
-		if r.Status != "Ready" {
-			// Its lease is gone: what it reported may no longer be true
-			// (another node may hold its addresses now).
-			r.Health, r.ObservedStale = "Unknown", r.Observed != nil
-		}
-		rows = append(rows, r)
-	}
+	rows := cs.NodeRows(name, leases, members)
 	if name != "" && len(rows) == 0 {
 		return fmt.Errorf("node %q: %w", name, store.ErrNotFound)
 	}
@@ -406,12 +284,12 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 					return describeSource(ctx, s, st, args[1], output)
 				}
 				if isGroupKind(args[0]) {
-					ref, err := ops.GroupMemberIn(cs.graph, args[1])
+					ref, err := ops.GroupMemberIn(cs.Graph, args[1])
 					if err != nil {
 						return err
 					}
-					grp, _ := cs.graph.GroupOf(ref)
-					rows := cs.groupRows(grp.Name)
+					grp, _ := cs.Graph.GroupOf(ref)
+					rows := cs.GroupRows(grp.Name)
 					if len(rows) == 0 {
 						return fmt.Errorf("group %q: %w", args[1], store.ErrNotFound)
 					}
@@ -428,11 +306,11 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				if !ok {
 					return usagef("unknown kind %q; use site, ip, vol or group", args[0])
 				}
-				ref, err := ops.ResolveIn(cs.snap.Objects, v1alpha1.Ref{Kind: kind, Name: args[1]})
+				ref, err := ops.ResolveIn(cs.Snap.Objects, v1alpha1.Ref{Kind: kind, Name: args[1]})
 				if err != nil {
 					return err
 				}
-				o := cs.find(ref)
+				o := cs.Find(ref)
 				if o == nil {
 					return fmt.Errorf("%s: %w", ref, store.ErrNotFound)
 				}
@@ -442,8 +320,8 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				}
 				if printer.Structured(output) {
 					d := objectDescription{APIVersion: v1alpha1.APIVersion, Kind: "Description", Object: o, Events: events}
-					if gr, ok := cs.graph.GroupOf(ref); ok {
-						if rows := cs.groupRows(gr.Name); len(rows) > 0 {
+					if gr, ok := cs.Graph.GroupOf(ref); ok {
+						if rows := cs.GroupRows(gr.Name); len(rows) > 0 {
 							d.Group = &rows[0]
 						}
 					}
@@ -460,8 +338,8 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 				}
 				spec, _ := yaml.Marshal(map[string]any{"spec": specOf(o)})
 				fmt.Fprintf(w, "%s", spec)
-				if gr, ok := cs.graph.GroupOf(ref); ok {
-					d := cs.decisions[gr.Name]
+				if gr, ok := cs.Graph.GroupOf(ref); ok {
+					d := cs.Decisions[gr.Name]
 					members := make([]string, len(gr.Members))
 					for i, mm := range gr.Members {
 						members[i] = mm.String()
@@ -510,11 +388,11 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 // object with its status, its group as `get groups` shows it, and its
 // recent events.
 type objectDescription struct {
-	APIVersion string          `json:"apiVersion"`
-	Kind       string          `json:"kind"`
-	Object     v1alpha1.Object `json:"object"`
-	Group      *groupRow       `json:"group,omitempty"`
-	Events     []store.Event   `json:"events"`
+	APIVersion string                `json:"apiVersion"`
+	Kind       string                `json:"kind"`
+	Object     v1alpha1.Object       `json:"object"`
+	Group      *clusterview.GroupRow `json:"group,omitempty"`
+	Events     []store.Event         `json:"events"`
 }
 
 // recentEvents returns the last ten events of the object and of its group.
@@ -524,7 +402,7 @@ func recentEvents(ctx context.Context, st *etcdstore.Store, cs *clusterState, re
 		return nil, err
 	}
 	grpName := ""
-	if gr, ok := cs.graph.GroupOf(ref); ok {
+	if gr, ok := cs.Graph.GroupOf(ref); ok {
 		grpName = "group/" + gr.Name
 	}
 	var mine []store.Event

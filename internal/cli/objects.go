@@ -17,8 +17,8 @@ import (
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
+	"github.com/sitekeeper/sitekeeper/internal/clusterview"
 	"github.com/sitekeeper/sitekeeper/internal/diag"
-	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
@@ -302,93 +302,22 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, erro
 }
 
 // clusterState is everything get, describe and plan show.
-type clusterState struct {
-	snap      store.Snapshot
-	graph     *graph.Graph
-	decisions map[string]store.Decision
-	nodes     map[string]store.NodeInfo
-	known     map[string]store.NodeInfo // every node's last record, live or not
-	reports   []store.Report
-	suspended store.Suspensions
-	observed  map[string]plan.Observed
-}
-
-// damaged is every key of the state that did not decode.
-func (c *clusterState) damaged() []store.DamagedKey {
-	out := slices.Clone(c.snap.Damaged)
-	for _, g := range slices.Sorted(maps.Keys(c.decisions)) {
-		if d := c.decisions[g]; d.Damaged != "" {
-			out = append(out, store.DamagedKey{Key: "placement/" + g, Error: d.Damaged, Revision: d.Revision})
-		}
-	}
-	return out
-}
+type clusterState = clusterview.State
 
 // warnDamaged tells on stderr which keys were skipped, so that a listing
 // that lacks an object says why.
 func warnDamaged(w io.Writer, c *clusterState) {
-	for _, k := range c.damaged() {
+	for _, k := range c.Damaged() {
 		fmt.Fprintf(w, "warning: %s\n", store.DamagedMessage(k))
 	}
 }
 
 func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
-	c, err := readObjects(ctx, st)
-	if err != nil {
-		return nil, err
-	}
-	// The listed objects are already defaulted (the store client
-	// defaults what it decodes), so building the graph changes nothing in
-	// them: no copy (a copy of 15,000 objects was a third of `get` at
-	// 5,000 groups).
-	var live []v1alpha1.Object
-	for _, o := range c.snap.Objects {
-		if o.Meta().DeletionTimestamp == nil {
-			live = append(live, o)
-		}
-	}
-	c.graph = graph.Of(live)
-	if c.nodes, err = st.Nodes(ctx); err != nil {
-		return nil, err
-	}
-	if c.known, err = st.KnownNodes(ctx); err != nil {
-		return nil, err
-	}
-	if c.reports, err = st.Reports(ctx); err != nil {
-		return nil, err
-	}
-	if c.suspended, err = st.Suspensions(ctx); err != nil {
-		return nil, err
-	}
-	if c.observed, err = st.Observed(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return clusterview.Read(ctx, st)
 }
 
-// readObjects reads what a listing of objects needs: the objects with
-// their status, and the decisions (for the damaged-key warnings). With
-// 5,000 groups, reading reports and what every node holds as well was half
-// of `get sites -o json`.
 func readObjects(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
-	c := &clusterState{}
-	var err error
-	if c.snap, err = st.List(ctx); err != nil {
-		return nil, err
-	}
-	if c.decisions, err = st.Decisions(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *clusterState) find(ref v1alpha1.Ref) v1alpha1.Object {
-	for _, o := range c.snap.Objects {
-		if v1alpha1.RefOf(o) == ref {
-			return o
-		}
-	}
-	return nil
+	return clusterview.ReadObjects(ctx, st)
 }
 
 func newSwitchoverCmd(s *streams, g *globalFlags) *cobra.Command {
