@@ -117,6 +117,8 @@ const (
 	// EventSwitchoverReverted: a folder's change set put back the
 	// activeNode that a switchover outside the folder had set.
 	EventSwitchoverReverted = "SwitchoverReverted"
+	// EventSwitchoverRequested says who asked for a switchover, and to where.
+	EventSwitchoverRequested = "SwitchoverRequested"
 	// EventLocalRestart: a failing site was restarted in place.
 	EventLocalRestart = "LocalRestart"
 	// EventFenced: a node could not renew its lease, took its groups down

@@ -21,6 +21,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/health"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -82,6 +83,9 @@ type Agent struct {
 	// changes at every fence and return: a plan computed from a desired
 	// state of another epoch brings nothing up.
 	Fence func() (ctx context.Context, epoch uint64, fenced bool)
+	// Metrics counts steps, reconciles, probes and take-over times; nil
+	// counts nothing.
+	Metrics *metrics.Set
 
 	mu           sync.Mutex
 	observedOnce bool
@@ -120,6 +124,7 @@ func (a *Agent) init() {
 	}
 	if a.timings == nil {
 		a.timings = newTimings(a.Node, a.Recorder, a.takedowns)
+		a.timings.metrics = a.Metrics
 	}
 }
 
@@ -149,6 +154,8 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 	a.init()
 	a.mu.Unlock()
 	out := make(map[string]Outcome, len(groups))
+	began := a.Clock.Now()
+	defer func() { a.Metrics.Reconciled(a.Node, a.Clock.Now().Sub(began)) }()
 	fail := func(err error) map[string]Outcome {
 		for _, g := range groups {
 			out[g] = Outcome{Err: err}
@@ -227,9 +234,10 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 		}
 		wg.Add(1)
 		slots <- struct{}{}
+		drift := a.drifted(d, g)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			r.err = a.execute(ctx, d, g, steps[g], gate, &r.down)
+			r.err = a.execute(ctx, d, g, steps[g], gate, &r.down, drift)
 		}()
 	}
 	wg.Wait()
@@ -279,7 +287,30 @@ func boolOrder(b bool) int {
 }
 
 // execute runs one group's steps, recording each.
-func (a *Agent) execute(ctx context.Context, d *plan.Desired, group string, steps []plan.Step, gate plan.Gate, down *downTime) error {
+// drift says the group's steps repair drift: the group was converged here
+// and neither its objects nor its placement changed since.
+func (a *Agent) drifted(d *plan.Desired, group string) bool {
+	a.mu.Lock()
+	prev, ok := a.last[group]
+	a.mu.Unlock()
+	if !ok || prev.Phase != store.PhaseConverged || !prev.Decided.Equal(d.Decided[group].At) || strings.EqualFold(d.Active[group], a.Node) != prev.Active {
+		return false
+	}
+	g, known := d.Graph.Group(group)
+	if !known {
+		return false
+	}
+	for _, m := range g.Members {
+		if gen, ok := prev.Generations[m.String()]; !ok || gen != d.Graph.Object(m).Meta().Generation {
+			return false
+		}
+	}
+	return true
+}
+
+// execute runs one group's steps, recording each; drift says they repair
+// drift (for the metrics).
+func (a *Agent) execute(ctx context.Context, d *plan.Desired, group string, steps []plan.Step, gate plan.Gate, down *downTime, drift bool) error {
 	stepStart := a.Clock.Now()
 	return plan.ExecuteGated(ctx, a.Backend, steps, func(s plan.Step, err error) {
 		now := a.Clock.Now()
@@ -290,6 +321,7 @@ func (a *Agent) execute(ctx context.Context, d *plan.Desired, group string, step
 			down.add(s, took)
 		}
 		a.timings.step(d, s, err, now)
+		a.Metrics.Step(a.Node, string(s.Action), err, drift)
 		if err != nil {
 			a.stepFailed(s, err, now)
 		} else {

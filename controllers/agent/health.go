@@ -72,6 +72,9 @@ func (a *Agent) CheckHealth(ctx context.Context) ([]string, error) {
 				}
 			}
 			a.timings.probe(g.Name, probeErr, a.Clock.Now())
+			if probeErr != nil {
+				a.Metrics.ProbeFailed(a.Node, s.Metadata.Name)
+			}
 			wasFailed := tr.Failed
 			switch tr.Record(now, probeErr) {
 			case health.Restart:

@@ -16,6 +16,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -60,6 +61,9 @@ type Member struct {
 	// Clock times renewals, the fence deadline and the agent's loop; the
 	// real clock's readings are monotonic.
 	Clock clock.Clock
+	// Metrics counts the agent's steps, reconciles, probes and take-over
+	// times; nil counts nothing.
+	Metrics *metrics.Set
 
 	// crashed makes a stop look like a power loss: the lease is left to
 	// expire instead of being revoked.
@@ -110,7 +114,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.runCtx, m.started = ctx, time.Now().UTC()
 	m.fenceCtx, m.fenceStop = context.WithCancel(ctx)
 	m.mu.Unlock()
-	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder, Clock: m.Clock, Fence: m.fence}
+	a := &Agent{Node: m.Node, Backend: m.Backend, Source: m, Reporter: m, Log: m.Log, Recorder: m.Recorder, Clock: m.Clock, Fence: m.fence, Metrics: m.Metrics}
 	a.mu.Lock()
 	a.init()
 	a.mu.Unlock()
@@ -411,6 +415,20 @@ func (m *Member) setFenced(f bool) {
 		}
 		m.signal()
 	}
+}
+
+// Holding says whether the node holds its lease now (a renewal, a round
+// trip to the store, within three quarters of the TTL), and why not.
+func (m *Member) Holding() (bool, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.lastRenew.IsZero():
+		return false, "not registered with the store yet"
+	case m.fenced:
+		return false, fmt.Sprintf("fenced: no lease renewal for %s (the store is unreachable or has no quorum)", m.Clock.Now().Sub(m.lastRenew).Round(time.Millisecond))
+	}
+	return true, ""
 }
 
 // Crash marks the next stop as a power loss (no lease revoke).

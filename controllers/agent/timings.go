@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -33,6 +34,7 @@ type timings struct {
 	fencedAt, lastDownAt, renewedBefore time.Time
 	downSteps                           int
 	rec                                 record.Recorder
+	metrics                             *metrics.Set
 	takedowns                           *takedowns
 	budgetAtFence                       time.Duration
 	overran                             bool // this fence's take-down already reported past its budget
@@ -98,6 +100,7 @@ func (t *timings) probe(group string, err error, now time.Time) {
 	t.done[group] = p.decided
 	t.mu.Unlock()
 	kind, why := p.reason, p.message
+	t.metrics.TookOver(kind, now.Sub(p.decided))
 	verb := "decided" // a switchover is asked for, not detected
 	if kind == v1alpha1.ReasonFailedOver {
 		verb = "detected and decided"

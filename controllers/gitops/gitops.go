@@ -20,6 +20,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/gitrev"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 	"github.com/sitekeeper/sitekeeper/internal/validation"
 	"github.com/sitekeeper/sitekeeper/internal/watch"
@@ -77,6 +78,9 @@ type Reconciler struct {
 	// Git, when set, is a git source's status, kept in the source's record
 	// with each attempt in front of its history.
 	Git *store.GitStatus
+	// Recorder, when set, also hears each event the source writes (the
+	// process's metrics count applied and refused change sets).
+	Recorder record.Recorder
 
 	// synced is the folder revision (and options) last applied whole, and the store's
 	// revision then: a resync that finds both unchanged has nothing to
@@ -366,7 +370,7 @@ func (r *Reconciler) refuse(ctx context.Context, prev store.Source, rev string, 
 		return errors.Join(err, perr)
 	}
 	if !again {
-		r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node, Message: message})
+		r.event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceRefused, Object: "source/" + r.Source.Name, Node: r.Node, Message: message})
 	}
 	return err
 }
@@ -520,7 +524,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	for _, res := range results {
 		counts[res.Outcome]++
 		if rv, ok := reverted[res.Ref]; ok && res.Outcome == store.Configured {
-			r.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSwitchoverReverted, Object: res.Ref.String(), Node: r.Node,
+			r.event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSwitchoverReverted, Object: res.Ref.String(), Node: r.Node,
 				Message: fmt.Sprintf("source %s put placement.activeNode back to %q (it was %s, set outside the folder, e.g. by switchover --force): the group moves; commit the change to the folder to keep it", r.Source.Name, rv[1], rv[0])})
 		}
 	}
@@ -549,7 +553,7 @@ func (r *Reconciler) apply(ctx context.Context, files map[string][]byte, prev st
 	}
 	r.written = src
 	if prev.Revision != rev || changed || prev.LastAttempt.Error != "" {
-		r.Store.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceApplied, Object: "source/" + r.Source.Name, Node: r.Node,
+		r.event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceApplied, Object: "source/" + r.Source.Name, Node: r.Node,
 			Message: fmt.Sprintf("revision %s applied: %d created, %d configured, %d adopted, %d unchanged, %d pruned", rev, counts[store.Created], counts[store.Configured], counts[store.Adopted], counts[store.Unchanged], counts[store.Pruned])})
 		r.Log.Info("Applied manifest folder", "source", r.Source.Name, "revision", rev, "created", counts[store.Created], "configured", counts[store.Configured], "pruned", counts[store.Pruned])
 	}
@@ -569,4 +573,12 @@ func firstLine(s string) string {
 		return fmt.Sprintf("%s (and %d more)", line, strings.Count(rest, "\n")+1)
 	}
 	return line
+}
+
+// event writes e and tells the Recorder.
+func (r *Reconciler) event(ctx context.Context, e store.Event) {
+	r.Store.Event(ctx, e)
+	if r.Recorder != nil {
+		r.Recorder.Record(e)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/gitrev"
 	"github.com/sitekeeper/sitekeeper/internal/notify"
+	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
@@ -47,6 +48,8 @@ type GitSources struct {
 	Tick time.Duration
 	// HTTP sends the webhooks (default: a client with a 10 s timeout).
 	HTTP *http.Client
+	// Recorder, when set, also hears each event the sources write.
+	Recorder record.Recorder
 
 	mu      sync.Mutex
 	sources map[string]*tracked
@@ -175,7 +178,7 @@ func (c *GitSources) checkHealth(ctx context.Context, gs v1alpha1.GitSource, pre
 	}
 	tr.degradedFor = prev.Revision
 	msg := fmt.Sprintf("revision %s was applied %s ago and is not served: not Ready: %s", prev.Revision, time.Since(prev.AppliedAt).Round(time.Second), strings.Join(notReady, ", "))
-	c.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceDegraded, Object: "source/" + gs.Metadata.Name, Node: c.Node, Message: msg})
+	c.event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceDegraded, Object: "source/" + gs.Metadata.Name, Node: c.Node, Message: msg})
 	c.tell(gs, v1alpha1.NotifyDegraded, prev.Revision, "", msg)
 }
 
@@ -234,7 +237,7 @@ func (c *GitSources) sync(ctx context.Context, gs v1alpha1.GitSource, prev store
 	}
 	rev := "git:" + commit
 	if tr.rec == nil {
-		tr.rec = &Reconciler{Store: c.Store, Node: c.Node, Log: c.Log}
+		tr.rec = &Reconciler{Store: c.Store, Node: c.Node, Log: c.Log, Recorder: c.Recorder}
 	}
 	tr.rec.Source = Source{Name: name, Dir: display(gs), Prune: *gs.Spec.Prune}
 	tr.rec.Git = &status
@@ -292,7 +295,7 @@ func (c *GitSources) fetchFailed(ctx context.Context, gs v1alpha1.GitSource, pre
 		return errors.Join(err, perr)
 	}
 	if news {
-		c.Store.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceFetchFailed, Object: "source/" + gs.Metadata.Name, Node: c.Node,
+		c.event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSourceFetchFailed, Object: "source/" + gs.Metadata.Name, Node: c.Node,
 			Message: fmt.Sprintf("%s: %v; %s stays in force", display(gs), err, orNone(prev.Revision))})
 		c.tell(gs, v1alpha1.NotifyRefused, "", "", err.Error())
 	}
@@ -340,4 +343,12 @@ func display(gs v1alpha1.GitSource) string {
 		return gs.Spec.URL
 	}
 	return gs.Spec.URL + "//" + gs.Spec.Path
+}
+
+// event writes e and tells the Recorder.
+func (c *GitSources) event(ctx context.Context, e store.Event) {
+	c.Store.Event(ctx, e)
+	if c.Recorder != nil {
+		c.Recorder.Record(e)
+	}
 }

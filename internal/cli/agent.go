@@ -17,7 +17,9 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend/linux"
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/backend/windows"
+	"github.com/sitekeeper/sitekeeper/internal/console"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/node"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 	"github.com/sitekeeper/sitekeeper/internal/winsvc"
@@ -73,7 +75,7 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error
 }
 
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
-	var nodeName, manifests, dataDir, backendName, logFile, serviceName, iface string
+	var nodeName, manifests, dataDir, backendName, logFile, serviceName, iface, httpListen string
 	var leaseTTL, stepLatency time.Duration
 	var gf gitopsFlags
 	var mf memberFlags
@@ -148,8 +150,14 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	}
 	runAgent = func(ctx context.Context, logOut io.Writer) error {
 		log := logging.New(logOut, g.verbose)
+		web, err := openHTTP(httpListen, g.tls, false, g.insecure)
+		if err != nil {
+			return err
+		}
+		if web != nil && web.tls == nil && !loopbackListen(httpListen) {
+			log.Info("WARNING: the dashboard and metrics are served in plaintext to anyone who reaches them (--insecure-plaintext), read-only: use this for a lab only", "listen", httpListen)
+		}
 		var st *etcdstore.Store
-		var err error
 		if etcdMember {
 			var srv *etcdstore.Server
 			if srv, st, err = mf.join(ctx, g, nodeName, dataDir, log); err != nil {
@@ -167,13 +175,19 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			return err
 		}
 		defer closeBackend()
-		o := node.Options{Name: nodeName, Store: st, Backend: n, LeaseTTL: leaseTTL, Log: log}
+		mset := metrics.New()
+		o := node.Options{Name: nodeName, Store: st, Backend: n, LeaseTTL: leaseTTL, Metrics: mset, Log: log}
 		if manifests != "" {
 			src := gf.source(manifests)
 			o.Folder = &src
 		}
+		rt := node.New(o)
 		fmt.Fprintf(s.out, "sitekeeper agent: node %s, store %v\n", nodeName, st.Endpoints())
-		return node.New(o).Run(ctx)
+		if web != nil {
+			web.serve(ctx, st, console.Options{Metrics: mset, Ready: rt.Ready, Title: nodeName}, log)
+			fmt.Fprintf(s.out, "sitekeeper agent: dashboard at %s (metrics at %smetrics)\n", web.url(), web.url())
+		}
+		return rt.Run(ctx)
 	}
 	cmd.Flags().StringVar(&nodeName, "node", "", "this node's name, as placement.nodes names it")
 	cmd.Flags().StringVar(&manifests, "manifests", "", "watch this manifest folder and apply it (GitOps)")
@@ -184,6 +198,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	cmd.Flags().StringVar(&serviceName, "service-name", winsvc.DefaultName, "the Windows service name, when started by the service control manager")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")
 	cmd.Flags().DurationVar(&stepLatency, "sim-step-latency", 0, "with --backend sim or linux: every simulated IIS, address and volume call takes this long, as a slow Windows step would")
+	cmd.Flags().StringVar(&httpListen, "http-listen", defaultAgentHTTP, "address of the dashboard, /metrics, /healthz and /readyz (off: none); beyond loopback it needs the cluster's certificates (https, client certificates with roles)")
 	gf.register(cmd)
 	cmd.Flags().BoolVar(&etcdMember, "etcd-member", false, "run an etcd member in this process (two nodes plus 'sitekeeper witness'); see --initial-cluster")
 	mf.register(cmd)

@@ -13,8 +13,10 @@ import (
 	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/cluster"
+	"github.com/sitekeeper/sitekeeper/internal/console"
 	"github.com/sitekeeper/sitekeeper/internal/logging"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/ops"
 	"github.com/sitekeeper/sitekeeper/internal/privdir"
 	"github.com/sitekeeper/sitekeeper/internal/record"
@@ -25,7 +27,7 @@ import (
 func newUpCmd(s *streams, g *globalFlags) *cobra.Command {
 	var ff fileFlags
 	var nodes []string
-	var dataDir, listen string
+	var dataDir, listen, httpListen string
 	var leaseTTL time.Duration
 	var fast bool
 	var latency []string
@@ -98,6 +100,14 @@ same --data-dir to resume.`,
 			if err := privateDataDir(s, "--data-dir", dataDir); err != nil {
 				return err
 			}
+			web, err := openHTTP(httpListen, g.tls, true, g.insecure)
+			if err != nil {
+				return err
+			}
+			if web != nil && g.insecure && !loopbackListen(httpListen) {
+				fmt.Fprintf(s.err, "WARNING: the dashboard at %s lets anyone who reaches it act on the cluster (--insecure-plaintext): use this for a lab only\n", httpListen)
+			}
+			mset := metrics.New()
 			// The endpoint file names this store while it runs; when up
 			// stops, it names again what it named before (or nothing).
 			restore := func() {}
@@ -139,6 +149,14 @@ same --data-dir to resume.`,
 				}),
 				Folder:    folderSource,
 				OnApplied: onApplied,
+				Metrics:   mset,
+				Started: func(l *cluster.Local) {
+					if web == nil {
+						return
+					}
+					web.serve(ctx, l.Store, console.Options{Metrics: mset, Ready: l.Ready, Title: "sitekeeper up"}, log)
+					fmt.Fprintf(s.out, "sitekeeper up: dashboard at %s (metrics at %smetrics)\n", web.url(), web.url())
+				},
 			})
 		},
 	}
@@ -148,6 +166,7 @@ same --data-dir to resume.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".sitekeeper", "folder for the store's data and the simulated disks")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the store's client endpoint (port 0: any free port); loopback only, unless --insecure-plaintext")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL; a node that misses it for this long is failed over")
+	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:0", "address of the dashboard, /metrics, /healthz and /readyz (port 0: any free port; off: none); loopback only, unless --insecure-plaintext")
 	cmd.Flags().StringSliceVar(&latency, "sim-step-latency", nil, "make every simulated backend call take this long, as a slow Windows step would: 2s for every node, or node1=2s for one (repeatable)")
 	cmd.Flags().BoolVar(&fast, "unsafe-fast-store", false, "tune the embedded store for tests (no fsync); never for real data")
 	_ = cmd.Flags().MarkHidden("unsafe-fast-store")

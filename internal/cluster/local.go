@@ -7,15 +7,18 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/node"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -47,6 +50,11 @@ type LocalOptions struct {
 	// World, when set, is handed the simulated machines once they exist
 	// (a fault run samples them and changes their latency).
 	World func(*sim.World)
+	// Metrics counts what every node does; nil counts nothing.
+	Metrics *metrics.Set
+	// Started, when set, is handed the running cluster once its nodes
+	// were started (the dashboard asks it whether they are ready).
+	Started func(*Local)
 }
 
 // Local is a running embedded cluster.
@@ -115,6 +123,9 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); l.watchSim(ctx) }()
+	if o.Started != nil {
+		o.Started(l)
+	}
 	<-ctx.Done()
 	l.mu.Lock()
 	var waits []chan struct{}
@@ -156,7 +167,7 @@ func (l *Local) startNode(ctx context.Context, name string) {
 		l.views[name] = view
 	}
 	rt := node.New(node.Options{Name: name, Store: view, Backend: l.World.Node(name), LeaseTTL: l.opts.LeaseTTL,
-		Folder: l.opts.Folder, OnApplied: l.opts.OnApplied, Recorder: l.opts.Recorder, Log: l.opts.Log})
+		Folder: l.opts.Folder, OnApplied: l.opts.OnApplied, Recorder: l.opts.Recorder, Metrics: l.opts.Metrics, Log: l.opts.Log})
 	r := &running{rt: rt, cancel: cancel, done: make(chan struct{})}
 	l.nodes[name] = r
 	go func() {
@@ -165,6 +176,27 @@ func (l *Local) startNode(ctx context.Context, name string) {
 			l.opts.Log.Error(err, "Node stopped", "node", name)
 		}
 	}()
+}
+
+// Ready says whether every running node holds its lease, and names those
+// that do not: the readiness of `up` (a simulated node that lost power is
+// not running).
+func (l *Local) Ready() (bool, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.nodes) == 0 {
+		return false, "no node is running"
+	}
+	var why []string
+	for _, name := range slices.Sorted(maps.Keys(l.nodes)) {
+		if ok, reason := l.nodes[name].rt.Ready(); !ok {
+			why = append(why, name+": "+reason)
+		}
+	}
+	if len(why) > 0 {
+		return false, strings.Join(why, "; ")
+	}
+	return true, ""
 }
 
 // powerOff simulates a power loss: the node stops at once (no lease

@@ -19,6 +19,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
@@ -52,7 +53,10 @@ type Options struct {
 	// Recorder also hears every event (the live log of `up`); events always
 	// go to the store.
 	Recorder record.Recorder
-	Log      logr.Logger
+	// Metrics counts what the node does (steps, probes, moves, fences,
+	// change sets); nil counts nothing.
+	Metrics *metrics.Set
+	Log     logr.Logger
 }
 
 // Runtime is one running node.
@@ -71,18 +75,22 @@ func New(o Options) *Runtime {
 	// Events outlive the node's context: a take-down's last events are
 	// written after the node was told to stop.
 	toStore := func(component string) record.Recorder {
-		return record.Tee(o.Recorder, record.Async(context.Background(), o.Store, component))
+		return record.Tee(o.Recorder, o.Metrics, record.Async(context.Background(), o.Store, component))
 	}
 	// Git sources are fetched and applied by the placement leader alone;
 	// they hear its events to tell webhooks of failovers.
-	git := &gitops.GitSources{Store: o.Store, Node: o.Name, Log: o.Log.WithName("gitsource")}
+	git := &gitops.GitSources{Store: o.Store, Node: o.Name, Log: o.Log.WithName("gitsource"), Recorder: o.Metrics}
 	r := &Runtime{opts: o, git: git,
 		ctrl:   &placement.Controller{Store: o.Store, Log: o.Log.WithName("placement"), Identity: o.Name, Recorder: record.Tee(toStore(placement.Component), git)},
-		member: &agent.Member{Node: o.Name, Store: o.Store, Backend: o.Backend, LeaseTTL: o.LeaseTTL, Log: o.Log.WithName(o.Name), Recorder: toStore("agent")},
+		member: &agent.Member{Node: o.Name, Store: o.Store, Backend: o.Backend, LeaseTTL: o.LeaseTTL, Log: o.Log.WithName(o.Name), Recorder: toStore("agent"), Metrics: o.Metrics},
 	}
 	git.IsLeader = r.ctrl.IsLeader
 	return r
 }
+
+// Ready says whether the node holds its lease (and so reaches the store),
+// and why not: the node's /readyz.
+func (r *Runtime) Ready() (bool, string) { return r.member.Holding() }
 
 // Crash makes the next stop look like a power loss: the lease is left to
 // expire instead of being revoked.
@@ -108,7 +116,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if o.Folder != nil {
 		lead := make(chan struct{}, 1)
 		gr := &gitops.Reconciler{Store: o.Store, Source: *o.Folder, Node: o.Name, Log: o.Log.WithName("gitops"),
-			IsLeader: r.ctrl.IsLeader, Trigger: lead, OnApplied: o.OnApplied}
+			IsLeader: r.ctrl.IsLeader, Trigger: lead, OnApplied: o.OnApplied, Recorder: o.Metrics}
 		r.ctrl.OnLead = func() {
 			select {
 			case lead <- struct{}{}:

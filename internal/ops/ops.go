@@ -129,11 +129,16 @@ type ManagedError struct {
 }
 
 func (e *ManagedError) Error() string {
+	return fmt.Sprintf("%s is managed by source %s; commit this change instead (or pass --force):\n  %s", e.Ref, e.Source, e.CommitLine())
+}
+
+// CommitLine is the change to commit in the source instead.
+func (e *ManagedError) CommitLine() string {
 	file := e.File
 	if file == "" {
 		file = "-"
 	}
-	return fmt.Sprintf("%s is managed by source %s; commit this change instead (or pass --force):\n  %s: %s: set spec.placement.activeNode: %s", e.Ref, e.Source, file, e.Ref, e.To)
+	return fmt.Sprintf("%s: %s: set spec.placement.activeNode: %s", file, e.Ref, e.To)
 }
 
 // OwnedDeleteError is a delete of an object a source owns: it would come
@@ -268,6 +273,7 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 	if err := st.UpdateSpecs(ctx, changed...); err != nil {
 		return "", fmt.Errorf("switch group %s over to %s: %w", grp.Name, to, err)
 	}
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSwitchoverRequested, Object: "group/" + grp.Name, Message: "switchover to " + to + " requested", Component: Component})
 	return grp.Name, nil
 }
 

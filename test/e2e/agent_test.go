@@ -65,7 +65,7 @@ func TestAgentsShareOneSource(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(content, "index.html"), []byte("hello\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(binary(t), "agent", "--node", node, "--endpoints", srv.Endpoint, "--manifests", dir, "--source-name", "shop", "--data-dir", filepath.Join(base, node, "data"))
+		cmd := exec.Command(binary(t), "agent", "--http-listen", "127.0.0.1:0", "--node", node, "--endpoints", srv.Endpoint, "--manifests", dir, "--source-name", "shop", "--data-dir", filepath.Join(base, node, "data"))
 		cmd.Stdout, cmd.Stderr = c.out, c.out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -117,7 +117,7 @@ func TestInitJoinAndClientCertificates(t *testing.T) {
 	if code, out := sk(append([]string{"member", "add", "node1", "--peer-url", "https://127.0.0.1:" + npeer}, adminFlags(ep, p)...)...); code != 0 {
 		t.Fatalf("member add: exit %d\n%s", code, out)
 	}
-	agent := exec.Command(binary(t), "agent", "--node", "node1", "--backend", "sim", "--etcd-member", "--data-dir", n1,
+	agent := exec.Command(binary(t), "agent", "--http-listen", "127.0.0.1:0", "--node", "node1", "--backend", "sim", "--etcd-member", "--data-dir", n1,
 		"--peer-url", "https://127.0.0.1:"+npeer, "--client-url", "https://127.0.0.1:"+nclient,
 		"--initial-cluster", "w=https://127.0.0.1:"+peer+",node1=https://127.0.0.1:"+npeer, "--initial-cluster-state", "existing",
 		"--etcd-cacert", filepath.Join(np, "ca.crt"), "--etcd-cert", filepath.Join(np, "node1.crt"), "--etcd-key", filepath.Join(np, "node1.key"), "--etcd-fast")
@@ -208,7 +208,7 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
-		start(append([]string{"agent", "--node", n, "--backend", "sim", "--etcd-member"}, member(n)...)...)
+		start(append([]string{"agent", "--http-listen", "127.0.0.1:0", "--node", n, "--backend", "sim", "--etcd-member"}, member(n)...)...)
 	}
 	c := &cluster{t: t, endpoint: strings.Join(eps, ","), out: out}
 	admin := certs(w, "admin")

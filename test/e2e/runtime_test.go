@@ -61,7 +61,7 @@ func TestWitnessAndTwoAgentsOnLoopback(t *testing.T) {
 	}
 	start(append([]string{"witness", "--etcd-name", "witness"}, member("witness")...)...)
 	for _, n := range []string{"node1", "node2"} {
-		start(append([]string{"agent", "--node", n, "--backend", "sim", "--etcd-member"}, member(n)...)...)
+		start(append([]string{"agent", "--http-listen", "127.0.0.1:0", "--node", n, "--backend", "sim", "--etcd-member"}, member(n)...)...)
 	}
 	c.eventually("both agents registered", 30*time.Second, func() bool {
 		code, o := c.sk("get", "nodes")
