@@ -25,6 +25,7 @@ type cluster struct {
 	endpoint string
 	cmd      *exec.Cmd
 	out      *syncBuffer
+	web      chan string // the dashboard's URL, once printed
 }
 
 type syncBuffer struct {
@@ -95,8 +96,14 @@ func startCluster(t *testing.T, dir string) *cluster {
 			t.Fatal(err)
 		}
 	}
-	c := &cluster{t: t, dir: dir, out: &syncBuffer{}}
-	c.cmd = exec.Command(binary(t), "up", "-f", filepath.Join(dir, "sites.yaml"), "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--unsafe-fast-store")
+	return startUp(t, dir, filepath.Join(dir, "sites.yaml"))
+}
+
+// startUp runs up on manifests (a file, or a folder it watches).
+func startUp(t *testing.T, dir, manifests string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: dir, out: &syncBuffer{}, web: make(chan string, 1)}
+	c.cmd = exec.Command(binary(t), "up", "-f", manifests, "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--unsafe-fast-store")
 	c.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
@@ -115,6 +122,9 @@ func startCluster(t *testing.T, dir string) *cluster {
 			c.out.Write([]byte(line + "\n"))
 			if ep, ok := strings.CutPrefix(line, "sitekeeper up: store at "); ok {
 				found <- strings.SplitN(ep, ",", 2)[0]
+			}
+			if url, ok := strings.CutPrefix(line, "sitekeeper up: dashboard at "); ok {
+				c.web <- strings.Fields(url)[0]
 			}
 		}
 	}()
@@ -138,6 +148,19 @@ func (c *cluster) stop(sig syscall.Signal) {
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-done
+	}
+}
+
+// dashboard is the URL up printed for its dashboard.
+func (c *cluster) dashboard() string {
+	c.t.Helper()
+	select {
+	case url := <-c.web:
+		c.web <- url
+		return url
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("up did not print its dashboard's address:\n%s", c.out.String())
+		return ""
 	}
 }
 
