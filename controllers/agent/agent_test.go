@@ -23,6 +23,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/backend/sim"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/manifest"
+	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -399,5 +400,41 @@ func TestBatchRunsGroupsSideBySide(t *testing.T) {
 	}
 	if rec.batches != 1 || len(rec.reports) != groups {
 		t.Errorf("reports written in %d batches (%d reports), want 1 batch of %d", rec.batches, len(rec.reports), groups)
+	}
+}
+
+// Drift is a step on a converged group whose desired state and placement
+// did not change: a first set-up and a move are not drift.
+func TestDriftRepairIsCounted(t *testing.T) {
+	n := fake.New()
+	m := metrics.New()
+	d := desiredFor(t, 8080, "node1")
+	a := &Agent{Node: "node1", Backend: n, Source: staticSource{d}, Reporter: &recorder{}, Log: logr.Discard(), Metrics: m}
+	ctx := context.Background()
+	drift := func() float64 {
+		got, err := m.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got["sitekeeper_drift_repaired_total{kind=StartSite,node=node1}"]
+	}
+	if _, err := a.Reconcile(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := drift(); got != 0 {
+		t.Fatalf("first set-up counted as %v drift repair(s)", got)
+	}
+	if err := n.StopSite(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Reconcile(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := drift(); got != 1 {
+		t.Fatalf("a site stopped behind our back and started again: %v drift repair(s), want 1", got)
+	}
+	got, _ := m.Gather()
+	if got["sitekeeper_steps_total{action=StartSite,node=node1,result=ok}"] != 2 || got["sitekeeper_reconcile_duration_seconds{node=node1}_count"] != 2 {
+		t.Fatalf("steps and reconciles: %v", got)
 	}
 }

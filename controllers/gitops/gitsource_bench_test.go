@@ -40,7 +40,7 @@ func commitToApplied(b *testing.B, groups int) {
 	defer cancel()
 	c := &GitSources{Store: st, Node: "node1", Log: logr.Discard()}
 	go c.Run(ctx) //nolint:errcheck // ends with ctx
-	for { // the first apply of the whole repository is not what is measured
+	for {         // the first apply of the whole repository is not what is measured
 		if src, _, _ := st.Source(ctx, "s"); src.Revision == "git:"+first {
 			break
 		}

@@ -316,10 +316,6 @@ func readState(ctx context.Context, st *etcdstore.Store) (*clusterState, error) 
 	return clusterview.Read(ctx, st)
 }
 
-func readObjects(ctx context.Context, st *etcdstore.Store) (*clusterState, error) {
-	return clusterview.ReadObjects(ctx, st)
-}
-
 func newSwitchoverCmd(s *streams, g *globalFlags) *cobra.Command {
 	var to string
 	var wait, force bool
