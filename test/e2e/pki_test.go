@@ -3,6 +3,10 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,5 +280,60 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	}
 	if code, o := c.sk("get", "nodes", "--etcd-cacert", filepath.Join(w, "pki", "ca.crt")); code == 0 {
 		t.Errorf("a client without a certificate read the store:\n%s", o)
+	}
+
+	// The agents' dashboards: https with the (renewed) node certificate;
+	// on loopback, reads need no certificate, acting needs an operator's.
+	m := regexp.MustCompile(`sitekeeper agent: dashboard at (https://\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no agent printed an https dashboard:\n%s", out.String())
+	}
+	dash := m[1]
+	httpsAs := func(who string) *http.Client {
+		pool := x509.NewCertPool()
+		ca, err := os.ReadFile(filepath.Join(w, "pki", "ca.crt"))
+		if err != nil || !pool.AppendCertsFromPEM(ca) {
+			t.Fatalf("read the CA: %v", err)
+		}
+		cfg := &tls.Config{RootCAs: pool}
+		if who != "" {
+			pair, err := tls.LoadX509KeyPair(filepath.Join(base, who, who+".crt"), filepath.Join(base, who, who+".key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	act := func(who string) (int, string) {
+		req, _ := http.NewRequest("POST", dash+"api/groups/site-a/suspend", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Sitekeeper-Action", "1")
+		resp, err := httpsAs(who).Do(req)
+		if err != nil {
+			t.Fatalf("POST as %q: %v", who, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	resp, err := httpsAs("").Get(dash + "metrics")
+	if err != nil {
+		t.Fatalf("scrape the agent's https listener (its certificate renewed %d times): %v", strings.Count(out.String(), "Certificate renewed"), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a local scrape without a certificate: HTTP %d", resp.StatusCode)
+	}
+	for _, who := range []string{"", "vera"} {
+		if code, body := act(who); code != http.StatusForbidden {
+			t.Errorf("suspend from the dashboard as %q: HTTP %d %s, want 403", who, code, body)
+		}
+	}
+	if code, body := act("otto"); code != 200 {
+		t.Errorf("suspend from the dashboard as otto (operator): HTTP %d %s", code, body)
+	}
+	if o := c.must(as("events", "--object", "site-a")...); !strings.Contains(o, "(by otto (dashboard))") {
+		t.Errorf("the dashboard's suspension does not say who made it:\n%s", o)
 	}
 }
