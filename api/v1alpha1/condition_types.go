@@ -119,6 +119,9 @@ const (
 	EventSwitchoverReverted = "SwitchoverReverted"
 	// EventSwitchoverRequested says who asked for a switchover, and to where.
 	EventSwitchoverRequested = "SwitchoverRequested"
+	// EventSwitchoverRefused: the placement leader did not make an
+	// operator's switchover (it no longer held when carried out).
+	EventSwitchoverRefused = "SwitchoverRefused"
 	// EventLocalRestart: a failing site was restarted in place.
 	EventLocalRestart = "LocalRestart"
 	// EventFenced: a node could not renew its lease, took its groups down

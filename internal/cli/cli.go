@@ -84,7 +84,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
 	if etcdstore.IsPermissionDenied(err) {
-		fmt.Fprintln(stderr, "Your certificate's role does not allow this: a viewer reads; an operator or an admin changes the cluster; only an admin manages members and snapshots (sitekeeper certs operator NAME --role ...).")
+		fmt.Fprintln(stderr, "Your certificate's role does not allow this: a viewer reads; an operator also switches over, suspends, resumes and clears failures; an admin also applies and deletes, and manages members and snapshots (sitekeeper certs operator NAME --role admin).")
 	}
 	var unreachable unreachableError
 	if etcdstore.IsTimeout(err) && !errors.As(err, &unreachable) {

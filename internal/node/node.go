@@ -18,6 +18,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/controllers/gitops"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
+	"github.com/sitekeeper/sitekeeper/controllers/requests"
 	"github.com/sitekeeper/sitekeeper/internal/backend"
 	"github.com/sitekeeper/sitekeeper/internal/metrics"
 	"github.com/sitekeeper/sitekeeper/internal/record"
@@ -31,6 +32,7 @@ type Store interface {
 	placement.Store
 	gitops.Store
 	gitops.GitStore
+	requests.Store
 	record.Sink
 }
 
@@ -133,6 +135,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 		if err := r.git.Run(ctx); err != nil && ctx.Err() == nil {
 			o.Log.Error(err, "Git sources stopped")
 		}
+	})
+	run(func(ctx context.Context) {
+		rq := &requests.Runner{Store: o.Store, IsLeader: r.ctrl.IsLeader, Log: o.Log.WithName("requests")}
+		_ = rq.Run(ctx)
 	})
 	run(func(ctx context.Context) {
 		if err := r.ctrl.Run(ctx); err != nil && ctx.Err() == nil {

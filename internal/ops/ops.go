@@ -36,6 +36,9 @@ type Store interface {
 	Event(ctx context.Context, e store.Event)
 	Nodes(ctx context.Context) (map[string]store.NodeInfo, error)
 	Suspensions(ctx context.Context) (store.Suspensions, error)
+	PutSwitchoverRequest(ctx context.Context, r store.SwitchoverRequest) error
+	SwitchoverRequests(ctx context.Context) (map[string]store.SwitchoverRequest, error)
+	DeleteSwitchoverRequest(ctx context.Context, r store.SwitchoverRequest) error
 }
 
 // Component names the operations in events.
@@ -241,12 +244,61 @@ func groupOf(ctx context.Context, st Store, ref v1alpha1.Ref) (*graph.Graph, *gr
 // generation). A group a manifest folder owns is refused with a
 // *ManagedError unless force is set. It returns the group's name.
 func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, force bool) (string, error) {
-	g, grp, err := groupOf(ctx, st, ref)
+	group, changed, err := switchoverChanges(ctx, st, ref, to, force)
 	if err != nil {
 		return "", err
 	}
+	err = st.UpdateSpecs(ctx, changed...)
+	if errors.Is(err, store.ErrForbidden) {
+		// An operator may move groups but not change objects: the
+		// placement leader makes the change on their behalf.
+		err = st.PutSwitchoverRequest(ctx, store.SwitchoverRequest{Group: group, Member: ref.String(), To: to, Force: force})
+	}
+	if err != nil {
+		return "", fmt.Errorf("switch group %s over to %s: %w", group, to, err)
+	}
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSwitchoverRequested, Object: "group/" + group, Message: "switchover to " + to + " requested", Component: Component})
+	return group, nil
+}
+
+// CarryOutSwitchovers makes the switchovers operators asked for (the
+// placement leader's part: its role may change objects). Each is checked
+// again as the operator's was; one that no longer holds (the node went
+// down meanwhile) is refused with a Warning event naming who asked.
+func CarryOutSwitchovers(ctx context.Context, st Store) error {
+	reqs, err := st.SwitchoverRequests(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		kind, name, _ := strings.Cut(r.Member, "/")
+		_, changed, err := switchoverChanges(ctx, st, v1alpha1.Ref{Kind: kind, Name: name}, r.To, r.Force)
+		if err == nil {
+			err = st.UpdateSpecs(ctx, changed...)
+		}
+		if errors.Is(err, store.ErrConflict) {
+			continue // the object changed meanwhile: tried again with a fresh read
+		}
+		if err != nil {
+			st.Event(ctx, store.Event{Type: store.Warning, Reason: v1alpha1.EventSwitchoverRefused, Object: "group/" + r.Group, By: r.By, Component: Component,
+				Message: fmt.Sprintf("switchover to %s not made: %v", r.To, err)})
+		}
+		if err := st.DeleteSwitchoverRequest(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// switchoverChanges checks a switchover of ref's group to `to` and returns
+// the group and its members with placement.activeNode set to `to`.
+func switchoverChanges(ctx context.Context, st Store, ref v1alpha1.Ref, to string, force bool) (string, []v1alpha1.Object, error) {
+	g, grp, err := groupOf(ctx, st, ref)
+	if err != nil {
+		return "", nil, err
+	}
 	if !containsFold(grp.Placement.Nodes, to) {
-		return "", &NotInPlacementError{Group: grp.Name, Node: to, Nodes: grp.Placement.Nodes}
+		return "", nil, &NotInPlacementError{Group: grp.Name, Node: to, Nodes: grp.Placement.Nodes}
 	}
 	var changed []v1alpha1.Object
 	for _, m := range grp.Members {
@@ -255,7 +307,7 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 			continue
 		}
 		if src := o.Meta().Annotations[v1alpha1.AnnotationSource]; src != "" && !force {
-			return "", &ManagedError{Ref: m, Source: src, File: sourceFile(ctx, st, src, m), To: to}
+			return "", nil, &ManagedError{Ref: m, Source: src, File: sourceFile(ctx, st, src, m), To: to}
 		}
 		c := v1alpha1.DeepCopy(o)
 		c.PlacementSpec().ActiveNode = to
@@ -268,13 +320,9 @@ func Switchover(ctx context.Context, st Store, ref v1alpha1.Ref, to string, forc
 		changed = append(changed, c)
 	}
 	if err := canTakeOver(ctx, st, grp.Name, to); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := st.UpdateSpecs(ctx, changed...); err != nil {
-		return "", fmt.Errorf("switch group %s over to %s: %w", grp.Name, to, err)
-	}
-	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSwitchoverRequested, Object: "group/" + grp.Name, Message: "switchover to " + to + " requested", Component: Component})
-	return grp.Name, nil
+	return grp.Name, changed, nil
 }
 
 // sourceFile is the file of source src that holds m, as its folder path.

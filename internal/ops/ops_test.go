@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,70 @@ func TestSuspendAndClearFailures(t *testing.T) {
 	ds, _ := st.Decisions(ctx)
 	if got := ds["site-0"]; len(got.Failures) != 0 || got.Active != "node2" {
 		t.Errorf("after clear-failures: %+v", got)
+	}
+}
+
+// forbidsObjects is an operator's store: it may not change objects.
+type forbidsObjects struct{ *etcdstore.Store }
+
+func (forbidsObjects) UpdateSpecs(context.Context, ...v1alpha1.Object) error {
+	return fmt.Errorf("update: %w: permission denied", store.ErrForbidden)
+}
+
+// An operator's switchover is a request the placement leader carries out,
+// checked again then.
+func TestOperatorSwitchoverGoesThroughTheLeader(t *testing.T) {
+	ctx := context.Background()
+	st := withNodes(t, startStore(t, twoGroups(), store.ApplyOptions{}), "node1", "node2")
+	op := forbidsObjects{st}
+	if _, err := Switchover(ctx, op, site0, "node2", false); err != nil {
+		t.Fatalf("an operator's switchover: %v", err)
+	}
+	if _, err := Switchover(ctx, op, v1alpha1.Ref{Kind: "IISSite", Name: "site-1"}, "node2", false); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := st.Get(ctx, site0); o.PlacementSpec().ActiveNode == "node2" {
+		t.Fatal("the operator's store changed the object itself")
+	}
+	reqs, err := st.SwitchoverRequests(ctx)
+	if err != nil || len(reqs) != 2 || reqs["site-0"].To != "node2" {
+		t.Fatalf("requests %+v, %v", reqs, err)
+	}
+	// Meanwhile node2 is suspended: neither request holds any more, and
+	// the leader checks again.
+	if err := st.SetSuspended(ctx, "Node", "node2", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := CarryOutSwitchovers(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := st.Get(ctx, site0); o.PlacementSpec().ActiveNode == "node2" {
+		t.Fatal("a switchover to a node suspended since was made")
+	}
+	if reqs, _ := st.SwitchoverRequests(ctx); len(reqs) != 0 {
+		t.Fatalf("refused requests kept: %+v", reqs)
+	}
+	evs, _, _ := st.Events(ctx)
+	refused := 0
+	for _, e := range evs {
+		if e.Reason == v1alpha1.EventSwitchoverRefused && strings.Contains(e.Message, "suspended") {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d SwitchoverRefused events, want 2: %+v", refused, evs)
+	}
+	// And once it holds, the leader makes it.
+	if err := st.SetSuspended(ctx, "Node", "node2", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Switchover(ctx, op, site0, "node2", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := CarryOutSwitchovers(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := st.Get(ctx, site0); o.PlacementSpec().ActiveNode != "node2" || o.Meta().Annotations[v1alpha1.AnnotationSwitchover] == "" {
+		t.Fatalf("the leader did not make the switchover: activeNode %q", o.PlacementSpec().ActiveNode)
 	}
 }

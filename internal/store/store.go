@@ -31,6 +31,9 @@ var (
 	ErrLeaseExpired = errors.New("lease expired")
 	// ErrDamaged: the stored value does not decode.
 	ErrDamaged = errors.New("damaged")
+	// ErrForbidden: the client's role may not make this change (an
+	// operator changing an object).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Family is one kind of stored record, for Changes.
@@ -51,7 +54,22 @@ const (
 	// source's record under FamilySources.
 	FamilyGitSources Family = "gitsources/"
 	FamilyObserved   Family = "observed/"
+	// FamilyRequests holds what an operator asks of the placement leader
+	// (a switchover), which changes the objects on their behalf.
+	FamilyRequests Family = "requests/"
 )
+
+// SwitchoverRequest is an operator's switchover, carried out by the
+// placement leader: operators may not change objects themselves.
+type SwitchoverRequest struct {
+	Group string `json:"group"`
+	// Member is the object the operator named ("IISSite/web1").
+	Member string    `json:"member"`
+	To     string    `json:"to"`
+	Force  bool      `json:"force,omitempty"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at"`
+}
 
 var (
 	// AgentInputs are what a node agent's desired state is made of.

@@ -278,6 +278,14 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	if o := c.must(as("events", "--object", "site-b")...); !strings.Contains(o, "(by otto)") {
 		t.Errorf("the suspension does not say who made it:\n%s", o)
 	}
+	// An operator switches over (the placement leader changes the objects
+	// for them) but may not apply.
+	if code, o := c.sk(as2("otto", "switchover", "site", "site-a", "--to", "node2", "--wait", "--timeout", "30s")...); code != 0 || !strings.Contains(o, "serving from node2") {
+		t.Errorf("an operator's switchover: exit %d\n%s", code, o)
+	}
+	if code, o := c.sk(as2("otto", "delete", "site", "site-b")...); code == 0 || !strings.Contains(o, "an admin also applies and deletes") {
+		t.Errorf("an operator deleted a site: exit %d\n%s", code, o)
+	}
 	if code, o := c.sk("get", "nodes", "--etcd-cacert", filepath.Join(w, "pki", "ca.crt")); code == 0 {
 		t.Errorf("a client without a certificate read the store:\n%s", o)
 	}

@@ -27,6 +27,7 @@ import (
 //	                               inventory (GitOps)
 //	sourcenodes/<name>/<node>      the revision each node's checkout has
 //	observed/<node>                what a node last reported it has
+//	requests/switchover/<group>    an operator's switchover, for the leader
 //	election/                      etcd election of the placement leader
 //
 // Only this file builds keys.
@@ -52,6 +53,7 @@ func gitSourceKey(name string) string               { return family(store.Family
 func sourceNodesPrefix() string                     { return prefix + "sourcenodes/" }
 func sourceNodeKey(name, node string) string        { return sourceNodesPrefix() + name + "/" + node }
 func observedKey(node string) string                { return family(store.FamilyObserved) + node }
+func switchoverRequestsPrefix() string              { return family(store.FamilyRequests) + "switchover/" }
 func eventsPrefix() string                          { return prefix + "events/" }
 func eventKey(t time.Time, seq uint64) string {
 	return fmt.Sprintf("%s%020d-%08d", eventsPrefix(), t.UnixNano(), seq)

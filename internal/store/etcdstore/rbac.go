@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sitekeeper/sitekeeper/internal/store"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// The store's roles. An admin is etcd's root; a node and an operator read
-// and write the cluster's keys; a viewer reads them.
+// The store's roles. An admin is etcd's root; a node reads and writes the
+// cluster's keys; an operator reads them and writes suspensions, decisions,
+// events and switchover requests (rolePerms); a viewer reads them.
 const (
 	roleNode     = "sitekeeper-node"
 	roleOperator = "sitekeeper-operator"
@@ -40,20 +42,9 @@ func rbacRole(role string) (string, error) {
 // idempotent; the client must be an admin's (root) once authentication is
 // on.
 func (s *Store) EnsureUsers(ctx context.Context, users map[string]string) error {
-	kv := prefix
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	for role, perm := range map[string]clientv3.PermissionType{roleNode: clientv3.PermissionType(clientv3.PermReadWrite), roleOperator: clientv3.PermissionType(clientv3.PermReadWrite), roleViewer: clientv3.PermissionType(clientv3.PermRead)} {
-		// Only what is missing is written: every change of the auth store
-		// makes requests in flight fail once (an old auth revision).
-		if got, err := s.client.RoleGet(ctx, role); err == nil {
-			if hasPerm(got, kv, end, perm) {
-				continue
-			}
-		} else if _, err := s.client.RoleAdd(ctx, role); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
-			return fmt.Errorf("add role %s: %w", role, err)
-		}
-		if _, err := s.client.RoleGrantPermission(ctx, role, kv, end, perm); err != nil {
-			return fmt.Errorf("grant role %s: %w", role, err)
+	for _, role := range []string{roleNode, roleOperator, roleViewer} {
+		if err := s.ensureRole(ctx, role, rolePerms(role)); err != nil {
+			return err
 		}
 	}
 	all := map[string]string{"root": "admin"}
@@ -83,6 +74,66 @@ func (s *Store) EnsureUsers(ctx context.Context, users map[string]string) error 
 	if !st.Enabled {
 		if _, err := s.client.AuthEnable(ctx); err != nil {
 			return fmt.Errorf("turn authentication on: %w", err)
+		}
+	}
+	return nil
+}
+
+// perm is one key range a role may read or read and write.
+type perm struct {
+	key, end string
+	typ      clientv3.PermissionType
+}
+
+func prefixPerm(p string, typ clientv3.PermissionType) perm {
+	return perm{p, clientv3.GetPrefixRangeEnd(p), typ}
+}
+
+// rolePerms is what each role may do. A node reads and writes every
+// key; a viewer reads them. An operator reads them and writes only what
+// its commands need: suspensions, the decisions (clear-failures), events
+// and switchover requests, which the placement leader carries out. So an
+// operator can move, suspend and resume groups, but not apply or delete
+// objects: that takes an admin.
+func rolePerms(role string) []perm {
+	rw, r := clientv3.PermissionType(clientv3.PermReadWrite), clientv3.PermissionType(clientv3.PermRead)
+	switch role {
+	case roleNode:
+		return []perm{prefixPerm(prefix, rw)}
+	case roleOperator:
+		return []perm{prefixPerm(prefix, r), prefixPerm(family(store.FamilySuspended), rw), prefixPerm(family(store.FamilyDecisions), rw),
+			prefixPerm(eventsPrefix(), rw), prefixPerm(family(store.FamilyRequests), rw)}
+	}
+	return []perm{prefixPerm(prefix, r)}
+}
+
+// ensureRole makes role hold exactly want. Only what differs is written:
+// every change of the auth store makes requests in flight fail once (an
+// old auth revision).
+func (s *Store) ensureRole(ctx context.Context, role string, want []perm) error {
+	got, err := s.client.RoleGet(ctx, role)
+	if err != nil {
+		if _, err := s.client.RoleAdd(ctx, role); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+			return fmt.Errorf("add role %s: %w", role, err)
+		}
+		got = &clientv3.AuthRoleGetResponse{}
+	}
+	for _, p := range got.Perm {
+		have := perm{string(p.Key), string(p.RangeEnd), clientv3.PermissionType(p.PermType)}
+		if !slices.Contains(want, have) {
+			// An older grant (an operator's write on every key, before
+			// operators and admins were told apart).
+			if _, err := s.client.RoleRevokePermission(ctx, role, have.key, have.end); err != nil {
+				return fmt.Errorf("revoke from role %s: %w", role, err)
+			}
+		}
+	}
+	for _, p := range want {
+		if hasPerm(got, p.key, p.end, p.typ) {
+			continue
+		}
+		if _, err := s.client.RoleGrantPermission(ctx, role, p.key, p.end, p.typ); err != nil {
+			return fmt.Errorf("grant role %s: %w", role, err)
 		}
 	}
 	return nil

@@ -682,6 +682,9 @@ func (s *Store) UpdateSpecs(ctx context.Context, objs ...v1alpha1.Object) error 
 		ops = append(ops, clientv3.OpPut(objectKey(ref), string(b)))
 	}
 	txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if IsPermissionDenied(err) {
+		return fmt.Errorf("%w: %w", store.ErrForbidden, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -420,3 +420,54 @@ func (s *Store) Campaign(ctx context.Context, identity string) (store.Leadership
 		}
 	}
 }
+
+// PutSwitchoverRequest records an operator's switchover for the placement
+// leader; a newer request for the group replaces an older one.
+func (s *Store) PutSwitchoverRequest(ctx context.Context, r store.SwitchoverRequest) error {
+	if r.By == "" {
+		r.By = s.actor
+	}
+	if r.At.IsZero() {
+		r.At = s.now().UTC()
+	}
+	b, _ := json.Marshal(r)
+	_, err := s.client.Put(ctx, switchoverRequestsPrefix()+r.Group, string(b))
+	return err
+}
+
+// SwitchoverRequests are the switchovers waiting for the leader, by group.
+// A request that does not decode is dropped (and said so in the log): it
+// cannot be carried out.
+func (s *Store) SwitchoverRequests(ctx context.Context) (map[string]store.SwitchoverRequest, error) {
+	resp, err := s.client.Get(ctx, switchoverRequestsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]store.SwitchoverRequest{}
+	for _, kv := range resp.Kvs {
+		var r store.SwitchoverRequest
+		if err := json.Unmarshal(kv.Value, &r); err != nil || r.Group == "" {
+			s.log.Info("Dropping a switchover request that does not decode", "key", string(kv.Key))
+			_, _ = s.client.Delete(ctx, string(kv.Key))
+			continue
+		}
+		out[r.Group] = r
+	}
+	return out, nil
+}
+
+// DeleteSwitchoverRequest removes the group's request once it was carried
+// out (or refused), unless a newer one replaced it since it was read.
+func (s *Store) DeleteSwitchoverRequest(ctx context.Context, r store.SwitchoverRequest) error {
+	key := switchoverRequestsPrefix() + r.Group
+	resp, err := s.client.Get(ctx, key)
+	if err != nil || len(resp.Kvs) == 0 {
+		return err
+	}
+	var cur store.SwitchoverRequest
+	if json.Unmarshal(resp.Kvs[0].Value, &cur) == nil && !cur.At.Equal(r.At) {
+		return nil // a newer request
+	}
+	_, err = s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).Then(clientv3.OpDelete(key)).Commit()
+	return err
+}
