@@ -283,8 +283,12 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	if code, o := c.sk(as2("otto", "switchover", "site", "site-a", "--to", "node2", "--wait", "--timeout", "30s")...); code != 0 || !strings.Contains(o, "serving from node2") {
 		t.Errorf("an operator's switchover: exit %d\n%s", code, o)
 	}
-	if code, o := c.sk(as2("otto", "delete", "site", "site-b")...); code == 0 || !strings.Contains(o, "an admin also applies and deletes") {
-		t.Errorf("an operator deleted a site: exit %d\n%s", code, o)
+	changed := filepath.Join(base, "changed.yaml")
+	if err := os.WriteFile(changed, []byte(strings.Replace(manifests, "switchback: Automatic", "switchback: Manual", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, o := c.sk(as2("otto", "apply", "-f", changed)...); code == 0 || !strings.Contains(o, "an admin also applies and deletes") {
+		t.Errorf("an operator applied a change: exit %d\n%s", code, o)
 	}
 	if code, o := c.sk("get", "nodes", "--etcd-cacert", filepath.Join(w, "pki", "ca.crt")); code == 0 {
 		t.Errorf("a client without a certificate read the store:\n%s", o)
