@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -96,16 +97,74 @@ type Sitekeeper struct {
 	// Extra is how many more groups (ExtraGroups) are applied with the
 	// site.
 	Extra int
-	Procs map[string]*exec.Cmd
+	// Insecure runs the members and clients in plaintext
+	// (--insecure-plaintext). By default the lab is secured as a real
+	// cluster is: `sitekeeper init` on the witness, the nodes joined with
+	// its token, TLS with client certificates everywhere, the CLI as the
+	// admin.
+	Insecure bool
+	Procs    map[string]*exec.Cmd
+	token    string
 }
 
-func peer(h string) string   { return "http://" + Hosts[h] + ":2380" }
-func client(h string) string { return "http://" + Hosts[h] + ":2379" }
+func (s *Sitekeeper) scheme() string {
+	if s.Insecure {
+		return "http"
+	}
+	return "https"
+}
+
+func (s *Sitekeeper) peer(h string) string   { return s.scheme() + "://" + Hosts[h] + ":2380" }
+func (s *Sitekeeper) client(h string) string { return s.scheme() + "://" + Hosts[h] + ":2379" }
 
 // Endpoints are the three members' client URLs.
-func Endpoints() string {
-	return strings.Join([]string{Hosts["node1"] + ":2379", Hosts["node2"] + ":2379", Hosts["witness"] + ":2379"}, ",")
+func (s *Sitekeeper) Endpoints() string {
+	return strings.Join([]string{s.client("node1"), s.client("node2"), s.client("witness")}, ",")
 }
+
+// joinAddr is the witness's join endpoint.
+func joinAddr() string { return Hosts["witness"] + ":9443" }
+
+// Certs are the TLS flags for name's certificate in host's data dir (the
+// admin's is in the witness's).
+func (s *Sitekeeper) Certs(host, name string) []string {
+	p := filepath.Join(s.Dir, host, "pki")
+	return []string{"--etcd-cacert", filepath.Join(p, "ca.crt"), "--etcd-cert", filepath.Join(p, name+".crt"), "--etcd-key", filepath.Join(p, name+".key")}
+}
+
+// enroll makes host's certificates once: the witness runs init (the CA,
+// its certificates, the admin's, a join token); a node joins with the
+// token from its own namespace, once the witness's join endpoint answers.
+func (s *Sitekeeper) enroll(host string) error {
+	if _, err := os.Stat(filepath.Join(s.Dir, host, "pki", host+".crt")); err == nil {
+		return nil // a restart: enrolled already
+	}
+	if host == "witness" {
+		out, err := exec.Command(s.Bin, "init", "--name", "lab", "--node", "witness", "--host", Hosts["witness"], "--data-dir", filepath.Join(s.Dir, "witness")).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("init on the witness: %v: %s", err, out)
+		}
+		s.token = tokenRE.FindString(string(out))
+		if s.token == "" {
+			return fmt.Errorf("init printed no join token: %s", out)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command("ip", "netns", "exec", s.Lab.NS(host), s.Bin, "join", "--server", "https://"+joinAddr(), "--token", s.token,
+			"--node", host, "--host", Hosts[host], "--data-dir", filepath.Join(s.Dir, host)).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("join %s: %v: %s", host, err, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+var tokenRE = regexp.MustCompile(`skt1\.[0-9a-f.]+`)
 
 // Start starts (or restarts) host's process: "witness" runs the witness,
 // node1 and node2 an agent.
@@ -113,13 +172,23 @@ func (s *Sitekeeper) Start(host string) error {
 	if s.Procs == nil {
 		s.Procs = map[string]*exec.Cmd{}
 	}
-	ic := fmt.Sprintf("node1=%s,node2=%s,witness=%s", peer("node1"), peer("node2"), peer("witness"))
+	ic := fmt.Sprintf("node1=%s,node2=%s,witness=%s", s.peer("node1"), s.peer("node2"), s.peer("witness"))
 	log, err := os.OpenFile(filepath.Join(s.Dir, host+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	// The namespaces are a lab of their own: plaintext is allowed there.
-	member := []string{"--peer-url", peer(host), "--client-url", client(host), "--initial-cluster", ic, "--data-dir", filepath.Join(s.Dir, host), "--insecure-plaintext"}
+	member := []string{"--peer-url", s.peer(host), "--client-url", s.client(host), "--initial-cluster", ic, "--data-dir", filepath.Join(s.Dir, host)}
+	if s.Insecure {
+		member = append(member, "--insecure-plaintext")
+	} else {
+		if err := s.enroll(host); err != nil {
+			return err
+		}
+		member = append(member, s.Certs(host, host)...)
+		if host == "witness" {
+			member = append(member, "--join-listen", joinAddr())
+		}
+	}
 	if s.ElectionTimeout > 0 {
 		member = append(member, "--etcd-election-timeout", s.ElectionTimeout.String())
 	}
@@ -263,7 +332,20 @@ func (s *Sitekeeper) Apply(ctx context.Context, manifests string) error {
 
 // CLI runs a sitekeeper command from the client host.
 func (s *Sitekeeper) CLI(ctx context.Context, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Lab.NS("client"), s.Bin}, append(args, "--endpoints", Endpoints(), "--insecure-plaintext")...)...)
+	return s.CLIAs(ctx, "admin", stdin, args...)
+}
+
+// CLIAs runs a sitekeeper command from the client host with the
+// certificate of user (made by `certs operator` into the witness's pki
+// folder; "admin" is init's).
+func (s *Sitekeeper) CLIAs(ctx context.Context, user, stdin string, args ...string) (string, error) {
+	args = append(args, "--endpoints", s.Endpoints())
+	if s.Insecure {
+		args = append(args, "--insecure-plaintext")
+	} else {
+		args = append(args, s.Certs("witness", user)...)
+	}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Lab.NS("client"), s.Bin}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

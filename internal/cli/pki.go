@@ -196,8 +196,9 @@ func newCertsCmd(s *streams) *cobra.Command {
 		Long: `Operator issues a client certificate whose name is NAME and whose role
 (admin, operator or viewer) is its organization, for the CLI's --etcd-cert and
 --etcd-key. The name becomes a user of the store with that role (the node
-holding the CA adds it within seconds): a viewer reads, an operator and an
-admin change the cluster; only an admin manages members and snapshots.`,
+holding the CA adds it within seconds): a viewer reads; an operator also
+switches over, suspends, resumes and clears failures; an admin also applies
+and deletes, and manages members and snapshots.`,
 		Example: "  sitekeeper certs operator alice --role operator --out ./alice",
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -278,5 +279,86 @@ func TestRealClusterShortFaultRun(t *testing.T) {
 	}
 	for _, l := range append(append(append(rep.DualHolders, rep.DualAnswers...), rep.Refusals...), rep.Stalls...) {
 		t.Error(l)
+	}
+}
+
+// The lab cluster is secured as `sitekeeper init` makes one (the CA on the
+// witness, nodes joined with its token): a plaintext client and a viewer's
+// write are refused, an admin applies, an operator switches over, and a
+// node's certificate is renewed while it serves, with no gap, no fence and
+// never two holders (the checker runs throughout).
+func TestSecuredLab(t *testing.T) {
+	c := startRealCluster(t)
+	if c.sk.Insecure {
+		t.Fatal("the lab runs in plaintext")
+	}
+	wdir := filepath.Join(c.sk.Dir, "witness")
+	for _, u := range [][2]string{{"alice", "admin"}, {"otto", "operator"}, {"vera", "viewer"}} {
+		if out, err := exec.Command(c.sk.Bin, "certs", "operator", u[0], "--role", u[1], "--data-dir", wdir).CombinedOutput(); err != nil {
+			t.Fatalf("certs operator %s: %v\n%s", u[0], err, out)
+		}
+	}
+	as := func(user string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return c.sk.CLIAs(ctx, user, "", args...)
+	}
+	// The CA node makes each certificate's name a user within seconds.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := as("vera", "get", "nodes"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the viewer never read the store")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	// A plaintext client: refused (the members speak TLS only).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	plain := exec.CommandContext(ctx, "ip", "netns", "exec", c.lab.NS("client"), c.sk.Bin, "get", "nodes", "--insecure-plaintext", "--request-timeout", "3s",
+		"--endpoints", "http://"+netns.Hosts["node1"]+":2379,http://"+netns.Hosts["witness"]+":2379")
+	out, err := plain.CombinedOutput()
+	cancel()
+	if err == nil {
+		t.Fatalf("a plaintext client read the secured store:\n%s", out)
+	}
+	// A viewer's write: refused.
+	if out, err := as("vera", "suspend", "site", "web"); err == nil || !strings.Contains(out, "permission denied") {
+		t.Fatalf("a viewer suspended a group: %v\n%s", err, out)
+	}
+	// An admin applies.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	applied, err := c.sk.CLIAs(ctx, "alice", netns.ExtraGroups(2), "apply", "-f", "-")
+	cancel()
+	if err != nil || !strings.Contains(applied, "iissite/load-1 created") {
+		t.Fatalf("the admin's apply: %v\n%s", err, applied)
+	}
+	if ev, _ := as("alice", "events", "--object", "load-1"); !strings.Contains(ev, "(by alice)") {
+		t.Errorf("the apply's event does not name the admin:\n%s", ev)
+	}
+	// An operator switches over.
+	if out, err := as("otto", "switchover", "site", "web", "--to", "node2", "--wait", "--timeout", "15s"); err != nil {
+		t.Fatalf("the operator's switchover: %v\n%s", err, out)
+	}
+	c.servedBy("node2", 10*time.Second)
+
+	// node2's certificate renewed while it serves.
+	before := time.Now()
+	renew := exec.Command("ip", "netns", "exec", c.lab.NS("node2"), c.sk.Bin, "certs", "renew", "--node", "node2", "--data-dir", filepath.Join(c.sk.Dir, "node2"))
+	if out, err := renew.CombinedOutput(); err != nil {
+		t.Fatalf("renew node2's certificate: %v\n%s", err, out)
+	}
+	time.Sleep(5 * time.Second)
+	if gap := netns.Outage(c.poll.Since(before)); gap > 500*time.Millisecond {
+		t.Errorf("the VIP was not served for %s while node2's certificate was renewed", gap)
+	}
+	c.onlyServedBy("node2", before)
+	if ev, err := as("admin", "events"); err != nil || strings.Contains(ev, "Fenced") {
+		t.Errorf("a node was fenced (or events unreadable: %v):\n%s", err, ev)
+	}
+	if out, err := as("admin", "get", "nodes"); err != nil || strings.Count(out, " Ready ") != 2 {
+		t.Errorf("after the renewal: %v\n%s", err, out)
 	}
 }
