@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -245,7 +246,11 @@ the agent read the files at every TLS handshake: nothing restarts.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			cert, err := pki.Renew(ctx, pkiDir(dataDir), node)
+			renew := renewerFor(pkiDir(dataDir), node)
+			if renew == nil {
+				return fmt.Errorf("%s holds neither a join endpoint to renew at (a joined node's) nor the CA (the node that ran init): a certificate of your own CA is renewed by that CA", pkiDir(dataDir))
+			}
+			cert, err := renew(ctx)
 			if err != nil {
 				return err
 			}
@@ -265,8 +270,9 @@ the agent read the files at every TLS handshake: nothing restarts.`,
 // until ctx ends. A failed renewal is logged and tried at the next check.
 func keepRenewed(ctx context.Context, certFile string, log logr.Logger) {
 	dir, name := filepath.Dir(certFile), strings.TrimSuffix(filepath.Base(certFile), ".crt")
-	if _, err := os.Stat(filepath.Join(dir, pki.ServerFile)); err != nil {
-		return // not a joined node: its certificates are renewed by hand
+	renew := renewerFor(dir, name)
+	if renew == nil {
+		return // neither joined nor the CA's node: certificates of your own CA, renewed by hand
 	}
 	for {
 		cert, err := pki.LoadCert(certFile)
@@ -275,7 +281,7 @@ func keepRenewed(ctx context.Context, certFile string, log logr.Logger) {
 			wait = min(time.Hour, max(time.Second, cert.NotAfter.Sub(cert.NotBefore)/10))
 			if pki.NeedsRenewal(cert, time.Now()) {
 				rctx, cancel := context.WithTimeout(ctx, time.Minute)
-				renewed, rerr := pki.Renew(rctx, dir, name)
+				renewed, rerr := renew(rctx)
 				cancel()
 				if rerr != nil {
 					log.Error(rerr, "Certificate not renewed; trying again", "certificate", certFile, "expires", cert.NotAfter.Format(time.RFC3339))
@@ -294,6 +300,19 @@ func keepRenewed(ctx context.Context, certFile string, log logr.Logger) {
 	}
 }
 
+// renewerFor renews dir/NAME's certificate: at the join endpoint for a
+// joined node, with the CA itself on the node that ran init; nil for a
+// certificate of the user's own CA.
+func renewerFor(dir, name string) func(context.Context) (*x509.Certificate, error) {
+	if _, err := os.Stat(filepath.Join(dir, pki.ServerFile)); err == nil {
+		return func(ctx context.Context) (*x509.Certificate, error) { return pki.Renew(ctx, dir, name) }
+	}
+	if _, err := pki.LoadCA(dir); err == nil {
+		return func(context.Context) (*x509.Certificate, error) { return pki.RenewLocal(dir, name) }
+	}
+	return nil
+}
+
 // serveJoin serves the join endpoint on addr when the data folder holds
 // the CA's key (the node that ran init), until ctx ends.
 func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Duration, onIssued func(), log logr.Logger) error {
@@ -305,8 +324,10 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 	if err != nil {
 		return fmt.Errorf("--join-listen: %w", err)
 	}
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, node+".crt"), filepath.Join(dir, node+".key"))
-	if err != nil {
+	// Read again when renewed: clients pin the CA, but an expired
+	// certificate fails their handshake all the same.
+	pair := &keyPair{cert: filepath.Join(dir, node+".crt"), key: filepath.Join(dir, node+".key")}
+	if _, err := pair.get(nil); err != nil {
 		return fmt.Errorf("--join-listen: this node's certificate: %w", err)
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -314,7 +335,7 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 		return fmt.Errorf("--join-listen: %w", err)
 	}
 	srv := &http.Server{Handler: pki.JoinHandler(dir, ca, certTTL, onIssued), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: pki.ServerTLS(pair, ca)}
+		TLSConfig: pki.ServerTLS(func() (*tls.Certificate, error) { return pair.get(nil) }, ca)}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

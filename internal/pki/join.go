@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -335,17 +336,25 @@ func pinnedTLS(caHash string) *tls.Config {
 	}
 }
 
-// ServerTLS is the join endpoint's TLS: its certificate, with the CA in
-// the chain so a joiner can check the pin; a client certificate of the CA
-// is checked when one is shown (a renewal), and needed by none (a join).
-func ServerTLS(cert tls.Certificate, ca *CA) *tls.Config {
+// ServerTLS is the join endpoint's TLS: the certificate get returns (read
+// again when renewed), with the CA in the chain so a joiner can check the
+// pin; a client certificate of the CA is checked when one is shown (a
+// renewal), and needed by none (a join).
+func ServerTLS(get func() (*tls.Certificate, error), ca *CA) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	cert.Certificate = append(cert.Certificate, ca.Cert.Raw)
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := get()
+			if err != nil {
+				return nil, err
+			}
+			withCA := *c
+			withCA.Certificate = append(slices.Clone(c.Certificate), ca.Cert.Raw)
+			return &withCA, nil
+		},
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  pool,
 	}
 }

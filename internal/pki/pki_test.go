@@ -2,6 +2,8 @@ package pki
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http/httptest"
@@ -40,9 +42,14 @@ func TestJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(JoinHandler(dir, ca, time.Hour, nil))
-	srv.TLS = ServerTLS(tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}, ca)
-	srv.StartTLS()
+	// Served as serveJoin does: the certificate comes from the callback
+	// (httptest's StartTLS would put its own in front of it).
+	srv.Listener = tls.NewListener(srv.Listener, ServerTLS(func() (*tls.Certificate, error) {
+		return &tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}, nil
+	}, ca))
+	srv.Start()
 	defer srv.Close()
+	srv.URL = strings.Replace(srv.URL, "http://", "https://", 1)
 
 	tok, err := NewToken(dir, ca, time.Hour)
 	if err != nil {
@@ -137,5 +144,43 @@ func TestJoin(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, TokensFile))
 	if strings.Contains(string(b), tok.Secret) {
 		t.Error("the tokens file holds a secret in clear")
+	}
+}
+
+// The node that ran init renews its own certificate with its CA.
+func TestRenewLocal(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := NewCA("t", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	old, key, err := ca.Issue(Request{Name: "witness", Role: RoleNode, Hosts: []string{"10.0.0.13", "witness.example.com"}, Server: true, Client: true, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WritePair(dir, "witness", old, key); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := RenewLocal(dir, "witness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := LoadCert(filepath.Join(dir, "witness.crt"))
+	if err != nil || onDisk.SerialNumber.Cmp(renewed.SerialNumber) != 0 || renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {
+		t.Fatalf("the renewed certificate is not the one on disk, or not new: %v", err)
+	}
+	if renewed.Subject.CommonName != "witness" || renewed.DNSNames[0] != "witness.example.com" || !renewed.IPAddresses[0].Equal(old.IPAddresses[0]) ||
+		renewed.NotAfter.Sub(renewed.NotBefore) != old.NotAfter.Sub(old.NotBefore) {
+		t.Fatalf("renewed %v %v %v, want the old name, hosts and lifetime", renewed.Subject, renewed.DNSNames, renewed.IPAddresses)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "witness.crt"), filepath.Join(dir, "witness.key"))
+	if err != nil {
+		t.Fatalf("the new key does not match the new certificate: %v", err)
+	}
+	if pair.PrivateKey.(crypto.Signer).Public().(*ecdsa.PublicKey).Equal(key.Public()) {
+		t.Fatal("the renewal kept the old key")
 	}
 }

@@ -110,3 +110,36 @@ func Renew(ctx context.Context, dir, name string) (*x509.Certificate, error) {
 func saveServer(dir, server string) error {
 	return atomicfile.WriteFile(filepath.Join(dir, ServerFile), []byte(server+"\n"), 0o600)
 }
+
+// ttlOf is the TTL c was issued for: Issue back-dates by a tenth of it, at
+// most five minutes.
+func ttlOf(c *x509.Certificate) time.Duration {
+	life := c.NotAfter.Sub(c.NotBefore)
+	if ttl := life - 5*time.Minute; ttl/10 >= 5*time.Minute {
+		return ttl
+	}
+	return life * 10 / 11
+}
+
+// RenewLocal renews dir/NAME's node certificate with the CA in dir (the
+// node that ran init holds the CA's key and has no join endpoint to ask):
+// a new key, the same name and hosts, the old certificate's lifetime.
+func RenewLocal(dir, name string) (*x509.Certificate, error) {
+	ca, err := LoadCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	old, err := LoadCert(filepath.Join(dir, name+".crt"))
+	if err != nil {
+		return nil, err
+	}
+	hosts := slices.Clone(old.DNSNames)
+	for _, ip := range old.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	cert, key, err := ca.Issue(Request{Name: old.Subject.CommonName, Role: RoleNode, Hosts: hosts, Server: true, Client: true, TTL: ttlOf(old)})
+	if err != nil {
+		return nil, err
+	}
+	return cert, WritePair(dir, name, cert, key)
+}
