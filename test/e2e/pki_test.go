@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,9 +15,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sitekeeper/sitekeeper/internal/store"
+	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
 
 func freePortText(t *testing.T) string { return strconv.Itoa(freePort(t)) }
@@ -259,6 +266,24 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	for _, u := range [][2]string{{"vera", "viewer"}, {"otto", "operator"}} {
 		run("certs", "operator", u[0], "--role", u[1], "--data-dir", w, "--out", filepath.Join(base, u[0]))
 	}
+
+	// A misbehaving operator floods the store for 15 s: reads of everything
+	// in a loop, a thousand watches, writes over the size limit to a key
+	// its role may write. The agents' lease renewals go on: nobody is
+	// fenced, nothing moves.
+	flooder := waitConnect(t, eps, etcdstore.TLSFiles{CA: filepath.Join(w, "pki", "ca.crt"), Cert: filepath.Join(base, "otto", "otto.crt"), Key: filepath.Join(base, "otto", "otto.key")})
+	fp := poll(urlA)
+	stats := flood(flooder, 15*time.Second)
+	t.Logf("flood: %s", stats)
+	if gap := fp.done(); gap > time.Second {
+		t.Errorf("site-a was not served for %s during the flood", gap)
+	}
+	if stats.oversizedAccepted > 0 || !strings.Contains(stats.refusal, "too large") {
+		t.Errorf("requests over the size limit: %s; want each refused as too large", stats)
+	}
+	if o := c.must(as("events")...); strings.Contains(o, "Fenced") || strings.Contains(o, "FailedOver") {
+		t.Errorf("a node was fenced or failed over during the flood:\n%s", o)
+	}
 	as2 := func(who string, args ...string) []string { return append(args, certs(base, who)...) }
 	certs = func(dir, name string) []string {
 		p := filepath.Join(w, "pki")
@@ -348,4 +373,76 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	if o := c.must(as("events", "--object", "site-a")...); !strings.Contains(o, "(by otto (dashboard))") {
 		t.Errorf("the dashboard's suspension does not say who made it:\n%s", o)
 	}
+}
+
+// waitConnect connects to the store with files once it lets their name in
+// (the CA node adds a new certificate's name within seconds).
+func waitConnect(t *testing.T, eps []string, files etcdstore.TLSFiles) *etcdstore.Store {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := etcdstore.ConnectTLS(eps, files, 5*time.Second)
+		if err == nil {
+			if _, err = st.Decisions(context.Background()); err == nil {
+				t.Cleanup(func() { st.Close() })
+				return st
+			}
+			st.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect as %s: %v", files.Cert, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+type floodStats struct {
+	reads, watches, oversized, oversizedAccepted int64
+	refusal                                      string
+}
+
+func (f floodStats) String() string {
+	return fmt.Sprintf("%d whole reads, %d watches held, %d oversized requests (%d accepted; refused with %q)", f.reads, f.watches, f.oversized, f.oversizedAccepted, f.refusal)
+}
+
+// flood reads everything in 8 loops, holds 1,000 watches and sends
+// requests over the store's size limit, for d.
+func flood(st *etcdstore.Store, d time.Duration) floodStats {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var reads, oversized, accepted atomic.Int64
+	var refusal atomic.Value
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := st.List(ctx); err == nil {
+					reads.Add(1)
+				}
+			}
+		}()
+	}
+	for range 1000 {
+		st.Changes(ctx, store.FamilyObjects, store.FamilyReports, store.FamilyNodes)
+	}
+	// Over the store's limit, under the client's own (so that it is sent).
+	big := strings.Repeat("x", etcdstore.MaxRequestBytes+256<<10)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			oversized.Add(1)
+			if err := st.InjectRaw(ctx, "events/flood", big); err == nil {
+				accepted.Add(1)
+			} else if ctx.Err() == nil {
+				refusal.Store(err.Error())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	why, _ := refusal.Load().(string)
+	return floodStats{reads: reads.Load(), watches: 1000, oversized: oversized.Load(), oversizedAccepted: accepted.Load(), refusal: why}
 }
