@@ -261,7 +261,7 @@ func flagExtremes(ctx context.Context, endpoint string) []string {
 		{"--resync", append([]string{"up", "-f", dir, "--resync", "1ns"}, up...)},
 		{"--lease-ttl", append([]string{"agent", "--lease-ttl", "0s"}, agent...)},
 		{"--etcd-election-timeout", []string{"witness", "--etcd-election-timeout", "1ns", "--data-dir", filepath.Join(dir, "w"),
-			"--peer-url", "http://127.0.0.1:1", "--client-url", "http://127.0.0.1:2", "--initial-cluster", "witness=http://127.0.0.1:1"}},
+			"--peer-url", "http://127.0.0.1:1", "--client-url", "http://127.0.0.1:2", "--initial-cluster", "witness=http://127.0.0.1:1", "--insecure-plaintext"}},
 	}
 	var bad []string
 	for _, c := range cases {

@@ -84,9 +84,9 @@ func TestUpListensOnLoopbackOnly(t *testing.T) {
 	}
 }
 
-// TestMembersServeOthersOnlyWithTLS: a member other hosts reach uses
-// https with certificates, unless --insecure-plaintext; loopback stays
-// plaintext for tests and a single machine.
+// TestMembersServeOthersOnlyWithTLS: a member uses https with
+// certificates, unless --insecure-plaintext, on loopback too (a local user
+// is not an administrator); only `up` serves plaintext on loopback.
 func TestMembersServeOthersOnlyWithTLS(t *testing.T) {
 	certs := &globalFlags{}
 	certs.tls.CA, certs.tls.Cert, certs.tls.Key = "ca.crt", "n.crt", "n.key"
@@ -97,7 +97,8 @@ func TestMembersServeOthersOnlyWithTLS(t *testing.T) {
 		insecure   bool
 		wantErrSub string
 	}{
-		{"loopback plaintext", "http://127.0.0.1:2380", "http://127.0.0.1:2379", &globalFlags{}, false, ""},
+		{"loopback plaintext", "http://127.0.0.1:2380", "http://127.0.0.1:2379", &globalFlags{}, false, "even on loopback"},
+		{"loopback plaintext, allowed", "http://127.0.0.1:2380", "http://127.0.0.1:2379", &globalFlags{}, true, ""},
 		{"LAN plaintext", "http://10.0.0.11:2380", "http://10.0.0.11:2379", &globalFlags{}, false, "--insecure-plaintext"},
 		{"LAN plaintext, allowed", "http://10.0.0.11:2380", "http://10.0.0.11:2379", &globalFlags{}, true, ""},
 		{"https without certificates", "https://10.0.0.11:2380", "https://10.0.0.11:2379", &globalFlags{}, false, "--etcd-cacert"},

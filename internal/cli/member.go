@@ -41,8 +41,11 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	_ = cmd.Flags().MarkHidden("etcd-fast")
 }
 
-// checkTLS refuses a member that would serve other hosts in plaintext, or
-// without the certificates that make its https mean anything.
+// checkTLS refuses a member in plaintext, or without the certificates
+// that make its https mean anything. Loopback is no exception: on a
+// server, a local user who could write the store could make the SYSTEM
+// service run whatever site and path they like. Only `up`, the
+// single-process development cluster, serves plaintext on loopback.
 func (f *memberFlags) checkTLS(g *globalFlags) error {
 	for _, u := range []struct{ flag, url string }{{"--peer-url", f.peerURL}, {"--client-url", f.clientURL}} {
 		switch {
@@ -50,8 +53,12 @@ func (f *memberFlags) checkTLS(g *globalFlags) error {
 			if g.tls.CA == "" || g.tls.Cert == "" || g.tls.Key == "" {
 				return usagef("%s %s is https: give --etcd-cacert, --etcd-cert and --etcd-key (`sitekeeper init` or `join` makes them)", u.flag, u.url)
 			}
-		case !loopbackURL(u.url) && !g.insecure:
-			return usagef("%s %s: a member that other hosts reach serves TLS with client certificates; use https:// with the certificates `sitekeeper init` and `sitekeeper join` make, or pass --insecure-plaintext for a lab", u.flag, u.url)
+		case !g.insecure:
+			where := "other hosts reach"
+			if loopbackURL(u.url) {
+				where = "this machine's other users reach, even on loopback,"
+			}
+			return usagef("%s %s: a member that %s serves TLS with client certificates; use https:// with the certificates `sitekeeper init` and `sitekeeper join` make, or pass --insecure-plaintext for a lab", u.flag, u.url, where)
 		}
 	}
 	return nil
@@ -88,8 +95,8 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 	if err := f.checkTLS(g); err != nil {
 		return nil, nil, err
 	}
-	if g.insecure && (!loopbackURL(f.peerURL) || !loopbackURL(f.clientURL)) {
-		log.Info("WARNING: this member serves plaintext on an address other hosts reach (--insecure-plaintext): anyone who reaches it can change the cluster; use this for a lab only")
+	if g.insecure && (!strings.HasPrefix(f.peerURL, "https://") || !strings.HasPrefix(f.clientURL, "https://")) {
+		log.Info("WARNING: this member serves plaintext (--insecure-plaintext): anyone who reaches it, a local user included, can change the cluster; use this for a lab only", "peerURL", f.peerURL, "clientURL", f.clientURL)
 	}
 	// The join endpoint serves before the member: the nodes it lets join
 	// are the quorum the member waits for.

@@ -57,7 +57,8 @@ func TestWitnessAndTwoAgentsOnLoopback(t *testing.T) {
 	c := &cluster{t: t, endpoint: strings.Join(eps, ","), out: out}
 	start := func(args ...string) { startProcess(t, out, args...) }
 	member := func(n string) []string {
-		return []string{"--peer-url", peer[n], "--client-url", client[n], "--initial-cluster", strings.Join(ic, ","), "--data-dir", filepath.Join(base, n)}
+		// A lab: plaintext members, allowed by --insecure-plaintext only.
+		return []string{"--peer-url", peer[n], "--client-url", client[n], "--initial-cluster", strings.Join(ic, ","), "--data-dir", filepath.Join(base, n), "--insecure-plaintext"}
 	}
 	start(append([]string{"witness", "--etcd-name", "witness"}, member("witness")...)...)
 	for _, n := range []string{"node1", "node2"} {
