@@ -122,6 +122,16 @@ const (
 	// EventSwitchoverRefused: the placement leader did not make an
 	// operator's switchover (it no longer held when carried out).
 	EventSwitchoverRefused = "SwitchoverRefused"
+	// EventSourceConfigured and EventSourceDeleted: a GitSource's spec was
+	// written (added, suspended, resumed, asked to reconcile) or deleted.
+	EventSourceConfigured = "SourceConfigured"
+	EventSourceDeleted    = "SourceDeleted"
+	// EventMemberAdded and EventMemberRemoved: the store's membership
+	// changed.
+	EventMemberAdded   = "MemberAdded"
+	EventMemberRemoved = "MemberRemoved"
+	// EventDamagedKeyRemoved: doctor --fix removed a key that did not decode.
+	EventDamagedKeyRemoved = "DamagedKeyRemoved"
 	// EventLocalRestart: a failing site was restarted in place.
 	EventLocalRestart = "LocalRestart"
 	// EventFenced: a node could not renew its lease, took its groups down

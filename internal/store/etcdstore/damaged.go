@@ -94,6 +94,7 @@ func (s *Store) RemoveDamaged(ctx context.Context, keys []store.DamagedKey) ([]s
 			errs = append(errs, fmt.Errorf("remove %s: it changed since it was read; run doctor again: %w", k.Key, store.ErrConflict))
 		default:
 			removed = append(removed, k.Key)
+			s.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventDamagedKeyRemoved, Object: strings.TrimPrefix(k.Key, prefix), Message: "damaged key removed: " + k.Error})
 		}
 	}
 	return removed, errors.Join(errs...)

@@ -50,6 +50,8 @@ func (s *Store) PutGitSource(ctx context.Context, gs v1alpha1.GitSource, rev int
 	if !resp.Succeeded {
 		return fmt.Errorf("write GitSource %s: %w", gs.Metadata.Name, ErrGitSourceChanged)
 	}
+	s.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceConfigured, Object: "source/" + gs.Metadata.Name,
+		Message: fmt.Sprintf("GitSource %s written: %s at %s, suspend %t", gs.Metadata.Name, gs.Spec.URL, gs.Spec.Ref, gs.Spec.Suspend)})
 	return nil
 }
 
@@ -59,6 +61,9 @@ func (s *Store) DeleteGitSource(ctx context.Context, name string) (bool, error) 
 	resp, err := s.client.Delete(ctx, gitSourceKey(name))
 	if err != nil {
 		return false, fmt.Errorf("delete GitSource %s: %w", name, err)
+	}
+	if resp.Deleted > 0 {
+		s.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventSourceDeleted, Object: "source/" + name, Message: "GitSource " + name + " deleted; what it applied stays"})
 	}
 	return resp.Deleted > 0, nil
 }

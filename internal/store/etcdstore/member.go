@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/store"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -347,6 +349,7 @@ func (st *Store) AddLearner(ctx context.Context, name, peerURL string) (string, 
 		}
 	}
 	sort.Strings(parts)
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventMemberAdded, Object: "member/" + name, Message: fmt.Sprintf("etcd member %s added as a learner at %s", name, peerURL)})
 	return strings.Join(parts, ","), nil
 }
 
@@ -361,6 +364,7 @@ func (st *Store) RemoveMember(ctx context.Context, name string) error {
 			if _, err := st.client.MemberRemove(ctx, m.ID); err != nil {
 				return fmt.Errorf("remove member %s: %w", name, err)
 			}
+			st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventMemberRemoved, Object: "member/" + name, Message: "etcd member " + name + " removed"})
 			return nil
 		}
 	}

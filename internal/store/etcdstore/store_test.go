@@ -707,3 +707,43 @@ func TestEventsSayWhoMadeTheChange(t *testing.T) {
 		t.Errorf("events by %v, want Suspended by alice and Resumed by pipeline", by)
 	}
 }
+
+// Every write a person makes records who in its event: git sources,
+// removed damaged keys (objects, suspensions, switchovers and decisions
+// are tested where they are made).
+func TestAdministrativeWritesSayWho(t *testing.T) {
+	ctx := context.Background()
+	st := startStore(t)
+	st.SetActor("alice")
+	gs := v1alpha1.GitSource{Metadata: v1alpha1.ObjectMeta{Name: "shop"}}
+	gs.Spec.URL = "https://git.example.com/shop.git"
+	if err := st.PutGitSource(ctx, gs, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.DeleteGitSource(ctx, "shop"); !ok || err != nil {
+		t.Fatalf("delete: %t %v", ok, err)
+	}
+	if err := st.InjectRaw(ctx, "placement/web", "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	damaged, err := st.Damaged(ctx)
+	if err != nil || len(damaged) != 1 {
+		t.Fatalf("damaged keys %v, %v", damaged, err)
+	}
+	if _, err := st.RemoveDamaged(ctx, damaged); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := st.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range evs {
+		got[e.Reason] = e.By
+	}
+	for _, reason := range []string{v1alpha1.EventSourceConfigured, v1alpha1.EventSourceDeleted, v1alpha1.EventDamagedKeyRemoved} {
+		if got[reason] != "alice" {
+			t.Errorf("%s recorded by %q, want alice (events %+v)", reason, got[reason], evs)
+		}
+	}
+}
