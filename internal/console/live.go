@@ -68,7 +68,8 @@ type live struct {
 
 	mu         sync.Mutex
 	snap       *Snapshot
-	json       []byte
+	json       []byte // the snapshot sent
+	content    []byte // the same without its time stamp, to tell a change
 	changed    chan struct{} // closed and replaced at each change
 	subs       int
 	lastScrape time.Time
@@ -179,33 +180,33 @@ func lastN(evs []store.Event, n int) []store.Event {
 }
 
 // build composes the snapshot (reading the whole state again when reread,
-// else only the lease ages) and publishes it when it changed.
+// else only the lease ages) and publishes it when it changed; a rebuild
+// that found nothing new is not sent (its time stamp aside).
 func (l *live) build(ctx context.Context, reread bool) *Snapshot {
 	snap := l.read(ctx, reread)
-	b, err := json.Marshal(snap)
+	updated := snap.Updated
+	snap.Updated = time.Time{}
+	content, err := json.Marshal(snap)
+	snap.Updated = updated
 	if err != nil {
 		l.log.Error(err, "Dashboard: encode the state")
 		return snap
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	same := l.json != nil && bytes.Equal(stripUpdated(l.json), stripUpdated(b))
 	l.snap = snap
-	if !same {
-		l.json = b
-		close(l.changed)
-		l.changed = make(chan struct{})
+	if l.content != nil && bytes.Equal(l.content, content) {
+		return snap
 	}
+	b, err := json.Marshal(snap)
+	if err != nil {
+		l.log.Error(err, "Dashboard: encode the state")
+		return snap
+	}
+	l.content, l.json = content, b
+	close(l.changed)
+	l.changed = make(chan struct{})
 	return snap
-}
-
-// stripUpdated drops the leading "updated" stamp, so that a rebuild that
-// found nothing new is not sent.
-func stripUpdated(b []byte) []byte {
-	if i := bytes.Index(b, []byte(`,"groups"`)); i > 0 {
-		return b[i:]
-	}
-	return b
 }
 
 func (l *live) read(ctx context.Context, reread bool) *Snapshot {

@@ -297,9 +297,12 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		}
 		_, err = ops.Switchover(ctx, st, member, body.Node, false)
 		msg = fmt.Sprintf("group %s: switchover to %s requested", group, body.Node)
-	case "suspend", "resume":
-		err = ops.SetSuspended(ctx, st, ops.Target{Kind: member.Kind, Name: member.Name}, action == "suspend")
-		msg = fmt.Sprintf("group %s %s", group, map[string]string{"suspend": "suspended", "resume": "resumed"}[action])
+	case "suspend":
+		err = ops.SetSuspended(ctx, st, ops.Target{Kind: member.Kind, Name: member.Name}, true)
+		msg = fmt.Sprintf("group %s suspended", group)
+	case "resume":
+		err = resumeGroup(ctx, st, snap, group)
+		msg = fmt.Sprintf("group %s resumed", group)
 	case "clear-failures":
 		var had bool
 		_, had, err = ops.ClearFailures(ctx, st, member)
@@ -330,18 +333,57 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// memberOf is a member of group that carries its placement, for the
-// operations (which take an object and act on its group).
-func memberOf(snap *Snapshot, group string) (v1alpha1.Ref, bool) {
+// members are group's members, its site first (the object a person
+// names: `sitekeeper suspend site web1`).
+func members(snap *Snapshot, group string) []v1alpha1.Ref {
 	if snap == nil {
-		return v1alpha1.Ref{}, false
+		return nil
 	}
 	i := slices.IndexFunc(snap.Groups, func(g Group) bool { return g.Name == group })
-	if i < 0 || len(snap.Groups[i].Members) == 0 {
+	if i < 0 {
+		return nil
+	}
+	var refs []v1alpha1.Ref
+	for _, m := range snap.Groups[i].Members {
+		kind, name, _ := strings.Cut(m, "/")
+		refs = append(refs, v1alpha1.Ref{Kind: kind, Name: name})
+	}
+	slices.SortStableFunc(refs, func(a, b v1alpha1.Ref) int { return boolOrder(a.Kind != v1alpha1.KindIISSite) - boolOrder(b.Kind != v1alpha1.KindIISSite) })
+	return refs
+}
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// memberOf is the member of group the operations take (they act on the
+// object's group).
+func memberOf(snap *Snapshot, group string) (v1alpha1.Ref, bool) {
+	refs := members(snap, group)
+	if len(refs) == 0 {
 		return v1alpha1.Ref{}, false
 	}
-	kind, name, _ := strings.Cut(snap.Groups[i].Members[0], "/")
-	return v1alpha1.Ref{Kind: kind, Name: name}, true
+	return refs[0], true
+}
+
+// resumeGroup resumes every suspended member of group: a group suspended
+// from the CLI through any of its objects is resumed by one click.
+func resumeGroup(ctx context.Context, st ops.Store, snap *Snapshot, group string) error {
+	sus, err := st.Suspensions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range members(snap, group) {
+		if sus.Object(m) {
+			if err := ops.SetSuspended(ctx, st, ops.Target{Kind: m.Kind, Name: m.Name}, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // actorStore records the dashboard's caller, not the process's own name,

@@ -198,3 +198,26 @@ func TestStateGauges(t *testing.T) {
 		}
 	}
 }
+
+// A group suspended through any of its objects (the CLI names one) is
+// resumed by the dashboard's one click.
+func TestResumeClearsEveryMember(t *testing.T) {
+	st := startStore(t, 1)
+	ctx := context.Background()
+	if err := st.SetSuspended(ctx, "IPResource", "vip-0", true); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Store: st, Anonymous: RoleAdmin, Log: logr.Discard()})
+	r := httptest.NewRequest("POST", "/api/groups/site-0/resume", strings.NewReader(`{}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Sitekeeper-Action", "1")
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, r)
+	if rec.Code != 200 {
+		t.Fatalf("resume: HTTP %d %s", rec.Code, rec.Body.String())
+	}
+	sus, err := st.Suspensions(ctx)
+	if err != nil || len(sus) != 0 {
+		t.Fatalf("still suspended: %v %v", sus, err)
+	}
+}
