@@ -167,6 +167,8 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 			defer srv.Close()
 		} else if st, err = g.connect(ctx); err != nil {
 			return err
+		} else if remote := g.plaintextRemote(st.Endpoints()); len(remote) > 0 {
+			log.Info("WARNING: this agent talks to the store in plaintext across the network (--insecure-plaintext): anyone on the way can read and change what it is told; use this for a lab only", "endpoints", remote)
 		}
 		defer st.Close()
 		st.SetLog(log)

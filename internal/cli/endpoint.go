@@ -125,20 +125,27 @@ func (g *globalFlags) connect(ctx context.Context) (*etcdstore.Store, error) {
 // answer) could be read or changed on the way, and a store that takes it
 // takes anyone's.
 func (g *globalFlags) checkPlaintext(eps []string) error {
+	if remote := g.plaintextRemote(eps); len(remote) > 0 && !g.insecure {
+		return usagef("store endpoint %s (from %s) is not on this machine: talk to it with TLS and a client certificate (--etcd-cacert, --etcd-cert, --etcd-key; `sitekeeper init` and `certs operator` make them), or pass --insecure-plaintext for a lab", remote[0], g.endpointsFrom)
+	}
+	return nil
+}
+
+// plaintextRemote are the endpoints on other hosts this client would talk
+// to without TLS and a client certificate.
+func (g *globalFlags) plaintextRemote(eps []string) []string {
+	var out []string
 	for _, ep := range eps {
 		host := ep
 		plain := g.tls.CA == "" || g.tls.Cert == ""
 		if u, err := url.Parse(ep); err == nil && u.Host != "" {
 			host, plain = u.Host, plain || u.Scheme == "http"
 		}
-		if !plain || g.insecure {
-			continue
-		}
-		if !loopbackListen(host) {
-			return usagef("store endpoint %s (from %s) is not on this machine: talk to it with TLS and a client certificate (--etcd-cacert, --etcd-cert, --etcd-key; `sitekeeper init` and `certs operator` make them), or pass --insecure-plaintext for a lab", ep, g.endpointsFrom)
+		if plain && !loopbackListen(host) {
+			out = append(out, ep)
 		}
 	}
-	return nil
+	return out
 }
 
 // actor is who runs the command, for the events its writes record: the
