@@ -53,6 +53,11 @@ const (
 	ReasonFailedOver = "FailedOver"
 	// ReasonSwitchedBack: the group returned to its first node.
 	ReasonSwitchedBack = "SwitchedBack"
+	// ReasonDrained: the group moved off a node being drained.
+	ReasonDrained = "Drained"
+	// ReasonDrainBlocked: the group's node is being drained, but no other
+	// node can serve it: it stays.
+	ReasonDrainBlocked = "DrainBlocked"
 	// ReasonNoHealthyNode: no node of the placement can serve the group.
 	ReasonNoHealthyNode = "NoHealthyNode"
 	// ReasonUnhealthy: the site fails its health checks.
@@ -130,6 +135,10 @@ const (
 	// changed.
 	EventMemberAdded   = "MemberAdded"
 	EventMemberRemoved = "MemberRemoved"
+	// EventDraining and EventUncordoned: a node's drain began, and it takes
+	// groups again.
+	EventDraining   = "Draining"
+	EventUncordoned = "Uncordoned"
 	// EventDamagedKeyRemoved: doctor --fix removed a key that did not decode.
 	EventDamagedKeyRemoved = "DamagedKeyRemoved"
 	// EventLocalRestart: a failing site was restarted in place.

@@ -118,11 +118,16 @@ type Placement struct {
 	MaxFailures int32 `json:"maxFailures,omitempty"`
 	// FailureWindow is the period over which failures are counted (default 1h).
 	FailureWindow *Duration `json:"failureWindow,omitempty"`
+	// SwitchbackAfter, with switchback: Automatic, is how long the first
+	// node must have been up (holding its lease) with the group configured
+	// before the group moves back (default 0: at once), so that a node that
+	// flaps after a reboot does not pull its groups back and forth.
+	SwitchbackAfter *Duration `json:"switchbackAfter,omitempty"`
 }
 
 // IsZero reports whether no placement was declared.
 func (p Placement) IsZero() bool {
-	return len(p.Nodes) == 0 && p.Switchback == "" && p.ActiveNode == "" && p.MaxFailures == 0 && p.FailureWindow == nil
+	return len(p.Nodes) == 0 && p.Switchback == "" && p.ActiveNode == "" && p.MaxFailures == 0 && p.FailureWindow == nil && p.SwitchbackAfter == nil
 }
 
 // NodePhase is the state of one node's instance of an object.

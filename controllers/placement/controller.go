@@ -31,6 +31,7 @@ type Store interface {
 	DeleteDecision(ctx context.Context, group string) error
 	DeleteReports(ctx context.Context, group string) error
 	Suspensions(ctx context.Context) (store.Suspensions, error)
+	Drains(ctx context.Context) (map[string]int, error)
 	PutStatus(ctx context.Context, ref v1alpha1.Ref, st v1alpha1.Status) error
 	DeletionAcks(ctx context.Context, ref v1alpha1.Ref) (map[string]bool, error)
 	Remove(ctx context.Context, ref v1alpha1.Ref) error
@@ -80,6 +81,7 @@ type Controller struct {
 	// saw them: one per loss, whatever the number of groups.
 	lastLive   map[string]bool
 	nodeLosses map[string][]time.Time
+	upSince    map[string]time.Time // since when each live node has held its lease, as this leader saw it
 	// damagedSeen holds the damaged keys already warned of (key ->
 	// revision): one Warning event per bad value, not one per pass.
 	damagedSeen map[string]int64
@@ -283,6 +285,11 @@ type inputs struct {
 	// damagedRevs are the revisions of damaged decisions: the group's
 	// next decision replaces them, even when it decides nothing new.
 	damagedRevs map[string]int64
+	// drains are the nodes being drained with how many groups may move
+	// off each at once; movingOff counts those moving off now (kept
+	// up to date through the pass).
+	drains    map[string]int
+	movingOff map[string]int
 }
 
 // countNodeLosses records a loss for each node live at the last pass and
@@ -294,6 +301,19 @@ func (c *Controller) countNodeLosses(live map[string]bool, now time.Time) {
 	for n := range c.lastLive {
 		if !live[n] {
 			c.nodeLosses[n] = append(c.nodeLosses[n], now)
+		}
+	}
+	if c.upSince == nil {
+		c.upSince = map[string]time.Time{}
+	}
+	for n := range c.upSince {
+		if !live[n] {
+			delete(c.upSince, n)
+		}
+	}
+	for n := range live {
+		if _, ok := c.upSince[n]; !ok {
+			c.upSince[n] = now
 		}
 	}
 	for n, ts := range c.nodeLosses {
@@ -360,9 +380,19 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	drains, err := c.Store.Drains(ctx)
+	if err != nil {
+		return nil, err
+	}
 	in := &inputs{status: status, live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
 		orphans: map[string]store.Decision{}, suspended: suspended, suspendedNodes: suspended.SuspendedNodes(),
-		budgets: map[string]time.Duration{}, unsafe: map[string]string{}, damagedRevs: map[string]int64{}}
+		budgets: map[string]time.Duration{}, unsafe: map[string]string{}, damagedRevs: map[string]int64{},
+		drains: drains, movingOff: map[string]int{}}
+	for _, d := range decisions {
+		if d.Target != "" && drains[d.Releasing] > 0 {
+			in.movingOff[d.Releasing]++
+		}
+	}
 	for n, info := range nodes {
 		in.live[n] = true
 		if info.Unsafe != "" {
@@ -423,6 +453,19 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	return in, nil
 }
 
+// draining is the nodes being drained as a group on active sees them: its
+// own node counts only while fewer than the drain's parallelism are
+// moving off it (a drain moves so many groups at a time).
+func (in *inputs) draining(active string) map[string]bool {
+	out := make(map[string]bool, len(in.drains))
+	for n, parallel := range in.drains {
+		if n != active || in.movingOff[n] < parallel {
+			out[n] = true
+		}
+	}
+	return out
+}
+
 // groupWrite is what a pass writes for one group, and what to say once
 // it is written.
 type groupWrite struct {
@@ -451,7 +494,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 		}
 	}
 	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace(),
-		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses}
+		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses, Draining: in.draining(in.decisions[grp.Name].Active), UpSince: c.upSince}
 	var prev *store.Decision
 	if _, ok := in.decisions[grp.Name]; !ok && len(in.live) == 0 {
 		return nil, time.Time{}, nil // no node has registered yet: nothing to decide
@@ -469,6 +512,9 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 		c.Log.Info("Group renamed; keeping its placement", "from", old, "to", grp.Name, "active", d.Active)
 	}
 	next, changes := Decide(view, prev, w, now)
+	if next.Target != "" && in.drains[next.Releasing] > 0 && (prev == nil || prev.Target == "") {
+		in.movingOff[next.Releasing]++
+	}
 	gw := &groupWrite{PlacementWrite: store.PlacementWrite{Group: grp.Name}}
 	_, repair := in.damagedRevs[grp.Name]
 	if prev == nil || repair || !sameDecision(*prev, next) {
@@ -503,8 +549,10 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 		gw.Statuses[m], gw.written[m] = st, string(b)
 	}
 	wake := next.ReleaseAfter
-	if !next.RetryAt.IsZero() && (wake.IsZero() || next.RetryAt.Before(wake)) {
-		wake = next.RetryAt
+	for _, t := range []time.Time{next.RetryAt, next.SwitchbackAt} {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
 	}
 	if gw.Decision == nil && gw.Statuses == nil {
 		return nil, wake, nil

@@ -468,3 +468,83 @@ func TestStartupGraceWaitsForThePreferredNode(t *testing.T) {
 		t.Errorf("after the grace, node1 still missing: placed %v, want %v", got, want)
 	}
 }
+
+// A drain moves its node's groups off so many at a time, and places
+// nothing new there.
+func TestDrainMovesGroupsOffParallelAtATime(t *testing.T) {
+	e := newEnv(t, groups(t, 3, v1alpha1.SwitchbackAutomatic), "node1", "node2")
+	e.mustReconcile()
+	for _, g := range []string{"site-0", "site-1", "site-2"} {
+		e.report("node1", g, true)
+	}
+	if err := e.st.SetDrain(context.Background(), "node1", 2); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcile()
+	moving := 0
+	for _, p := range placed(t, e.st) {
+		if strings.Contains(p, "->node2 (releasing node1)") {
+			moving++
+		}
+	}
+	if moving != 2 {
+		t.Fatalf("%d groups moving off the drained node at once, want 2 (--parallel 2): %v", moving, placed(t, e.st))
+	}
+	// They release; the third moves next; all end on node2.
+	for range 3 {
+		ds, _ := e.st.Decisions(context.Background())
+		for g, d := range ds {
+			if d.Releasing == "node1" {
+				e.report("node1", g, false)
+			}
+		}
+		e.mustReconcile()
+	}
+	want := []string{"site-0=node2", "site-1=node2", "site-2=node2"}
+	if diff := cmp.Diff(want, placed(t, e.st)); diff != "" {
+		t.Fatalf("after the drain (-want +got):\n%s", diff)
+	}
+	// Automatic switchback does not pull them back while it drains.
+	for _, g := range []string{"site-0", "site-1", "site-2"} {
+		e.report("node2", g, true)
+	}
+	e.mustReconcile()
+	if diff := cmp.Diff(want, placed(t, e.st)); diff != "" {
+		t.Fatalf("switched back to a draining node (-want +got):\n%s", diff)
+	}
+}
+
+// The leader wakes itself up when a pending switchback is due.
+func TestSwitchbackAfterWakesTheLeader(t *testing.T) {
+	objs := groups(t, 1, v1alpha1.SwitchbackAutomatic)
+	for _, o := range objs {
+		if s, ok := o.(*v1alpha1.IISSite); ok {
+			s.Spec.Placement.SwitchbackAfter = &v1alpha1.Duration{Duration: 10 * time.Minute}
+		}
+	}
+	e := newEnv(t, objs, "node1", "node2")
+	e.mustReconcile()
+	e.report("node1", "site-0", true)
+	e.st.Expire("node1")
+	e.mustReconcile()
+	e.report("node2", "site-0", true)
+	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1"}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.report("node1", "site-0", false) // node1 back, configured as a standby
+	res, err := e.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := placed(t, e.st); !slices.Equal(got, []string{"site-0=node2"}) {
+		t.Fatalf("moved back before node1 was up for 10 minutes: %v", got)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > 10*time.Minute {
+		t.Fatalf("the leader asks to look again in %s, want by the switchback, 10m", res.RequeueAfter)
+	}
+	e.clk.Advance(res.RequeueAfter)
+	e.mustReconcile()
+	if got := placed(t, e.st); !slices.Equal(got, []string{"site-0=->node1 (releasing node2)"}) {
+		t.Fatalf("after 10 minutes up: %v, want the switchback under way", got)
+	}
+}

@@ -49,11 +49,19 @@ type World struct {
 	// once for the node, not once per group): a node that lost it
 	// maxFailures times within the window gets no automatic switchback.
 	NodeLosses map[string][]time.Time
+	// UpSince is, per live node, since when the leader has seen it hold
+	// its lease without a break (a new leader counts from its first look:
+	// it waits longer rather than less).
+	UpSince map[string]time.Time
+	// Draining are the nodes being drained: nothing new is placed there,
+	// and a group on one moves off (when the pass lets it: a drain moves
+	// so many groups at a time).
+	Draining map[string]bool
 }
 
 // serviceable reports whether n could serve the group now, failures aside.
 func (w World) serviceable(n string) bool {
-	return w.Live[n] && !w.SuspendedNodes[n] && w.Unsafe[n] == ""
+	return w.Live[n] && !w.SuspendedNodes[n] && w.Unsafe[n] == "" && !w.Draining[n]
 }
 
 // flapping reports whether node n lost its lease too often lately.
@@ -140,6 +148,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	if d.Failures == nil {
 		d.Failures = map[string][]time.Time{}
 	}
+	d.SwitchbackAt = time.Time{} // set again below while one is pending
 	if len(d.Failures) == 0 && d.RetryAt.IsZero() {
 		d.HoldOffs = 0 // a whole window without failures: the hold-off starts small again
 	}
@@ -229,6 +238,13 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			d.Failures[failed] = append(d.Failures[failed], now)
 			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s reported the group unhealthy (%s) and no other node can serve it; staying", failed, why), true)
 		}
+	case d.Active != "" && w.Draining[d.Active]:
+		from := d.Active
+		if to := w.best(g, &d, from, now); to != "" {
+			move(from, to, v1alpha1.ReasonDrained, fmt.Sprintf("%s is being drained; %s serves the group", from, to), false)
+		} else if d.Reason != v1alpha1.ReasonDrainBlocked {
+			set(v1alpha1.ReasonDrainBlocked, fmt.Sprintf("%s is being drained, but no other node of %s can serve the group now; it stays", from, strings.Join(g.Placement.Nodes, ", ")), true)
+		}
 	case d.Active != "" && requested:
 		d.Requested, d.RequestedToken = g.Placement.ActiveNode, g.SwitchoverToken
 		to := g.Placement.ActiveNode
@@ -238,7 +254,11 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	case d.Active != "" && g.Placement.Switchback == v1alpha1.SwitchbackAutomatic && len(g.Placement.Nodes) > 0 &&
 		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && !w.flapping(g, g.Placement.Nodes[0], now) && firstIsPreferred(g):
 		first := g.Placement.Nodes[0]
-		move(d.Active, first, v1alpha1.ReasonSwitchedBack, fmt.Sprintf("automatic, %s healthy", first), false)
+		if at, ok := w.switchbackAt(g, first); ok && now.Before(at) {
+			d.SwitchbackAt = at // the decision says when (Summary: how long is left)
+		} else if ok {
+			move(d.Active, first, v1alpha1.ReasonSwitchedBack, fmt.Sprintf("automatic, %s healthy", first), false)
+		}
 	case d.Active == "":
 		to := ""
 		preferred := g.Placement.ActiveNode
@@ -287,6 +307,19 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		move("", to, v1alpha1.ReasonPlaced, fmt.Sprintf("%s serves the group", to), false)
 	}
 	return d, changes
+}
+
+// switchbackAt is when the group may switch back to first: at once without
+// placement.switchbackAfter; else that long after first came up, and only
+// once first has the group configured as a standby (its report converged).
+func (w World) switchbackAt(g GroupView, first string) (time.Time, bool) {
+	if g.Placement.SwitchbackAfter == nil || g.Placement.SwitchbackAfter.Duration <= 0 {
+		return time.Time{}, true
+	}
+	if r, ok := w.Reports[first]; !ok || r.Phase != store.PhaseConverged {
+		return time.Time{}, false
+	}
+	return w.UpSince[first].Add(g.Placement.SwitchbackAfter.Duration), true
 }
 
 // firstIsPreferred: an explicit activeNode request pins the group; automatic

@@ -70,6 +70,11 @@ func TestDecide(t *testing.T) {
 			World{Live: live("node1", "node2")}, "", "node1", "SwitchedBack"},
 		{"suspended group: untouched", func() GroupView { g := group("", "", 1); g.Suspended = true; return g }(), &store.Decision{Active: "node1"}, World{Live: live("node2")}, "node1", "", ""},
 		{"suspended active node: untouched", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node2"), SuspendedNodes: live("node1")}, "node1", "", ""},
+		{"draining: moves off once released", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node1", "node2"), Draining: live("node1")}, "", "node2", "Drained"},
+		{"draining with no other node: stays, said once", group("", "", 1), &store.Decision{Active: "node1"}, World{Live: live("node1"), Draining: live("node1")}, "node1", "", "DrainBlocked"},
+		{"draining, already said: nothing new", group("", "", 1), &store.Decision{Active: "node1", Reason: "DrainBlocked"}, World{Live: live("node1"), Draining: live("node1")}, "node1", "", ""},
+		{"no automatic switchback to a draining node", group(v1alpha1.SwitchbackAutomatic, "", 1), &store.Decision{Active: "node2"}, World{Live: live("node1", "node2"), Draining: live("node1")}, "node2", "", ""},
+		{"nothing new placed on a draining node", group("", "", 1), nil, World{Live: live("node1", "node2"), Draining: live("node1")}, "node2", "", "Placed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,5 +258,42 @@ func TestAnUnplacedGroupWaitsForItsLastHolder(t *testing.T) {
 	d, _ = Decide(g, &d, World{Live: live("node1", "node2"), Budgets: budgets}, t0.Add(40*time.Second))
 	if d.Active != "" {
 		t.Errorf("node2 back, not yet released: %+v, want no active node", d)
+	}
+}
+
+// switchbackAfter: the first node must have been up, with the group
+// configured, that long before the group moves back; the decision says
+// when.
+func TestSwitchbackAfter(t *testing.T) {
+	g := group(v1alpha1.SwitchbackAutomatic, "", 1)
+	g.Placement.SwitchbackAfter = &v1alpha1.Duration{Duration: 10 * time.Minute}
+	standby := map[string]store.Report{"node1": {Node: "node1", Phase: store.PhaseConverged, Released: true}, "node2": {Node: "node2", Active: true, Healthy: true, Phase: store.PhaseConverged}}
+	for _, tc := range []struct {
+		name      string
+		upSince   time.Time
+		reports   map[string]store.Report
+		wantMove  bool
+		wantAtSet bool
+	}{
+		{"up 5 minutes: waits, says until when", t0.Add(-5 * time.Minute), standby, false, true},
+		{"up 11 minutes: switches back", t0.Add(-11 * time.Minute), standby, true, false},
+		{"up long but the group not configured there yet: waits", t0.Add(-time.Hour), map[string]store.Report{"node2": standby["node2"]}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := World{Live: live("node1", "node2"), Reports: tc.reports, UpSince: map[string]time.Time{"node1": tc.upSince, "node2": t0.Add(-time.Hour)}}
+			d, _ := Decide(g, &store.Decision{Active: "node2", Reason: "FailedOver"}, w, t0)
+			if moved := d.Target == "node1"; moved != tc.wantMove {
+				t.Fatalf("moved %t, want %t (decision %+v)", moved, tc.wantMove, d)
+			}
+			if tc.wantAtSet && !d.SwitchbackAt.Equal(tc.upSince.Add(10*time.Minute)) {
+				t.Fatalf("switchbackAt %v, want %v", d.SwitchbackAt, tc.upSince.Add(10*time.Minute))
+			}
+			if !tc.wantAtSet && !d.SwitchbackAt.IsZero() {
+				t.Fatalf("switchbackAt %v, want none", d.SwitchbackAt)
+			}
+			if tc.wantAtSet && !strings.Contains(d.Summary(), "switchback to the first node at") {
+				t.Fatalf("the decision does not say when: %q", d.Summary())
+			}
+		})
 	}
 }

@@ -256,7 +256,11 @@ func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterS
 		if r.LeaseRenewedAgo != "" {
 			renewed = r.LeaseRenewedAgo + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Status, renewed, orDash(r.TakedownBudget), r.Health, r.Member, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
+		status := r.Status
+		if r.Draining {
+			status += ",Draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, status, renewed, orDash(r.TakedownBudget), r.Health, r.Member, orDash(strings.Join(r.Active, ",")), r.Suspended, started, addrs)
 	}
 	return tw.Flush()
 }

@@ -28,6 +28,7 @@ type Reader interface {
 	Reports(ctx context.Context) ([]store.Report, error)
 	Suspensions(ctx context.Context) (store.Suspensions, error)
 	Observed(ctx context.Context) (map[string]plan.Observed, error)
+	Drains(ctx context.Context) (map[string]int, error)
 }
 
 // State is everything get, describe, plan and the dashboard show.
@@ -40,6 +41,7 @@ type State struct {
 	Reports   []store.Report
 	Suspended store.Suspensions
 	Observed  map[string]plan.Observed
+	Drains    map[string]int // nodes being drained
 }
 
 // Read reads the whole state.
@@ -72,6 +74,9 @@ func Read(ctx context.Context, r Reader) (*State, error) {
 		return nil, err
 	}
 	if c.Observed, err = r.Observed(ctx); err != nil {
+		return nil, err
+	}
+	if c.Drains, err = r.Drains(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -202,6 +207,8 @@ func (c *State) standby(group, node string, reports map[[2]string]store.Report) 
 		s.Why = "no lease (down or cut off)"
 	case c.Suspended.Node(node):
 		s.Why = "node suspended"
+	case c.Drains[node] > 0:
+		s.Why = "node being drained"
 	case info.Unsafe != "":
 		s.Why = "unsafe: " + info.Unsafe
 	case reported && (rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled):
@@ -220,6 +227,8 @@ type NodeRow struct {
 	Status    string   `json:"status"`
 	Active    []string `json:"activeGroups"`
 	Suspended bool     `json:"suspended,omitempty"`
+	// Draining says its groups are being moved off (sitekeeper drain).
+	Draining bool `json:"draining,omitempty"`
 	// LeaseRenewedAgo is how long ago the node last renewed its lease
 	// (whole seconds, as etcd counts them); empty when it holds none.
 	LeaseRenewedAgo string `json:"leaseRenewedAgo,omitempty"`
@@ -262,7 +271,7 @@ func (c *State) NodeRows(name string, leases map[string]time.Duration, members m
 		if member == "" {
 			member = "-"
 		}
-		r := NodeRow{Name: n, Status: "NotReady", Suspended: c.Suspended.Node(n), Active: []string{}, Health: "Healthy", Member: member}
+		r := NodeRow{Name: n, Status: "NotReady", Suspended: c.Suspended.Node(n), Draining: c.Drains[n] > 0, Active: []string{}, Health: "Healthy", Member: member}
 		if _, ok := c.Nodes[n]; ok {
 			r.Status = "Ready"
 		}

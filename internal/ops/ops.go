@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type Store interface {
 	PutSwitchoverRequest(ctx context.Context, r store.SwitchoverRequest) error
 	SwitchoverRequests(ctx context.Context) (map[string]store.SwitchoverRequest, error)
 	DeleteSwitchoverRequest(ctx context.Context, r store.SwitchoverRequest) error
+	SetDrain(ctx context.Context, node string, parallel int) error
 }
 
 // Component names the operations in events.
@@ -443,4 +445,70 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Drain starts moving every group off node, parallel at a time, and
+// places nothing new there (the placement leader does it: groups a folder
+// owns move too, and switchback does not pull them back while it lasts).
+// It returns the groups on the node now, whose progress DrainPhase tells.
+func Drain(ctx context.Context, st Store, node string, parallel int) ([]string, error) {
+	if parallel < 1 {
+		return nil, fmt.Errorf("drain %s: --parallel must be at least 1", node)
+	}
+	ds, err := st.Decisions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var groups []string
+	for g, d := range ds {
+		if strings.EqualFold(d.Active, node) || strings.EqualFold(d.Releasing, node) {
+			groups = append(groups, g)
+		}
+	}
+	slices.Sort(groups)
+	if err := st.SetDrain(ctx, node, parallel); err != nil {
+		return nil, fmt.Errorf("drain %s: %w", node, err)
+	}
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventDraining, Object: "node/" + node, Node: node, Component: Component,
+		Message: fmt.Sprintf("%s is being drained: %d group(s) move off, %d at a time", node, len(groups), parallel)})
+	return groups, nil
+}
+
+// DrainPhase says where group stands in node's drain, and whether it is
+// settled: serving from another node, or staying because no other node
+// can take it (blocked).
+func DrainPhase(ctx context.Context, st Store, node, group string) (phase string, done, blocked bool, err error) {
+	ds, err := st.Decisions(ctx)
+	if err != nil {
+		return "", false, false, err
+	}
+	d, ok := ds[group]
+	switch {
+	case !ok:
+		return "gone (deleted)", true, false, nil
+	case d.Reason == v1alpha1.ReasonDrainBlocked && strings.EqualFold(d.Active, node):
+		return "stays: " + d.Message, true, true, nil
+	case d.Target != "":
+		return fmt.Sprintf("moving to %s (waiting for %s to release it)", d.Target, orNone(d.Releasing)), false, false, nil
+	case strings.EqualFold(d.Active, node):
+		return "waiting for the placement leader", false, false, nil
+	case d.Active == "":
+		return "no node serves it: " + d.Message, false, false, nil
+	}
+	phase, done, err = SwitchoverPhase(ctx, st, group, d.Active)
+	return phase, done, false, err
+}
+
+// Uncordon ends node's drain and its maintenance: groups may be placed
+// there again (those with switchback: Automatic return).
+func Uncordon(ctx context.Context, st Store, node string) error {
+	if err := st.SetDrain(ctx, node, 0); err != nil {
+		return fmt.Errorf("uncordon %s: %w", node, err)
+	}
+	if err := st.SetSuspended(ctx, "Node", node, false); err != nil {
+		return fmt.Errorf("uncordon %s: %w", node, err)
+	}
+	st.Event(ctx, store.Event{Type: store.Normal, Reason: v1alpha1.EventUncordoned, Object: "node/" + node, Node: node, Component: Component,
+		Message: node + " takes groups again"})
+	return nil
 }

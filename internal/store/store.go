@@ -54,6 +54,9 @@ const (
 	// source's record under FamilySources.
 	FamilyGitSources Family = "gitsources/"
 	FamilyObserved   Family = "observed/"
+	// FamilyDrains holds the nodes being drained: their groups move off,
+	// at most so many at a time, and nothing new is placed there.
+	FamilyDrains Family = "drain/"
 	// FamilyRequests holds what an operator asks of the placement leader
 	// (a switchover), which changes the objects on their behalf.
 	FamilyRequests Family = "requests/"
@@ -75,7 +78,7 @@ var (
 	// AgentInputs are what a node agent's desired state is made of.
 	AgentInputs = []Family{FamilyObjects, FamilyDecisions, FamilySuspended}
 	// LeaderInputs are what the placement leader decides from.
-	LeaderInputs = []Family{FamilyObjects, FamilyDecisions, FamilySuspended, FamilyNodes, FamilyReports, FamilyDeleted}
+	LeaderInputs = []Family{FamilyObjects, FamilyDecisions, FamilySuspended, FamilyNodes, FamilyReports, FamilyDeleted, FamilyDrains}
 )
 
 // LeaseID names a node's lease.
@@ -298,6 +301,10 @@ type Decision struct {
 	// group is never parked forever while a node could serve it.
 	RetryAt  time.Time `json:"retryAt,omitzero"`
 	HoldOffs int       `json:"holdOffs,omitempty"`
+	// SwitchbackAt is when the group may switch back automatically to its
+	// first node (placement.switchbackAfter after that node came up); zero
+	// when none is pending.
+	SwitchbackAt time.Time `json:"switchbackAt,omitzero"`
 	// Revision is the key's mod revision, for compare-and-swap.
 	Revision int64 `json:"-"`
 	// Damaged, when set, says the stored value did not decode (and why):
@@ -310,10 +317,14 @@ type Decision struct {
 // Summary is the decision's reason and message in one line, as `get
 // groups` shows it ("FailedOver: node1 lease expired; ...").
 func (d Decision) Summary() string {
-	if d.Message == "" {
-		return d.Reason
+	s := d.Reason
+	if d.Message != "" {
+		s += ": " + d.Message
 	}
-	return d.Reason + ": " + d.Message
+	if !d.SwitchbackAt.IsZero() {
+		s += fmt.Sprintf(" (switchback to the first node at %s, in %s)", d.SwitchbackAt.Local().Format("15:04:05"), max(0, time.Until(d.SwitchbackAt)).Round(time.Second))
+	}
+	return s
 }
 
 // Event is one thing that happened, for `sitekeeper events`.

@@ -173,6 +173,9 @@ func (v *validator) placement(o v1alpha1.Object, p *v1alpha1.Placement, field st
 	if p.MaxFailures < 0 {
 		v.add(o, field+".maxFailures", "must be positive; remove it for the default of %d", v1alpha1.DefaultMaxFailures)
 	}
+	if p.SwitchbackAfter != nil && p.SwitchbackAfter.Duration < 0 {
+		v.add(o, field+".switchbackAfter", "must not be negative; 0 (the default) switches back at once, 10m waits ten minutes of the first node being up")
+	}
 	if p.FailureWindow != nil && p.FailureWindow.Duration <= 0 {
 		v.add(o, field+".failureWindow", "must be a positive duration; remove it for the default of 1h")
 	}
@@ -494,8 +497,11 @@ func samePlacement(a, b v1alpha1.Placement) bool {
 			return false
 		}
 	}
-	wa, wb := a.FailureWindow, b.FailureWindow
-	return (wa == nil) == (wb == nil) && (wa == nil || wa.Duration == wb.Duration)
+	return sameDuration(a.FailureWindow, b.FailureWindow) && sameDuration(a.SwitchbackAfter, b.SwitchbackAfter)
+}
+
+func sameDuration(a, b *v1alpha1.Duration) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Duration == b.Duration)
 }
 
 // CouplingText explains what ties a group's members together, for errors

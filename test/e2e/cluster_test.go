@@ -480,3 +480,32 @@ func TestRestartResumesWithoutRestarting(t *testing.T) {
 		t.Errorf("placement changed across a restart: %+v", g)
 	}
 }
+
+// TestDrainAndUncordon: drain moves every group off node1 and leaves it
+// suspended; uncordon lets it take groups again (switchback: Automatic
+// returns site-b to it; site-a, Manual, stays).
+func TestDrainAndUncordon(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	out := c.must("drain", "node1", "--parallel", "2", "--timeout", "30s")
+	for _, want := range []string{"draining 2 group(s), 2 at a time", "group site-a: serving from node2", "group site-b: serving from node2", "drained and suspended for maintenance"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("drain output lacks %q:\n%s", want, out)
+		}
+	}
+	if !c.servedBy(urlA, "node2") || !c.servedBy(urlB, "node2") {
+		t.Fatal("after the drain the sites are not served by node2")
+	}
+	if nodes := c.must("get", "nodes"); !strings.Contains(nodes, "Ready,Draining") {
+		t.Fatalf("get nodes does not show node1 draining:\n%s", nodes)
+	}
+	c.must("uncordon", "node1")
+	c.eventually("site-b back on node1 (switchback: Automatic)", 20*time.Second, func() bool { return c.servedBy(urlB, "node1") })
+	time.Sleep(time.Second)
+	if !c.servedBy(urlA, "node2") {
+		t.Fatal("site-a (switchback: Manual) moved back after uncordon")
+	}
+	if ev := c.must("events"); !strings.Contains(ev, "Drained") || !strings.Contains(ev, "Uncordoned") {
+		t.Fatalf("events lack the drain:\n%s", ev)
+	}
+}

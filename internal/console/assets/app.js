@@ -72,7 +72,7 @@ function renderNodes(nodes) {
   const body = document.querySelector("#nodes tbody");
   body.replaceChildren(...nodes.map(n => el("tr", { "data-node": n.name },
     el("td", {}, n.name),
-    el("td", { class: n.status === "Ready" ? "ok" : "bad" }, n.status + (n.suspended ? " (suspended)" : "")),
+    el("td", { class: n.status === "Ready" ? "ok" : "bad" }, n.status + (n.draining ? " (draining)" : "") + (n.suspended ? " (suspended)" : "")),
     el("td", {}, n.leaseRenewedAgo ? n.leaseRenewedAgo + " ago" : "—"),
     el("td", { class: n.health === "Healthy" ? "ok" : "warn" }, n.health),
     el("td", {}, n.takedownBudget || "—"),

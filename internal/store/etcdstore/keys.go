@@ -27,6 +27,8 @@ import (
 //	                               inventory (GitOps)
 //	sourcenodes/<name>/<node>      the revision each node's checkout has
 //	observed/<node>                what a node last reported it has
+//	drain/<node>                   a node being drained: how many of its
+//	                               groups may move at once
 //	requests/switchover/<group>    an operator's switchover, for the leader
 //	election/                      etcd election of the placement leader
 //

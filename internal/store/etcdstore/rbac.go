@@ -91,8 +91,8 @@ func prefixPerm(p string, typ clientv3.PermissionType) perm {
 
 // rolePerms is what each role may do. A node reads and writes every
 // key; a viewer reads them. An operator reads them and writes only what
-// its commands need: suspensions, the decisions (clear-failures), events
-// and switchover requests, which the placement leader carries out. So an
+// its commands need: suspensions, the decisions (clear-failures), events,
+// drains and switchover requests, which the placement leader carries out. So an
 // operator can move, suspend and resume groups, but not apply or delete
 // objects: that takes an admin.
 func rolePerms(role string) []perm {
@@ -102,7 +102,7 @@ func rolePerms(role string) []perm {
 		return []perm{prefixPerm(prefix, rw)}
 	case roleOperator:
 		return []perm{prefixPerm(prefix, r), prefixPerm(family(store.FamilySuspended), rw), prefixPerm(family(store.FamilyDecisions), rw),
-			prefixPerm(eventsPrefix(), rw), prefixPerm(family(store.FamilyRequests), rw)}
+			prefixPerm(eventsPrefix(), rw), prefixPerm(family(store.FamilyRequests), rw), prefixPerm(family(store.FamilyDrains), rw)}
 	}
 	return []perm{prefixPerm(prefix, r)}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -469,5 +470,22 @@ func (s *Store) DeleteSwitchoverRequest(ctx context.Context, r store.SwitchoverR
 		return nil // a newer request
 	}
 	_, err = s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).Then(clientv3.OpDelete(key)).Commit()
+	return err
+}
+
+// Drains are the nodes being drained, with how many of their groups may
+// move at once.
+func (s *Store) Drains(ctx context.Context) (map[string]int, error) {
+	return getPrefix[int](ctx, s, family(store.FamilyDrains))
+}
+
+// SetDrain starts (parallel > 0) or ends (0) the drain of node.
+func (s *Store) SetDrain(ctx context.Context, node string, parallel int) error {
+	var err error
+	if parallel > 0 {
+		_, err = s.client.Put(ctx, family(store.FamilyDrains)+node, strconv.Itoa(parallel))
+	} else {
+		_, err = s.client.Delete(ctx, family(store.FamilyDrains)+node)
+	}
 	return err
 }

@@ -35,6 +35,7 @@ type Store struct {
 	decisions map[string]store.Decision
 	damaged   map[string]store.DamagedKey // objects' keys
 	suspended store.Suspensions
+	drains    map[string]int
 	acks      map[v1alpha1.Ref]map[string]bool
 	observed  map[string]plan.Observed
 	events    []store.Event
@@ -466,6 +467,29 @@ func (s *Store) Suspensions(context.Context) (store.Suspensions, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.suspended), nil
+}
+
+// Drains are the nodes being drained, with their parallelism.
+func (s *Store) Drains(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.drains), nil
+}
+
+// SetDrain starts (parallel > 0) or ends a node's drain.
+func (s *Store) SetDrain(_ context.Context, node string, parallel int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drains == nil {
+		s.drains = map[string]int{}
+	}
+	if parallel > 0 {
+		s.drains[node] = parallel
+	} else {
+		delete(s.drains, node)
+	}
+	s.changed(store.FamilyDrains)
+	return nil
 }
 
 // SetSuspended sets or lifts a maintenance flag.
