@@ -173,7 +173,14 @@ Linux host): it stores the cluster's state but serves no site.`,
 			}
 			defer srv.Close()
 			defer st.Close()
-			go srv.KeepLeadership(ctx, g.tls, 2*time.Second, log)
+			// Moving raft leadership is the store's root's to do once its
+			// authentication is on: the witness that ran init does it as
+			// the admin.
+			leadTLS := g.tls
+			if admin, ok := adminFiles(dataDir); ok && g.tls.Cert != "" {
+				leadTLS = admin
+			}
+			go srv.KeepLeadership(ctx, leadTLS, 2*time.Second, log)
 			fmt.Fprintf(s.out, "sitekeeper witness: etcd member %s serving %s\n", mf.name, srv.Endpoint)
 			<-ctx.Done()
 			return nil

@@ -349,6 +349,15 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 	return nil
 }
 
+// adminFiles are the admin's certificate files init wrote into dataDir,
+// and whether they are there (on the node that ran init).
+func adminFiles(dataDir string) (etcdstore.TLSFiles, bool) {
+	dir := pkiDir(dataDir)
+	f := etcdstore.TLSFiles{CA: filepath.Join(dir, pki.CACertFile), Cert: filepath.Join(dir, "admin.crt"), Key: filepath.Join(dir, "admin.key")}
+	_, err := os.Stat(f.Key)
+	return f, err == nil
+}
+
 // keepUsers makes every name the CA issued a certificate to a user of the
 // store with its role, and turns the store's authentication on, through
 // the member at endpoint as the admin; then again whenever the list
@@ -357,7 +366,7 @@ func serveJoin(ctx context.Context, addr, dataDir, node string, certTTL time.Dur
 // node that holds the CA.
 func keepUsers(ctx context.Context, endpoint, dataDir string, timeout time.Duration, changed <-chan struct{}, log logr.Logger) {
 	dir := pkiDir(dataDir)
-	adminTLS := etcdstore.TLSFiles{CA: filepath.Join(dir, pki.CACertFile), Cert: filepath.Join(dir, "admin.crt"), Key: filepath.Join(dir, "admin.key")}
+	adminTLS, _ := adminFiles(dataDir)
 	var st *etcdstore.Store
 	defer func() {
 		if st != nil {

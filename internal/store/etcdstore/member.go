@@ -408,6 +408,7 @@ func (st *Store) NodeLeases(ctx context.Context) map[string]NodeLease {
 // failover by a whole TTL plus an election.
 func (s *Server) KeepLeadership(ctx context.Context, tlsFiles TLSFiles, interval time.Duration, log logr.Logger) {
 	self := s.ID()
+	denied := false
 	wait := interval / 4 // soon after start, then every interval
 	for {
 		select {
@@ -440,9 +441,13 @@ func (s *Server) KeepLeadership(ctx context.Context, tlsFiles TLSFiles, interval
 		_, err = st.client.MoveLeader(mctx, self)
 		cancel()
 		st.Close()
-		if err == nil {
+		switch {
+		case err == nil:
 			log.Info("Took raft leadership, so that losing a node never resets the leases", "member", s.etcd.Config().Name)
-		} else {
+		case IsPermissionDenied(err) && !denied:
+			denied = true
+			log.Info("Cannot take raft leadership: the store's authentication allows it to its admin only; run the witness on the node that ran init (it holds the admin certificate)", "error", err.Error())
+		default:
 			log.V(1).Info("Could not take raft leadership", "error", err.Error())
 		}
 	}
