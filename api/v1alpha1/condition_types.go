@@ -37,6 +37,12 @@ const (
 	// ConditionDegraded is True while the group runs off its first node or a
 	// standby node is unreachable.
 	ConditionDegraded = "Degraded"
+	// ConditionStandbyReady: at least one standby proved it could take
+	// the group over now (its message has each standby's reason).
+	ConditionStandbyReady = "StandbyReady"
+	// ReasonStandbyReady and ReasonNoReadyStandby are its reasons.
+	ReasonStandbyReady   = "StandbyReady"
+	ReasonNoReadyStandby = "NoReadyStandby"
 )
 
 // Condition reasons.
@@ -135,6 +141,9 @@ const (
 	// changed.
 	EventMemberAdded   = "MemberAdded"
 	EventMemberRemoved = "MemberRemoved"
+	// EventStandbyNotReady: no standby of a group could take it over any
+	// more (a Warning; StandbyReady when one can again).
+	EventStandbyNotReady = "StandbyNotReady"
 	// EventDraining and EventUncordoned: a node's drain began, and it takes
 	// groups again.
 	EventDraining   = "Draining"

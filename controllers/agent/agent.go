@@ -253,6 +253,9 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 		r := runs[group]
 		a.checkTakedown(group, r.down, budget, r.err)
 		rep, runErr := a.outcome(d, group, r.err)
+		if !rep.Active && r.err == nil {
+			rep.StandbyChecked, rep.StandbyProblems = a.proveStandby(ctx, d, group)
+		}
 		if group == DeletingGroup && runErr == nil && a.Reporter != nil && len(d.Deleting) > 0 {
 			var refs []v1alpha1.Ref
 			for _, del := range d.Deleting {
@@ -498,7 +501,43 @@ func (a *Agent) reportAll(ctx context.Context, reps []store.Report) error {
 
 func sameReport(a, b store.Report) bool {
 	return a.Node == b.Node && a.Group == b.Group && a.Decided.Equal(b.Decided) && a.Active == b.Active && a.Phase == b.Phase &&
-		a.Healthy == b.Healthy && a.Message == b.Message && a.Released == b.Released && maps.Equal(a.Generations, b.Generations)
+		a.Healthy == b.Healthy && a.Message == b.Message && a.Released == b.Released && maps.Equal(a.Generations, b.Generations) &&
+		a.StandbyChecked == b.StandbyChecked && slices.Equal(a.StandbyProblems, b.StandbyProblems)
+}
+
+// proveStandby asks the backend whether this node could take group over
+// now (when the node is in its placement and the backend can tell): at
+// every reconcile of the group here, which is every change and resync, no
+// polling of its own.
+func (a *Agent) proveStandby(ctx context.Context, d *plan.Desired, group string) (bool, []string) {
+	sc, ok := a.Backend.(backend.StandbyChecker)
+	g, known := d.Graph.Group(group)
+	if !ok || !known || !slices.ContainsFunc(g.Placement.Nodes, func(n string) bool { return strings.EqualFold(n, a.Node) }) {
+		return false, nil
+	}
+	need := backend.StandbyNeeds{Volumes: map[string]backend.Volume{}, Features: []string{"Web-Server"}}
+	ftp := false
+	for _, m := range g.Members {
+		switch o := d.Graph.Object(m).(type) {
+		case *v1alpha1.IISSite:
+			for _, b := range plan.RenderSite(o, d.Graph, a.Node).Bindings {
+				if b.CertHash != "" {
+					need.Certificates = append(need.Certificates, b)
+				}
+				ftp = ftp || b.Protocol == string(v1alpha1.ProtocolFTP)
+			}
+		case *v1alpha1.VolumeResource:
+			need.Volumes[o.Metadata.Name] = plan.RenderVolume(o)
+		case *v1alpha1.IPResource:
+			if addr, ok := plan.RenderAddress(o, a.Node); ok {
+				need.Addresses = append(need.Addresses, addr)
+			}
+		}
+	}
+	if ftp {
+		need.Features = append(need.Features, "Web-Ftp-Server")
+	}
+	return true, sc.CheckStandby(ctx, need)
 }
 
 // IsStalled reports whether err needs a human.

@@ -70,6 +70,9 @@ type Options struct {
 	// HealthTick is the shortest wait between two looks for due health
 	// checks.
 	HealthTick time.Duration
+	// Rescan, when it receives, reconciles every group now, as a resync
+	// does (the node changed under the agent: a simulated fault).
+	Rescan <-chan struct{}
 }
 
 // schedule holds when each group comes back: after a failure, with
@@ -269,6 +272,8 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			changed()
 		case <-resync.C():
 			resync.Reset(opt.Resync)
+			all()
+		case <-opt.Rescan:
 			all()
 		case <-healthDue:
 		case <-retry:

@@ -88,6 +88,7 @@ type Member struct {
 	reloads    float64   // reads the throttle still allows at once (a token bucket)
 	reloadsAt  time.Time // when reloads was last refilled
 	kick       chan struct{}
+	rescan     chan struct{}
 	graphs     graph.Memo // the desired state's graph, built again only when an object changed
 }
 
@@ -131,7 +132,7 @@ func (m *Member) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.keepAlive(ctx, lease) }()
 	go func() { defer wg.Done(); m.watch(ctx, changes) }()
-	a.Run(ctx, m.kick, Options{Resync: m.Resync})
+	a.Run(ctx, m.kick, Options{Resync: m.Resync, Rescan: m.rescanCh()})
 	wg.Wait()
 	return nil
 }
@@ -429,6 +430,24 @@ func (m *Member) Holding() (bool, string) {
 		return false, fmt.Sprintf("fenced: no lease renewal for %s (the store is unreachable or has no quorum)", m.Clock.Now().Sub(m.lastRenew).Round(time.Millisecond))
 	}
 	return true, ""
+}
+
+// Rescan makes the agent look at every group now, as its resync does.
+func (m *Member) Rescan() {
+	select {
+	case m.rescanCh() <- struct{}{}:
+	default:
+	}
+}
+
+// rescanCh is made on first use: Rescan may come before Run.
+func (m *Member) rescanCh() chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rescan == nil {
+		m.rescan = make(chan struct{}, 1)
+	}
+	return m.rescan
 }
 
 // Crash marks the next stop as a power loss (no lease revoke).

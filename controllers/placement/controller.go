@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -536,6 +537,9 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 			gw.events = append(gw.events, store.Event{Type: typ, Reason: ch.Reason, Object: "group/" + grp.Name, Node: to, Message: ch.Message, Component: Component})
 		}
 	}
+	if ev, ok := standbyChange(grp, in, next, view, w); ok {
+		gw.events = append(gw.events, ev)
+	}
 	for _, m := range grp.Members {
 		o := in.graph.Object(m)
 		st := ComputeStatus(o, view, next, w, in.status[m], now)
@@ -558,6 +562,29 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 		return nil, wake, nil
 	}
 	return gw, wake, nil
+}
+
+// standbyChange is the event of a group whose StandbyReady condition turns
+// (from what its members' status said at the last pass): a Warning when no
+// standby could take it over any more, Normal when one can again.
+func standbyChange(grp *graph.Group, in *inputs, next store.Decision, view GroupView, w World) (store.Event, bool) {
+	if len(grp.Members) == 0 || view.Suspended {
+		return store.Event{}, false
+	}
+	prev := v1alpha1.FindCondition(in.status[grp.Members[0]].Conditions, v1alpha1.ConditionStandbyReady)
+	if prev == nil {
+		return store.Event{}, false // first look: nothing turned
+	}
+	ready, why := StandbyReadiness(view, next, w)
+	switch {
+	case prev.Status == v1alpha1.ConditionTrue && len(ready) == 0:
+		return store.Event{Type: store.Warning, Reason: v1alpha1.EventStandbyNotReady, Object: "group/" + grp.Name, Component: Component,
+			Message: "no standby could take the group over now" + readinessDetail(why)}, true
+	case prev.Status == v1alpha1.ConditionFalse && len(ready) > 0:
+		return store.Event{Type: store.Normal, Reason: v1alpha1.ReasonStandbyReady, Object: "group/" + grp.Name, Component: Component,
+			Message: "standby ready: " + strings.Join(ready, ", ")}, true
+	}
+	return store.Event{}, false
 }
 
 // BatchStore is a Store that writes many groups' placement in one

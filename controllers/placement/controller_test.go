@@ -151,7 +151,9 @@ func TestFailoverAndSwitchbackStory(t *testing.T) {
 			t.Fatalf("%s: decisions (-want +got):\n%s", s.name, diff)
 		}
 	}
-	want := []string{"group/site-0 Placed", "group/site-0 FailedOver", "group/site-0 SwitchedBack", "group/site-0 SwitchedOver"}
+	// StandbyReady: node2 released and stands by, proven (the first
+	// standby since node2 took over from a node without a lease).
+	want := []string{"group/site-0 Placed", "group/site-0 FailedOver", "group/site-0 SwitchedBack", "group/site-0 StandbyReady", "group/site-0 SwitchedOver"}
 	if diff := cmp.Diff(want, e.reasons()); diff != "" {
 		t.Errorf("placement events (-want +got):\n%s", diff)
 	}
@@ -546,5 +548,52 @@ func TestSwitchbackAfterWakesTheLeader(t *testing.T) {
 	e.mustReconcile()
 	if got := placed(t, e.st); !slices.Equal(got, []string{"site-0=->node1 (releasing node2)"}) {
 		t.Fatalf("after 10 minutes up: %v, want the switchback under way", got)
+	}
+}
+
+// A standby that cannot prove it could take the group over is passed over
+// while a ready one exists, the decision says why, and the group's
+// StandbyReady condition and events follow the proofs.
+func TestPlacementPrefersReadyStandbys(t *testing.T) {
+	objs := testmanifests.Objects(1, testmanifests.Options{Net: 90, Port: 8080, Nodes: []string{"node1", "node2", "node3"}})
+	e := newEnv(t, objs, "node1", "node2", "node3")
+	e.mustReconcile()
+	e.report("node1", "site-0", true)
+	standby := func(node string, problems ...string) {
+		ds, _ := e.st.Decisions(context.Background())
+		r := store.Report{Node: node, Group: "site-0", Phase: store.PhaseConverged, Healthy: true, Released: true, Decided: ds["site-0"].Since,
+			StandbyChecked: true, StandbyProblems: problems}
+		if err := e.st.PutReport(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	standby("node2")
+	standby("node3")
+	e.mustReconcile()
+	cond := func() *v1alpha1.Condition {
+		site := e.st.Object(v1alpha1.Ref{Kind: "IISSite", Name: "site-0"})
+		return v1alpha1.FindCondition(site.StatusRef().Conditions, v1alpha1.ConditionStandbyReady)
+	}
+	if c := cond(); c == nil || c.Status != v1alpha1.ConditionTrue || !strings.Contains(c.Message, "ready: node2, node3") {
+		t.Fatalf("StandbyReady with two proven standbys: %+v", c)
+	}
+	standby("node2", "volume vol-0 (Mirror:E) is not visible to this node")
+	e.mustReconcile()
+	if c := cond(); c == nil || c.Status != v1alpha1.ConditionTrue || !strings.Contains(c.Message, "node2: volume vol-0") {
+		t.Fatalf("StandbyReady with node3 still ready: %+v", c)
+	}
+	e.st.Expire("node1")
+	e.mustReconcile()
+	ds, _ := e.st.Decisions(context.Background())
+	if d := ds["site-0"]; d.Active != "node3" || !strings.Contains(d.Message, "node2 is not a ready standby: volume vol-0") {
+		t.Fatalf("failover went to %q (%s), want node3 with why node2 was passed over", d.Active, d.Message)
+	}
+	standby("node2", "certificate ABC is not in Cert:\\LocalMachine\\My with its private key")
+	e.mustReconcile()
+	if c := cond(); c == nil || c.Status != v1alpha1.ConditionFalse || c.Reason != v1alpha1.ReasonNoReadyStandby {
+		t.Fatalf("StandbyReady with no proven standby: %+v", c)
+	}
+	if got := e.reasons(); !slices.Contains(got, "group/site-0 StandbyNotReady") {
+		t.Fatalf("no StandbyNotReady event: %v", got)
 	}
 }

@@ -122,14 +122,52 @@ func recent(ts []time.Time, now time.Time, w time.Duration) []time.Time {
 
 func unhealthy(r store.Report, ok bool) bool { return ok && r.Active && !r.Healthy }
 
-// best returns the highest-priority eligible node other than skip.
+// best returns the highest-priority eligible node other than skip that
+// proved it could take the group over (StandbyProblems), else the
+// highest-priority eligible one: a standby that is not ready is never
+// chosen while a ready one exists.
 func (w World) best(g GroupView, d *store.Decision, skip string, now time.Time) string {
+	fallback := ""
 	for _, n := range g.Placement.Nodes {
-		if n != skip && w.eligible(g, d, n, now) {
+		if n == skip || !w.eligible(g, d, n, now) {
+			continue
+		}
+		if w.standbyReady(n) {
 			return n
 		}
+		if fallback == "" {
+			fallback = n
+		}
 	}
-	return ""
+	return fallback
+}
+
+// standbyReady: a node whose last report on the group proved nothing
+// missing (or made no proof: a backend that cannot tell).
+func (w World) standbyReady(n string) bool {
+	r, ok := w.Reports[n]
+	return !ok || r.StandbyReady()
+}
+
+// passedOver says which higher-priority nodes were not chosen because
+// their standby was not ready, for the decision's message.
+func (w World) passedOver(g GroupView, d *store.Decision, chosen, skip string, now time.Time) string {
+	var parts []string
+	for _, n := range g.Placement.Nodes {
+		if n == chosen {
+			break
+		}
+		if n != skip && w.eligible(g, d, n, now) && !w.standbyReady(n) {
+			parts = append(parts, n+" is not a ready standby: "+strings.Join(w.Reports[n].StandbyProblems, "; "))
+		}
+	}
+	if r, ok := w.Reports[chosen]; ok && !r.StandbyReady() {
+		parts = append(parts, "no ready standby; "+chosen+" lacks: "+strings.Join(r.StandbyProblems, "; "))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }
 
 // Decide returns the group's next decision and what changed. It is pure.
@@ -220,7 +258,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			if b := w.Budgets[failed]; b > 0 {
 				msg = fmt.Sprintf("%s lease expired; %s serves the group once %s's take-down budget (%s) has passed", failed, to, failed, b)
 			}
-			move(failed, to, v1alpha1.ReasonFailedOver, msg, true)
+			move(failed, to, v1alpha1.ReasonFailedOver, msg+w.passedOver(g, &d, to, failed, now), true)
 		} else {
 			// Unplaced, but not forgotten: the failed node fenced itself
 			// and may hold the group until its take-down budget has
@@ -233,7 +271,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		why := w.Reports[failed].Message
 		if to := w.best(g, &d, failed, now); to != "" {
 			d.Failures[failed] = append(d.Failures[failed], now)
-			move(failed, to, v1alpha1.ReasonFailedOver, fmt.Sprintf("%s reported the group unhealthy (%s); moving to %s", failed, why, to), true)
+			move(failed, to, v1alpha1.ReasonFailedOver, fmt.Sprintf("%s reported the group unhealthy (%s); moving to %s", failed, why, to)+w.passedOver(g, &d, to, failed, now), true)
 		} else if d.Reason != v1alpha1.ReasonNoHealthyNode {
 			d.Failures[failed] = append(d.Failures[failed], now)
 			set(v1alpha1.ReasonNoHealthyNode, fmt.Sprintf("%s reported the group unhealthy (%s) and no other node can serve it; staying", failed, why), true)
@@ -241,7 +279,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	case d.Active != "" && w.Draining[d.Active]:
 		from := d.Active
 		if to := w.best(g, &d, from, now); to != "" {
-			move(from, to, v1alpha1.ReasonDrained, fmt.Sprintf("%s is being drained; %s serves the group", from, to), false)
+			move(from, to, v1alpha1.ReasonDrained, fmt.Sprintf("%s is being drained; %s serves the group", from, to)+w.passedOver(g, &d, to, from, now), false)
 		} else if d.Reason != v1alpha1.ReasonDrainBlocked {
 			set(v1alpha1.ReasonDrainBlocked, fmt.Sprintf("%s is being drained, but no other node of %s can serve the group now; it stays", from, strings.Join(g.Placement.Nodes, ", ")), true)
 		}
@@ -252,7 +290,8 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			move(d.Active, to, v1alpha1.ReasonSwitchedOver, fmt.Sprintf("requested activeNode %s (generation %d)", to, g.Generation), false)
 		}
 	case d.Active != "" && g.Placement.Switchback == v1alpha1.SwitchbackAutomatic && len(g.Placement.Nodes) > 0 &&
-		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && !w.flapping(g, g.Placement.Nodes[0], now) && firstIsPreferred(g):
+		g.Placement.Nodes[0] != d.Active && w.eligible(g, &d, g.Placement.Nodes[0], now) && !w.flapping(g, g.Placement.Nodes[0], now) && firstIsPreferred(g) &&
+		w.standbyReady(g.Placement.Nodes[0]):
 		first := g.Placement.Nodes[0]
 		if at, ok := w.switchbackAt(g, first); ok && now.Before(at) {
 			d.SwitchbackAt = at // the decision says when (Summary: how long is left)
@@ -304,7 +343,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 			return d, changes
 		}
 		d.RetryAt = time.Time{}
-		move("", to, v1alpha1.ReasonPlaced, fmt.Sprintf("%s serves the group", to), false)
+		move("", to, v1alpha1.ReasonPlaced, fmt.Sprintf("%s serves the group", to)+w.passedOver(g, &d, to, "", now), false)
 	}
 	return d, changes
 }

@@ -2,7 +2,9 @@ package placement
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
@@ -42,6 +44,7 @@ func ComputeStatus(o v1alpha1.Object, g GroupView, d store.Decision, w World, pr
 	setReady(&st, in, now)
 	setProgressing(&st, in, now)
 	setDegraded(&st, in, now)
+	setStandbyReady(&st, in, w, now)
 	if c := v1alpha1.FindCondition(st.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == v1alpha1.ConditionTrue {
 		st.ObservedGeneration = gen
 	} else {
@@ -139,4 +142,59 @@ func setDegraded(st *v1alpha1.Status, in conditionInput, now time.Time) {
 	default:
 		mark(v1alpha1.ConditionFalse, v1alpha1.ReasonAsExpected, "served from its first node with every standby reachable")
 	}
+}
+
+// setStandbyReady: True when at least one standby of the group proved it
+// could take it over now, False with each standby's reason otherwise.
+func setStandbyReady(st *v1alpha1.Status, in conditionInput, w World, now time.Time) {
+	ready, why := StandbyReadiness(in.group, in.decision, w)
+	if len(ready) > 0 {
+		set(st, v1alpha1.ConditionStandbyReady, in, now, v1alpha1.ConditionTrue, v1alpha1.ReasonStandbyReady, "ready: "+strings.Join(ready, ", ")+readinessDetail(why))
+		return
+	}
+	set(st, v1alpha1.ConditionStandbyReady, in, now, v1alpha1.ConditionFalse, v1alpha1.ReasonNoReadyStandby, "no standby could take the group over now"+readinessDetail(why))
+}
+
+func readinessDetail(why map[string]string) string {
+	if len(why) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(why)) {
+		parts = append(parts, n+": "+why[n])
+	}
+	return "; not ready: " + strings.Join(parts, "; ")
+}
+
+// StandbyReadiness is, for the group's nodes other than its active one,
+// those that could take it over now, and why each other one could not: no
+// lease, suspended, draining, unsafe, a step failing there, not
+// configured yet, or what its own proof found missing.
+func StandbyReadiness(g GroupView, d store.Decision, w World) (ready []string, why map[string]string) {
+	why = map[string]string{}
+	for _, n := range g.Placement.Nodes {
+		if n == d.Active {
+			continue
+		}
+		rep, reported := w.Reports[n]
+		switch {
+		case !w.Live[n]:
+			why[n] = "no lease"
+		case w.SuspendedNodes[n]:
+			why[n] = "suspended"
+		case w.Draining[n]:
+			why[n] = "being drained"
+		case w.Unsafe[n] != "":
+			why[n] = "unsafe: " + w.Unsafe[n]
+		case !reported:
+			why[n] = "has not reported on the group yet"
+		case rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled:
+			why[n] = "a step failed: " + rep.Message
+		case !rep.StandbyReady():
+			why[n] = strings.Join(rep.StandbyProblems, "; ")
+		default:
+			ready = append(ready, n)
+		}
+	}
+	return ready, why
 }

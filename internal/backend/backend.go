@@ -310,3 +310,26 @@ type GroupOp struct {
 type GroupRunner interface {
 	RunGroup(ctx context.Context, ops []GroupOp) (done int, err error)
 }
+
+// StandbyNeeds is what a node must have to take a group over now.
+type StandbyNeeds struct {
+	// Certificates are the https/ftps bindings' certificates (the
+	// binding's CertHash and CertStore).
+	Certificates []Binding
+	// Volumes are the group's volumes, by their resource name.
+	Volumes map[string]Volume
+	// Features are the IIS roles the group's protocols need
+	// (Web-Server; Web-Ftp-Server for FTP).
+	Features []string
+	// Addresses are the group's addresses: another host answering one
+	// would make the take-over fail.
+	Addresses []Address
+}
+
+// StandbyChecker is a backend that proves a standby could take a group
+// over now: certificates present with their private keys, volumes visible
+// and attachable, IIS roles installed, addresses not answered by a third
+// host. It returns what is missing, in words; none means ready.
+type StandbyChecker interface {
+	CheckStandby(ctx context.Context, need StandbyNeeds) []string
+}

@@ -198,8 +198,14 @@ func getGroups(s *streams, cs *clusterState, name, output string) error {
 		return printer.Items(s.out, output, "Group", rows, name != "")
 	}
 	tw := printer.NewTable(s.out)
-	fmt.Fprintln(tw, "NAME\tACTIVE\tNODES\tSWITCHBACK\tMEMBERS\tREASON")
+	fmt.Fprintln(tw, "NAME\tACTIVE\tSTANDBY\tNODES\tSWITCHBACK\tMEMBERS\tREASON")
 	for _, r := range rows {
+		var ready []string
+		for _, sb := range r.Standbys {
+			if sb.Ready {
+				ready = append(ready, sb.Node)
+			}
+		}
 		active := r.Active
 		switch {
 		case r.Moving != "":
@@ -210,7 +216,7 @@ func getGroups(s *streams, cs *clusterState, name, output string) error {
 		if r.Suspended {
 			active += " (suspended)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, active, strings.Join(r.Nodes, ","), r.Switchback, len(r.Members), r.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, active, orDash(strings.Join(ready, ",")), strings.Join(r.Nodes, ","), r.Switchback, len(r.Members), r.Reason)
 	}
 	return tw.Flush()
 }
@@ -353,6 +359,15 @@ func newDescribeCmd(s *streams, g *globalFlags) *cobra.Command {
 						fmt.Fprintf(w, "  Coupling:   %s; they always move together\n", txt)
 					}
 					fmt.Fprintf(w, "  Decision:   %s\n", d.Summary())
+					if rows := cs.GroupRows(gr.Name); len(rows) > 0 {
+						for _, sb := range rows[0].Standbys {
+							state := "not ready: " + sb.Why
+							if sb.Ready {
+								state = "ready"
+							}
+							fmt.Fprintf(w, "  Standby:    %s %s\n", sb.Node, state)
+						}
+					}
 					if len(d.Failures) > 0 {
 						fmt.Fprintf(w, "  Failures:   ")
 						for _, n := range slices.Sorted(maps.Keys(d.Failures)) {

@@ -215,7 +215,33 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 			return nil
 		})
 	}
+	fault := func(use, short, kind string, on bool, says string) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: exactArgs(2, strings.SplitN(use, " ", 2)[1]),
+			RunE: func(c *cobra.Command, a []string) error {
+				ctx := c.Context()
+				return withStore(ctx, g, func(st *etcdstore.Store) error {
+					node, err := resolveNode(ctx, st, a[0])
+					if err != nil {
+						return err
+					}
+					msg := fmt.Sprintf("%s %s on %s", kind, a[1], node) + says
+					if err := ops.SimulateStandbyFault(ctx, st, node, kind, a[1], on, msg); err != nil {
+						return err
+					}
+					fmt.Fprintln(s.out, msg)
+					return nil
+				})
+			},
+		}
+	}
 	cmd.AddCommand(
+		fault("hide-volume NODE VOLUME", "Make a VolumeResource's volume invisible to the node (a disk not zoned to it, a mirror resyncing): its standbys are not ready", "volume", true, " hidden"),
+		fault("show-volume NODE VOLUME", "Make the volume visible to the node again", "volume", false, " visible again"),
+		fault("remove-cert NODE THUMBPRINT", "Remove a certificate (with its key) from the node's store: standbys of groups whose https/ftps bindings need it are not ready", "cert", true, " removed"),
+		fault("add-cert NODE THUMBPRINT", "Put the certificate back", "cert", false, " back"),
+		fault("remove-feature NODE FEATURE", "Uninstall an IIS role (Web-Server, Web-Ftp-Server) from the node", "feature", true, " uninstalled"),
+		fault("add-feature NODE FEATURE", "Install the IIS role again", "feature", false, " installed"),
 		&cobra.Command{
 			Use: "fail-node NODE", Short: "The node loses power: it stops renewing its lease, its listeners and addresses vanish",
 			Args: exactArgs(1, "NODE"),

@@ -112,6 +112,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	simState, _ := st.SimCommands(ctx)
 	for _, n := range o.Nodes {
 		sn := l.World.Node(n)
+		sn.SetFaults(simState[n].Faults)
 		if c, ok := simState[n]; ok && !c.Powered {
 			sn.PowerOff() // stays down across restarts until heal-node
 			continue
@@ -223,7 +224,12 @@ func (l *Local) watchSim(ctx context.Context) {
 		n := l.World.Node(name)
 		l.mu.Lock()
 		view := l.views[name]
+		r := l.nodes[name]
 		l.mu.Unlock()
+		n.SetFaults(c.Faults)
+		if r != nil {
+			r.rt.Resync() // its standbys prove themselves again
+		}
 		switch {
 		case c.Partitioned && view != nil:
 			l.opts.Log.Info("Simulated: node cut off from the store; it keeps running and serving", "node", name)

@@ -215,6 +215,8 @@ func (c *State) standby(group, node string, reports map[[2]string]store.Report) 
 		s.Why = "a step failed: " + rep.Message
 	case !reported:
 		s.Why = "has not reported on the group yet"
+	case !rep.StandbyReady():
+		s.Why = strings.Join(rep.StandbyProblems, "; ")
 	default:
 		s.Ready, s.Why = true, "configured, standing by"
 	}

@@ -94,6 +94,10 @@ func New(o Options) *Runtime {
 // and why not: the node's /readyz.
 func (r *Runtime) Ready() (bool, string) { return r.member.Holding() }
 
+// Resync makes the node look at every group again now (its backend
+// changed under it: a simulated fault).
+func (r *Runtime) Resync() { r.member.Rescan() }
+
 // Crash makes the next stop look like a power loss: the lease is left to
 // expire instead of being revoked.
 func (r *Runtime) Crash() {

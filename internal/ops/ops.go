@@ -34,6 +34,7 @@ type Store interface {
 	SetSuspended(ctx context.Context, kind, name string, on bool) error
 	Source(ctx context.Context, name string) (store.Source, bool, error)
 	PutSimCommand(ctx context.Context, node string, c store.SimCommand) error
+	SimCommands(ctx context.Context) (map[string]store.SimCommand, error)
 	Event(ctx context.Context, e store.Event)
 	Nodes(ctx context.Context) (map[string]store.NodeInfo, error)
 	Suspensions(ctx context.Context) (store.Suspensions, error)
@@ -428,8 +429,40 @@ func ClearFailures(ctx context.Context, st Store, ref v1alpha1.Ref) (string, boo
 	return grp.Name, true, nil
 }
 
-// Simulate injects a fault into a simulated node of `sitekeeper up`.
+// Simulate injects a fault into a simulated node of `sitekeeper up`. The
+// node's standing standby faults are kept.
 func Simulate(ctx context.Context, st Store, node string, c store.SimCommand, message string) error {
+	cur, err := st.SimCommands(ctx)
+	if err != nil {
+		return err
+	}
+	c.Faults = cur[node].Faults
+	return putSim(ctx, st, node, c, message)
+}
+
+// SimulateStandbyFault takes away (on) or gives back a simulated node's
+// volume, certificate or IIS role (kind "volume", "cert", "feature"): its
+// standbys stop (or start again) proving they could take their groups
+// over. The node's power and partition stay as they are.
+func SimulateStandbyFault(ctx context.Context, st Store, node, kind, name string, on bool, message string) error {
+	cur, err := st.SimCommands(ctx)
+	if err != nil {
+		return err
+	}
+	c, ok := cur[node]
+	if !ok {
+		c.Powered = true
+	}
+	key := kind + ":" + name
+	c.Faults = slices.DeleteFunc(slices.Clone(c.Faults), func(f string) bool { return strings.EqualFold(f, key) })
+	if on {
+		c.Faults = append(c.Faults, key)
+	}
+	c.StopSite = ""
+	return putSim(ctx, st, node, c, message)
+}
+
+func putSim(ctx context.Context, st Store, node string, c store.SimCommand, message string) error {
 	c.Seq = time.Now().UnixNano()
 	if err := st.PutSimCommand(ctx, node, c); err != nil {
 		return err

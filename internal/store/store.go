@@ -363,6 +363,10 @@ type SimCommand struct {
 	// Partitioned cuts the node off from the store while it keeps running
 	// and serving (heal-node ends it).
 	Partitioned bool `json:"partitioned,omitempty"`
+	// Faults are the node's standing standby faults, each "volume:NAME",
+	// "cert:THUMBPRINT" or "feature:NAME" (sim hide-volume, remove-cert,
+	// remove-feature); carried over by every later command.
+	Faults []string `json:"faults,omitempty"`
 	// Seq makes repeated commands distinct.
 	Seq int64 `json:"seq"`
 }
@@ -478,7 +482,16 @@ type Report struct {
 	// (Decision.Since): a release counts only for the decision it answers,
 	// never a report left from before the group came to the node.
 	Decided time.Time `json:"decided,omitzero"`
+	// StandbyChecked says a standby proved (or failed to prove) that it
+	// could take the group over now; StandbyProblems says what is missing
+	// (none: ready). Not checked: the backend cannot tell.
+	StandbyChecked  bool     `json:"standbyChecked,omitempty"`
+	StandbyProblems []string `json:"standbyProblems,omitempty"`
 }
+
+// StandbyReady says whether the report's node proved it could take the
+// group over; a backend that cannot check counts as ready.
+func (r Report) StandbyReady() bool { return len(r.StandbyProblems) == 0 }
 
 // The serving states of a source's applied revision.
 const (

@@ -99,11 +99,12 @@ func startCluster(t *testing.T, dir string) *cluster {
 	return startUp(t, dir, filepath.Join(dir, "sites.yaml"))
 }
 
-// startUp runs up on manifests (a file, or a folder it watches).
-func startUp(t *testing.T, dir, manifests string) *cluster {
+// startUp runs up on manifests (a file, or a folder it watches), with
+// extra flags.
+func startUp(t *testing.T, dir, manifests string, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: dir, out: &syncBuffer{}, web: make(chan string, 1)}
-	c.cmd = exec.Command(binary(t), "up", "-f", manifests, "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--unsafe-fast-store")
+	c.cmd = exec.Command(binary(t), append([]string{"up", "-f", manifests, "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--unsafe-fast-store"}, extra...)...)
 	c.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {

@@ -41,6 +41,8 @@ type Node struct {
 	addrs     map[string]backend.Address // ip -> address
 	listeners map[string]*listener       // ip:port -> listener
 	probe     probe.Network
+	// faults are standby faults set by sim commands (standby.go).
+	faults map[string]bool
 }
 
 var _ backend.StepCoster = (*Node)(nil)

@@ -1,0 +1,85 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const threeNodeSite = `apiVersion: sitekeeper.io/v1alpha1
+kind: IPResource
+metadata: {name: vip-s}
+spec: {address: 127.0.50.9/32}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: VolumeResource
+metadata: {name: vol-s}
+spec: {driveLetter: S, source: {mirror: {volume: S}}}
+---
+apiVersion: sitekeeper.io/v1alpha1
+kind: IISSite
+metadata: {name: site-s}
+spec:
+  siteID: 9
+  physicalPath: 'S:\s'
+  bindings: [{protocol: http, ipRef: vip-s, port: 28080}]
+  health: {interval: 500ms, timeout: 400ms, failureThreshold: 2}
+  placement: {nodes: [node1, node2, node3], switchback: Manual}
+`
+
+// TestStandbyReadinessUnderSimFaults: each simulated fault shows in the
+// STANDBY column, the StandbyReady condition, describe and the events,
+// and a failover passes over the standby that is not ready.
+func TestStandbyReadinessUnderSimFaults(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(f, []byte(threeNodeSite), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startUp(t, dir, f, "--nodes", "node1,node2,node3")
+	const url = "http://127.0.50.9:28080/"
+	c.eventually("site-s served by node1", 20*time.Second, func() bool { return c.servedBy(url, "node1") })
+	standbys := func(want string) {
+		t.Helper()
+		c.eventually("STANDBY "+want, 15*time.Second, func() bool {
+			for _, l := range strings.Split(c.must("get", "groups"), "\n") {
+				if f := strings.Fields(l); len(f) > 2 && f[0] == "site-s" && f[2] == want {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	standbys("node2,node3")
+
+	c.must("sim", "hide-volume", "node2", "vol-s")
+	standbys("node3")
+	if d := c.must("describe", "site", "site-s"); !strings.Contains(d, "Standby:    node2 not ready: volume vol-s (Mirror:S) is not visible to this node") ||
+		!strings.Contains(d, "StandbyReady") {
+		t.Fatalf("describe does not say why node2 is not ready:\n%s", d)
+	}
+
+	c.must("sim", "remove-feature", "node3", "Web-Server")
+	standbys("-")
+	c.eventually("a StandbyNotReady warning", 10*time.Second, func() bool {
+		return strings.Contains(c.must("events"), "StandbyNotReady")
+	})
+	if d := c.must("describe", "site", "site-s"); !strings.Contains(d, "NoReadyStandby") || !strings.Contains(d, "IIS role Web-Server is not installed") {
+		t.Fatalf("describe does not show StandbyReady False with node3's reason:\n%s", d)
+	}
+	c.must("sim", "add-feature", "node3", "Web-Server")
+	standbys("node3")
+
+	// node2 comes first in the placement, but cannot see the volume.
+	c.must("sim", "fail-node", "node1")
+	c.eventually("site-s served by node3", 20*time.Second, func() bool { return c.servedBy(url, "node3") })
+	if g := c.groups()["site-s"]; g.Active != "node3" || !strings.Contains(g.Reason, "node2 is not a ready standby: volume vol-s") {
+		t.Fatalf("failover went to %s (%s): want node3, saying why node2 was passed over", g.Active, g.Reason)
+	}
+	c.must("sim", "show-volume", "node2", "vol-s")
+	standbys("node2")
+}
