@@ -68,8 +68,8 @@ type live struct {
 
 	mu         sync.Mutex
 	snap       *Snapshot
-	json       []byte // the snapshot sent
-	content    []byte // the same without its time stamp, to tell a change
+	json       []byte        // the snapshot sent
+	content    []byte        // the same without its time stamp, to tell a change
 	changed    chan struct{} // closed and replaced at each change
 	subs       int
 	lastScrape time.Time

@@ -348,7 +348,9 @@ func members(snap *Snapshot, group string) []v1alpha1.Ref {
 		kind, name, _ := strings.Cut(m, "/")
 		refs = append(refs, v1alpha1.Ref{Kind: kind, Name: name})
 	}
-	slices.SortStableFunc(refs, func(a, b v1alpha1.Ref) int { return boolOrder(a.Kind != v1alpha1.KindIISSite) - boolOrder(b.Kind != v1alpha1.KindIISSite) })
+	slices.SortStableFunc(refs, func(a, b v1alpha1.Ref) int {
+		return boolOrder(a.Kind != v1alpha1.KindIISSite) - boolOrder(b.Kind != v1alpha1.KindIISSite)
+	})
 	return refs
 }
 
