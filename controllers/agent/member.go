@@ -233,6 +233,7 @@ func (m *Member) info() store.NodeInfo {
 	if a != nil {
 		b, unsafe := a.Safety()
 		info.TakedownBudget, info.Unsafe = store.Duration{Duration: b}, unsafe
+		info.BringUp = store.Duration{Duration: a.timings.bringUp()}
 	}
 	return info
 }

@@ -35,6 +35,7 @@ type timings struct {
 	downSteps                           int
 	rec                                 record.Recorder
 	metrics                             *metrics.Set
+	lastBringUp                         time.Duration // decision to first healthy probe, last take-over
 	takedowns                           *takedowns
 	budgetAtFence                       time.Duration
 	overran                             bool // this fence's take-down already reported past its budget
@@ -98,6 +99,7 @@ func (t *timings) probe(group string, err error, now time.Time) {
 	}
 	delete(t.pending, group)
 	t.done[group] = p.decided
+	t.lastBringUp = now.Sub(p.decided)
 	t.mu.Unlock()
 	kind, why := p.reason, p.message
 	t.metrics.TookOver(kind, now.Sub(p.decided))
@@ -134,6 +136,14 @@ func (t *timings) fenced(on bool, lastRenew, now time.Time) {
 	}
 	msg += fmt.Sprintf("; back at %s as standby", stamp(now))
 	t.rec.Record(store.Event{Type: store.Warning, Reason: v1alpha1.EventFenced, Object: "node/" + t.node, Node: t.node, Time: now.UTC(), Message: msg})
+}
+
+// bringUp is the last take-over's time from decision to first healthy
+// probe on this node.
+func (t *timings) bringUp() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastBringUp
 }
 
 func stamp(t time.Time) string { return t.Local().Format("15:04:05.000") }

@@ -480,20 +480,7 @@ type groupWrite struct {
 // group's move may complete (zero when it does not wait on a take-down
 // budget).
 func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.Group, now time.Time) (*groupWrite, time.Time, error) {
-	view := GroupView{Name: grp.Name, Placement: grp.Placement}
-	for _, m := range grp.Members {
-		view.Members = append(view.Members, m.String())
-		o := in.graph.Object(m)
-		if !o.PlacementSpec().IsZero() && o.Meta().Generation > view.Generation {
-			view.Generation = o.Meta().Generation
-		}
-		if in.suspended.Object(m) {
-			view.Suspended = true
-		}
-		if tok := o.Meta().Annotations[v1alpha1.AnnotationSwitchover]; tok > view.SwitchoverToken {
-			view.SwitchoverToken = tok
-		}
-	}
+	view := ViewOf(in.graph, grp, in.suspended)
 	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace(),
 		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses, Draining: in.draining(in.decisions[grp.Name].Active), UpSince: c.upSince}
 	var prev *store.Decision

@@ -382,18 +382,43 @@ switchback after a failover.`,
 func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
 	cmd := newLocalPlanCmd(s)
 	local := cmd.RunE
-	cmd.Use = "plan [-f PATH [--node NAME] [--active GROUP=NODE...]] [-o table|wide|yaml|json]"
-	cmd.Short = "Print the steps nodes would take: for manifests (-f) or for the cluster now"
+	cmd.Use = "plan [-f PATH [--node NAME] [--active GROUP=NODE...]] [--simulate FAULT...] [-o table|wide|yaml|json]"
+	cmd.Short = "Print the steps nodes would take: for manifests (-f) or for the cluster now; what-if with --simulate"
+	cmd.Example += `
+  sitekeeper plan --simulate fail-node=node1
+  sitekeeper plan --simulate fail-node=node1 --simulate drain-node=node2 -o json
+  sitekeeper plan -f manifests/demo --simulate fail-site=WebSite1`
+	var simulate []string
+	cmd.Flags().StringArrayVar(&simulate, "simulate", nil, "what if: fail-node=NODE, partition-node=NODE, drain-node=NODE or fail-site=SITE (repeatable, for combined faults); prints each group's decision, an outage estimate and the steps, and changes nothing")
 	cmd.RunE = func(c *cobra.Command, args []string) error {
-		if f, _ := c.Flags().GetStringSlice("filename"); len(f) > 0 {
-			return local(c, args)
+		faults, err := parseFaults(simulate)
+		if err != nil {
+			return err
 		}
 		output, _ := c.Flags().GetString("output")
 		if err := checkOutput(&output); err != nil {
 			return err
 		}
+		if f, _ := c.Flags().GetStringSlice("filename"); len(f) > 0 {
+			if len(faults) == 0 {
+				return local(c, args)
+			}
+			recursive, _ := c.Flags().GetBool("recursive")
+			ff := fileFlags{files: f, recursive: recursive}
+			_, res, err := ff.load(s)
+			if err != nil {
+				return err
+			}
+			if len(res.Errors) > 0 {
+				return fmt.Errorf("manifests are invalid:\n%s", res.Errors.Error())
+			}
+			return simulateOffline(s, res.Graph, faults, output)
+		}
 		ctx := c.Context()
 		return withStore(ctx, g, func(st *etcdstore.Store) error {
+			if len(faults) > 0 {
+				return simulateLive(ctx, s, st, faults, output)
+			}
 			d, err := agent.LoadDesired(ctx, st, "")
 			if err != nil {
 				return err

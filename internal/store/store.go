@@ -240,6 +240,10 @@ type NodeInfo struct {
 	// Unsafe says why the node may not be given groups: a take-down step
 	// hung and was cut off, so what it holds is not known to be released.
 	Unsafe string `json:"unsafe,omitempty"`
+	// BringUp is how long the node's last take-over took from the
+	// leader's decision to the first healthy probe (what-if planning
+	// estimates outages from it); zero before one was measured.
+	BringUp Duration `json:"bringUp,omitzero"`
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.

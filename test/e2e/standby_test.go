@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,51 @@ func TestStandbyReadinessUnderSimFaults(t *testing.T) {
 	}
 	c.must("sim", "show-volume", "node2", "vol-s")
 	standbys("node2")
+}
+
+// TestWhatIfMatchesWhatHappens: plan --simulate predicts, without changing
+// anything, where each group goes; the same fault made for real ends there.
+func TestWhatIfMatchesWhatHappens(t *testing.T) {
+	c := startCluster(t, "")
+	c.ready()
+	predict := func(fault string) map[string]string {
+		t.Helper()
+		var w struct {
+			Groups []struct{ Group, From, To string }
+		}
+		if err := json.Unmarshal([]byte(c.must("plan", "--simulate", fault, "-o", "json")), &w); err != nil || len(w.Groups) != 2 {
+			t.Fatalf("plan --simulate %s: %d groups, %v", fault, len(w.Groups), err)
+		}
+		out := map[string]string{}
+		for _, g := range w.Groups {
+			out[g.Group] = g.To
+		}
+		return out
+	}
+	actual := func() map[string]string {
+		out := map[string]string{}
+		for name, g := range c.groups() {
+			out[name] = g.Active
+		}
+		return out
+	}
+	same := func(a, b map[string]string) bool { return a["site-a"] == b["site-a"] && a["site-b"] == b["site-b"] }
+
+	drain := predict("drain-node=node1")
+	if before := actual(); !same(before, map[string]string{"site-a": "node1", "site-b": "node1"}) {
+		t.Fatalf("plan --simulate changed something: %v", before)
+	}
+	c.must("drain", "node1", "--timeout", "30s")
+	if got := actual(); !same(got, drain) {
+		t.Fatalf("drain: predicted %v, happened %v", drain, got)
+	}
+	c.must("uncordon", "node1")
+	c.eventually("site-b back on node1", 20*time.Second, func() bool { return c.servedBy(urlB, "node1") })
+
+	fail := predict("fail-node=node2")
+	c.must("sim", "fail-node", "node2")
+	c.eventually("the groups settle as predicted", 20*time.Second, func() bool {
+		g := c.groups()
+		return g["site-a"].Moving == "" && g["site-b"].Moving == "" && same(actual(), fail)
+	})
 }
