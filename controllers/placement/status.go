@@ -177,23 +177,11 @@ func StandbyReadiness(g GroupView, d store.Decision, w World) (ready []string, w
 			continue
 		}
 		rep, reported := w.Reports[n]
-		switch {
-		case !w.Live[n]:
-			why[n] = "no lease"
-		case w.SuspendedNodes[n]:
-			why[n] = "suspended"
-		case w.Draining[n]:
-			why[n] = "being drained"
-		case w.Unsafe[n] != "":
-			why[n] = "unsafe: " + w.Unsafe[n]
-		case !reported:
-			why[n] = "has not reported on the group yet"
-		case rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled:
-			why[n] = "a step failed: " + rep.Message
-		case !rep.StandbyReady():
-			why[n] = strings.Join(rep.StandbyProblems, "; ")
-		default:
+		ok, reason := store.StandbyState{Live: w.Live[n], Suspended: w.SuspendedNodes[n], Draining: w.Draining[n], Unsafe: w.Unsafe[n], Report: rep, Reported: reported}.Readiness()
+		if ok {
 			ready = append(ready, n)
+		} else {
+			why[n] = reason
 		}
 	}
 	return ready, why

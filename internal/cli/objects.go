@@ -419,11 +419,7 @@ func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
 			if len(faults) > 0 {
 				return simulateLive(ctx, s, st, faults, output)
 			}
-			d, err := agent.LoadDesired(ctx, st, "")
-			if err != nil {
-				return err
-			}
-			observed, err := st.Observed(ctx)
+			d, observed, err := desiredAndObserved(ctx, st)
 			if err != nil {
 				return err
 			}
@@ -434,6 +430,17 @@ func newPlanCmd(s *streams, g *globalFlags) *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+// desiredAndObserved is what nodes' plans are computed from: the desired
+// state and what each node last published it has.
+func desiredAndObserved(ctx context.Context, st *etcdstore.Store) (*plan.Desired, map[string]plan.Observed, error) {
+	d, err := agent.LoadDesired(ctx, st, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	observed, err := st.Observed(ctx)
+	return d, observed, err
 }
 
 // nodePlan is one node's steps, as `plan` against the cluster prints them.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sitekeeper/sitekeeper/controllers/agent"
 	"github.com/sitekeeper/sitekeeper/controllers/placement"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
@@ -69,11 +68,7 @@ func simulateLive(ctx context.Context, s *streams, st *etcdstore.Store, faults [
 	w := whatIf{Groups: fates(outs, faults, known, ttls)}
 	// The steps: each node that stays up converges on the new placement
 	// from what it has now.
-	d, err := agent.LoadDesired(ctx, st, "")
-	if err != nil {
-		return err
-	}
-	observed, err := st.Observed(ctx)
+	d, observed, err := desiredAndObserved(ctx, st)
 	if err != nil {
 		return err
 	}

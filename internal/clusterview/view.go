@@ -199,28 +199,10 @@ func (c *State) GroupRows(name string) []GroupRow {
 // standby says whether node could take group over now, from what it
 // publishes: its lease, its safety, and its own report on the group.
 func (c *State) standby(group, node string, reports map[[2]string]store.Report) Standby {
-	s := Standby{Node: node}
 	info, live := c.Nodes[node]
 	rep, reported := reports[[2]string{group, node}]
-	switch {
-	case !live:
-		s.Why = "no lease (down or cut off)"
-	case c.Suspended.Node(node):
-		s.Why = "node suspended"
-	case c.Drains[node] > 0:
-		s.Why = "node being drained"
-	case info.Unsafe != "":
-		s.Why = "unsafe: " + info.Unsafe
-	case reported && (rep.Phase == store.PhaseFailed || rep.Phase == store.PhaseStalled):
-		s.Why = "a step failed: " + rep.Message
-	case !reported:
-		s.Why = "has not reported on the group yet"
-	case !rep.StandbyReady():
-		s.Why = strings.Join(rep.StandbyProblems, "; ")
-	default:
-		s.Ready, s.Why = true, "configured, standing by"
-	}
-	return s
+	ready, why := store.StandbyState{Live: live, Suspended: c.Suspended.Node(node), Draining: c.Drains[node] > 0, Unsafe: info.Unsafe, Report: rep, Reported: reported}.Readiness()
+	return Standby{Node: node, Ready: ready, Why: why}
 }
 
 // NodeRow is one node as people see it.

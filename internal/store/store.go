@@ -497,6 +497,38 @@ type Report struct {
 // group over; a backend that cannot check counts as ready.
 func (r Report) StandbyReady() bool { return len(r.StandbyProblems) == 0 }
 
+// StandbyState is what decides whether a node could take a group over now.
+type StandbyState struct {
+	Live, Suspended, Draining bool
+	Unsafe                    string
+	Report                    Report
+	Reported                  bool
+}
+
+// Readiness is the one rule for a standby: ready, or why not (no lease,
+// suspended, being drained, unsafe, a step failing there, not configured
+// yet, or what its own proof found missing). The placement leader's
+// condition and decisions and the dashboard's view all use it.
+func (s StandbyState) Readiness() (bool, string) {
+	switch {
+	case !s.Live:
+		return false, "no lease (down or cut off)"
+	case s.Suspended:
+		return false, "node suspended"
+	case s.Draining:
+		return false, "node being drained"
+	case s.Unsafe != "":
+		return false, "unsafe: " + s.Unsafe
+	case !s.Reported:
+		return false, "has not reported on the group yet"
+	case s.Report.Phase == PhaseFailed || s.Report.Phase == PhaseStalled:
+		return false, "a step failed: " + s.Report.Message
+	case !s.Report.StandbyReady():
+		return false, strings.Join(s.Report.StandbyProblems, "; ")
+	}
+	return true, "configured, standing by"
+}
+
 // The serving states of a source's applied revision.
 const (
 	// SourceRefused: the last change set was not applied.
