@@ -150,14 +150,8 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	}
 	runAgent = func(ctx context.Context, logOut io.Writer) error {
 		log := logging.New(logOut, g.verbose)
-		web, err := openHTTP(httpListen, g.tls, false, g.insecure)
-		if err != nil {
-			return err
-		}
-		if web != nil && web.tls == nil && !loopbackListen(httpListen) {
-			log.Info("WARNING: the dashboard and metrics are served in plaintext to anyone who reaches them (--insecure-plaintext), read-only: use this for a lab only", "listen", httpListen)
-		}
 		var st *etcdstore.Store
+		var err error
 		if etcdMember {
 			var srv *etcdstore.Server
 			if srv, st, err = mf.join(ctx, g, nodeName, dataDir, log); err != nil {
@@ -172,6 +166,15 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		}
 		defer st.Close()
 		st.SetLog(log)
+		// After the member: --token may have just made the certificates
+		// the listener serves with.
+		web, err := openHTTP(httpListen, g.tls, false, g.insecure)
+		if err != nil {
+			return err
+		}
+		if web != nil && web.tls == nil && !loopbackListen(httpListen) {
+			log.Info("WARNING: the dashboard and metrics are served in plaintext to anyone who reaches them (--insecure-plaintext), read-only: use this for a lab only", "listen", httpListen)
+		}
 		n, closeBackend, err := openBackend(backendOptions{name: backendName, node: nodeName, dataDir: dataDir, iface: iface, leaseTTL: leaseTTL, stepLatency: stepLatency}, log)
 		if err != nil {
 			return err

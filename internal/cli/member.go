@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sitekeeper/sitekeeper/internal/logging"
+	"github.com/sitekeeper/sitekeeper/internal/pki"
 	"github.com/sitekeeper/sitekeeper/internal/printer"
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
@@ -23,8 +26,11 @@ type memberFlags struct {
 	// certificates valid for joinCertTTL.
 	joinListen  string
 	joinCertTTL time.Duration
-	fast        bool
-	election    time.Duration
+	// token and server join the cluster at start (what `sitekeeper join`
+	// does) when the node has no certificate yet.
+	token, server string
+	fast          bool
+	election      time.Duration
 }
 
 func (f *memberFlags) register(cmd *cobra.Command) {
@@ -37,8 +43,45 @@ func (f *memberFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.election, "etcd-election-timeout", 300*time.Millisecond, "raft election timeout; keep it under a sixth of --lease-ttl, so an election (one or two rounds of one to two timeouts) never fences the agents (raise it, and the lease, for members across a WAN)")
 	cmd.Flags().StringVar(&f.joinListen, "join-listen", "", "serve the join endpoint on this address (HOST:2381), for `sitekeeper join`; on the node that ran init")
 	cmd.Flags().DurationVar(&f.joinCertTTL, "join-cert-ttl", defaultCertTTL, "with --join-listen: how long the node certificates it issues (and renews) are valid")
+	cmd.Flags().StringVar(&f.token, "token", "", "join the cluster with this token at start, as `sitekeeper join` does, when DATA-DIR holds no certificate for this node yet; the certificates become --etcd-cacert, --etcd-cert and --etcd-key")
+	cmd.Flags().StringVar(&f.server, "server", "", "with --token: the join endpoint, https://HOST:2381 (printed by init)")
 	cmd.Flags().BoolVar(&f.fast, "etcd-fast", false, "no fsync (tests only)")
 	_ = cmd.Flags().MarkHidden("etcd-fast")
+}
+
+// joinWithToken gets this node's certificate with --token from --server
+// when it has none yet, and uses it (and the CA) for the member and the
+// store client unless --etcd-cert says otherwise.
+func (f *memberFlags) joinWithToken(ctx context.Context, g *globalFlags, dataDir string, log logr.Logger) error {
+	if f.token == "" {
+		if f.server != "" {
+			return usagef("--server is the join endpoint for --token; give both, or neither once the node has joined")
+		}
+		return nil
+	}
+	if !strings.HasPrefix(f.server, "https://") {
+		return usagef("--token needs --server https://HOST:%s, the join endpoint init printed", joinPort)
+	}
+	dir := pkiDir(dataDir)
+	files := etcdstore.TLSFiles{CA: filepath.Join(dir, pki.CACertFile), Cert: filepath.Join(dir, f.name+".crt"), Key: filepath.Join(dir, f.name+".key")}
+	if _, err := os.Stat(files.Cert); err != nil {
+		var hosts []string
+		for _, raw := range []string{f.peerURL, f.clientURL} {
+			if u, err := url.Parse(raw); err == nil && u.Hostname() != "" && !slices.Contains(hosts, u.Hostname()) {
+				hosts = append(hosts, u.Hostname())
+			}
+		}
+		jctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := pki.Join(jctx, f.server, f.token, f.name, append(hosts, "127.0.0.1", "localhost"), dir); err != nil {
+			return fmt.Errorf("join with --token at %s: %w", f.server, err)
+		}
+		log.Info("Joined the cluster: this node's certificate is made", "certificate", files.Cert)
+	}
+	if g.tls.Cert == "" {
+		g.tls = files
+	}
+	return nil
 }
 
 // checkTLS refuses a member in plaintext, or without the certificates
@@ -90,6 +133,9 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 		return nil, nil, usagef("--initial-cluster-state %q: use new or existing", f.state)
 	}
 	if err := electionRange.check("--etcd-election-timeout", f.election); err != nil {
+		return nil, nil, err
+	}
+	if err := f.joinWithToken(ctx, g, dataDir, log); err != nil {
 		return nil, nil, err
 	}
 	if err := f.checkTLS(g); err != nil {

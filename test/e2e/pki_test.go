@@ -206,21 +206,23 @@ func TestSecuredClusterRenewsWhileServing(t *testing.T) {
 	}
 	join := "127.0.0.1:" + freePortText(t)
 	start(append([]string{"witness", "--etcd-name", "witness", "--join-listen", join, "--join-cert-ttl", "30s"}, member("witness")...)...)
-	for _, n := range []string{"node1", "node2"} {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			cmd := exec.Command(binary(t), "join", "--server", "https://"+join, "--token", token, "--node", n, "--host", "127.0.0.1", "--data-dir", filepath.Join(base, n))
-			o, err := cmd.CombinedOutput()
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("join %s: %v\n%s\n--- processes:\n%s", n, err, o, out.String())
-			}
-			time.Sleep(300 * time.Millisecond)
+	// node1 joins with `sitekeeper join`, then starts; node2's agent joins
+	// by itself at start (--token, --server).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cmd := exec.Command(binary(t), "join", "--server", "https://"+join, "--token", token, "--node", "node1", "--host", "127.0.0.1", "--data-dir", filepath.Join(base, "node1"))
+		o, err := cmd.CombinedOutput()
+		if err == nil {
+			break
 		}
-		start(append([]string{"agent", "--http-listen", "127.0.0.1:0", "--node", n, "--backend", "sim", "--etcd-member"}, member(n)...)...)
+		if time.Now().After(deadline) {
+			t.Fatalf("join node1: %v\n%s\n--- processes:\n%s", err, o, out.String())
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
+	start(append([]string{"agent", "--http-listen", "127.0.0.1:0", "--node", "node1", "--backend", "sim", "--etcd-member"}, member("node1")...)...)
+	start("agent", "--http-listen", "127.0.0.1:0", "--node", "node2", "--backend", "sim", "--etcd-member", "--token", token, "--server", "https://"+join,
+		"--peer-url", peer["node2"], "--client-url", client["node2"], "--initial-cluster", strings.Join(ic, ","), "--data-dir", filepath.Join(base, "node2"))
 	c := &cluster{t: t, endpoint: strings.Join(eps, ","), out: out}
 	admin := certs(w, "admin")
 	as := func(args ...string) []string { return append(args, admin...) }
