@@ -2,6 +2,7 @@ package pki
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -50,11 +51,7 @@ func renew(ca *CA, certTTL time.Duration) http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		hosts := slices.Clone(old.DNSNames)
-		for _, ip := range old.IPAddresses {
-			hosts = append(hosts, ip.String())
-		}
-		cert, _, err := ca.Issue(Request{Name: old.Subject.CommonName, Role: RoleNode, Hosts: hosts, Server: true, Client: true, TTL: certTTL, PublicKey: csr.PublicKey})
+		cert, _, err := ca.Issue(renewalOf(old, certTTL, csr.PublicKey))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -111,6 +108,16 @@ func saveServer(dir, server string) error {
 	return atomicfile.WriteFile(filepath.Join(dir, ServerFile), []byte(server+"\n"), 0o600)
 }
 
+// renewalOf is the request that renews node certificate old: the same
+// name and hosts, valid ttl, for pub (nil: a new key).
+func renewalOf(old *x509.Certificate, ttl time.Duration, pub crypto.PublicKey) Request {
+	hosts := slices.Clone(old.DNSNames)
+	for _, ip := range old.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	return Request{Name: old.Subject.CommonName, Role: RoleNode, Hosts: hosts, Server: true, Client: true, TTL: ttl, PublicKey: pub}
+}
+
 // ttlOf is the TTL c was issued for: Issue back-dates by a tenth of it, at
 // most five minutes.
 func ttlOf(c *x509.Certificate) time.Duration {
@@ -133,11 +140,7 @@ func RenewLocal(dir, name string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	hosts := slices.Clone(old.DNSNames)
-	for _, ip := range old.IPAddresses {
-		hosts = append(hosts, ip.String())
-	}
-	cert, key, err := ca.Issue(Request{Name: old.Subject.CommonName, Role: RoleNode, Hosts: hosts, Server: true, Client: true, TTL: ttlOf(old)})
+	cert, key, err := ca.Issue(renewalOf(old, ttlOf(old), nil))
 	if err != nil {
 		return nil, err
 	}
