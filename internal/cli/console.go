@@ -91,13 +91,7 @@ func (h *httpListener) serve(ctx context.Context, st *etcdstore.Store, o console
 	if o.AnonymousName == "" {
 		o.AnonymousName = defaultFieldManager()
 	}
-	o.Leases = func(ctx context.Context) map[string]time.Duration {
-		out := map[string]time.Duration{}
-		for n, l := range st.NodeLeases(ctx) {
-			out[n] = l.RenewedAgo
-		}
-		return out
-	}
+	o.Leases = st.LeaseAges
 	srv := console.New(o)
 	go func() {
 		if err := srv.Serve(ctx, h.ln); err != nil {

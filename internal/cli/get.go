@@ -222,17 +222,13 @@ func getGroups(s *streams, cs *clusterState, name, output string) error {
 }
 
 func getNodes(ctx context.Context, s *streams, st *etcdstore.Store, cs *clusterState, name, output string) error {
-	leases := map[string]time.Duration{}
-	for n, l := range st.NodeLeases(ctx) {
-		leases[n] = l.RenewedAgo
-	}
 	members := map[string]string{}
 	if ms, err := st.Members(ctx); err == nil {
 		for _, m := range ms {
 			members[m.Name] = m.Role()
 		}
 	}
-	rows := cs.NodeRows(name, leases, members)
+	rows := cs.NodeRows(name, st.LeaseAges(ctx), members)
 	if name != "" && len(rows) == 0 {
 		return fmt.Errorf("node %q: %w", name, store.ErrNotFound)
 	}

@@ -105,12 +105,7 @@ func simulateOffline(s *streams, g *graph.Graph, faults []placement.Fault, outpu
 }
 
 func fates(outs []placement.Outcome, faults []placement.Fault, known map[string]store.NodeInfo, ttls map[string]time.Duration) []groupFate {
-	lost := map[string]bool{}
-	for _, f := range faults {
-		if f.Kind == "fail-node" || f.Kind == "partition-node" {
-			lost[f.Target] = true
-		}
-	}
+	lost := lostNodes(faults)
 	var out []groupFate
 	for _, o := range outs {
 		gf := groupFate{Outcome: o}
@@ -147,15 +142,21 @@ func fates(outs []placement.Outcome, faults []placement.Fault, known map[string]
 	return out
 }
 
+// lostNodes are the nodes the faults take away (their lease expires).
+func lostNodes(faults []placement.Fault) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range faults {
+		if f.Kind == "fail-node" || f.Kind == "partition-node" {
+			out[f.Target] = true
+		}
+	}
+	return out
+}
+
 // stepsUnder is, for each node the faults leave up, the steps it would
 // take for the groups that move.
 func stepsUnder(d *plan.Desired, observed map[string]plan.Observed, outs []placement.Outcome, faults []placement.Fault) []nodePlan {
-	down := map[string]bool{}
-	for _, f := range faults {
-		if f.Kind == "fail-node" || f.Kind == "partition-node" {
-			down[f.Target] = true
-		}
-	}
+	down := lostNodes(faults)
 	dd := *d
 	dd.Active = maps.Clone(d.Active)
 	dd.Moving = map[string]string{}

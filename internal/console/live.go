@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -172,11 +173,12 @@ func (l *live) markDirty() {
 	l.mu.Unlock()
 }
 
+// lastN is the newest n of evs (read clones them before use).
 func lastN(evs []store.Event, n int) []store.Event {
 	if len(evs) > n {
-		evs = evs[len(evs)-n:]
+		return evs[len(evs)-n:]
 	}
-	return slices.Clone(evs)
+	return evs
 }
 
 // build composes the snapshot (reading the whole state again when reread,
@@ -259,7 +261,7 @@ func (l *live) read(ctx context.Context, reread bool) *Snapshot {
 		n.Observed = nil // the dashboard shows what it holds: ActiveGroups
 		snap.Nodes = append(snap.Nodes, n)
 	}
-	for _, name := range sortedKeys(srcs) {
+	for _, name := range slices.Sorted(maps.Keys(srcs)) {
 		s := srcs[name]
 		snap.Sources = append(snap.Sources, Source{Name: s.Name, Path: s.Path, Revision: s.Revision, AppliedAt: s.AppliedAt, Refused: s.LastAttempt.Error})
 	}
@@ -270,15 +272,6 @@ func (l *live) read(ctx context.Context, reread bool) *Snapshot {
 		snap.Events = append(snap.Events, events[i])
 	}
 	return snap
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // current is the latest snapshot, read now when there is none yet; a

@@ -379,6 +379,15 @@ type NodeLease struct {
 	TTL        time.Duration
 }
 
+// LeaseAges is how long ago each registered node renewed its lease.
+func (st *Store) LeaseAges(ctx context.Context) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for n, l := range st.NodeLeases(ctx) {
+		out[n] = l.RenewedAgo
+	}
+	return out
+}
+
 // NodeLeases returns the lease of every registered node by name: one read
 // of the node keys, then one lease query per node.
 func (st *Store) NodeLeases(ctx context.Context) map[string]NodeLease {
