@@ -458,6 +458,9 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 // own node counts only while fewer than the drain's parallelism are
 // moving off it (a drain moves so many groups at a time).
 func (in *inputs) draining(active string) map[string]bool {
+	if len(in.drains) == 0 {
+		return nil // the common case: no map per group per pass
+	}
 	out := make(map[string]bool, len(in.drains))
 	for n, parallel := range in.drains {
 		if n != active || in.movingOff[n] < parallel {

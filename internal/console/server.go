@@ -301,7 +301,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		err = ops.SetSuspended(ctx, st, ops.Target{Kind: member.Kind, Name: member.Name}, true)
 		msg = fmt.Sprintf("group %s suspended", group)
 	case "resume":
-		err = resumeGroup(ctx, st, snap, group)
+		err = ops.ResumeGroup(ctx, st, member)
 		msg = fmt.Sprintf("group %s resumed", group)
 	case "clear-failures":
 		var had bool
@@ -369,23 +369,6 @@ func memberOf(snap *Snapshot, group string) (v1alpha1.Ref, bool) {
 		return v1alpha1.Ref{}, false
 	}
 	return refs[0], true
-}
-
-// resumeGroup resumes every suspended member of group: a group suspended
-// from the CLI through any of its objects is resumed by one click.
-func resumeGroup(ctx context.Context, st ops.Store, snap *Snapshot, group string) error {
-	sus, err := st.Suspensions(ctx)
-	if err != nil {
-		return err
-	}
-	for _, m := range members(snap, group) {
-		if sus.Object(m) {
-			if err := ops.SetSuspended(ctx, st, ops.Target{Kind: m.Kind, Name: m.Name}, false); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // actorStore records the dashboard's caller, not the process's own name,

@@ -400,6 +400,27 @@ func SetSuspended(ctx context.Context, st Store, t Target, on bool) error {
 	return nil
 }
 
+// ResumeGroup resumes every suspended member of ref's group: a group
+// suspended through any of its objects is resumed by one request.
+func ResumeGroup(ctx context.Context, st Store, ref v1alpha1.Ref) error {
+	_, grp, err := groupOf(ctx, st, ref)
+	if err != nil {
+		return err
+	}
+	sus, err := st.Suspensions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range grp.Members {
+		if sus.Object(m) {
+			if err := SetSuspended(ctx, st, Target{Kind: m.Kind, Name: m.Name}, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // ClearFailures forgets the recorded failures of ref's group, so automatic
 // moves may use every node again. It returns the group and whether there
 // was a decision to clear.
