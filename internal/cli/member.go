@@ -71,9 +71,7 @@ func (f *memberFlags) joinWithToken(ctx context.Context, g *globalFlags, dataDir
 				hosts = append(hosts, u.Hostname())
 			}
 		}
-		jctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := pki.Join(jctx, f.server, f.token, f.name, append(hosts, "127.0.0.1", "localhost"), dir); err != nil {
+		if err := joinCluster(ctx, f.server, f.token, f.name, hosts, dir); err != nil {
 			return fmt.Errorf("join with --token at %s: %w", f.server, err)
 		}
 		log.Info("Joined the cluster: this node's certificate is made", "certificate", files.Cert)

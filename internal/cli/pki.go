@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +115,14 @@ func tlsFlags(dir, name string) string {
 	return fmt.Sprintf("--etcd-cacert %s --etcd-cert %s --etcd-key %s", filepath.Join(dir, pki.CACertFile), filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
 }
 
+// joinCluster gets node's certificate for hosts (and this machine's
+// loopback names, for local clients) into dir with the token.
+func joinCluster(ctx context.Context, server, token, node string, hosts []string, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return pki.Join(ctx, server, token, node, append(slices.Clone(hosts), "127.0.0.1", "localhost"), dir)
+}
+
 func newJoinCmd(s *streams) *cobra.Command {
 	var server, token, node, dataDir string
 	var hosts []string
@@ -137,9 +146,7 @@ certificate and the CA land in DATA-DIR/pki; it prints the agent command.`,
 				return err
 			}
 			dir := pkiDir(dataDir)
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			if err := pki.Join(ctx, server, token, node, append(hosts, "127.0.0.1", "localhost"), dir); err != nil {
+			if err := joinCluster(cmd.Context(), server, token, node, hosts, dir); err != nil {
 				return err
 			}
 			h := hosts[0]
