@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -200,38 +201,37 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 		Use:   "sim",
 		Short: "Inject faults into the simulated nodes of `sitekeeper up`",
 	}
-	send := func(cmd *cobra.Command, node string, c store.SimCommand, msg string) error {
+	// do resolves node, makes the fault (told what to say, with the node's
+	// known name) and prints what it said.
+	do := func(cmd *cobra.Command, node string, say func(node string) string, act func(ctx context.Context, st *etcdstore.Store, node, msg string) error) error {
 		ctx := cmd.Context()
 		return withStore(ctx, g, func(st *etcdstore.Store) error {
 			known, err := resolveNode(ctx, st, node)
 			if err != nil {
 				return err
 			}
-			msg = strings.Replace(msg, node, known, 1)
-			if err := ops.Simulate(ctx, st, known, c, msg); err != nil {
+			msg := say(known)
+			if err := act(ctx, st, known, msg); err != nil {
 				return err
 			}
 			fmt.Fprintln(s.out, msg)
 			return nil
 		})
 	}
+	send := func(cmd *cobra.Command, node string, c store.SimCommand, msg string) error {
+		return do(cmd, node, func(known string) string { return strings.Replace(msg, node, known, 1) },
+			func(ctx context.Context, st *etcdstore.Store, known, msg string) error {
+				return ops.Simulate(ctx, st, known, c, msg)
+			})
+	}
 	fault := func(use, short, kind string, on bool, says string) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Args: exactArgs(2, strings.SplitN(use, " ", 2)[1]),
 			RunE: func(c *cobra.Command, a []string) error {
-				ctx := c.Context()
-				return withStore(ctx, g, func(st *etcdstore.Store) error {
-					node, err := resolveNode(ctx, st, a[0])
-					if err != nil {
-						return err
-					}
-					msg := fmt.Sprintf("%s %s on %s", kind, a[1], node) + says
-					if err := ops.SimulateStandbyFault(ctx, st, node, kind, a[1], on, msg); err != nil {
-						return err
-					}
-					fmt.Fprintln(s.out, msg)
-					return nil
-				})
+				return do(c, a[0], func(known string) string { return fmt.Sprintf("%s %s on %s", kind, a[1], known) + says },
+					func(ctx context.Context, st *etcdstore.Store, known, msg string) error {
+						return ops.SimulateStandbyFault(ctx, st, known, kind, a[1], on, msg)
+					})
 			},
 		}
 	}
