@@ -248,14 +248,11 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 	if err := a.publishObserved(ctx, d, obs, changed); err != nil {
 		a.Log.V(1).Info("Publish observed state", "node", a.Node, "error", err.Error())
 	}
-	var reps []store.Report
+	reps := make([]store.Report, 0, len(groups))
 	for _, group := range groups {
 		r := runs[group]
 		a.checkTakedown(group, r.down, budget, r.err)
 		rep, runErr := a.outcome(d, group, r.err)
-		if !rep.Active && r.err == nil {
-			rep.StandbyChecked, rep.StandbyProblems = a.proveStandby(ctx, d, group)
-		}
 		if group == DeletingGroup && runErr == nil && a.Reporter != nil && len(d.Deleting) > 0 {
 			var refs []v1alpha1.Ref
 			for _, del := range d.Deleting {
@@ -268,6 +265,7 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 		out[group] = Outcome{Err: runErr}
 		reps = append(reps, rep)
 	}
+	a.proveStandbys(ctx, d, reps, func(group string) bool { return runs[group].err == nil })
 	if err := a.reportAll(ctx, reps); err != nil {
 		for _, g := range groups {
 			if out[g].Err == nil {
@@ -505,6 +503,32 @@ func sameReport(a, b store.Report) bool {
 		a.StandbyChecked == b.StandbyChecked && slices.Equal(a.StandbyProblems, b.StandbyProblems)
 }
 
+// proveStandbys proves, for every group of the pass this node stands by
+// for, that it could take the group over, side by side (a backend's checks
+// wait on the network or on PowerShell; one after another they would grow
+// with the groups).
+// ran says a group's steps all succeeded in this pass.
+func (a *Agent) proveStandbys(ctx context.Context, d *plan.Desired, reps []store.Report, ran func(group string) bool) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, standbyProofs)
+	for i := range reps {
+		rep := &reps[i]
+		if rep.Active || !ran(rep.Group) {
+			continue
+		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			rep.StandbyChecked, rep.StandbyProblems = a.proveStandby(ctx, d, rep.Group)
+		}()
+	}
+	wg.Wait()
+}
+
+// standbyProofs bounds the standby proofs running at once.
+const standbyProofs = 16
+
 // proveStandby asks the backend whether this node could take group over
 // now (when the node is in its placement and the backend can tell): at
 // every reconcile of the group here, which is every change and resync, no
@@ -515,7 +539,7 @@ func (a *Agent) proveStandby(ctx context.Context, d *plan.Desired, group string)
 	if !ok || !known || !slices.ContainsFunc(g.Placement.Nodes, func(n string) bool { return strings.EqualFold(n, a.Node) }) {
 		return false, nil
 	}
-	need := backend.StandbyNeeds{Volumes: map[string]backend.Volume{}, Features: []string{"Web-Server"}}
+	need := backend.StandbyNeeds{Volumes: map[string]backend.Volume{}, Features: []string{"Web-Server"}, ServedBy: d.Active[group]}
 	ftp := false
 	for _, m := range g.Members {
 		switch o := d.Graph.Object(m).(type) {

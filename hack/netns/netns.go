@@ -129,6 +129,17 @@ func (l *Lab) Start(host string, log *os.File, name string, args ...string) (*ex
 func (l *Lab) Cut(host string) error  { return run("-n", l.NS(host), "link", "set", "eth0", "down") }
 func (l *Lab) Heal(host string) error { return run("-n", l.NS(host), "link", "set", "eth0", "up") }
 
+// Squat puts cidr on host's eth0 by hand, as a machine outside the cluster
+// that claims an address would; Unsquat removes it.
+func (l *Lab) Squat(host, cidr string) error {
+	return run("-n", l.NS(host), "addr", "add", cidr, "dev", "eth0")
+}
+
+// Unsquat removes an address Squat added.
+func (l *Lab) Unsquat(host, cidr string) error {
+	return run("-n", l.NS(host), "addr", "del", cidr, "dev", "eth0")
+}
+
 // CutStore cuts host off from the other store members and nothing else: a
 // blackhole route to each other member's address. The node keeps running
 // and keeps answering clients on its VIP (and ARP, which is not routed);

@@ -324,6 +324,9 @@ type StandbyNeeds struct {
 	// Addresses are the group's addresses: another host answering one
 	// would make the take-over fail.
 	Addresses []Address
+	// ServedBy is the node serving the group now ("" when none): its
+	// answer for the addresses is expected, any other host's is not.
+	ServedBy string
 }
 
 // StandbyChecker is a backend that proves a standby could take a group

@@ -58,6 +58,7 @@ Exit status: 0 when no check failed, 1 otherwise.`,
 	win.Flags().Int32Var(&o.Port, "port", 18080, "the scratch site's http port")
 	win.Flags().StringVar(&o.Disk, "disk", "", "a scratch shared disk (serial:NUMBER or its UniqueId) to take offline and online")
 	win.Flags().StringVar(&o.DiskRoot, "disk-root", "", `where the scratch disk's volume is mounted (S:\)`)
+	win.Flags().StringVar(&o.Cert, "cert", "", `the thumbprint of a certificate in Cert:\LocalMachine\My with its private key, which the standby check must find usable`)
 	win.Flags().StringVar(&o.Mirror, "mirror", "", "a DataKeeper mirrored volume (E) whose role on this node is read")
 	win.Flags().Int32Var(&o.FTPPort, "ftp-port", 0, "start and stop a scratch FTP site on this port (needs the FTP server role)")
 	win.Flags().StringVar(&o.DHCPInterface, "dhcp-interface", "", "an interface with DHCP on: adding an address to it must be refused")

@@ -51,6 +51,10 @@ type Options struct {
 	// FTPPort, when set, is the port of a scratch FTP site started and
 	// stopped (the FTP server role must be installed).
 	FTPPort int32
+	// Cert, when set, is the thumbprint of a certificate in
+	// Cert:\LocalMachine\My with its private key: the standby check must
+	// find it usable.
+	Cert string
 	// Lifetime is the scratch address's lifetime (default 3 s).
 	Lifetime time.Duration
 	// Bundle is the folder for the replay file and captures.
@@ -193,6 +197,7 @@ func (k *kit) checks() []check {
 		{"shared disk", "5", k.checkDisk},
 		{"datakeeper role", "6", k.checkMirror},
 		{"dhcp interface refused", "10", k.checkDHCP},
+		{"standby checks", "11", k.checkStandby},
 	}
 }
 
@@ -460,6 +465,37 @@ func (k *kit) checkDisk(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return "taken offline and brought online, usable at " + k.o.DiskRoot, nil
+}
+
+// missingThumbprint and missingDisk name a certificate and a disk no
+// server has.
+const (
+	missingThumbprint = "0000000000000000000000000000000000000000"
+	missingDisk       = "serial:SITEKEEPER-CONFORMANCE-NO-SUCH-DISK"
+)
+
+// checkStandby: the standby checks read the node's roles, certificates and
+// disks: a certificate and a disk that do not exist are each reported
+// (and nothing else is), and --cert's certificate is found usable.
+func (k *kit) checkStandby(ctx context.Context) (string, error) {
+	need := backend.StandbyNeeds{Features: []string{"Web-Server"},
+		Certificates: []backend.Binding{{Protocol: "https", IP: k.addr.IP(), Port: 443, CertHash: missingThumbprint}},
+		Volumes:      map[string]backend.Volume{"absent": {ID: backend.VolumeID{Kind: backend.VolumeSharedDisk, ID: missingDisk}}}}
+	if k.o.Cert != "" {
+		need.Certificates = append(need.Certificates, backend.Binding{Protocol: "https", IP: k.addr.IP(), Port: 444, CertHash: k.o.Cert})
+	}
+	problems := k.b.CheckStandby(ctx, need)
+	found := func(what string) bool {
+		return slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, what) })
+	}
+	if !found(missingThumbprint+" (for https") || !found("volume absent") || len(problems) != 2 {
+		return "", fmt.Errorf("want exactly the missing certificate and disk reported, got %q", problems)
+	}
+	detail := "a missing certificate and disk reported, the IIS roles found"
+	if k.o.Cert != "" {
+		detail += ", certificate " + k.o.Cert + " usable"
+	}
+	return detail, nil
 }
 
 // checkDHCP: an address on an interface with DHCP on is refused.

@@ -136,8 +136,47 @@ func (f *fakeNode) Call(_ context.Context, script string, request []byte) ([]byt
 		}
 		return ok(nil), nil
 	}
+	if answer, ok := standbyAnswer(script, request); ok {
+		return answer, nil
+	}
 	return fail("BadRequest", "fake node: "+script+" "+req.Op), nil
 }
+
+// standbyAnswer answers the standby checks' scripts: every IIS role is
+// installed, the one certificate is usableThumbprint, no disk exists.
+func standbyAnswer(script string, request []byte) ([]byte, bool) {
+	var req struct {
+		Names        []string
+		Certificates []struct{ Store, Thumbprint string }
+		Op           string
+		Disks        []map[string]string
+	}
+	_ = json.Unmarshal(request, &req)
+	switch {
+	case script == "features.ps1":
+		var out []any
+		for _, n := range req.Names {
+			out = append(out, map[string]any{"name": n, "installed": true})
+		}
+		return ok(map[string]any{"features": out}), true
+	case script == "certs.ps1":
+		var out []any
+		for _, c := range req.Certificates {
+			found := c.Thumbprint == usableThumbprint
+			out = append(out, map[string]any{"store": c.Store, "thumbprint": c.Thumbprint, "found": found, "hasPrivateKey": found, "keyUsable": found, "notAfter": "2099-01-01T00:00:00Z"})
+		}
+		return ok(map[string]any{"certificates": out}), true
+	case script == "disk.ps1" && req.Op == "list":
+		var out []any
+		for _, d := range req.Disks {
+			out = append(out, map[string]any{"serial": d["serial"], "uniqueId": d["uniqueId"], "found": false})
+		}
+		return ok(map[string]any{"disks": out}), true
+	}
+	return nil, false
+}
+
+const usableThumbprint = "AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12"
 
 // programs answers the programs the kit runs as a server without pktmon
 // does: appcmd lists no site (as the fake's PowerShell listing), netsh
@@ -192,10 +231,11 @@ func outcomes(results []Result) map[string]string {
 // as replay fixtures.
 func TestKitPassesOnAConformingServer(t *testing.T) {
 	f := newFakeNode()
-	results := runKit(t, f, Options{DHCPInterface: "Wi-Fi"})
+	results := runKit(t, f, Options{DHCPInterface: "Wi-Fi", Cert: usableThumbprint})
 	want := map[string]string{"powershell host": "skip", "address lifetime": "pass", "address announcement": "skip", "site start and stop": "pass",
 		"binding conflict": "pass", "group in one request": "pass", "appcmd with 150 bindings": "pass", "netsh delete of a missing binding": "pass",
-		"ftp site start and stop": "skip", "shared disk": "skip", "datakeeper role": "skip", "dhcp interface refused": "pass"}
+		"ftp site start and stop": "skip", "shared disk": "skip", "datakeeper role": "skip", "dhcp interface refused": "pass",
+		"standby checks": "pass"}
 	got := outcomes(results)
 	for check, w := range want {
 		if got[check] != w {

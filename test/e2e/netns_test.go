@@ -214,6 +214,50 @@ func TestRealClusterPartitionAndHeal(t *testing.T) {
 	t.Logf("node1 cut off: served by node2 %s later; node1 healed and stayed standby", up.Sub(at).Round(time.Millisecond))
 }
 
+// TestRealClusterStandbySeesAThirdHost: a host outside the cluster that
+// answers ARP for the group's address makes the standby not ready (two
+// hosts answer while node1 serves), says so in describe and the STANDBY
+// column, and the standby is ready again once the host lets go.
+func TestRealClusterStandbySeesAThirdHost(t *testing.T) {
+	c := startRealCluster(t)
+	standby := func(want string, within time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		var out string
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, _ = c.sk.CLI(ctx, "", "get", "groups")
+			cancel()
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) > 2 && f[0] == "web" && f[2] == want {
+					return out
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("STANDBY of web never became %q:\n%s", want, out)
+		return ""
+	}
+	standby("node2", 20*time.Second)
+	// The witness is a host of the segment but no node: the checker
+	// watches node1 and node2 only, so this is not a dual holder of theirs.
+	if err := c.lab.Squat("witness", netns.VIP+"/24"); err != nil {
+		t.Fatal(err)
+	}
+	standby("-", 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d, _ := c.sk.CLI(ctx, "", "describe", "site", "web")
+	cancel()
+	if !strings.Contains(d, "node2 not ready: address "+netns.VIP+" is answered by 2 hosts") || !strings.Contains(d, "another host holds it too") {
+		t.Fatalf("describe does not say a third host answers for the VIP:\n%s", d)
+	}
+	c.eventually("StandbyNotReady", 10*time.Second)
+	if err := c.lab.Unsquat("witness", netns.VIP+"/24"); err != nil {
+		t.Fatal(err)
+	}
+	standby("node2", 40*time.Second)
+}
+
 // A store partition leaves the node running and reachable by clients: only
 // its lease stops. It must fence itself before node2 takes the VIP.
 func TestRealClusterStorePartitionAndHeal(t *testing.T) {

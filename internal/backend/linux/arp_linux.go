@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,6 +87,27 @@ var errNoAnswer = errors.New("no answer")
 // probe asks who holds ip (an RFC 5227 probe: sender address 0.0.0.0, so no
 // neighbour's cache changes) and returns the MAC that answered within wait.
 func probe(ifname string, ip netip.Addr, wait time.Duration) (net.HardwareAddr, error) {
+	macs, err := ask(ifname, ip, wait, true)
+	if err != nil {
+		return nil, err
+	}
+	return macs[0], nil
+}
+
+// holders sends the same probe and returns every MAC that answered within
+// wait, each once: two hosts answering for one address is a conflict even
+// when one of them should hold it.
+func holders(ifname string, ip netip.Addr, wait time.Duration) ([]net.HardwareAddr, error) {
+	macs, err := ask(ifname, ip, wait, false)
+	if errors.Is(err, errNoAnswer) {
+		return nil, nil
+	}
+	return macs, err
+}
+
+// ask probes for ip and collects the MACs answering until wait ends, or
+// until the first when first is set; none is errNoAnswer.
+func ask(ifname string, ip netip.Addr, wait time.Duration, first bool) ([]net.HardwareAddr, error) {
 	if !ip.Is4() {
 		return nil, errNoAnswer
 	}
@@ -104,10 +126,14 @@ func probe(ifname string, ip netip.Addr, wait time.Duration) (net.HardwareAddr, 
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, 128)
 	want := ip.As4()
+	var macs []net.HardwareAddr
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, errNoAnswer
+			if len(macs) == 0 {
+				return nil, errNoAnswer
+			}
+			return macs, nil
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
@@ -123,8 +149,14 @@ func probe(ifname string, ip netip.Addr, wait time.Duration) (net.HardwareAddr, 
 		}
 		// Any ARP packet whose sender is ip, from another MAC, is a holder.
 		sender := net.HardwareAddr(append([]byte(nil), buf[22:28]...))
-		if binary.BigEndian.Uint16(buf[12:14]) == ethPArp && [4]byte(buf[28:32]) == want && sender.String() != ifi.HardwareAddr.String() {
-			return sender, nil
+		if binary.BigEndian.Uint16(buf[12:14]) != ethPArp || [4]byte(buf[28:32]) != want || sender.String() == ifi.HardwareAddr.String() {
+			continue
+		}
+		if !slices.ContainsFunc(macs, func(h net.HardwareAddr) bool { return h.String() == sender.String() }) {
+			macs = append(macs, sender)
+		}
+		if first {
+			return macs, nil
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,8 +30,9 @@ type Node struct {
 }
 
 var (
-	_ backend.Node          = (*Node)(nil)
-	_ backend.LeaseFollower = (*Node)(nil)
+	_ backend.Node           = (*Node)(nil)
+	_ backend.LeaseFollower  = (*Node)(nil)
+	_ backend.StandbyChecker = (*Node)(nil)
 )
 
 // New wraps a simulated node whose world allows any address.
@@ -323,4 +325,58 @@ func addrsOn(l netlink.Link) map[netip.Addr]bool {
 		}
 	}
 	return out
+}
+
+// standbyProbeWait is how long a standby's probe listens for answers: a
+// host on the segment answers an ARP request in well under a millisecond,
+// and every address of a pass is probed at once.
+const standbyProbeWait = 100 * time.Millisecond
+
+// CheckStandby implements backend.StandbyChecker: the simulated machine's
+// checks, then an ARP probe of each address. An answer from any host is a
+// conflict while no node serves the group; while one does, its answer is
+// expected and a second host answering is the conflict. (A third host that
+// answers alone while the serving node's address is down looks like the
+// serving node here; the bring-up's own probe refuses it.)
+func (n *Node) CheckStandby(ctx context.Context, need backend.StandbyNeeds) []string {
+	out := n.Node.CheckStandby(ctx, need)
+	problems := make([]string, len(need.Addresses))
+	var wg sync.WaitGroup
+	for i, a := range need.Addresses {
+		_, ifname, _, p, err := n.resolve(a)
+		if err != nil {
+			problems[i] = fmt.Sprintf("address %s cannot be probed: %v", a.IP(), err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			problems[i] = addressProblem(p.Addr(), need.ServedBy, ifname)
+		}()
+	}
+	wg.Wait()
+	for _, p := range problems {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func addressProblem(ip netip.Addr, servedBy, ifname string) string {
+	macs, err := holders(ifname, ip, standbyProbeWait)
+	if err != nil {
+		return fmt.Sprintf("address %s cannot be probed on %s: %v", ip, ifname, err)
+	}
+	var names []string
+	for _, m := range macs {
+		names = append(names, m.String())
+	}
+	switch {
+	case servedBy == "" && len(macs) > 0:
+		return fmt.Sprintf("address %s is answered by %s while no node serves the group: another host holds it", ip, strings.Join(names, ", "))
+	case len(macs) > 1:
+		return fmt.Sprintf("address %s is answered by %d hosts (%s) while %s serves the group: another host holds it too", ip, len(macs), strings.Join(names, ", "), servedBy)
+	}
+	return ""
 }

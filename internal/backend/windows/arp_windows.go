@@ -4,6 +4,7 @@ package windows
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"syscall"
 	"unsafe"
@@ -41,4 +42,23 @@ func gratuitousARP(ip, gateway string) error {
 		return fmt.Errorf("SendARP to %s from %s: error %d", dst, src, r)
 	}
 	return nil
+}
+
+// arpWhoHas asks which MAC answers for ip: SendARP with no source address
+// sends an ARP request (or answers from the neighbour cache, which a
+// standby's check accepts: a cached entry for an address no node serves is
+// itself a host that held it within the cache's lifetime).
+func arpWhoHas(ip string) (string, bool) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is4() {
+		return "", false
+	}
+	var mac [8]byte
+	size := uint32(len(mac))
+	d4 := a.As4()
+	r, _, _ := sendARP.Call(uintptr(*(*uint32)(unsafe.Pointer(&d4[0]))), 0, uintptr(unsafe.Pointer(&mac[0])), uintptr(unsafe.Pointer(&size)))
+	if r != 0 || size < 6 {
+		return "", false
+	}
+	return net.HardwareAddr(mac[:6]).String(), true
 }

@@ -36,6 +36,20 @@ type featureState struct {
 // CheckFeatures reports every missing feature at once, each with the
 // command that installs it; needFTP adds the FTP server.
 func (b *Backend) CheckFeatures(ctx context.Context, needFTP bool) error {
+	missing, err := b.missingFeatures(ctx, needFTP)
+	if err != nil {
+		return fmt.Errorf("check Windows features: %w", err)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("this node lacks %s; install with: %s (on a client SKU: Enable-WindowsOptionalFeature -Online -FeatureName <name>): %w",
+		describeFeatures(missing), installCommand(missing), ErrFeatureMissing)
+}
+
+// missingFeatures asks the node which features it lacks of those every
+// node needs (and the FTP server when needFTP).
+func (b *Backend) missingFeatures(ctx context.Context, needFTP bool) ([]Feature, error) {
 	want := append([]Feature(nil), RequiredFeatures...)
 	if needFTP {
 		want = append(want, FTPFeature)
@@ -52,26 +66,38 @@ func (b *Backend) CheckFeatures(ctx context.Context, needFTP bool) error {
 		Features list[featureState] `json:"features"`
 	}
 	if err := runScript(ctx, b.scripts, scriptFeatures, req, &res); err != nil {
-		return fmt.Errorf("check Windows features: %w", err)
+		return nil, err
 	}
-	return missingFeatures(want, res.Features)
+	return missingOf(want, res.Features), nil
 }
 
-func missingFeatures(want []Feature, have []featureState) error {
+func missingOf(want []Feature, have []featureState) []Feature {
 	installed := map[string]bool{}
 	for _, f := range have {
 		installed[strings.ToLower(f.Name)] = f.Installed
 	}
-	var missing, names []string
+	var missing []Feature
 	for _, f := range want {
 		if !installed[strings.ToLower(f.Name)] && !installed[strings.ToLower(f.Optional)] {
-			missing = append(missing, fmt.Sprintf("%s (%s)", f.What, f.Name))
-			names = append(names, f.Name)
+			missing = append(missing, f)
 		}
 	}
-	if len(missing) == 0 {
-		return nil
+	return missing
+}
+
+// describeFeatures names features for a person: "FTP Server (Web-Ftp-Server)".
+func describeFeatures(fs []Feature) string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, fmt.Sprintf("%s (%s)", f.What, f.Name))
 	}
-	return fmt.Errorf("this node lacks %s; install with: Install-WindowsFeature %s (on a client SKU: Enable-WindowsOptionalFeature -Online -FeatureName <name>): %w",
-		strings.Join(missing, ", "), strings.Join(names, ","), ErrFeatureMissing)
+	return strings.Join(out, ", ")
+}
+
+func installCommand(fs []Feature) string {
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	return "Install-WindowsFeature " + strings.Join(names, ",")
 }

@@ -38,6 +38,12 @@ type Options struct {
 	// Announce tells the network that ip moved here (gateway may be empty);
 	// nil means the platform's gratuitous ARP (none off Windows).
 	Announce func(ip, gateway string) error
+	// WhoHas asks the network which MAC answers for ip; nil means
+	// SendARP on Windows (none elsewhere). The standby check uses it.
+	WhoHas func(ip string) (mac string, ok bool)
+	// Hostname is this node's computer name as DataKeeper lists mirror
+	// targets; empty means the OS's.
+	Hostname string
 	Log      logr.Logger
 }
 
@@ -56,6 +62,9 @@ type Backend struct {
 	announce          func(ip, gateway string) error
 	lease             leaseHold
 	noMirrorModule    atomic.Bool
+	memo              standbyMemo
+	whoHas            func(ip string) (mac string, ok bool)
+	hostname          string
 }
 
 var (
@@ -63,11 +72,13 @@ var (
 	_ backend.SiteUpdater     = (*Backend)(nil)
 	_ backend.VolumeProtector = (*Backend)(nil)
 	_ backend.Preflight       = (*Backend)(nil)
+	_ backend.StandbyChecker  = (*Backend)(nil)
 )
 
 // New returns the backend; it reads the certificate book from DataDir.
 func New(o Options) (*Backend, error) {
-	b := &Backend{run: o.Runner, scripts: o.Scripts, log: o.Log, extMirrBase: o.ExtMirrBase, dadTimeout: o.DADTimeout, switchoverTimeout: o.SwitchoverTimeout, announce: o.Announce}
+	b := &Backend{run: o.Runner, scripts: o.Scripts, log: o.Log, extMirrBase: o.ExtMirrBase, dadTimeout: o.DADTimeout, switchoverTimeout: o.SwitchoverTimeout, announce: o.Announce,
+		whoHas: o.WhoHas, hostname: o.Hostname}
 	switch {
 	case b.scripts == nil && b.run == nil:
 		b.scripts = &Host{Log: o.Log.WithName("pshost")}
@@ -89,6 +100,12 @@ func New(o Options) (*Backend, error) {
 	}
 	if b.announce == nil {
 		b.announce = gratuitousARP
+	}
+	if b.whoHas == nil {
+		b.whoHas = arpWhoHas
+	}
+	if b.hostname == "" {
+		b.hostname, _ = os.Hostname()
 	}
 	path := ""
 	if o.DataDir != "" {
