@@ -242,6 +242,8 @@ func newSimCmd(s *streams, g *globalFlags) *cobra.Command {
 		fault("add-cert NODE THUMBPRINT", "Put the certificate back", "cert", false, " back"),
 		fault("remove-feature NODE FEATURE", "Uninstall an IIS role (Web-Server, Web-Ftp-Server) from the node", "feature", true, " uninstalled"),
 		fault("add-feature NODE FEATURE", "Install the IIS role again", "feature", false, " installed"),
+		fault("fail-site NODE SITE", "The site answers every request with 500 on the node (a broken deployment, a crashed pool): its health checks fail until heal-site", "site", true, " failing"),
+		fault("heal-site NODE SITE", "The site answers normally on the node again", "site", false, " healed"),
 		&cobra.Command{
 			Use: "fail-node NODE", Short: "The node loses power: it stops renewing its lease, its listeners and addresses vanish",
 			Args: exactArgs(1, "NODE"),

@@ -367,9 +367,10 @@ type SimCommand struct {
 	// Partitioned cuts the node off from the store while it keeps running
 	// and serving (heal-node ends it).
 	Partitioned bool `json:"partitioned,omitempty"`
-	// Faults are the node's standing standby faults, each "volume:NAME",
-	// "cert:THUMBPRINT" or "feature:NAME" (sim hide-volume, remove-cert,
-	// remove-feature); carried over by every later command.
+	// Faults are the node's standing faults, each "volume:NAME",
+	// "cert:THUMBPRINT", "feature:NAME" or "site:NAME" (sim hide-volume,
+	// remove-cert, remove-feature, fail-site); carried over by every later
+	// command.
 	Faults []string `json:"faults,omitempty"`
 	// Seq makes repeated commands distinct.
 	Seq int64 `json:"seq"`

@@ -27,10 +27,14 @@ metadata: {name: site-s}
 spec:
   siteID: 9
   physicalPath: 'S:\s'
-  bindings: [{protocol: http, ipRef: vip-s, port: 28080}]
+  bindings:
+    - {protocol: http, ipRef: vip-s, port: 28080}
+    - {protocol: https, ipRef: vip-s, port: 28443, certificate: {thumbprint: ` + simThumbprint + `}}
   health: {interval: 500ms, timeout: 400ms, failureThreshold: 2}
   placement: {nodes: [node1, node2, node3], switchback: Manual}
 `
+
+const simThumbprint = "5A1C0DE2B3F4A5968778695A4B3C2D1E0F9A8B7C"
 
 // TestStandbyReadinessUnderSimFaults: each simulated fault shows in the
 // STANDBY column, the StandbyReady condition, describe and the events,
@@ -73,6 +77,13 @@ func TestStandbyReadinessUnderSimFaults(t *testing.T) {
 		t.Fatalf("describe does not show StandbyReady False with node3's reason:\n%s", d)
 	}
 	c.must("sim", "add-feature", "node3", "Web-Server")
+	standbys("node3")
+	c.must("sim", "remove-cert", "node3", simThumbprint)
+	standbys("-")
+	if d := c.must("describe", "site", "site-s"); !strings.Contains(d, "node3 not ready: certificate "+simThumbprint) {
+		t.Fatalf("describe does not say node3 lacks the certificate:\n%s", d)
+	}
+	c.must("sim", "add-cert", "node3", simThumbprint)
 	standbys("node3")
 
 	// node2 comes first in the placement, but cannot see the volume.
@@ -123,6 +134,20 @@ func TestWhatIfMatchesWhatHappens(t *testing.T) {
 	}
 	c.must("uncordon", "node1")
 	c.eventually("site-b back on node1", 20*time.Second, func() bool { return c.servedBy(urlB, "node1") })
+
+	// site-a fails where it runs and stays failing: local recovery
+	// cannot help, so the group moves where the what-if said.
+	before := actual()
+	site := predict("fail-site=site-a")
+	if site["site-a"] == before["site-a"] || site["site-a"] == "" || site["site-b"] != before["site-b"] {
+		t.Fatalf("fail-site=site-a predicted %v from %v: want site-a on its other node and site-b where it is", site, before)
+	}
+	c.must("sim", "fail-site", before["site-a"], "site-a")
+	c.eventually("site-a settles as predicted", 30*time.Second, func() bool {
+		g := c.groups()
+		return g["site-a"].Moving == "" && same(actual(), site) && c.servedBy(urlA, site["site-a"])
+	})
+	c.must("sim", "heal-site", before["site-a"], "site-a")
 
 	fail := predict("fail-node=node2")
 	c.must("sim", "fail-node", "node2")

@@ -225,6 +225,10 @@ func (n *Node) serveHTTP(key, proto string, w http.ResponseWriter, r *http.Reque
 		http.Error(w, "Bad Request - Invalid Hostname", http.StatusNotFound)
 		return
 	}
+	if n.hasFault("site", name) {
+		http.Error(w, "500 - Internal server error (sitekeeper sim fail-site)", http.StatusInternalServerError)
+		return
+	}
 	dir, online, err := n.w.hostPath(n.name, path)
 	if err != nil {
 		http.Error(w, "500 - Internal server error: "+err.Error(), http.StatusInternalServerError)

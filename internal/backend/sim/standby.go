@@ -12,8 +12,9 @@ import (
 
 var _ backend.StandbyChecker = (*Node)(nil)
 
-// Standby faults (`sitekeeper sim hide-volume|remove-cert|remove-feature`)
-// are kept as keys: "volume:NAME", "cert:THUMBPRINT", "feature:NAME".
+// Faults (`sitekeeper sim hide-volume|remove-cert|remove-feature|fail-site`)
+// are kept as keys: "volume:NAME", "cert:THUMBPRINT", "feature:NAME",
+// "site:NAME".
 func faultKey(kind, name string) string {
 	if kind == "cert" {
 		return kind + ":" + strings.ToUpper(name)
