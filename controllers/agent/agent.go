@@ -22,6 +22,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/health"
 	"github.com/sitekeeper/sitekeeper/internal/metrics"
+	"github.com/sitekeeper/sitekeeper/internal/parallel"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -509,21 +510,11 @@ func sameReport(a, b store.Report) bool {
 // with the groups).
 // ran says a group's steps all succeeded in this pass.
 func (a *Agent) proveStandbys(ctx context.Context, d *plan.Desired, reps []store.Report, ran func(group string) bool) {
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, standbyProofs)
-	for i := range reps {
-		rep := &reps[i]
-		if rep.Active || !ran(rep.Group) {
-			continue
-		}
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer func() { <-slots; wg.Done() }()
+	parallel.Each(len(reps), standbyProofs, func(i int) {
+		if rep := &reps[i]; !rep.Active && ran(rep.Group) {
 			rep.StandbyChecked, rep.StandbyProblems = a.proveStandby(ctx, d, rep.Group)
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // standbyProofs bounds the standby proofs running at once.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
+	"github.com/sitekeeper/sitekeeper/internal/parallel"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
@@ -595,35 +597,46 @@ const groupsPerTxn = 128
 // only the groups at fault back off. It returns the groups that failed.
 func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite) map[string]error {
 	failed := map[string]error{}
+	var mu sync.Mutex // failed, and c.written through wrote
 	bs, batching := c.Store.(BatchStore)
-	for len(ws) > 0 {
-		n := min(len(ws), groupsPerTxn)
-		chunk := ws[:n]
-		ws = ws[n:]
-		if batching && n > 1 {
-			pw := make([]store.PlacementWrite, n)
+	chunks := (len(ws) + groupsPerTxn - 1) / groupsPerTxn
+	// The chunks are disjoint groups, each guarded by its own decisions'
+	// revisions and the leadership: sent side by side, they commit in a
+	// few raft rounds instead of one after another.
+	parallel.Each(chunks, txnsInFlight, func(i int) {
+		chunk := ws[i*groupsPerTxn : min(len(ws), (i+1)*groupsPerTxn)]
+		if batching && len(chunk) > 1 {
+			pw := make([]store.PlacementWrite, len(chunk))
 			for i, w := range chunk {
 				pw[i] = w.PlacementWrite
 			}
 			if err := bs.PutPlacements(ctx, pw, guard); err == nil {
+				mu.Lock()
 				for _, w := range chunk {
 					c.wrote(w)
 				}
-				continue
+				mu.Unlock()
+				return
 			}
 		}
 		for _, w := range chunk {
-			if err := c.writeOne(ctx, guard, w); err != nil {
+			err := c.writeOne(ctx, guard, w, &mu)
+			mu.Lock()
+			if err != nil {
 				failed[w.Group] = err
-				continue
+			} else {
+				c.wrote(w)
 			}
-			c.wrote(w)
+			mu.Unlock()
 		}
-	}
+	})
 	return failed
 }
 
-func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *groupWrite) error {
+// txnsInFlight is how many of a pass's write transactions are sent at once.
+const txnsInFlight = 4
+
+func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *groupWrite, mu *sync.Mutex) error {
 	if w.Decision != nil {
 		if err := c.Store.PutDecision(ctx, *w.Decision, guard); err != nil {
 			return fmt.Errorf("write decision: %w", err)
@@ -633,7 +646,9 @@ func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *g
 		if err := c.Store.PutStatus(ctx, ref, st); err != nil {
 			return fmt.Errorf("write status of %s: %w", ref, err)
 		}
+		mu.Lock()
 		c.written[ref] = w.written[ref]
+		mu.Unlock()
 	}
 	return nil
 }

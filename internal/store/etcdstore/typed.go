@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sitekeeper/sitekeeper/api/v1alpha1"
+	"github.com/sitekeeper/sitekeeper/internal/parallel"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
@@ -110,10 +111,11 @@ func (s *Store) PutReport(ctx context.Context, r store.Report) error {
 // each): a node that converged a thousand groups writes them in eight
 // round trips, not a thousand.
 func (s *Store) PutReports(ctx context.Context, reps []store.Report) error {
-	for len(reps) > 0 {
-		n := min(len(reps), reportsPerTxn)
-		ops := make([]clientv3.Op, 0, n)
-		for _, r := range reps[:n] {
+	chunks := (len(reps) + reportsPerTxn - 1) / reportsPerTxn
+	return parallel.FirstError(chunks, TxnsInFlight, func(i int) error {
+		part := reps[i*reportsPerTxn : min(len(reps), (i+1)*reportsPerTxn)]
+		ops := make([]clientv3.Op, 0, len(part))
+		for _, r := range part {
 			b, err := json.Marshal(r)
 			if err != nil {
 				return fmt.Errorf("encode report on %s: %w", r.Group, err)
@@ -121,12 +123,17 @@ func (s *Store) PutReports(ctx context.Context, reps []store.Report) error {
 			ops = append(ops, clientv3.OpPut(reportKey(r.Group, r.Node), string(b)))
 		}
 		if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
-			return fmt.Errorf("write %d reports: %w", n, err)
+			return fmt.Errorf("write %d reports: %w", len(part), err)
 		}
-		reps = reps[n:]
-	}
-	return nil
+		return nil
+	})
 }
+
+// TxnsInFlight is how many transactions of one batch write (reports, the
+// leader's decisions) are sent at once. A member commits proposals that
+// arrive together in one raft round and one fsync, so a batch of 2,500
+// groups' writes takes the time of a few rounds instead of twenty in a row.
+const TxnsInFlight = 4
 
 // reportsPerTxn bounds a transaction of reports (etcd's default limit is
 // 128 operations; the embedded member allows more, an external one may not).
