@@ -85,6 +85,7 @@ type Controller struct {
 	lastLive   map[string]bool
 	nodeLosses map[string][]time.Time
 	upSince    map[string]time.Time // since when each live node has held its lease, as this leader saw it
+	downSince  map[string]time.Time // since when each known node has been without one, as this leader saw it
 	// damagedSeen holds the damaged keys already warned of (key ->
 	// revision): one Warning event per bad value, not one per pass.
 	damagedSeen map[string]int64
@@ -202,12 +203,16 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
 	}
 	now := c.Clock.Now()
+	if wait := c.newlyDown(ctx, now); wait > 0 {
+		return Result{RequeueAfter: wait}, nil
+	}
 	in, err := c.read(ctx)
 	if err != nil {
 		// Nothing was decided: the whole pass is retried.
 		return Result{RequeueAfter: minBackoff}, err
 	}
 	c.countNodeLosses(in.live, now)
+	c.noteDown(in.live, in.budgets, now)
 	var errs []error
 	var release time.Time // the first group waiting out a take-down budget
 	var writes []*groupWrite
@@ -327,6 +332,67 @@ func (c *Controller) countNodeLosses(live map[string]bool, now time.Time) {
 		}
 	}
 	c.lastLive = maps.Clone(live)
+}
+
+// maxPassHold is the longest take-down budget a pass is put off for.
+const maxPassHold = time.Second
+
+// newlyDown looks at the nodes alone (two small reads) before a pass reads
+// everything. A node live at the last pass and without its lease now may
+// be taking its groups down for up to its budget: when that is short,
+// the pass is put off until it has passed, so that one pass moves the
+// node's groups and writes their status, rather than one pass writing
+// thousands of statuses and the next the moves (on a node with thousands
+// of groups each pass costs seconds). It returns how long to wait, or 0
+// to go on now.
+func (c *Controller) newlyDown(ctx context.Context, now time.Time) time.Duration {
+	if len(c.lastLive) == 0 {
+		return 0
+	}
+	nodes, err := c.Store.Nodes(ctx)
+	if err != nil {
+		return 0
+	}
+	known, err := c.Store.KnownNodes(ctx)
+	if err != nil {
+		return 0
+	}
+	if c.downSince == nil {
+		c.downSince = map[string]time.Time{}
+	}
+	var wait time.Duration
+	for n := range c.lastLive {
+		if _, live := nodes[n]; live {
+			continue
+		}
+		since, seen := c.downSince[n]
+		if !seen {
+			since = now
+			c.downSince[n] = now
+		}
+		if left := since.Add(known[n].TakedownBudget.Duration).Sub(now); left > 0 && left <= maxPassHold {
+			wait = max(wait, left)
+		}
+	}
+	return wait
+}
+
+// noteDown records since when each known node (one with a published
+// budget, live or not) has been without its lease.
+func (c *Controller) noteDown(live map[string]bool, known map[string]time.Duration, now time.Time) {
+	if c.downSince == nil {
+		c.downSince = map[string]time.Time{}
+	}
+	for n := range c.downSince {
+		if _, ok := known[n]; !ok || live[n] {
+			delete(c.downSince, n)
+		}
+	}
+	for n := range known {
+		if _, ok := c.downSince[n]; !ok && !live[n] {
+			c.downSince[n] = now
+		}
+	}
 }
 
 // warnDamaged logs each damaged key, and records a Warning event for it
@@ -487,7 +553,7 @@ type groupWrite struct {
 func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.Group, now time.Time) (*groupWrite, time.Time, error) {
 	view := ViewOf(in.graph, grp, in.suspended)
 	w := World{Live: in.live, SuspendedNodes: in.suspendedNodes, Reports: in.reports[grp.Name], StartupGrace: now.Sub(c.leadingSince) < c.grace(),
-		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses, Draining: in.draining(in.decisions[grp.Name].Active), UpSince: c.upSince}
+		Budgets: in.budgets, Unsafe: in.unsafe, NodeLosses: c.nodeLosses, Draining: in.draining(in.decisions[grp.Name].Active), UpSince: c.upSince, DownSince: c.downSince}
 	var prev *store.Decision
 	if _, ok := in.decisions[grp.Name]; !ok && len(in.live) == 0 {
 		return nil, time.Time{}, nil // no node has registered yet: nothing to decide
@@ -545,7 +611,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 		gw.Statuses[m], gw.written[m] = st, string(b)
 	}
 	wake := next.ReleaseAfter
-	for _, t := range []time.Time{next.RetryAt, next.SwitchbackAt} {
+	for _, t := range []time.Time{next.RetryAt, next.SwitchbackAt, next.WakeAt} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 			wake = t
 		}

@@ -597,3 +597,37 @@ func TestPlacementPrefersReadyStandbys(t *testing.T) {
 		t.Fatalf("no StandbyNotReady event: %v", got)
 	}
 }
+
+// TestFailoverWaitsOutAShortBudgetThenMovesInOneWrite: a pass that finds a
+// node newly down puts itself off for that node's (short) take-down
+// budget, writing nothing; the pass after moves the node's groups straight
+// to the standby, with no intermediate "moving" decision.
+func TestFailoverWaitsOutAShortBudgetThenMovesInOneWrite(t *testing.T) {
+	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: 91, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
+	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1", TakedownBudget: store.Duration{Duration: 300 * time.Millisecond}}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcile()
+	for _, g := range []string{"site-0", "site-1"} {
+		e.report("node1", g, true)
+	}
+	e.mustReconcile()
+	before := placed(t, e.st)
+	if diff := cmp.Diff([]string{"site-0=node1", "site-1=node1"}, before); diff != "" {
+		t.Fatalf("placed (-want +got):\n%s", diff)
+	}
+
+	e.st.Expire("node1")
+	res, err := e.reconcile()
+	if err != nil || res.RequeueAfter != 300*time.Millisecond {
+		t.Fatalf("first pass after the loss: %+v %v; want it put off for the 300ms budget", res, err)
+	}
+	if diff := cmp.Diff(before, placed(t, e.st)); diff != "" {
+		t.Fatalf("the put-off pass wrote decisions (-before +after):\n%s", diff)
+	}
+	e.clk.Advance(300 * time.Millisecond)
+	e.mustReconcile()
+	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node2"}, placed(t, e.st)); diff != "" {
+		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
+	}
+}

@@ -57,6 +57,24 @@ type World struct {
 	// and a group on one moves off (when the pass lets it: a drain moves
 	// so many groups at a time).
 	Draining map[string]bool
+	// DownSince is, per known node without a lease, since when the leader
+	// has seen it so (a new leader counts from its first look: it waits
+	// longer rather than less). A group leaves such a node once the node's
+	// take-down budget has passed since then, in one write.
+	DownSince map[string]time.Time
+}
+
+// budgetPassed says whether node n, without a lease, has had its whole
+// take-down budget since the leader saw it down, and if not, when it
+// will have; known is false when the leader has no record of when it
+// went down.
+func (w World) budgetPassed(n string, now time.Time) (passed bool, at time.Time, known bool) {
+	since, ok := w.DownSince[n]
+	if !ok {
+		return false, time.Time{}, false
+	}
+	at = since.Add(w.Budgets[n])
+	return !now.Before(at), at, true
 }
 
 // serviceable reports whether n could serve the group now, failures aside.
@@ -200,6 +218,7 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 	}
 	// Move the group to target: at once when from is gone (its lease
 	// expired, so it fenced itself), else after from confirms its take-down.
+	passed := func(n string) bool { ok, _, _ := w.budgetPassed(n, now); return ok }
 	move := func(from, to, reason, msg string, warning bool) {
 		set(reason, msg, warning)
 		lastHolder, releaseAfter := d.Releasing, d.ReleaseAfter
@@ -213,6 +232,8 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		case from == "":
 			d.Active, d.Target, d.Releasing = to, "", ""
 		case !w.Live[from] && w.Budgets[from] <= 0:
+			d.Active, d.Target, d.Releasing = to, "", ""
+		case !w.Live[from] && passed(from):
 			d.Active, d.Target, d.Releasing = to, "", ""
 		case !w.Live[from]:
 			// Its lease expired: it fenced itself and may still be taking
@@ -253,9 +274,21 @@ func Decide(g GroupView, prev *store.Decision, w World, now time.Time) (store.De
 		return d, changes
 	case d.Active != "" && !w.Live[d.Active]:
 		failed := d.Active
+		ok, at, known := w.budgetPassed(failed, now)
+		if b := w.Budgets[failed]; b > 0 && known && !ok {
+			// It fenced itself and may still be taking the group down.
+			// Nothing is written until its budget has passed: then the
+			// group moves in one write, where an intermediate "moving"
+			// write would cost a node with thousands of groups a whole
+			// pass more before the new node may start.
+			d.WakeAt = at
+			return d, nil
+		}
 		if to := w.best(g, &d, failed, now); to != "" {
 			msg := fmt.Sprintf("%s lease expired; %s serves the group now", failed, to)
-			if b := w.Budgets[failed]; b > 0 {
+			if b := w.Budgets[failed]; b > 0 && known {
+				msg = fmt.Sprintf("%s lease expired; %s serves the group now that %s's take-down budget (%s) has passed", failed, to, failed, b)
+			} else if b > 0 {
 				msg = fmt.Sprintf("%s lease expired; %s serves the group once %s's take-down budget (%s) has passed", failed, to, failed, b)
 			}
 			move(failed, to, v1alpha1.ReasonFailedOver, msg+w.passedOver(g, &d, to, failed, now), true)

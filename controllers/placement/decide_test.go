@@ -160,6 +160,21 @@ func TestDecideWaitsOutTheTakedownBudget(t *testing.T) {
 		t.Fatalf("after the budget: %+v", d2)
 	}
 
+	// The leader that saw node1 go down waits its budget out writing
+	// nothing, then moves the group in one write.
+	seen := w
+	seen.DownSince = map[string]time.Time{"node1": t0}
+	prev := store.Decision{Group: g.Name, Members: g.Members, Active: "node1", Reason: v1alpha1.ReasonPlaced, Failures: map[string][]time.Time{}}
+	d, changes := Decide(g, &prev, seen, t0.Add(time.Second))
+	if d.Active != "node1" || d.Target != "" || len(changes) != 0 || !d.WakeAt.Equal(t0.Add(1500*time.Millisecond)) || !sameDecision(d, prev) {
+		t.Fatalf("within the budget: %+v %v; want the decision unchanged, a wake-up at the budget's end", d, changes)
+	}
+	d, changes = Decide(g, &prev, seen, t0.Add(1500*time.Millisecond))
+	if d.Active != "node2" || d.Target != "" || d.Releasing != "" || len(changes) != 1 || d.Reason != v1alpha1.ReasonFailedOver ||
+		!strings.Contains(d.Message, "node2 serves the group now that node1's take-down budget (1.5s) has passed") {
+		t.Fatalf("at the budget's end: %+v %v", d, changes)
+	}
+
 	// A switchover whose releasing node dies mid-way.
 	moving := store.Decision{Target: "node2", Releasing: "node1"}
 	d, _ = Decide(g, &moving, w, t0)

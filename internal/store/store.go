@@ -309,6 +309,11 @@ type Decision struct {
 	// first node (placement.switchbackAfter after that node came up); zero
 	// when none is pending.
 	SwitchbackAt time.Time `json:"switchbackAt,omitzero"`
+	// WakeAt, never stored, is when the leader must look at the group
+	// again without anything having been written: the end of a dead
+	// node's take-down budget the leader waits out before it moves the
+	// group in one write.
+	WakeAt time.Time `json:"-"`
 	// Revision is the key's mod revision, for compare-and-swap.
 	Revision int64 `json:"-"`
 	// Damaged, when set, says the stored value did not decode (and why):
