@@ -17,7 +17,6 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/clock"
 	"github.com/sitekeeper/sitekeeper/internal/graph"
 	"github.com/sitekeeper/sitekeeper/internal/metrics"
-	"github.com/sitekeeper/sitekeeper/internal/parallel"
 	"github.com/sitekeeper/sitekeeper/internal/plan"
 	"github.com/sitekeeper/sitekeeper/internal/record"
 	"github.com/sitekeeper/sitekeeper/internal/store"
@@ -619,19 +618,16 @@ func LoadDesired(ctx context.Context, st DesiredStore, node string) (*plan.Desir
 }
 
 func loadDesired(ctx context.Context, st DesiredStore, node string, graphs *graph.Memo) (*plan.Desired, error) {
-	var (
-		snap      store.Snapshot
-		decisions map[string]store.Decision
-		suspended store.Suspensions
-	)
-	// Three reads at once: with thousands of groups, one after another
-	// they were most of the time between a decision and its bring-up.
-	reads := []func() error{
-		func() (err error) { snap, err = st.ListSpecs(ctx); return err },
-		func() (err error) { decisions, err = st.Decisions(ctx); return err },
-		func() (err error) { suspended, err = st.Suspensions(ctx); return err },
+	snap, err := st.ListSpecs(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if err := parallel.FirstError(len(reads), len(reads), func(i int) error { return reads[i]() }); err != nil {
+	decisions, err := st.Decisions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	suspended, err := st.Suspensions(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var active []v1alpha1.Object

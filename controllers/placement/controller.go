@@ -421,30 +421,36 @@ func (c *Controller) warnDamaged(keys []store.DamagedKey) {
 func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	// Specs and status apart: the specs are the store's shared values,
 	// so an unchanged set gives the same graph without building it again.
-	// The eight reads go out together: each is a snapshot of its own
-	// either way, and one after another they added up to most of a
-	// pass's time with thousands of groups.
-	var (
-		snap      store.Snapshot
-		status    map[v1alpha1.Ref]v1alpha1.Status
-		nodes     map[string]store.NodeInfo
-		reports   []store.Report
-		decisions map[string]store.Decision
-		suspended store.Suspensions
-		known     map[string]store.NodeInfo
-		drains    map[string]int
-	)
-	reads := []func() error{
-		func() (err error) { snap, err = c.Store.ListSpecs(ctx); return err },
-		func() (err error) { status, err = c.Store.Statuses(ctx); return err },
-		func() (err error) { nodes, err = c.Store.Nodes(ctx); return err },
-		func() (err error) { reports, err = c.Store.Reports(ctx); return err },
-		func() (err error) { decisions, err = c.Store.Decisions(ctx); return err },
-		func() (err error) { suspended, err = c.Store.Suspensions(ctx); return err },
-		func() (err error) { known, err = c.Store.KnownNodes(ctx); return err },
-		func() (err error) { drains, err = c.Store.Drains(ctx); return err },
+	snap, err := c.Store.ListSpecs(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if err := parallel.FirstError(len(reads), len(reads), func(i int) error { return reads[i]() }); err != nil {
+	status, err := c.Store.Statuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := c.Store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reports, err := c.Store.Reports(ctx)
+	if err != nil {
+		return nil, err
+	}
+	decisions, err := c.Store.Decisions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	suspended, err := c.Store.Suspensions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known, err := c.Store.KnownNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	drains, err := c.Store.Drains(ctx)
+	if err != nil {
 		return nil, err
 	}
 	in := &inputs{status: status, live: map[string]bool{}, reports: map[string]map[string]store.Report{}, decisions: decisions,
