@@ -20,40 +20,44 @@ const scriptCerts = "certs.ps1"
 // shorter than any resync, so every resync still sees the node as it is.
 const standbyMemoFor = 5 * time.Second
 
-// standbyMemo keeps recent answers to the standby checks, by request.
+// standbyMemo keeps recent answers to the standby checks, by request. A
+// node proves its standbys side by side: the first caller asks, the
+// others asking the same meanwhile wait for its answer.
 type standbyMemo struct {
 	mu      sync.Mutex
-	answers map[string]memoAnswer
+	answers map[string]*memoAnswer
 }
 
 type memoAnswer struct {
 	at       time.Time
+	done     chan struct{} // closed once problems is set
 	problems []string
 }
 
-// get answers key from memory when it was asked within standbyMemoFor, or
-// asks again.
+// get answers key from memory when it was asked within standbyMemoFor (or
+// is being asked now), or asks.
 func (m *standbyMemo) get(key string, ask func() []string) []string {
 	now := time.Now()
 	m.mu.Lock()
 	if a, ok := m.answers[key]; ok && now.Sub(a.at) < standbyMemoFor {
 		m.mu.Unlock()
+		<-a.done
 		return a.problems
 	}
-	m.mu.Unlock()
-	problems := ask()
-	m.mu.Lock()
 	if m.answers == nil {
-		m.answers = map[string]memoAnswer{}
+		m.answers = map[string]*memoAnswer{}
 	}
 	for k, a := range m.answers {
 		if now.Sub(a.at) >= standbyMemoFor {
 			delete(m.answers, k)
 		}
 	}
-	m.answers[key] = memoAnswer{at: now, problems: problems}
+	a := &memoAnswer{at: now, done: make(chan struct{})}
+	m.answers[key] = a
 	m.mu.Unlock()
-	return problems
+	a.problems = ask()
+	close(a.done)
+	return a.problems
 }
 
 // CheckStandby implements backend.StandbyChecker with the node's own

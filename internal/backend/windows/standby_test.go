@@ -3,7 +3,10 @@ package windows
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -143,4 +146,29 @@ func TestCheckStandbyAsksOncePerPass(t *testing.T) {
 		t.Errorf("%d PowerShell requests for 200 groups, want 3 (features, certificate, disk)", len(r.Calls))
 	}
 	golden(t, "standby.txt", rendered(r.Calls))
+}
+
+// TestStandbyMemoAsksOnceForConcurrentCallers: callers asking the same
+// while the first is asking wait for its answer instead of asking again.
+func TestStandbyMemoAsksOnceForConcurrentCallers(t *testing.T) {
+	var m standbyMemo
+	var asked atomic.Int32
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := m.get("features", func() []string { asked.Add(1); <-release; return []string{"missing"} })
+			if len(got) != 1 || got[0] != "missing" {
+				t.Errorf("answer %q", got)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if n := asked.Load(); n != 1 {
+		t.Errorf("asked %d times for 16 callers at once, want 1", n)
+	}
 }
