@@ -80,9 +80,17 @@ func TestStandbyReadinessUnderSimFaults(t *testing.T) {
 	standbys("node3")
 	c.must("sim", "remove-cert", "node3", simThumbprint)
 	standbys("-")
-	if d := c.must("describe", "site", "site-s"); !strings.Contains(d, "node3 not ready: certificate "+simThumbprint) {
-		t.Fatalf("describe does not say node3 lacks the certificate:\n%s", d)
+	if d := c.must("describe", "site", "site-s"); !strings.Contains(d, "node3 not ready: certificate "+simThumbprint) || !strings.Contains(d, "NoReadyStandby") {
+		t.Fatalf("describe does not say node3 lacks the certificate, with StandbyReady False:\n%s", d)
 	}
+	c.eventually("a StandbyNotReady warning naming the certificate", 10*time.Second, func() bool {
+		for _, l := range strings.Split(c.must("events"), "\n") {
+			if strings.Contains(l, "StandbyNotReady") && strings.Contains(l, "certificate "+simThumbprint) {
+				return true
+			}
+		}
+		return false
+	})
 	c.must("sim", "add-cert", "node3", simThumbprint)
 	standbys("node3")
 
