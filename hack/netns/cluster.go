@@ -94,6 +94,8 @@ type Sitekeeper struct {
 	StepLatency time.Duration
 	// Verbose logs etcd's own messages too (-vv): for a run that stalled.
 	Verbose bool
+	// Resync, when set, is the agents' --sync-period.
+	Resync time.Duration
 	// Extra is how many more groups (ExtraGroups) are applied with the
 	// site.
 	Extra int
@@ -198,6 +200,9 @@ func (s *Sitekeeper) Start(host string) error {
 	} else {
 		args = append([]string{"agent", "--node", host, "--backend", "linux", "--interface", "eth0", "--etcd-member",
 			"--lease-ttl", s.LeaseTTL.String(), "--sim-step-latency", s.StepLatency.String()}, member...)
+	}
+	if s.Resync > 0 && host != "witness" {
+		args = append(args, "--sync-period", s.Resync.String())
 	}
 	if s.Verbose {
 		args = append(args, "-vv")

@@ -76,7 +76,7 @@ func openBackend(o backendOptions, log logr.Logger) (backend.Node, func(), error
 
 func newAgentCmd(s *streams, g *globalFlags) *cobra.Command {
 	var nodeName, manifests, dataDir, backendName, logFile, serviceName, iface, httpListen string
-	var leaseTTL, stepLatency time.Duration
+	var leaseTTL, stepLatency, syncPeriod time.Duration
 	var gf gitopsFlags
 	var mf memberFlags
 	var etcdMember bool
@@ -106,6 +106,9 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 				return err
 			}
 			if err := stepLatencyRange.check("--sim-step-latency", stepLatency); err != nil {
+				return err
+			}
+			if err := syncPeriodRange.check("--sync-period", syncPeriod); err != nil {
 				return err
 			}
 			if err := gf.check(); err != nil {
@@ -181,7 +184,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 		}
 		defer closeBackend()
 		mset := metrics.New()
-		o := node.Options{Name: nodeName, Store: st, Backend: n, LeaseTTL: leaseTTL, Metrics: mset, Log: log}
+		o := node.Options{Name: nodeName, Store: st, Backend: n, LeaseTTL: leaseTTL, Resync: syncPeriod, Metrics: mset, Log: log}
 		if manifests != "" {
 			src := gf.source(manifests)
 			o.Folder = &src
@@ -202,6 +205,7 @@ the agent runs as a Windows service and stops cleanly on service stop.`,
 	cmd.Flags().StringVar(&logFile, "log-file", "", "log to this file, rotated at 20 MB with 5 compressed backups (default: stderr; as a Windows service DATA-DIR\\logs\\agent.log)")
 	cmd.Flags().StringVar(&serviceName, "service-name", winsvc.DefaultName, "the Windows service name, when started by the service control manager")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 2*time.Second, "node lease TTL")
+	cmd.Flags().DurationVar(&syncPeriod, "sync-period", 30*time.Second, "look at every group this often even without a change (drift no store change signals, standby proofs)")
 	cmd.Flags().DurationVar(&stepLatency, "sim-step-latency", 0, "with --backend sim or linux: every simulated IIS, address and volume call takes this long, as a slow Windows step would")
 	cmd.Flags().StringVar(&httpListen, "http-listen", defaultAgentHTTP, "address of the dashboard, /metrics, /healthz and /readyz (off: none); beyond loopback it needs the cluster's certificates (https, client certificates with roles)")
 	gf.register(cmd)

@@ -23,6 +23,8 @@ var (
 		why: "how long --wait waits"}
 	resyncRange = durationRange{min: time.Second, max: 24 * time.Hour,
 		why: "how often the folder is read again without events"}
+	syncPeriodRange = durationRange{min: time.Second, max: 24 * time.Hour,
+		why: "how often the agent looks at every group without a change"}
 	// A join token is a password: short-lived, a week at most.
 	tokenTTLRange = durationRange{min: time.Minute, max: 7 * 24 * time.Hour,
 		why: "how long a join token is valid"}

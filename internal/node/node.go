@@ -46,6 +46,9 @@ type Options struct {
 	Store    Store
 	Backend  backend.Node
 	LeaseTTL time.Duration
+	// Resync is how often the agent looks at every group even without a
+	// change (standby proofs among it); 0 means 30 s.
+	Resync time.Duration
 	// Folder, when set, is a manifest folder this node watches; only the
 	// placement leader applies it, so checkouts at different commits never
 	// fight.
@@ -84,7 +87,7 @@ func New(o Options) *Runtime {
 	git := &gitops.GitSources{Store: o.Store, Node: o.Name, Log: o.Log.WithName("gitsource"), Recorder: o.Metrics}
 	r := &Runtime{opts: o, git: git,
 		ctrl:   &placement.Controller{Store: o.Store, Log: o.Log.WithName("placement"), Identity: o.Name, Recorder: record.Tee(toStore(placement.Component), git)},
-		member: &agent.Member{Node: o.Name, Store: o.Store, Backend: o.Backend, LeaseTTL: o.LeaseTTL, Log: o.Log.WithName(o.Name), Recorder: toStore("agent"), Metrics: o.Metrics},
+		member: &agent.Member{Node: o.Name, Store: o.Store, Backend: o.Backend, LeaseTTL: o.LeaseTTL, Resync: o.Resync, Log: o.Log.WithName(o.Name), Recorder: toStore("agent"), Metrics: o.Metrics},
 	}
 	git.IsLeader = r.ctrl.IsLeader
 	return r
