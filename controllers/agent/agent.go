@@ -183,11 +183,13 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 		return fail(&StalledError{err})
 	}
 	looked := a.Clock.Now()
+	read := looked.Sub(began)
 	obs, err := plan.Observe(ctx, a.Node, a.Backend)
 	if err != nil {
 		return fail(err)
 	}
-	a.takedowns.observeTook(a.Clock.Now().Sub(looked))
+	observed := a.Clock.Now()
+	a.takedowns.observeTook(observed.Sub(looked))
 	a.takedowns.observe(obs, d, a.Node)
 	only := make(map[string]bool, len(groups))
 	for _, g := range groups {
@@ -214,6 +216,7 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 			return fctx, nil
 		}
 	}
+	executing := a.Clock.Now()
 	type run struct {
 		down downTime
 		err  error
@@ -242,6 +245,7 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 		}()
 	}
 	wg.Wait()
+	executed := a.Clock.Now()
 	changed := false
 	for _, st := range steps {
 		changed = changed || len(st) > 0
@@ -267,12 +271,17 @@ func (a *Agent) ReconcileBatch(ctx context.Context, groups []string) map[string]
 		reps = append(reps, rep)
 	}
 	a.proveStandbys(ctx, d, reps, func(group string) bool { return runs[group].err == nil })
+	proved := a.Clock.Now()
 	if err := a.reportAll(ctx, reps); err != nil {
 		for _, g := range groups {
 			if out[g].Err == nil {
 				out[g] = Outcome{Err: err}
 			}
 		}
+	}
+	if changed {
+		a.Log.V(1).Info("Reconciled batch", "node", a.Node, "groups", len(groups), "read", read.String(), "observe", observed.Sub(looked).String(),
+			"plan", executing.Sub(observed).String(), "execute", executed.Sub(executing).String(), "prove", proved.Sub(executed).String(), "report", a.Clock.Now().Sub(proved).String())
 	}
 	return out
 }

@@ -203,14 +203,25 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
 	}
 	now := c.Clock.Now()
-	if wait := c.newlyDown(ctx, now); wait > 0 {
+	began := now
+	nodes, err := c.readNodes(ctx)
+	if err != nil {
+		return Result{RequeueAfter: minBackoff}, err
+	}
+	if wait := c.newlyDown(nodes, now); wait > 0 {
 		return Result{RequeueAfter: wait}, nil
 	}
-	in, err := c.read(ctx)
+	// The pass decides on the liveness newlyDown looked at: a lease that
+	// expires while the rest is read (half a second with thousands of
+	// groups) is seen by the next pass, held as it should be, rather
+	// than by this one, which would write every group's status while
+	// the node's budget runs and move none of them.
+	in, err := c.read(ctx, nodes)
 	if err != nil {
 		// Nothing was decided: the whole pass is retried.
 		return Result{RequeueAfter: minBackoff}, err
 	}
+	read := c.Clock.Now()
 	c.countNodeLosses(in.live, now)
 	c.noteDown(in.live, in.budgets, now)
 	var errs []error
@@ -236,7 +247,18 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 			writes = append(writes, w)
 		}
 	}
+	decidedAt := c.Clock.Now()
 	maps.Copy(failed, c.write(ctx, guard, writes))
+	if len(writes) > 0 {
+		moves := 0
+		for _, w := range writes {
+			if w.Decision != nil {
+				moves++
+			}
+		}
+		c.Log.V(1).Info("Placement pass", "groups", len(in.graph.Groups), "writes", len(writes), "decisions", moves,
+			"read", read.Sub(began).String(), "decide", decidedAt.Sub(read).String(), "write", c.Clock.Now().Sub(decidedAt).String())
+	}
 	for _, name := range decided {
 		if _, bad := failed[name]; !bad {
 			delete(c.backoff, name)
@@ -337,24 +359,34 @@ func (c *Controller) countNodeLosses(live map[string]bool, now time.Time) {
 // maxPassHold is the longest take-down budget a pass is put off for.
 const maxPassHold = time.Second
 
-// newlyDown looks at the nodes alone (two small reads) before a pass reads
-// everything. A node live at the last pass and without its lease now may
-// be taking its groups down for up to its budget: when that is short,
-// the pass is put off until it has passed, so that one pass moves the
-// node's groups and writes their status, rather than one pass writing
-// thousands of statuses and the next the moves (on a node with thousands
-// of groups each pass costs seconds). It returns how long to wait, or 0
-// to go on now.
-func (c *Controller) newlyDown(ctx context.Context, now time.Time) time.Duration {
-	if len(c.lastLive) == 0 {
-		return 0
-	}
-	nodes, err := c.Store.Nodes(ctx)
+// liveness is the nodes with a lease and every node that ever
+// registered, read together before the rest of a pass.
+type liveness struct {
+	live  map[string]store.NodeInfo
+	known map[string]store.NodeInfo
+}
+
+func (c *Controller) readNodes(ctx context.Context) (*liveness, error) {
+	live, err := c.Store.Nodes(ctx)
 	if err != nil {
-		return 0
+		return nil, err
 	}
 	known, err := c.Store.KnownNodes(ctx)
 	if err != nil {
+		return nil, err
+	}
+	return &liveness{live: live, known: known}, nil
+}
+
+// newlyDown looks at the nodes before a pass reads everything else. A
+// node live at the last pass and without its lease now may be taking its
+// groups down for up to its budget: when that is short, the pass is put
+// off until it has passed, so that one pass moves the node's groups and
+// writes their status, rather than one pass writing thousands of statuses
+// and the next the moves (on a node with thousands of groups each pass
+// costs seconds). It returns how long to wait, or 0 to go on now.
+func (c *Controller) newlyDown(nodes *liveness, now time.Time) time.Duration {
+	if len(c.lastLive) == 0 {
 		return 0
 	}
 	if c.downSince == nil {
@@ -362,7 +394,7 @@ func (c *Controller) newlyDown(ctx context.Context, now time.Time) time.Duration
 	}
 	var wait time.Duration
 	for n := range c.lastLive {
-		if _, live := nodes[n]; live {
+		if _, live := nodes.live[n]; live {
 			continue
 		}
 		since, seen := c.downSince[n]
@@ -370,7 +402,7 @@ func (c *Controller) newlyDown(ctx context.Context, now time.Time) time.Duration
 			since = now
 			c.downSince[n] = now
 		}
-		if left := since.Add(known[n].TakedownBudget.Duration).Sub(now); left > 0 && left <= maxPassHold {
+		if left := since.Add(nodes.known[n].TakedownBudget.Duration).Sub(now); left > 0 && left <= maxPassHold {
 			wait = max(wait, left)
 		}
 	}
@@ -418,7 +450,9 @@ func (c *Controller) warnDamaged(keys []store.DamagedKey) {
 	}
 }
 
-func (c *Controller) read(ctx context.Context) (*inputs, error) {
+// read reads a pass's inputs; nodes, when not nil, is the liveness the
+// pass already read.
+func (c *Controller) read(ctx context.Context, nodes *liveness) (*inputs, error) {
 	// Specs and status apart: the specs are the store's shared values,
 	// so an unchanged set gives the same graph without building it again.
 	snap, err := c.Store.ListSpecs(ctx)
@@ -429,9 +463,10 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := c.Store.Nodes(ctx)
-	if err != nil {
-		return nil, err
+	if nodes == nil {
+		if nodes, err = c.readNodes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	reports, err := c.Store.Reports(ctx)
 	if err != nil {
@@ -442,10 +477,6 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 		return nil, err
 	}
 	suspended, err := c.Store.Suspensions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	known, err := c.Store.KnownNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -462,13 +493,13 @@ func (c *Controller) read(ctx context.Context) (*inputs, error) {
 			in.movingOff[d.Releasing]++
 		}
 	}
-	for n, info := range nodes {
+	for n, info := range nodes.live {
 		in.live[n] = true
 		if info.Unsafe != "" {
 			in.unsafe[n] = info.Unsafe
 		}
 	}
-	for n, info := range known {
+	for n, info := range nodes.known {
 		in.budgets[n] = info.TakedownBudget.Duration
 	}
 	for _, r := range reports {

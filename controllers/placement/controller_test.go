@@ -631,3 +631,59 @@ func TestFailoverWaitsOutAShortBudgetThenMovesInOneWrite(t *testing.T) {
 		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
 	}
 }
+
+// expiringStore lets a node's lease run out while a pass reads the specs:
+// after the pass looked at the nodes, before it read everything else.
+type expiringStore struct {
+	*memstore.Store
+	node string
+	once bool
+}
+
+func (s *expiringStore) ListSpecs(ctx context.Context) (store.Snapshot, error) {
+	if s.once {
+		s.once = false
+		s.Expire(s.node)
+	}
+	return s.Store.ListSpecs(ctx)
+}
+
+func TestALeaseThatExpiresMidPassIsHeldByTheNextPass(t *testing.T) {
+	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: 92, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
+	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1", TakedownBudget: store.Duration{Duration: 300 * time.Millisecond}}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcile()
+	for _, g := range []string{"site-0", "site-1"} {
+		e.report("node1", g, true)
+		e.report("node2", g, false)
+	}
+	e.mustReconcile()
+	statuses := func() map[v1alpha1.Ref]v1alpha1.Status {
+		st, err := e.st.Statuses(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	before, placedBefore := statuses(), placed(t, e.st)
+
+	exp := &expiringStore{Store: e.st, node: "node1", once: true}
+	e.c.Store = exp
+	e.mustReconcile()
+	if diff := cmp.Diff(before, statuses()); diff != "" {
+		t.Fatalf("the pass during which node1's lease ran out wrote status for the lease it did not look at (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(placedBefore, placed(t, e.st)); diff != "" {
+		t.Fatalf("placement changed (-before +after):\n%s", diff)
+	}
+	res, err := e.reconcile()
+	if err != nil || res.RequeueAfter != 300*time.Millisecond {
+		t.Fatalf("next pass: %+v %v; want it put off for node1's 300ms budget", res, err)
+	}
+	e.clk.Advance(300 * time.Millisecond)
+	e.mustReconcile()
+	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node2"}, placed(t, e.st)); diff != "" {
+		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
+	}
+}

@@ -171,7 +171,7 @@ func Simulate(sc Scenario, faults []Fault, now time.Time) ([]Outcome, error) {
 // cluster.
 func ReadScenario(ctx context.Context, st Store) (Scenario, error) {
 	c := &Controller{Store: st, Log: logr.Discard(), Recorder: record.Discard}
-	in, err := c.read(ctx)
+	in, err := c.read(ctx, nil)
 	if err != nil {
 		return Scenario{}, err
 	}

@@ -33,6 +33,7 @@ func main() {
 	within := flag.Duration("within", 3*time.Minute, "give up on a figure after this long")
 	flag.StringVar(&pprofAddr, "pprof", "", "serve up's profiles on this loopback address (SITEKEEPER_PPROF)")
 	flag.DurationVar(&hold, "hold", 0, "keep up running this long after the figures, to profile it")
+	flag.StringVar(&logTo, "log", "", "write up's log, at -v, to this file (for a timeline of the failover)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -60,6 +61,7 @@ func fail(err error) {
 var (
 	pprofAddr string
 	hold      time.Duration
+	logTo     string
 )
 
 // net is the second octet of the sites' addresses (127.<net>.x.y).
@@ -95,6 +97,9 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 	defer cancel()
 	start := time.Now()
 	up := exec.CommandContext(ctx, bin, "up", "-f", sites, "--nodes", "node1,node2", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
+	if logTo != "" {
+		up.Args = append(up.Args, "-v")
+	}
 	up.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	if pprofAddr != "" {
 		up.Env = append(up.Env, "SITEKEEPER_PPROF="+pprofAddr)
@@ -104,6 +109,14 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 		return "", err
 	}
 	up.Stderr = nil
+	if logTo != "" {
+		f, err := os.Create(logTo)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		up.Stderr = f
+	}
 	if err := up.Start(); err != nil {
 		return "", err
 	}
@@ -160,6 +173,9 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 		close(profiled)
 	}
 	at := time.Now()
+	if logTo != "" {
+		fmt.Fprintf(os.Stderr, "groups %d: fail-node at %s\n", n, at.UTC().Format("15:04:05.000"))
+	}
 	cli := exec.Command(bin, "sim", "fail-node", "node1", "--endpoints", ep)
 	if b, err := cli.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("fail-node: %v: %s", err, b)
