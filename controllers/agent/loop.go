@@ -208,6 +208,7 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 			q.add(changed...)
 		}
 	}
+	deferredHealth := false
 	for {
 		// Every queued group in one batch: the node is looked at once
 		// for all of them, and their steps run side by side.
@@ -248,6 +249,22 @@ func (a *Agent) Run(ctx context.Context, changes <-chan struct{}, opt Options) {
 				a.Log.Error(firstErr, "Reconcile failed", "node", a.Node, "groups", len(failed), "first", failed[0])
 			}
 		}
+		// A change that came while the batch ran goes first, once: the
+		// groups a failover moves here arrive over several writes, and
+		// probing the sites just started (all due at once) held the
+		// rest of them up by half a second at thousands of groups. Only
+		// once in a row, so that a stream of changes cannot starve the
+		// health checks.
+		if !deferredHealth {
+			select {
+			case <-changes:
+				changed()
+				deferredHealth = true
+				continue
+			default:
+			}
+		}
+		deferredHealth = false
 		// Timers only for what is due: an idle agent wakes for nothing
 		// but the next health check of a site it serves.
 		var retry, healthDue <-chan time.Time

@@ -76,6 +76,16 @@ type Controller struct {
 	// written caches the status last written per object, so that an
 	// unchanged status costs no store round trip.
 	written map[v1alpha1.Ref]string
+	// statuses is every object's status as this leader last read or
+	// wrote it. Only the leader writes status (an ex-leader's writes fail
+	// on the election key), so after the first full read of a term its
+	// own writes keep it current: a pass with 5,000 groups read 15,000
+	// statuses back, most of them its own last writes, for a third of its
+	// time. It is read in full again at each Tick, and after a write
+	// whose outcome is unknown.
+	statuses   map[v1alpha1.Ref]v1alpha1.Status
+	statusesAt time.Time
+	statusMu   sync.Mutex // statuses, while a pass's writes go out side by side
 	// backoff and retryAt hold the groups whose last pass failed: each is
 	// retried on its own schedule while the others keep moving.
 	backoff map[string]time.Duration
@@ -150,6 +160,12 @@ func (c *Controller) lead(ctx context.Context) error {
 		c.OnLead()
 	}
 	c.written = map[v1alpha1.Ref]string{}
+	c.statuses = nil
+	// What this controller saw in an earlier term is not what happened
+	// since: a node it saw go down may have come back and gone down again
+	// while another leader led, and its take-down budget counts from this
+	// term's first look.
+	c.lastLive, c.downSince = nil, nil
 	c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
 	c.leadingSince = c.Clock.Now()
 	changes := c.Store.Changes(ctx, store.LeaderInputs...)
@@ -248,6 +264,12 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		}
 	}
 	decidedAt := c.Clock.Now()
+	// Moves first: a node that takes groups over starts on the first
+	// transactions, and after a node loss half the writes are only the
+	// status of groups that lost their standby.
+	slices.SortStableFunc(writes, func(a, b *groupWrite) int {
+		return boolOrder(a.Decision == nil) - boolOrder(b.Decision == nil)
+	})
 	maps.Copy(failed, c.write(ctx, guard, writes))
 	if len(writes) > 0 {
 		moves := 0
@@ -386,14 +408,21 @@ func (c *Controller) readNodes(ctx context.Context) (*liveness, error) {
 // and the next the moves (on a node with thousands of groups each pass
 // costs seconds). It returns how long to wait, or 0 to go on now.
 func (c *Controller) newlyDown(nodes *liveness, now time.Time) time.Duration {
-	if len(c.lastLive) == 0 {
-		return 0
-	}
 	if c.downSince == nil {
 		c.downSince = map[string]time.Time{}
 	}
+	// At the first pass of a term every known node without a lease is
+	// new to this leader: the leader that went down with its node (one
+	// node in two, on two nodes) is followed by one that must hold too.
+	candidates := c.lastLive
+	if candidates == nil {
+		candidates = map[string]bool{}
+		for n := range nodes.known {
+			candidates[n] = true
+		}
+	}
 	var wait time.Duration
-	for n := range c.lastLive {
+	for n := range candidates {
 		if _, live := nodes.live[n]; live {
 			continue
 		}
@@ -450,6 +479,24 @@ func (c *Controller) warnDamaged(keys []store.DamagedKey) {
 	}
 }
 
+// readStatuses is every object's status: the leader's own copy (see
+// Controller.statuses), read in full when there is none or it is a Tick
+// old. A pass must not change the map it returns: the writes do.
+func (c *Controller) readStatuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
+	now := clock.Or(c.Clock).Now()
+	c.statusMu.Lock()
+	defer c.statusMu.Unlock()
+	if c.statuses != nil && c.Tick > 0 && now.Sub(c.statusesAt) < c.Tick {
+		return maps.Clone(c.statuses), nil
+	}
+	status, err := c.Store.Statuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.statuses, c.statusesAt = maps.Clone(status), now
+	return status, nil
+}
+
 // read reads a pass's inputs; nodes, when not nil, is the liveness the
 // pass already read.
 func (c *Controller) read(ctx context.Context, nodes *liveness) (*inputs, error) {
@@ -459,7 +506,7 @@ func (c *Controller) read(ctx context.Context, nodes *liveness) (*inputs, error)
 	if err != nil {
 		return nil, err
 	}
-	status, err := c.Store.Statuses(ctx)
+	status, err := c.readStatuses(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -721,6 +768,7 @@ func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*g
 			mu.Lock()
 			if err != nil {
 				failed[w.Group] = err
+				c.forgetStatuses() // some may be written, some not: read them again
 			} else {
 				c.wrote(w)
 			}
@@ -755,6 +803,11 @@ func (c *Controller) wrote(w *groupWrite) {
 	for ref, b := range w.written {
 		c.written[ref] = b
 	}
+	c.statusMu.Lock()
+	if c.statuses != nil {
+		maps.Copy(c.statuses, w.Statuses)
+	}
+	c.statusMu.Unlock()
 	for _, e := range w.events {
 		c.Recorder.Record(e)
 		c.Log.Info("Placement changed", "group", w.Group, "reason", e.Reason, "message", e.Message)
@@ -791,11 +844,27 @@ func (c *Controller) finishDeletes(ctx context.Context, deleting []v1alpha1.Obje
 		if !done {
 			continue
 		}
-		if err := c.Store.Remove(ctx, ref); err != nil {
+		err = c.Store.Remove(ctx, ref)
+		c.forgetStatuses() // its status went with it
+		if err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", ref, err))
 			continue
 		}
 		record.Eventf(c.Recorder, store.Normal, v1alpha1.EventDeleted, ref.String(), "", "%s is out of service on every node and removed", ref)
 	}
 	return errors.Join(errs...)
+}
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// forgetStatuses makes the next pass read every status again.
+func (c *Controller) forgetStatuses() {
+	c.statusMu.Lock()
+	c.statuses = nil
+	c.statusMu.Unlock()
 }

@@ -687,3 +687,99 @@ func TestALeaseThatExpiresMidPassIsHeldByTheNextPass(t *testing.T) {
 		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
 	}
 }
+
+// countingStore counts full status reads.
+type countingStore struct {
+	*memstore.Store
+	statusReads int
+}
+
+func (s *countingStore) Statuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
+	s.statusReads++
+	return s.Store.Statuses(ctx)
+}
+
+// TestTheLeadersOwnStatusCopyWritesWhatAFullReadWould runs one failover
+// twice: with a leader that reads every status at every pass, and with
+// one that keeps its own copy between ticks. They must write the same.
+func TestTheLeadersOwnStatusCopyWritesWhatAFullReadWould(t *testing.T) {
+	run := func(tick time.Duration) (map[v1alpha1.Ref]v1alpha1.Status, int) {
+		e := newEnv(t, testmanifests.Objects(3, testmanifests.Options{Net: 93, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
+		cs := &countingStore{Store: e.st}
+		e.c.Store, e.c.Tick = cs, tick
+		e.mustReconcile()
+		for _, g := range []string{"site-0", "site-1", "site-2"} {
+			e.report("node1", g, true)
+			e.report("node2", g, false)
+		}
+		e.clk.Advance(time.Second)
+		e.mustReconcile()
+		e.st.Expire("node1")
+		e.clk.Advance(time.Second)
+		e.mustReconcile()
+		for _, g := range []string{"site-0", "site-1", "site-2"} {
+			e.report("node2", g, true)
+		}
+		e.clk.Advance(time.Second)
+		e.mustReconcile()
+		st, err := e.st.Statuses(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, cs.statusReads
+	}
+	full, fullReads := run(0)
+	kept, keptReads := run(time.Minute)
+	if diff := cmp.Diff(full, kept); diff != "" {
+		t.Errorf("statuses written from the leader's copy differ from those written after full reads (-full +kept):\n%s", diff)
+	}
+	if fullReads != 4 || keptReads != 1 {
+		t.Errorf("full status reads: %d without a tick, %d with one; want 4 and 1", fullReads, keptReads)
+	}
+	if st := full[v1alpha1.Ref{Kind: "IISSite", Name: "site-0"}]; st.ActiveNode != "node2" {
+		t.Errorf("site-0 status after the failover: active %q, want node2", st.ActiveNode)
+	}
+}
+
+// TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne: the
+// leader lived on the node that lost power; the one elected next never
+// saw that node live, and must still put its first pass off for the
+// node's budget and then move its groups in one write.
+func TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne(t *testing.T) {
+	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: 94, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
+	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1", TakedownBudget: store.Duration{Duration: 300 * time.Millisecond}}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcile()
+	for _, g := range []string{"site-0", "site-1"} {
+		e.report("node1", g, true)
+		e.report("node2", g, false)
+	}
+	e.mustReconcile()
+	statuses := func() map[v1alpha1.Ref]v1alpha1.Status {
+		st, err := e.st.Statuses(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	before, placedBefore := statuses(), placed(t, e.st)
+
+	e.st.Expire("node1")
+	e.c = &Controller{Store: e.st, Clock: e.clk, Log: logr.Discard(), Recorder: e.st, leadingSince: e.clk.Now().Add(-time.Minute)}
+	res, err := e.reconcile()
+	if err != nil || res.RequeueAfter != 300*time.Millisecond {
+		t.Fatalf("the new leader's first pass: %+v %v; want it put off for node1's 300ms budget", res, err)
+	}
+	if diff := cmp.Diff(before, statuses()); diff != "" {
+		t.Fatalf("the put-off pass wrote status (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(placedBefore, placed(t, e.st)); diff != "" {
+		t.Fatalf("the put-off pass moved groups (-before +after):\n%s", diff)
+	}
+	e.clk.Advance(300 * time.Millisecond)
+	e.mustReconcile()
+	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node2"}, placed(t, e.st)); diff != "" {
+		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
+	}
+}
