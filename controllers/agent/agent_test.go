@@ -395,6 +395,7 @@ func TestBatchRunsGroupsSideBySide(t *testing.T) {
 			}
 		}
 	}
+	a.published()
 	if len(rec.observed) != 1 {
 		t.Errorf("the node's state was published %d times for one batch, want once", len(rec.observed))
 	}
