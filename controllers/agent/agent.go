@@ -104,11 +104,11 @@ type Agent struct {
 	unsafe       string // why the node may not be given groups ("" when safe)
 
 	// pubMu guards the background publication of what the node has.
-	pubMu      sync.Mutex
-	pubNext    *publication
-	pubRunning bool
-	pubDone    chan struct{} // closed when the running publisher ends
-	unsafeGroup  string // the group whose take-down hung
+	pubMu       sync.Mutex
+	pubNext     *publication
+	pubRunning  bool
+	pubDone     chan struct{} // closed when the running publisher ends
+	unsafeGroup string        // the group whose take-down hung
 }
 
 func (a *Agent) init() {
