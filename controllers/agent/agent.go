@@ -102,13 +102,13 @@ type Agent struct {
 	timings      *timings
 	takedowns    *takedowns
 	unsafe       string // why the node may not be given groups ("" when safe)
+	unsafeGroup  string // the group whose take-down hung
 
 	// pubMu guards the background publication of what the node has.
-	pubMu       sync.Mutex
-	pubNext     *publication
-	pubRunning  bool
-	pubDone     chan struct{} // closed when the running publisher ends
-	unsafeGroup string        // the group whose take-down hung
+	pubMu      sync.Mutex
+	pubNext    *publication
+	pubRunning bool
+	pubDone    chan struct{} // closed when the running publisher ends
 }
 
 func (a *Agent) init() {
