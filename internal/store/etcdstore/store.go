@@ -61,6 +61,10 @@ type Store struct {
 	objects  map[string]cachedObject
 	statuses map[string]cachedStatus
 	values   map[string]map[string]cachedValue // family prefix -> key -> value
+
+	// listings are the prefixes read incrementally (see listPrefix).
+	listingsMu sync.Mutex
+	listings   map[string]*listing
 }
 
 type cachedValue struct {
@@ -267,6 +271,17 @@ func (s *Store) ListKind(ctx context.Context, kind string) (store.Snapshot, erro
 }
 
 func (s *Store) list(ctx context.Context, withStatus bool, kindPrefix string) (store.Snapshot, error) {
+	if !withStatus && kindPrefix == "" {
+		// The specs alone are what the leader and the agents read at
+		// every pass: only what changed is asked for.
+		kvs, rev, err := s.listPrefix(ctx, family(store.FamilyObjects))
+		if err != nil {
+			return store.Snapshot{}, fmt.Errorf("list objects: %w", err)
+		}
+		snap := store.Snapshot{Revision: rev}
+		snap.Objects, snap.Damaged = s.decodeCached(kvs)
+		return snap, nil
+	}
 	resp, err := s.client.Get(ctx, family(store.FamilyObjects)+kindPrefix, clientv3.WithPrefix())
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("list objects: %w", err)
@@ -751,12 +766,12 @@ func (s *Store) ObjectsChangedSince(ctx context.Context, rev int64) (map[v1alpha
 
 // Decisions returns every placement decision with its revision.
 func (s *Store) Decisions(ctx context.Context) (map[string]store.Decision, error) {
-	resp, err := s.client.Get(ctx, family(store.FamilyDecisions), clientv3.WithPrefix())
+	prefix := family(store.FamilyDecisions)
+	kvs, _, err := s.listPrefix(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	prefix := family(store.FamilyDecisions)
-	return decodeFamily(s, prefix, resp.Kvs, func(key string, value []byte, rev int64) (store.Decision, bool) {
+	return decodeFamily(s, prefix, kvs, func(key string, value []byte, rev int64) (store.Decision, bool) {
 		d, err := decodeDecision(key, value)
 		if err != nil {
 			d = store.Decision{Group: strings.TrimPrefix(key, prefix), Damaged: err.Error()}

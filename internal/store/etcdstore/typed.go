@@ -142,11 +142,11 @@ const reportsPerTxn = 128
 // Reports returns every node's report on every group.
 func (s *Store) Reports(ctx context.Context) ([]store.Report, error) {
 	prefix := family(store.FamilyReports)
-	resp, err := s.client.Get(ctx, prefix, clientv3.WithPrefix())
+	kvs, _, err := s.listPrefix(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	m := decodeFamily(s, prefix, resp.Kvs, func(_ string, value []byte, _ int64) (store.Report, bool) {
+	m := decodeFamily(s, prefix, kvs, func(_ string, value []byte, _ int64) (store.Report, bool) {
 		var r store.Report
 		return r, json.Unmarshal(value, &r) == nil
 	})
