@@ -28,6 +28,12 @@ type Condition struct {
 	Message string `json:"message,omitempty"`
 }
 
+// Equal is whether c and o say the same (the same instant, in any zone).
+func (c Condition) Equal(o Condition) bool {
+	return c.Type == o.Type && c.Status == o.Status && c.ObservedGeneration == o.ObservedGeneration &&
+		c.LastTransitionTime.Equal(o.LastTransitionTime) && c.Reason == o.Reason && c.Message == o.Message
+}
+
 // Condition types.
 const (
 	// ConditionReady summarises: the group is served on its active node.

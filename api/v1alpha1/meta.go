@@ -8,6 +8,7 @@ package v1alpha1
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -163,4 +164,12 @@ type Status struct {
 	Nodes []NodeStatus `json:"nodes,omitempty"`
 	// Conditions are Ready, Progressing and Degraded, in the Kubernetes shape.
 	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// Equal is whether s and o say the same: what their JSON would compare,
+// without encoding them (the placement leader compares thousands of
+// statuses a pass to write only those that changed).
+func (s Status) Equal(o Status) bool {
+	return s.ObservedGeneration == o.ObservedGeneration && s.ActiveNode == o.ActiveNode &&
+		slices.Equal(s.Nodes, o.Nodes) && slices.EqualFunc(s.Conditions, o.Conditions, Condition.Equal)
 }

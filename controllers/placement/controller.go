@@ -73,9 +73,6 @@ type Controller struct {
 	Grace time.Duration
 
 	leadingSince time.Time
-	// written caches the status last written per object, so that an
-	// unchanged status costs no store round trip.
-	written map[v1alpha1.Ref]string
 	// statuses is every object's status as this leader last read or
 	// wrote it. Only the leader writes status (an ex-leader's writes fail
 	// on the election key), so after the first full read of a term its
@@ -159,7 +156,6 @@ func (c *Controller) lead(ctx context.Context) error {
 	if c.OnLead != nil {
 		c.OnLead()
 	}
-	c.written = map[v1alpha1.Ref]string{}
 	c.statuses = nil
 	// What this controller saw in an earlier term is not what happened
 	// since: a node it saw go down may have come back and gone down again
@@ -212,9 +208,6 @@ func (c *Controller) lead(ctx context.Context) error {
 func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) (Result, error) {
 	c.Clock = clock.Or(c.Clock)
 	c.Recorder = record.Or(c.Recorder)
-	if c.written == nil {
-		c.written = map[v1alpha1.Ref]string{}
-	}
 	if c.backoff == nil {
 		c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
 	}
@@ -620,8 +613,7 @@ func (in *inputs) draining(active string) map[string]bool {
 // it is written.
 type groupWrite struct {
 	store.PlacementWrite
-	events  []store.Event
-	written map[v1alpha1.Ref]string // status JSON, for c.written
+	events []store.Event
 }
 
 // reconcileGroup decides one group and returns what changed: its decision
@@ -679,14 +671,13 @@ func (c *Controller) reconcileGroup(ctx context.Context, in *inputs, grp *graph.
 	for _, m := range grp.Members {
 		o := in.graph.Object(m)
 		st := ComputeStatus(o, view, next, w, in.status[m], now)
-		b, _ := json.Marshal(st)
-		if c.written[m] == string(b) {
+		if st.Equal(in.status[m]) {
 			continue
 		}
 		if gw.Statuses == nil {
-			gw.Statuses, gw.written = map[v1alpha1.Ref]v1alpha1.Status{}, map[v1alpha1.Ref]string{}
+			gw.Statuses = map[v1alpha1.Ref]v1alpha1.Status{}
 		}
-		gw.Statuses[m], gw.written[m] = st, string(b)
+		gw.Statuses[m] = st
 	}
 	wake := next.ReleaseAfter
 	for _, t := range []time.Time{next.RetryAt, next.SwitchbackAt, next.WakeAt} {
@@ -741,7 +732,7 @@ const groupsPerTxn = 128
 // only the groups at fault back off. It returns the groups that failed.
 func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite) map[string]error {
 	failed := map[string]error{}
-	var mu sync.Mutex // failed, and c.written through wrote
+	var mu sync.Mutex // failed, and the leader's statuses through wrote
 	bs, batching := c.Store.(BatchStore)
 	chunks := (len(ws) + groupsPerTxn - 1) / groupsPerTxn
 	// The chunks are disjoint groups, each guarded by its own decisions'
@@ -764,7 +755,7 @@ func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*g
 			}
 		}
 		for _, w := range chunk {
-			err := c.writeOne(ctx, guard, w, &mu)
+			err := c.writeOne(ctx, guard, w)
 			mu.Lock()
 			if err != nil {
 				failed[w.Group] = err
@@ -781,7 +772,7 @@ func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*g
 // txnsInFlight is how many of a pass's write transactions are sent at once.
 const txnsInFlight = 4
 
-func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *groupWrite, mu *sync.Mutex) error {
+func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *groupWrite) error {
 	if w.Decision != nil {
 		if err := c.Store.PutDecision(ctx, *w.Decision, guard); err != nil {
 			return fmt.Errorf("write decision: %w", err)
@@ -791,18 +782,12 @@ func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *g
 		if err := c.Store.PutStatus(ctx, ref, st); err != nil {
 			return fmt.Errorf("write status of %s: %w", ref, err)
 		}
-		mu.Lock()
-		c.written[ref] = w.written[ref]
-		mu.Unlock()
 	}
 	return nil
 }
 
 // wrote records what a written group's writes said.
 func (c *Controller) wrote(w *groupWrite) {
-	for ref, b := range w.written {
-		c.written[ref] = b
-	}
 	c.statusMu.Lock()
 	if c.statuses != nil {
 		maps.Copy(c.statuses, w.Statuses)

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	netpkg "net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
@@ -194,47 +196,93 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 }
 
 // waitServedBy waits until every site i answers (from node, when set).
+//
+// The checker is a client of up on the same two cores, so it is made to
+// cost little: one lean HTTP/1.0 request per check (net/http's transport
+// per connection cost more than up's side of it), and a site that does not
+// answer yet goes to the back of the queue instead of waiting for a round
+// of thousands of checks to end. With 16 checks at a time the last sites
+// of a 2,500-group failover were seen up to 0.9 s after they served; with
+// 64, 0.2 s.
 func waitServedBy(sites []int, node string, within time.Duration) error {
 	deadline := time.Now().Add(within)
-	pending := sites
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for len(pending) > 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d sites left, the first %s", len(pending), len(sites), url(pending[0]))
-		}
-		var mu sync.Mutex
-		var left []int
-		var wg sync.WaitGroup
-		work := make(chan int)
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					ok := false
-					if resp, err := c.Get(url(i)); err == nil {
-						ok = resp.StatusCode == http.StatusOK && (node == "" || resp.Header.Get("X-Sitekeeper-Node") == node)
-						resp.Body.Close()
-					}
-					if !ok {
-						mu.Lock()
-						left = append(left, i)
-						mu.Unlock()
-					}
+	type check struct {
+		site      int
+		notBefore time.Time
+	}
+	queue := make(chan check, len(sites))
+	for _, i := range sites {
+		queue <- check{site: i}
+	}
+	var left atomic.Int64
+	left.Store(int64(len(sites)))
+	if logTo != "" && node != "" {
+		go func() {
+			for n := left.Load(); n > 0; n = left.Load() {
+				fmt.Fprintf(os.Stderr, "%s: %d of %d sites not yet served by %s\n", time.Now().UTC().Format("15:04:05.000"), n, len(sites), node)
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	var timedOut atomic.Int64 // a site still not served at the deadline, plus one
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Load() > 0 && timedOut.Load() == 0 {
+				var c check
+				select {
+				case c = <-queue:
+				default:
+					time.Sleep(time.Millisecond) // the others hold the last ones
+					continue
 				}
-			}()
-		}
-		for _, i := range pending {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		pending = left
-		if len(pending) > 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
+				time.Sleep(time.Until(c.notBefore))
+				if servedBy(c.site, node) {
+					if left.Add(-1) == 0 && logTo != "" && node != "" {
+						fmt.Fprintf(os.Stderr, "%s: every site served by %s\n", time.Now().UTC().Format("15:04:05.000"), node)
+					}
+					continue
+				}
+				if time.Now().After(deadline) {
+					timedOut.CompareAndSwap(0, int64(c.site)+1)
+					return
+				}
+				// Each site at most every 50 ms: a refused connection is
+				// quick, and spinning on thousands of them takes the
+				// cores up needs.
+				queue <- check{site: c.site, notBefore: time.Now().Add(50 * time.Millisecond)}
+			}
+		}()
+	}
+	wg.Wait()
+	if i := timedOut.Load(); i > 0 {
+		return fmt.Errorf("%d of %d sites left, one of them %s", left.Load(), len(sites), url(int(i-1)))
 	}
 	return nil
+}
+
+// servedBy is whether site i answers 200 (from node, when set).
+func servedBy(i int, node string) bool {
+	addr := fmt.Sprintf("127.%d.%d.%d:%d", net, i/250, i%250+1, port)
+	conn, err := netpkg.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return false
+	}
+	if _, err := io.WriteString(conn, "GET / HTTP/1.0\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && (node == "" || resp.Header.Get("X-Sitekeeper-Node") == node)
 }
 
 func rssMiB(pid int) int {

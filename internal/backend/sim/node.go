@@ -35,6 +35,11 @@ type Node struct {
 	// node's lock takes the world's: locking both ways deadlocked.
 	powered atomic.Bool
 	sites   map[int64]*site
+	// names indexes the sites by their name in lower case (IIS names are
+	// case-insensitive), for the lookup every step makes: a scan of
+	// thousands per step made a failover's bring-up grow with the square
+	// of the sites. Built at the first lookup, kept up to date after it.
+	names map[string]*site
 	// byKey indexes the sites by the ip:port of their bindings, for the
 	// lookup every request makes; nil when the sites changed since.
 	byKey     map[string][]*site
@@ -179,10 +184,14 @@ func (n *Node) ListSites(ctx context.Context) ([]backend.Site, error) {
 }
 
 func (n *Node) byName(name string) (*site, error) {
-	for _, s := range n.sites {
-		if strings.EqualFold(s.cfg.Name, name) {
-			return s, nil
+	if n.names == nil {
+		n.names = make(map[string]*site, len(n.sites))
+		for _, s := range n.sites {
+			n.names[strings.ToLower(s.cfg.Name)] = s
 		}
+	}
+	if s, ok := n.names[strings.ToLower(name)]; ok {
+		return s, nil
 	}
 	return nil, fmt.Errorf("site %q: %w (IIS: Cannot find SITE object with identifier %q, 0x80070490)", name, backend.ErrNotFound, name)
 }
@@ -213,6 +222,7 @@ func (n *Node) CreateSite(ctx context.Context, cfg backend.SiteConfig) error {
 	backend.SortBindings(cfg.Bindings)
 	n.sites[cfg.ID] = &site{cfg: cfg}
 	n.byKey = nil
+	n.names[strings.ToLower(cfg.Name)] = n.sites[cfg.ID] // byName above built names
 	return nil
 }
 
@@ -331,7 +341,9 @@ func (n *Node) RenameSite(ctx context.Context, from, to string) error {
 		if o, err := n.byName(to); err == nil && o != s {
 			return fmt.Errorf("rename site %q to %q: %w", from, to, backend.ErrExists)
 		}
+		delete(n.names, strings.ToLower(s.cfg.Name))
 		s.cfg.Name = to
+		n.names[strings.ToLower(to)] = s
 		return nil
 	})
 }
@@ -406,6 +418,7 @@ func (n *Node) DeleteSite(ctx context.Context, name string) error {
 	}
 	return n.withSite(name, func(s *site) error {
 		delete(n.sites, s.cfg.ID)
+		delete(n.names, strings.ToLower(s.cfg.Name))
 		return n.syncListenersLocked()
 	})
 }
