@@ -11,8 +11,29 @@ import (
 
 // TestIncrementalListingMatchesAFullOne changes a prefix under a reader's
 // feet in every way a key can change and checks, after each change, that
-// the reader's incremental listing is what a full listing says.
+// the reader's incremental listing is what a full listing says: fed by its
+// watch, and, with the watch stopped before each read, from the keys
+// changed since.
 func TestIncrementalListingMatchesAFullOne(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		stopFeed bool
+		want     [3]int // reads by feed, by scan, by full list
+	}{
+		// Deletes too come through the feed: one full list, the first.
+		{"fed by the watch", false, [3]int{11, 0, 1}},
+		// A scan cannot see a delete: a read after one that leaves the
+		// count off is a full list (a key deleted and written again is
+		// only a changed value).
+		{"without the watch", true, [3]int{0, 7, 5}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			testIncrementalListing(t, tt.stopFeed, tt.want)
+		})
+	}
+}
+
+func testIncrementalListing(t *testing.T, stopFeed bool, want [3]int) {
 	reader := startStore(t)
 	writer, err := Connect(reader.Endpoints())
 	if err != nil {
@@ -55,6 +76,9 @@ func TestIncrementalListingMatchesAFullOne(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if l := reader.listings[p]; stopFeed && l != nil {
+			l.feed.stop()
+		}
 		got, rev, err := reader.listPrefix(ctx, p)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
@@ -77,6 +101,9 @@ func TestIncrementalListingMatchesAFullOne(t *testing.T) {
 			t.Errorf("%s: listing at revision %d after one at %d", s.name, rev, lastRev)
 		}
 		lastRev = rev
+	}
+	if got := reader.listings[p].by; got != want {
+		t.Errorf("reads by feed, scan, full list: %v, want %v", got, want)
 	}
 }
 
@@ -110,5 +137,43 @@ func TestIncrementalListingLeavesReturnedSlicesAlone(t *testing.T) {
 	}
 	if len(second) != 4 || string(second[1].Key) != p+"k0a" || string(second[2].Value) != "new" {
 		t.Errorf("second listing: %v", second)
+	}
+}
+
+// TestFedListingReadsItsOwnWrites: a read right after a write, with no
+// other change to move the watch on, has the write (the progress request
+// tells the feed how far the store is).
+func TestFedListingReadsItsOwnWrites(t *testing.T) {
+	st := startStore(t)
+	ctx := context.Background()
+	const p = prefix + "decisions/"
+	if _, _, err := st.listPrefix(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		// Writes elsewhere move the store's revision without an event
+		// for this prefix.
+		if _, err := st.client.Put(ctx, prefix+"reports/x", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.client.Put(ctx, p+"g", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := st.listPrefix(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || string(got[0].Value) != fmt.Sprint(i) {
+			t.Fatalf("read %d after writing %q: %v", i, fmt.Sprint(i), got)
+		}
+		if _, err := st.client.Put(ctx, prefix+"reports/x", "other"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.listPrefix(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if by := st.listings[p].by; by[byScan] != 0 || by[byFullList] != 1 {
+		t.Errorf("reads by feed, scan, full list: %v; want every read after the first fed", by)
 	}
 }

@@ -65,6 +65,7 @@ type Store struct {
 	// listings are the prefixes read incrementally (see listPrefix).
 	listingsMu sync.Mutex
 	listings   map[string]*listing
+	feeds      atomic.Int64 // feeds started, to give each its own stream
 }
 
 type cachedValue struct {

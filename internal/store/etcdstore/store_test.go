@@ -18,7 +18,7 @@ import (
 	"github.com/sitekeeper/sitekeeper/internal/store"
 )
 
-func startStore(t *testing.T) *Store {
+func startStore(t testing.TB) *Store {
 	t.Helper()
 	srv, err := StartServer(context.Background(), ServerOptions{DataDir: t.TempDir(), Fast: true, Log: logr.Discard()})
 	if err != nil {
