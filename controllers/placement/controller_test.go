@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -387,12 +388,31 @@ func TestDamagedObjectStopsNoOtherGroup(t *testing.T) {
 // can refuse one batch.
 type batchStore struct {
 	*memstore.Store
+	mu      sync.Mutex
 	batches int
-	refuse  bool // the next batch is refused as a conflict
+	refuse  bool     // the next batch is refused as a conflict
+	kinds   []string // per batch: "decisions", "statuses" or "both"
 }
 
 func (b *batchStore) PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.batches++
+	decisions, statuses := 0, 0
+	for _, w := range ws {
+		if w.Decision != nil {
+			decisions++
+		}
+		statuses += len(w.Statuses)
+	}
+	switch {
+	case decisions > 0 && statuses > 0:
+		b.kinds = append(b.kinds, "both")
+	case decisions > 0:
+		b.kinds = append(b.kinds, "decisions")
+	default:
+		b.kinds = append(b.kinds, "statuses")
+	}
 	if b.refuse {
 		b.refuse = false
 		return store.ErrConflict
@@ -423,7 +443,8 @@ func TestPassWritesInBatches(t *testing.T) {
 	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
 		t.Fatal(err)
 	}
-	if want := (n + groupsPerTxn - 1) / groupsPerTxn; bs.batches != want {
+	// The decisions in batches of their own, then the statuses.
+	if want := (n+decisionsPerTxn-1)/decisionsPerTxn + (n+groupsPerTxn-1)/groupsPerTxn; bs.batches != want {
 		t.Errorf("%d batches for %d groups, want %d", bs.batches, n, want)
 	}
 	if got := len(placed(t, e.st)); got != n {
@@ -433,6 +454,31 @@ func TestPassWritesInBatches(t *testing.T) {
 		if !strings.HasSuffix(g, "=node1") {
 			t.Errorf("placement %s, want every group on node1 (its first node)", g)
 		}
+	}
+}
+
+// TestPassWritesDecisionsBeforeStatuses: the nodes act on decisions, so a
+// pass that places many groups commits every decision before the first
+// status (a status is four times a decision's size).
+func TestPassWritesDecisionsBeforeStatuses(t *testing.T) {
+	const n = 600
+	e := newEnv(t, groups(t, n, v1alpha1.SwitchbackManual), "node1", "node2")
+	bs := &batchStore{Store: e.st}
+	e.c.Store = bs
+	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Repeat([]string{"decisions"}, (n+decisionsPerTxn-1)/decisionsPerTxn)
+	want = append(want, slices.Repeat([]string{"statuses"}, (n+groupsPerTxn-1)/groupsPerTxn)...)
+	if diff := cmp.Diff(want, bs.kinds); diff != "" {
+		t.Errorf("batches in order (-want +got):\n%s", diff)
+	}
+	st, err := e.st.Statuses(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 3*n {
+		t.Errorf("%d statuses written, want %d", len(st), 3*n)
 	}
 }
 
