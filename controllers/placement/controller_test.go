@@ -694,8 +694,11 @@ func (s *expiringStore) ListSpecs(ctx context.Context) (store.Snapshot, error) {
 	return s.Store.ListSpecs(ctx)
 }
 
-func TestALeaseThatExpiresMidPassIsHeldByTheNextPass(t *testing.T) {
-	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: 92, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
+// servedByNode1 is a leader with two groups that node1 (take-down budget
+// 300 ms) serves and node2 stands by for, and a reader of every status.
+func servedByNode1(t *testing.T, net int) (*env, func() map[v1alpha1.Ref]v1alpha1.Status) {
+	t.Helper()
+	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: net, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
 	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1", TakedownBudget: store.Duration{Duration: 300 * time.Millisecond}}, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -712,6 +715,11 @@ func TestALeaseThatExpiresMidPassIsHeldByTheNextPass(t *testing.T) {
 		}
 		return st
 	}
+	return e, statuses
+}
+
+func TestALeaseThatExpiresMidPassIsHeldByTheNextPass(t *testing.T) {
+	e, statuses := servedByNode1(t, 92)
 	before, placedBefore := statuses(), placed(t, e.st)
 
 	exp := &expiringStore{Store: e.st, node: "node1", once: true}
@@ -792,23 +800,7 @@ func TestTheLeadersOwnStatusCopyWritesWhatAFullReadWould(t *testing.T) {
 // saw that node live, and must still put its first pass off for the
 // node's budget and then move its groups in one write.
 func TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne(t *testing.T) {
-	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: 94, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
-	if _, err := e.st.RegisterNode(context.Background(), store.NodeInfo{Name: "node1", TakedownBudget: store.Duration{Duration: 300 * time.Millisecond}}, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	e.mustReconcile()
-	for _, g := range []string{"site-0", "site-1"} {
-		e.report("node1", g, true)
-		e.report("node2", g, false)
-	}
-	e.mustReconcile()
-	statuses := func() map[v1alpha1.Ref]v1alpha1.Status {
-		st, err := e.st.Statuses(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	e, statuses := servedByNode1(t, 94)
 	before, placedBefore := statuses(), placed(t, e.st)
 
 	e.st.Expire("node1")
