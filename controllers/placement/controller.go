@@ -720,10 +720,10 @@ type BatchStore interface {
 	PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error
 }
 
-// groupsPerTxn bounds a batch: a decision and three statuses a group make
-// 512 operations, inside what Sitekeeper's members allow (MaxTxnOps); a
-// store that allows fewer refuses the batch, which is then written group
-// by group.
+// groupsPerTxn bounds a batch of statuses: three a group make 384
+// operations, inside what Sitekeeper's members allow (MaxTxnOps); a store
+// that allows fewer refuses the batch, which is then written group by
+// group.
 const groupsPerTxn = 128
 
 // decisionsPerTxn bounds a batch of decisions written without statuses.
