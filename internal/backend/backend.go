@@ -202,6 +202,10 @@ var (
 	ErrUnsupported = errors.New("not supported by this backend")
 	// ErrPoweredOff: the (simulated) node is down.
 	ErrPoweredOff = errors.New("node is powered off")
+	// ErrLeaseInDoubt: the node's lease may have run out (its renewal is
+	// late, or the process was frozen while it wrote), so an address it
+	// adds now could outlive the lease; retried after the next renewal.
+	ErrLeaseInDoubt = errors.New("the node's lease may have run out")
 )
 
 // NeedsHuman reports whether err cannot be fixed by retrying.

@@ -27,6 +27,39 @@ type Node struct {
 
 	mu   sync.Mutex
 	held map[string]backend.Address // by bare IP: the addresses we added
+	// leaseUntil is when the node's lease could first run out, as the
+	// agent last said (LeaseRenewed, HoldUntil); zero before the first.
+	leaseUntil time.Time
+}
+
+// writeStall is how long an address write may take before it is taken
+// for one made by a process that was frozen or starved in between: the
+// lifetime it gave counts from when the kernel ran it, which may be after
+// the lease ran out, so the address is removed again at once. A thawed
+// agent whose renewal was mid-write put back, for a tenth of a second, an
+// address that had expired while it was stopped and that the other node
+// held by then (found by the network-namespace fault run with 200 groups).
+const writeStall = 250 * time.Millisecond
+
+// addLifetime is the lifetime, in whole seconds, of an address added at
+// now: the backend's own, shortened so that it ends by the time the lease
+// could run out. ok is false when not even one second fits (the renewal
+// is late).
+func addLifetime(now, leaseUntil time.Time, lifetime time.Duration) (secs int, ok bool) {
+	secs = int(lifetime / time.Second)
+	if leaseUntil.IsZero() {
+		return secs, true // not following a lease (yet)
+	}
+	if fit := int(leaseUntil.Sub(now) / time.Second); fit < secs {
+		secs = fit
+	}
+	return secs, secs >= 1
+}
+
+// wroteLate says whether a write begun at began and ended at ended may
+// have given an address a lifetime past leaseUntil.
+func wroteLate(began, ended, leaseUntil time.Time) bool {
+	return ended.Sub(began) > writeStall || (!leaseUntil.IsZero() && ended.After(leaseUntil))
 }
 
 var (
@@ -186,7 +219,20 @@ func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
 		}
 	}
 	n.mu.Lock()
+	until, began := n.leaseUntil, time.Now()
+	secs, ok := addLifetime(began, until, n.opt.Lifetime)
+	if !ok {
+		n.mu.Unlock()
+		return fmt.Errorf("add address %s: the lease's renewal is late (it could run out within %s): %w", a.CIDR, until.Sub(began).Round(time.Millisecond), backend.ErrLeaseInDoubt)
+	}
+	na.ValidLft, na.PreferedLft = secs, secs
 	err = netlink.AddrReplace(l, na)
+	if err == nil && wroteLate(began, time.Now(), until) {
+		took := time.Since(began).Round(time.Millisecond)
+		_ = netlink.AddrDel(l, na)
+		n.mu.Unlock()
+		return fmt.Errorf("add address %s: the write took %s (the process was frozen or starved), so its lifetime could outlive the lease; removed again: %w", a.CIDR, took, backend.ErrLeaseInDoubt)
+	}
 	if err == nil {
 		n.held[p.Addr().String()] = a
 	}
@@ -285,6 +331,7 @@ func (n *Node) HoldUntil(until time.Time) { n.hold(until) }
 func (n *Node) hold(until time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.leaseUntil = until
 	present := map[string]map[netip.Addr]bool{}
 	for _, a := range n.held {
 		l, ifname, na, p, err := n.resolve(a)
@@ -301,13 +348,24 @@ func (n *Node) hold(until time.Time) {
 			delete(n.held, p.Addr().String())
 			continue
 		}
-		secs := int(time.Until(until) / time.Second)
+		began := time.Now()
+		secs := int(until.Sub(began) / time.Second)
 		if secs < 1 {
 			continue // whole seconds: its current lifetime ends sooner anyway
 		}
 		na.ValidLft, na.PreferedLft = secs, secs
 		if err := netlink.AddrReplace(l, na); err != nil {
 			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)
+			continue
+		}
+		// The write may have put back an address that expired while the
+		// process was stopped (the kernel creates what it is asked to
+		// replace): it goes, and the agent adds it again if its group
+		// is still active here.
+		if wroteLate(began, time.Now(), until) {
+			_ = netlink.AddrDel(l, na)
+			delete(n.held, p.Addr().String())
+			n.opt.Log.Info("Address lifetime written late (the process was frozen or starved); removed, for the agent to add again if its group is still active here", "address", a.CIDR, "took", time.Since(began).String())
 		}
 	}
 }
