@@ -32,7 +32,7 @@ func main() {
 	inNetns := flag.Bool("netns", false, "run in network namespaces with the Linux backend (root): kill -9, SIGSTOP, link cut, store partition, witness loss")
 	bin := flag.String("sitekeeper", "bin/sitekeeper", "with -netns: the sitekeeper binary")
 	heldBack := flag.Bool("held-back", false, "with -netns: run the held-back sequence (kill -9, SIGSTOP, link cut, twice, of the node serving) instead of random faults")
-	verbose := flag.Bool("v", false, "with -netns: the agents log etcd's messages too (kept when the run fails)")
+	verbose := flag.Bool("v", false, "with -netns: the agents log etcd's messages too, and their logs are kept (without -v, only when the run fails)")
 	flag.Parse()
 	o.Seed, o.Port, o.Net = *seed, 38080, 66
 	dir, err := os.MkdirTemp("", "sitekeeper-chaos-")

@@ -67,6 +67,10 @@ func runNetns(bin string, faults, extra int, maxLatency time.Duration, seed uint
 		fmt.Fprintln(os.Stderr, "the agents' logs are kept in", dir)
 		return 1
 	}
+	if verbose {
+		fmt.Fprintln(os.Stderr, "the agents' logs are kept in", dir)
+		return 0
+	}
 	os.RemoveAll(dir)
 	return 0
 }
