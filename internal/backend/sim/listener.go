@@ -24,7 +24,6 @@ type listener struct {
 	key   string // ip:port
 	proto string // http, https, ftp, ftps
 	ln    net.Listener
-	srv   *http.Server
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -32,13 +31,6 @@ type listener struct {
 }
 
 func (l *listener) close() {
-	if l.srv != nil {
-		// Close the socket ourselves too: Serve may not have started
-		// tracking it yet, and would then serve on after srv.Close.
-		_ = l.ln.Close()
-		_ = l.srv.Close()
-		return
-	}
 	l.mu.Lock()
 	l.done = true
 	for c := range l.conns {
@@ -146,20 +138,12 @@ func (n *Node) listen(key, proto string) (*listener, error) {
 	}
 	l := &listener{key: key, proto: proto, ln: ln, conns: map[net.Conn]bool{}}
 	switch proto {
-	case "http", "https":
-		l.srv = &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.serveHTTP(key, proto, w, r) }),
-			ReadHeaderTimeout: 5 * time.Second,
-			ErrorLog:          nil,
-		}
-		if proto == "https" {
-			l.srv.TLSConfig = &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return n.certFor(key, h.ServerName)
-			}}
-			go func() { _ = l.srv.ServeTLS(ln, "", "") }()
-		} else {
-			go func() { _ = l.srv.Serve(ln) }()
-		}
+	case "http":
+		go n.serveHTTP1(l, nil)
+	case "https":
+		go n.serveHTTP1(l, &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return n.certFor(key, h.ServerName)
+		}})
 	case "ftp", "ftps":
 		go n.serveFTP(l)
 	}
@@ -250,21 +234,11 @@ func (n *Node) serveFTP(l *listener) {
 		if err != nil {
 			return
 		}
-		l.mu.Lock()
-		if l.done {
-			l.mu.Unlock()
-			_ = c.Close()
+		if !l.track(c) {
 			return
 		}
-		l.conns[c] = true
-		l.mu.Unlock()
 		go func() {
-			defer func() {
-				l.mu.Lock()
-				delete(l.conns, c)
-				l.mu.Unlock()
-				_ = c.Close()
-			}()
+			defer l.untrack(c)
 			n.ftpSession(l, c)
 		}()
 	}

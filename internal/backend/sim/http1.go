@@ -1,0 +1,212 @@
+package sim
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The simulated sites answer HTTP/1.x themselves instead of through
+// net/http's server: a node checked every few seconds keeps one connection
+// open per site (as a load balancer does), and net/http holds a 4 KiB
+// reader, a 4 KiB writer and a large goroutine stack on every idle one:
+// 11 MB of a 1,000-group `up`'s live heap. A connection here holds a
+// 512-byte reader and its goroutine between requests. Handlers are the
+// same net/http ones (http.ServeContent, http.FileServer, http.Error).
+
+const (
+	// httpIdle is how long an idle connection is kept: IIS's default
+	// connection timeout.
+	httpIdle = 120 * time.Second
+	// httpHeaderWait bounds the wait for a request's headers once it began.
+	httpHeaderWait = 5 * time.Second
+	// httpBuffered is the largest answer without a Content-Length that is
+	// held to be sent with one; a larger one closes the connection at its
+	// end instead.
+	httpBuffered = 256 << 10
+)
+
+// serveHTTP1 accepts connections on l until it closes.
+func (n *Node) serveHTTP1(l *listener, tlsConfig *tls.Config) {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !l.track(c) {
+			return
+		}
+		go func() {
+			defer l.untrack(c)
+			var conn net.Conn = c
+			if tlsConfig != nil {
+				conn = tls.Server(c, tlsConfig)
+			}
+			n.httpSession(l, conn)
+		}()
+	}
+}
+
+// track records c so that closing the listener closes it; false when the
+// listener closed already (c is then closed).
+func (l *listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		_ = c.Close()
+		return false
+	}
+	l.conns[c] = true
+	return true
+}
+
+func (l *listener) untrack(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	_ = c.Close()
+}
+
+// httpSession answers the requests of one connection in turn.
+func (n *Node) httpSession(l *listener, c net.Conn) {
+	br := bufio.NewReaderSize(c, 512)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(httpIdle))
+		if _, err := br.Peek(1); err != nil {
+			return // closed, or idle too long
+		}
+		_ = c.SetReadDeadline(time.Now().Add(httpHeaderWait))
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 12\r\n\r\nBad Request\n")
+			}
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		req.RemoteAddr = c.RemoteAddr().String()
+		if tc, ok := c.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			req.TLS = &st
+		}
+		w := &responseWriter{conn: c, req: req, header: http.Header{}}
+		n.serveHTTP(l.key, l.proto, w, req)
+		if err := w.finish(); err != nil || w.close {
+			return
+		}
+		// What the handler did not read of the body (GETs have none).
+		if _, err := io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10)); err != nil {
+			return
+		}
+		if req.Body.Close() != nil {
+			return
+		}
+	}
+}
+
+// responseWriter is http.ResponseWriter for one answer on a kept
+// connection: an answer that says its length is streamed; one that does
+// not is held and sent with its length (or, past httpBuffered, streamed and
+// ended by closing the connection).
+type responseWriter struct {
+	conn   net.Conn
+	req    *http.Request
+	header http.Header
+	status int
+	sent   bool // the status line and headers are out
+	body   []byte
+	close  bool
+	err    error
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.sent && w.header.Get("Content-Length") == "" && len(w.body)+len(p) <= httpBuffered {
+		w.body = append(w.body, p...)
+		return len(p), nil
+	}
+	if !w.sent {
+		if w.header.Get("Content-Length") == "" {
+			w.close = true // the end of the answer is the end of the connection
+		}
+		w.sendHead()
+		if len(w.body) > 0 && w.err == nil && w.req.Method != http.MethodHead {
+			_, w.err = w.conn.Write(w.body)
+		}
+		w.body = nil
+	}
+	if w.req.Method == http.MethodHead || w.err != nil {
+		return len(p), w.err
+	}
+	return w.conn.Write(p)
+}
+
+// finish sends what was held.
+func (w *responseWriter) finish() error {
+	w.WriteHeader(http.StatusOK)
+	if !w.sent {
+		if w.header.Get("Content-Length") == "" && bodyAllowed(w.status) {
+			w.header.Set("Content-Length", strconv.Itoa(len(w.body)))
+		}
+		w.sendHead()
+		if len(w.body) > 0 && w.err == nil && w.req.Method != http.MethodHead {
+			_, w.err = w.conn.Write(w.body)
+		}
+	}
+	return w.err
+}
+
+func (w *responseWriter) sendHead() {
+	w.sent = true
+	if w.req.Close {
+		w.close = true
+	}
+	if w.close {
+		w.header.Set("Connection", "close")
+	} else if w.req.ProtoMajor == 1 && w.req.ProtoMinor == 0 {
+		w.header.Set("Connection", "keep-alive")
+	}
+	if w.header.Get("Date") == "" {
+		w.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	if !bodyAllowed(w.status) {
+		w.header.Del("Content-Length")
+	}
+	buf := make([]byte, 0, 256)
+	buf = fmt.Appendf(buf, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
+	hw := appendWriter{buf}
+	if w.err = w.header.Write(&hw); w.err != nil {
+		return
+	}
+	buf = append(hw.buf, "\r\n"...)
+	_, w.err = w.conn.Write(buf)
+}
+
+// bodyAllowed is whether an answer with this status has a body (RFC 9110).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+type appendWriter struct{ buf []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.buf = append(a.buf, p...)
+	return len(p), nil
+}
