@@ -138,12 +138,15 @@ func singleConfig(o ServerOptions) (*embed.Config, url.URL, error) {
 		cfg.UnsafeNoFsync = true
 	}
 	sitekeeperLimits(cfg, o.Log, o.Verbose)
-	// The one member of `up` has no peer to catch up: a short log (a
-	// snapshot every 500 entries, 100 kept) holds 14 MB less of live heap
-	// with 1,000 groups. Members of a cluster keep the longer log: a
-	// lagging peer (an agent restarted or cut off) then catches up from
-	// it rather than being sent the whole database.
-	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 100, 10
+	// The one member of `up` has no peer to catch up: a short log holds
+	// less of the live heap. An entry is a whole batch (128 groups'
+	// statuses, a folder's apply: hundreds of kilobytes), so even a
+	// snapshot every 100 entries kept 13 MB of them with 1,000 groups;
+	// every 20 keeps under 3 MB, and a snapshot of the one member costs
+	// a bolt commit. Members of a cluster keep the longer log: a lagging
+	// peer (an agent restarted or cut off) then catches up from it rather
+	// than being sent the whole database.
+	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 20, 5
 	// Nor a watcher that lags by minutes: every reader is in the process.
 	// History kept for an hour made etcd's key index and database hold
 	// every write of the start of 1,000 groups (25 MiB of the database
