@@ -30,6 +30,8 @@ type Node struct {
 	// leaseUntil is when the node's lease could first run out, as the
 	// agent last said (LeaseRenewed, HoldUntil); zero before the first.
 	leaseUntil time.Time
+	// renewed is closed (and replaced) when leaseUntil moves.
+	renewed chan struct{}
 }
 
 // writeStall is how long an address write may take before it is taken
@@ -82,7 +84,7 @@ func New(n *sim.Node, o Options) (*Node, error) {
 	if o.ProbeFor == 0 {
 		o.ProbeFor = 3 * time.Second
 	}
-	return &Node{Node: n, opt: o, held: map[string]backend.Address{}}, nil
+	return &Node{Node: n, opt: o, held: map[string]backend.Address{}, renewed: make(chan struct{})}, nil
 }
 
 func (n *Node) link(a backend.Address) (netlink.Link, string, error) {
@@ -221,9 +223,26 @@ func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
 	n.mu.Lock()
 	until, began := n.leaseUntil, time.Now()
 	secs, ok := addLifetime(began, until, n.opt.Lifetime)
-	if !ok {
+	for waited := time.Duration(0); !ok; {
+		// Not a whole second of lease left: the next renewal (due
+		// within a third of the TTL) gives one; a node that cannot
+		// renew fences, which ends ctx.
+		renewed := n.renewed
 		n.mu.Unlock()
-		return fmt.Errorf("add address %s: the lease's renewal is late (it could run out within %s): %w", a.CIDR, until.Sub(began).Round(time.Millisecond), backend.ErrLeaseInDoubt)
+		if waited > 2*n.opt.Lifetime {
+			return fmt.Errorf("add address %s: the lease has not been renewed for %s: %w", a.CIDR, waited.Round(time.Millisecond), backend.ErrLeaseInDoubt)
+		}
+		t0 := time.Now()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("add address %s: waiting for a lease renewal: %w (%w)", a.CIDR, backend.ErrLeaseInDoubt, ctx.Err())
+		case <-renewed:
+		case <-time.After(100 * time.Millisecond):
+		}
+		waited += time.Since(t0)
+		n.mu.Lock()
+		until, began = n.leaseUntil, time.Now()
+		secs, ok = addLifetime(began, until, n.opt.Lifetime)
 	}
 	na.ValidLft, na.PreferedLft = secs, secs
 	err = netlink.AddrReplace(l, na)
@@ -332,6 +351,8 @@ func (n *Node) hold(until time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.leaseUntil = until
+	close(n.renewed)
+	n.renewed = make(chan struct{})
 	present := map[string]map[netip.Addr]bool{}
 	for _, a := range n.held {
 		l, ifname, na, p, err := n.resolve(a)
