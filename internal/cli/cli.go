@@ -228,15 +228,26 @@ func parent(cmd *cobra.Command) *cobra.Command {
 // cost of more collections. GOMEMLIMIT, when set, wins.
 const oneShotMemoryLimit = 400 << 20
 
-// limitMemory sets that limit for the commands it suits; never for the
-// long-running ones (up, agent, witness, service), whose heap is their own
-// working set.
+// longRunningGCPercent is the collector's target for the commands that run
+// for months (up, agent, witness): the heap may grow by half its
+// live objects between collections, not by all of them. Their live heap is
+// the store's index and caches, and an idle node allocates little (1.7 MB/s
+// at 1,000 groups), so collecting twice as often costs next to nothing: at
+// 1,000 groups `up` measured 126 MiB RSS against 171–176 MiB, with the same
+// idle CPU (hack/scale); start-up took 5.5 s instead of 4.6–4.9 s.
+const longRunningGCPercent = 50
+
+// limitMemory sets that limit for the commands it suits, and the tighter
+// collection for the long-running ones. GOGC and GOMEMLIMIT, when set, win.
 func limitMemory(cmd *cobra.Command) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
 	switch cmd.Name() {
 	case "apply", "validate", "diff", "plan", "delete", "import":
-		debug.SetMemoryLimit(oneShotMemoryLimit)
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(oneShotMemoryLimit)
+		}
+	case "up", "agent", "witness": // the Windows service runs agent
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(longRunningGCPercent)
+		}
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -111,9 +112,9 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 }
 
 // responseWriter is http.ResponseWriter for one answer on a kept
-// connection: an answer that says its length is streamed; one that does
-// not is held and sent with its length (or, past httpBuffered, streamed and
-// ended by closing the connection).
+// connection: an answer up to httpBuffered is held and sent with its head
+// in one write (with its length); a larger one is streamed, with the
+// length its handler gave or else ended by closing the connection.
 type responseWriter struct {
 	conn   net.Conn
 	req    *http.Request
@@ -138,7 +139,9 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if !w.sent && w.header.Get("Content-Length") == "" && len(w.body)+len(p) <= httpBuffered {
+	if !w.sent && len(w.body)+len(p) <= httpBuffered {
+		// Held, also when the length is known: the head and a small
+		// body then go out in one write (one segment, one syscall).
 		w.body = append(w.body, p...)
 		return len(p), nil
 	}
@@ -147,9 +150,6 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			w.close = true // the end of the answer is the end of the connection
 		}
 		w.sendHead()
-		if len(w.body) > 0 && w.err == nil && w.req.Method != http.MethodHead {
-			_, w.err = w.conn.Write(w.body)
-		}
 		w.body = nil
 	}
 	if w.req.Method == http.MethodHead || w.err != nil {
@@ -166,9 +166,6 @@ func (w *responseWriter) finish() error {
 			w.header.Set("Content-Length", strconv.Itoa(len(w.body)))
 		}
 		w.sendHead()
-		if len(w.body) > 0 && w.err == nil && w.req.Method != http.MethodHead {
-			_, w.err = w.conn.Write(w.body)
-		}
 	}
 	return w.err
 }
@@ -184,29 +181,59 @@ func (w *responseWriter) sendHead() {
 		w.header.Set("Connection", "keep-alive")
 	}
 	if w.header.Get("Date") == "" {
-		w.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+		w.header.Set("Date", httpDate())
 	}
 	if !bodyAllowed(w.status) {
 		w.header.Del("Content-Length")
 	}
-	buf := make([]byte, 0, 256)
-	buf = fmt.Appendf(buf, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
-	hw := appendWriter{buf}
-	if w.err = w.header.Write(&hw); w.err != nil {
-		return
+	// The head and what is held of the body, in one write.
+	buf := make([]byte, 0, 256+len(w.body))
+	buf = append(buf, "HTTP/1.1 "...)
+	buf = strconv.AppendInt(buf, int64(w.status), 10)
+	buf = append(buf, ' ')
+	buf = append(buf, http.StatusText(w.status)...)
+	buf = append(buf, "\r\n"...)
+	for k, vs := range w.header {
+		for _, v := range vs {
+			// Values come from the handlers; a line break would
+			// split the head, so it is dropped as net/http does.
+			buf = append(buf, k...)
+			buf = append(buf, ": "...)
+			if strings.ContainsAny(v, "\r\n") {
+				v = headerValue.Replace(v)
+			}
+			buf = append(buf, v...)
+			buf = append(buf, "\r\n"...)
+		}
 	}
-	buf = append(hw.buf, "\r\n"...)
+	buf = append(buf, "\r\n"...)
+	if w.req.Method != http.MethodHead {
+		buf = append(buf, w.body...)
+	}
 	_, w.err = w.conn.Write(buf)
 }
+
+var headerValue = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
+
+// httpDate is the Date header's value, formatted once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := lastDate.Load(); d != nil && d.unix == now {
+		return d.text
+	}
+	d := &dateText{unix: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	lastDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	unix int64
+	text string
+}
+
+var lastDate atomic.Pointer[dateText]
 
 // bodyAllowed is whether an answer with this status has a body (RFC 9110).
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-type appendWriter struct{ buf []byte }
-
-func (a *appendWriter) Write(p []byte) (int, error) {
-	a.buf = append(a.buf, p...)
-	return len(p), nil
 }
