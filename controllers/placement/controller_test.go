@@ -795,6 +795,33 @@ func TestTheLeadersOwnStatusCopyWritesWhatAFullReadWould(t *testing.T) {
 	}
 }
 
+// TestStatusesAreReadAgainAfterTheTickNotInTheNextChange: a pass made for
+// a change keeps the leader's copy even when the last full read is a Tick
+// old (that pass is as likely a failover's); the pass after the Tick reads
+// every status again, and so does any pass two Ticks after the last read.
+func TestStatusesAreReadAgainAfterTheTickNotInTheNextChange(t *testing.T) {
+	e := newEnv(t, testmanifests.Objects(2, testmanifests.Options{Net: 94, Port: 8080, Nodes: []string{"node1", "node2"}}), "node1", "node2")
+	cs := &countingStore{Store: e.st}
+	e.c.Store, e.c.Tick = cs, time.Minute
+	e.mustReconcile()
+	reads := []int{cs.statusReads}
+	e.clk.Advance(61 * time.Second) // a Tick since the last read; a change comes
+	e.report("node1", "site-0", true)
+	e.mustReconcile()
+	reads = append(reads, cs.statusReads)
+	e.c.statusesDue() // the Tick
+	e.mustReconcile()
+	reads = append(reads, cs.statusReads)
+	e.mustReconcile()
+	reads = append(reads, cs.statusReads)
+	e.clk.Advance(121 * time.Second) // two Ticks without one: a loop that stalled
+	e.mustReconcile()
+	reads = append(reads, cs.statusReads)
+	if diff := cmp.Diff([]int{1, 1, 2, 2, 3}, reads); diff != "" {
+		t.Errorf("full status reads after each pass (-want +got):\n%s", diff)
+	}
+}
+
 // TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne: the
 // leader lived on the node that lost power; the one elected next never
 // saw that node live, and must still put its first pass off for the
