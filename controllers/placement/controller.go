@@ -85,8 +85,8 @@ type Controller struct {
 	// the last read, and after a write whose outcome is unknown.
 	statuses      map[v1alpha1.Ref]v1alpha1.Status
 	statusesAt    time.Time
-	statusesStale bool // the Tick came since the last full read
-	statusMu   sync.Mutex // statuses, while a pass's writes go out side by side
+	statusesStale bool       // the Tick came since the last full read
+	statusMu      sync.Mutex // statuses, while a pass's writes go out side by side
 	// backoff and retryAt hold the groups whose last pass failed: each is
 	// retried on its own schedule while the others keep moving.
 	backoff map[string]time.Duration
