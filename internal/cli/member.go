@@ -180,12 +180,29 @@ func (f *memberFlags) join(ctx context.Context, g *globalFlags, defaultName, dat
 		go keepUsers(ctx, srv.Endpoint, dataDir, g.requestTimeout, usersChanged, log)
 	}
 	st, err := etcdstore.ConnectMember(srv.Endpoint, g.tls, g.requestTimeout)
-	if err == nil {
-		err = st.Ping(ctx)
-	}
 	if err != nil {
 		srv.Close()
 		return nil, nil, err
+	}
+	// The member has its quorum, but a store busy catching up (a node
+	// restarted while the others move hundreds of groups) may take
+	// seconds to answer: the agent waits for it, as it waited for the
+	// quorum, instead of exiting and leaving the node out until someone
+	// starts it again.
+	for attempt := 1; ; attempt++ {
+		if err = st.Ping(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil || !etcdstore.IsTimeout(err) { // a refusal is not slowness
+			st.Close()
+			srv.Close()
+			return nil, nil, err
+		}
+		log.Info("The store does not answer yet; asking again", "member", f.name, "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 	return srv, st, nil
 }
