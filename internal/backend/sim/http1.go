@@ -33,8 +33,9 @@ const (
 	httpBuffered = 256 << 10
 )
 
-// serveHTTP1 accepts connections on l until it closes.
-func (n *Node) serveHTTP1(l *listener, tlsConfig *tls.Config) {
+// serve accepts connections on l until it closes, each in a session of
+// its own, closed with the listener.
+func (l *listener) serve(session func(net.Conn)) {
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -45,11 +46,7 @@ func (n *Node) serveHTTP1(l *listener, tlsConfig *tls.Config) {
 		}
 		go func() {
 			defer l.untrack(c)
-			var conn net.Conn = c
-			if tlsConfig != nil {
-				conn = tls.Server(c, tlsConfig)
-			}
-			n.httpSession(l, conn)
+			session(c)
 		}()
 	}
 }

@@ -139,13 +139,14 @@ func (n *Node) listen(key, proto string) (*listener, error) {
 	l := &listener{key: key, proto: proto, ln: ln, conns: map[net.Conn]bool{}}
 	switch proto {
 	case "http":
-		go n.serveHTTP1(l, nil)
+		go l.serve(func(c net.Conn) { n.httpSession(l, c) })
 	case "https":
-		go n.serveHTTP1(l, &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cfg := &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return n.certFor(key, h.ServerName)
-		}})
+		}}
+		go l.serve(func(c net.Conn) { n.httpSession(l, tls.Server(c, cfg)) })
 	case "ftp", "ftps":
-		go n.serveFTP(l)
+		go l.serve(func(c net.Conn) { n.ftpSession(l, c) })
 	}
 	return l, nil
 }
@@ -226,22 +227,6 @@ func (n *Node) serveHTTP(key, proto string, w http.ResponseWriter, r *http.Reque
 	w.Header().Set("X-Sitekeeper-Node", n.name)
 	w.Header().Set("X-Sitekeeper-Site", name)
 	n.w.static.serve(w, r, dir)
-}
-
-func (n *Node) serveFTP(l *listener) {
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !l.track(c) {
-			return
-		}
-		go func() {
-			defer l.untrack(c)
-			n.ftpSession(l, c)
-		}()
-	}
 }
 
 func (n *Node) ftpSession(l *listener, c net.Conn) {
