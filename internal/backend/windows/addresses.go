@@ -43,6 +43,15 @@ type ipRequest struct {
 	// (0: it never expires).
 	ValidLifetimeSec int      `json:"validLifetimeSec,omitempty"`
 	IPs              []string `json:"ips,omitempty"` // extend
+	// ValidUntilUnixMs, with extend, is when the lease could run out: the
+	// script cuts the lifetime to what is left of it when it runs, not
+	// when it was asked (a request that waited behind a slow step on the
+	// host would otherwise outlive the lease by that wait).
+	ValidUntilUnixMs int64 `json:"validUntilUnixMs,omitempty"`
+	// NotAfterUnixMs, with add, is when the lease could run out, as the
+	// agent last heard: an add that runs later (it waited on the host,
+	// or the agent was frozen after asking) is refused, LeaseInDoubt.
+	NotAfterUnixMs int64 `json:"notAfterUnixMs,omitempty"`
 }
 
 // addRequest validates a and renders ip.ps1's add request.
@@ -95,6 +104,9 @@ func (b *Backend) AddAddress(ctx context.Context, a backend.Address) error {
 func (b *Backend) addRequest(a backend.Address) (ipRequest, error) {
 	req, err := addRequest(a, int(b.dadTimeout.Milliseconds()))
 	req.ValidLifetimeSec = b.lease.lifetimeSec()
+	if until := b.lease.deadline(); !until.IsZero() {
+		req.NotAfterUnixMs = until.UnixMilli()
+	}
 	return req, err
 }
 

@@ -110,15 +110,32 @@ func (l *leaseHold) extend(until time.Time, ips []string) {
 	defer cancel()
 	var res struct {
 		Missing list[string] `json:"missing"`
+		Late    bool         `json:"late"`
 	}
-	if err := runScript(ctx, l.b.scripts, scriptIP, ipRequest{Op: "extend", IPs: ips, ValidLifetimeSec: secs}, &res); err != nil {
+	if err := runScript(ctx, l.b.scripts, scriptIP, ipRequest{Op: "extend", IPs: ips, ValidLifetimeSec: secs, ValidUntilUnixMs: until.UnixMilli()}, &res); err != nil {
 		l.b.log.Error(err, "Could not extend the lifetime of the held addresses", "addresses", ips)
 		return
+	}
+	if res.Late {
+		// Waited on the host until under a second of lease was left:
+		// their current lifetimes end sooner, as they must.
+		l.b.log.V(1).Info("Lifetime extension ran too late to extend anything", "addresses", ips)
 	}
 	for _, ip := range res.Missing {
 		l.b.log.Info("Address expired between lease renewals; left for the agent to add again if its group is still active here", "address", ip)
 		l.release(ip)
 	}
+}
+
+// deadline is when the lease could run out, as the agent last said; zero
+// before it said (or with no lease to follow).
+func (l *leaseHold) deadline() time.Time {
+	if l.lifetime <= 0 {
+		return time.Time{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until
 }
 
 // heldAddresses lists the addresses held, for tests.

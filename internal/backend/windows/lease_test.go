@@ -78,8 +78,8 @@ func TestAddressesFollowTheLease(t *testing.T) {
 	}
 	var add ipRequest
 	_ = json.Unmarshal(f.requests[0].Request, &add)
-	if add.ValidLifetimeSec != 2 {
-		t.Errorf("added with a lifetime of %d s, want 2", add.ValidLifetimeSec)
+	if add.ValidLifetimeSec != 2 || add.NotAfterUnixMs != 0 {
+		t.Errorf("added with a lifetime of %d s, not after %d; want 2 s and no deadline before the first renewal", add.ValidLifetimeSec, add.NotAfterUnixMs)
 	}
 	if err := b.RemoveAddress(ctx, backend.Address{CIDR: "10.0.0.52/24"}); err != nil {
 		t.Fatal(err)
@@ -97,10 +97,22 @@ func TestAddressesFollowTheLease(t *testing.T) {
 	if got := b.lease.heldAddresses(); !cmp.Equal(got, []string{"10.0.0.50"}) {
 		t.Errorf("held after the extend: %v, want the expired one let go", got)
 	}
-	// A late renewal holds them up to the lease's earliest expiry only.
-	b.HoldUntil(time.Now().Add(1500 * time.Millisecond))
-	if req := nextExtend(t, extends); req.ValidLifetimeSec != 1 {
-		t.Errorf("late renewal: extended by %d s, want 1", req.ValidLifetimeSec)
+	// A late renewal holds them up to the lease's earliest expiry only,
+	// and says when that is, for the script to count what is left of it
+	// when it runs.
+	until := time.Now().Add(1500 * time.Millisecond)
+	b.HoldUntil(until)
+	if req := nextExtend(t, extends); req.ValidLifetimeSec != 1 || req.ValidUntilUnixMs != until.UnixMilli() {
+		t.Errorf("late renewal: extended by %d s until %d, want 1 s until %d", req.ValidLifetimeSec, req.ValidUntilUnixMs, until.UnixMilli())
+	}
+	// An add asked now must not run after that: the script refuses it.
+	n := len(f.requests)
+	if err := b.AddAddress(ctx, backend.Address{CIDR: "10.0.0.53/24"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal(f.requests[n].Request, &add)
+	if add.NotAfterUnixMs != until.UnixMilli() {
+		t.Errorf("add after a renewal: not after %d, want %d (when the lease could run out)", add.NotAfterUnixMs, until.UnixMilli())
 	}
 }
 

@@ -129,6 +129,8 @@ func (e *scriptError) asError() error {
 		base = backend.ErrBindingConflict
 	case "AddressInUse":
 		base = backend.ErrAddressInUse
+	case "LeaseInDoubt":
+		base = backend.ErrLeaseInDoubt
 	case "VolumeReserved":
 		base = backend.ErrVolumeReserved
 	case "CertificateMissing":

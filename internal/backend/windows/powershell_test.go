@@ -137,6 +137,7 @@ func TestScriptErrorsKeepTheirMeaning(t *testing.T) {
 		{kind: "Exists", want: backend.ErrExists},
 		{kind: "BindingConflict", want: backend.ErrBindingConflict},
 		{kind: "AddressInUse", want: backend.ErrAddressInUse},
+		{kind: "LeaseInDoubt", want: backend.ErrLeaseInDoubt},
 		{kind: "VolumeReserved", want: backend.ErrVolumeReserved},
 		{kind: "CertificateMissing", want: ErrCertificateMissing},
 		{kind: "ModuleMissing", want: ErrFeatureMissing},

@@ -50,6 +50,11 @@ function Invoke-Request($req) {
     switch ($req.op) {
         'list' { return @{ addresses = Get-Addresses '' } }
         'add' {
+            if ($req.notAfterUnixMs -and [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds() -gt [long]$req.notAfterUnixMs) {
+                # Asked before the lease could run out, run after: the
+                # group may serve elsewhere by now.
+                Fail 'LeaseInDoubt' "$($req.ip) not added: the request ran after the node's lease could have run out (it waited on the host, or the agent was frozen)"
+            }
             $alias = if ($req.interfaceAlias) { [string]$req.interfaceAlias } else { Get-DefaultAlias }
             $have = @(Get-Addresses $req.ip)
             $life = [int]$req.validLifetimeSec
@@ -88,7 +93,15 @@ function Invoke-Request($req) {
             # Every held address gets the lifetime again; one that expired
             # is reported, not put back (its group may serve elsewhere now).
             $missing = @()
-            $life = Get-Lifetime ([int]$req.validLifetimeSec)
+            $secs = [int]$req.validLifetimeSec
+            if ($req.validUntilUnixMs) {
+                # Counted when this runs, not when it was asked: a request
+                # that waited behind a slow step must not outlive the lease.
+                $left = [int][Math]::Floor(([long]$req.validUntilUnixMs - [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()) / 1000)
+                if ($left -lt $secs) { $secs = $left }
+            }
+            if ($secs -lt 1) { return @{ missing = @(); late = $true } }
+            $life = Get-Lifetime $secs
             foreach ($ip in @($req.ips)) {
                 if (@(Get-Addresses $ip).Count -eq 0) { $missing += $ip; continue }
                 Set-NetIPAddress -IPAddress $ip -PolicyStore ActiveStore -ValidLifetime $life -PreferredLifetime $life
