@@ -56,7 +56,7 @@ func TestAWriteThatTookTooLongIsTakenBack(t *testing.T) {
 		{"slow but in time", writeStall, until, false},
 		{"frozen mid-write (SIGSTOP)", 3 * time.Second, until, true},
 		{"starved past the stall bound", writeStall + time.Millisecond, until, true},
-		{"ended after the lease could run out", 200 * time.Millisecond, t0.Add(100 * time.Millisecond), true},
+		{"ended after the lease could run out", 50 * time.Millisecond, t0.Add(20 * time.Millisecond), true},
 		{"no lease followed, quick", time.Millisecond, time.Time{}, false},
 		{"no lease followed, frozen", 2 * time.Second, time.Time{}, true},
 	} {

@@ -41,7 +41,10 @@ type Node struct {
 // agent whose renewal was mid-write put back, for a tenth of a second, an
 // address that had expired while it was stopped and that the other node
 // held by then (found by the network-namespace fault run with 200 groups).
-const writeStall = 250 * time.Millisecond
+// A lifetime written in time ends at most this long after the deadline it
+// was cut to, and the agent's deadlines stop 100 ms short of the lease's
+// earliest expiry (a netlink write takes well under a millisecond).
+const writeStall = 100 * time.Millisecond
 
 // addLifetime is the lifetime, in whole seconds, of an address added at
 // now: the backend's own, shortened so that it ends by the time the lease
