@@ -27,6 +27,9 @@ const (
 	httpIdle = 120 * time.Second
 	// httpHeaderWait bounds the wait for a request's headers once it began.
 	httpHeaderWait = 5 * time.Second
+	// httpMaxHead bounds a request's line and headers, as net/http's
+	// server does (IIS's default is 16 KiB per header, 64 KiB in all).
+	httpMaxHead = 64 << 10
 	// httpBuffered is the largest answer without a Content-Length that is
 	// held to be sent with one; a larger one closes the connection at its
 	// end instead.
@@ -73,15 +76,22 @@ func (l *listener) untrack(c net.Conn) {
 
 // httpSession answers the requests of one connection in turn.
 func (n *Node) httpSession(l *listener, c net.Conn) {
-	br := bufio.NewReaderSize(c, 512)
+	lim := &headLimit{conn: c, left: -1}
+	br := bufio.NewReaderSize(lim, 512)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(httpIdle))
 		if _, err := br.Peek(1); err != nil {
 			return // closed, or idle too long
 		}
 		_ = c.SetReadDeadline(time.Now().Add(httpHeaderWait))
+		lim.left = httpMaxHead + int64(br.Buffered())
 		req, err := http.ReadRequest(br)
-		if err != nil {
+		lim.left = -1 // the body: as long as its length says
+		switch {
+		case errors.Is(err, errHeadTooLarge):
+			_, _ = io.WriteString(c, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 32\r\n\r\nRequest Header Fields Too Large\n")
+			return
+		case err != nil:
 			if !errors.Is(err, io.EOF) {
 				_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 12\r\n\r\nBad Request\n")
 			}
@@ -106,6 +116,30 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 			return
 		}
 	}
+}
+
+var errHeadTooLarge = errors.New("request head too large")
+
+// headLimit reads the connection, at most left bytes while a request's
+// head is read (left < 0: no limit).
+type headLimit struct {
+	conn net.Conn
+	left int64
+}
+
+func (h *headLimit) Read(p []byte) (int, error) {
+	if h.left < 0 {
+		return h.conn.Read(p)
+	}
+	if h.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.conn.Read(p)
+	h.left -= int64(n)
+	return n, err
 }
 
 // responseWriter is http.ResponseWriter for one answer on a kept

@@ -17,7 +17,8 @@ import (
 // after another, HTTP/1.0 closing unless asked to keep, HEAD with the
 // length and no body, a length on every answer (bodies without one from
 // the handler are measured), a redirect, a large file streamed whole, and
-// a request that is not HTTP answered 400 and closed.
+// a request that is not HTTP answered 400 and closed, a head over 64 KiB
+// answered 431.
 func TestSitesSpeakHTTP1AsAServerMust(t *testing.T) {
 	w, n1, _, cfg := setup(t)
 	bringUp(t, n1, cfg)
@@ -96,6 +97,14 @@ func TestSitesSpeakHTTP1AsAServerMust(t *testing.T) {
 	ask(c, br, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET")
 	if resp, body = ask(c, br, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET"); body != "hello from web1" || resp.Header.Get("Connection") != "keep-alive" {
 		t.Errorf("HTTP/1.0 keep-alive, second request: %q Connection %q", body, resp.Header.Get("Connection"))
+	}
+
+	c, br = dial()
+	huge := "GET / HTTP/1.1\r\nHost: any\r\nX-Big: " + strings.Repeat("x", 100<<10) + "\r\n\r\n"
+	go func() { _, _ = io.WriteString(c, huge) }()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 100 KiB header: %v %v, want 431", resp, err)
 	}
 
 	c, br = dial()
