@@ -90,10 +90,12 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 		switch {
 		case errors.Is(err, errHeadTooLarge):
 			_, _ = io.WriteString(c, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 32\r\n\r\nRequest Header Fields Too Large\n")
+			lingerClose(c)
 			return
 		case err != nil:
 			if !errors.Is(err, io.EOF) {
 				_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 12\r\n\r\nBad Request\n")
+				lingerClose(c)
 			}
 			return
 		}
@@ -119,6 +121,18 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 }
 
 var errHeadTooLarge = errors.New("request head too large")
+
+// lingerClose ends the sending side and reads what the client still
+// sends for a moment before the connection is closed: closed with unread
+// data, it would be reset, and the client could lose the answer (net/http
+// does the same).
+func lingerClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 256<<10))
+}
 
 // headLimit reads the connection, at most left bytes while a request's
 // head is read (left < 0: no limit).
