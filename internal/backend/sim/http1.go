@@ -110,8 +110,10 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 		if err := w.finish(); err != nil || w.close {
 			return
 		}
-		// What the handler did not read of the body (GETs have none).
-		if _, err := io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10)); err != nil {
+		// What the handler did not read of the body (GETs have none); a
+		// longer rest ends the connection rather than being read as the
+		// next request.
+		if n, err := io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10)); err != nil || n == 64<<10 {
 			return
 		}
 		if req.Body.Close() != nil {
