@@ -114,6 +114,7 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 		// longer rest ends the connection rather than being read as the
 		// next request.
 		if n, err := io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10)); err != nil || n == 64<<10 {
+			lingerClose(c)
 			return
 		}
 		if req.Body.Close() != nil {

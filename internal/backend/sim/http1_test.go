@@ -99,6 +99,26 @@ func TestSitesSpeakHTTP1AsAServerMust(t *testing.T) {
 		t.Errorf("HTTP/1.0 keep-alive, second request: %q Connection %q", body, resp.Header.Get("Connection"))
 	}
 
+	// A body the handler does not read: a short one is skipped and the
+	// connection kept; past 64 KiB the connection ends after the answer.
+	c, br = dial()
+	small := "POST / HTTP/1.1\r\nHost: any\r\nContent-Length: 5\r\n\r\nhello"
+	ask(c, br, small, "POST")
+	if resp, body = ask(c, br, "GET / HTTP/1.1\r\nHost: any\r\n\r\n", "GET"); body != "hello from web1" {
+		t.Errorf("after a short unread body: %d %q", resp.StatusCode, body)
+	}
+	c, br = dial()
+	long := "POST / HTTP/1.1\r\nHost: any\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("b", 100000)
+	go func() { _, _ = io.WriteString(c, long) }()
+	if resp, err := http.ReadResponse(br, nil); err != nil {
+		t.Errorf("a long unread body: %v", err)
+	} else {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	if !closed(c, br) {
+		t.Errorf("the connection outlived a long unread body (its rest would be read as a request)")
+	}
+
 	c, br = dial()
 	huge := "GET / HTTP/1.1\r\nHost: any\r\nX-Big: " + strings.Repeat("x", 100<<10) + "\r\n\r\n"
 	go func() { _, _ = io.WriteString(c, huge) }()
