@@ -67,6 +67,21 @@ func wroteLate(began, ended, leaseUntil time.Time) bool {
 	return ended.Sub(began) > writeStall || (!leaseUntil.IsZero() && ended.After(leaseUntil))
 }
 
+// replaceInTime writes na (its lifetime set, counted from began) and takes
+// it back at once when the write came too late for leaseUntil (wroteLate):
+// the kernel creates an address it is asked to replace, so a late write may
+// have put back one that expired meanwhile. late says it was taken back.
+func replaceInTime(l netlink.Link, na *netlink.Addr, began, leaseUntil time.Time) (late bool, err error) {
+	if err := netlink.AddrReplace(l, na); err != nil {
+		return false, err
+	}
+	if !wroteLate(began, time.Now(), leaseUntil) {
+		return false, nil
+	}
+	_ = netlink.AddrDel(l, na)
+	return true, nil
+}
+
 var (
 	_ backend.Node           = (*Node)(nil)
 	_ backend.LeaseFollower  = (*Node)(nil)
@@ -248,12 +263,10 @@ func (n *Node) AddAddress(ctx context.Context, a backend.Address) error {
 		secs, ok = addLifetime(began, until, n.opt.Lifetime)
 	}
 	na.ValidLft, na.PreferedLft = secs, secs
-	err = netlink.AddrReplace(l, na)
-	if err == nil && wroteLate(began, time.Now(), until) {
-		took := time.Since(began).Round(time.Millisecond)
-		_ = netlink.AddrDel(l, na)
+	late, err := replaceInTime(l, na, began, until)
+	if late {
 		n.mu.Unlock()
-		return fmt.Errorf("add address %s: the write took %s (the process was frozen or starved), so its lifetime could outlive the lease; removed again: %w", a.CIDR, took, backend.ErrLeaseInDoubt)
+		return fmt.Errorf("add address %s: the write took %s (the process was frozen or starved), so its lifetime could outlive the lease; removed again: %w", a.CIDR, time.Since(began).Round(time.Millisecond), backend.ErrLeaseInDoubt)
 	}
 	if err == nil {
 		n.held[p.Addr().String()] = a
@@ -378,16 +391,14 @@ func (n *Node) hold(until time.Time) {
 			continue // whole seconds: its current lifetime ends sooner anyway
 		}
 		na.ValidLft, na.PreferedLft = secs, secs
-		if err := netlink.AddrReplace(l, na); err != nil {
+		late, err := replaceInTime(l, na, began, until)
+		if err != nil {
 			n.opt.Log.Error(err, "Could not renew address lifetime", "address", a.CIDR)
 			continue
 		}
-		// The write may have put back an address that expired while the
-		// process was stopped (the kernel creates what it is asked to
-		// replace): it goes, and the agent adds it again if its group
-		// is still active here.
-		if wroteLate(began, time.Now(), until) {
-			_ = netlink.AddrDel(l, na)
+		// Taken back: the agent adds it again if its group is still
+		// active here.
+		if late {
 			delete(n.held, p.Addr().String())
 			n.opt.Log.Info("Address lifetime written late (the process was frozen or starved); removed, for the agent to add again if its group is still active here", "address", a.CIDR, "took", time.Since(began).String())
 		}

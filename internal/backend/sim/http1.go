@@ -89,13 +89,11 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 		lim.left = -1 // the body: as long as its length says
 		switch {
 		case errors.Is(err, errHeadTooLarge):
-			_, _ = io.WriteString(c, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 32\r\n\r\nRequest Header Fields Too Large\n")
-			lingerClose(c)
+			refuse(c, http.StatusRequestHeaderFieldsTooLarge)
 			return
 		case err != nil:
 			if !errors.Is(err, io.EOF) {
-				_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 12\r\n\r\nBad Request\n")
-				lingerClose(c)
+				refuse(c, http.StatusBadRequest)
 			}
 			return
 		}
@@ -124,6 +122,14 @@ func (n *Node) httpSession(l *listener, c net.Conn) {
 }
 
 var errHeadTooLarge = errors.New("request head too large")
+
+// refuse answers a request that cannot be read with status and its text,
+// and ends the connection.
+func refuse(c net.Conn, status int) {
+	body := http.StatusText(status) + "\n"
+	_, _ = io.WriteString(c, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	lingerClose(c)
+}
 
 // lingerClose ends the sending side and reads what the client still
 // sends for a moment before the connection is closed: closed with unread
