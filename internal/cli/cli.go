@@ -232,9 +232,10 @@ const oneShotMemoryLimit = 400 << 20
 // for months (up, agent, witness): the heap may grow by half its
 // live objects between collections, not by all of them. Their live heap is
 // the store's index and caches, and an idle node allocates little (1.7 MB/s
-// at 1,000 groups), so collecting twice as often costs next to nothing: at
-// 1,000 groups `up` measured 126 MiB RSS against 171–176 MiB, with the same
-// idle CPU (hack/scale); start-up took 5.5 s instead of 4.6–4.9 s.
+// at 1,000 groups). Side by side with GOGC=100 (hack/scale): at 1,000
+// groups 142–148 MiB RSS against 169–173, CPU after start-up about a point
+// higher; at 5,000 groups 495–503 MiB against 620–628, but 41–52 % CPU
+// after start-up against 23–28 % (set GOGC=100 there to trade memory back).
 const longRunningGCPercent = 50
 
 // limitMemory sets that limit for the commands it suits, and the tighter
