@@ -36,6 +36,7 @@ func main() {
 	flag.StringVar(&pprofAddr, "pprof", "", "serve up's profiles on this loopback address (SITEKEEPER_PPROF)")
 	flag.DurationVar(&hold, "hold", 0, "keep up running this long after the figures, to profile it")
 	flag.StringVar(&logTo, "log", "", "write up's log, at -v, to this file (for a timeline of the failover)")
+	flag.IntVar(&idleTrace, "idle-trace", 0, "before the failover, print up's CPU for this many 10 s windows after all are served (how it settles)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -63,6 +64,7 @@ func fail(err error) {
 var (
 	pprofAddr string
 	hold      time.Duration
+	idleTrace int
 	logTo     string
 )
 
@@ -146,6 +148,9 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 		return "", fmt.Errorf("not all served within %s: %w", within, err)
 	}
 	ready := time.Since(start)
+	for i := 0; i < idleTrace; i++ {
+		fmt.Fprintf(os.Stderr, "groups %d: CPU of up %2d-%2d s after served: %.1f%%\n", n, i*10, i*10+10, idleCPU(up.Process.Pid, 10*time.Second))
+	}
 	time.Sleep(5 * time.Second) // settle: the first health checks, the last reports
 	rss := rssMiB(up.Process.Pid)
 	cpu := idleCPU(up.Process.Pid, 10*time.Second)
