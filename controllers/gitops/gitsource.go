@@ -79,9 +79,10 @@ type tracked struct {
 // objects still not Ready after the source's timeout.
 const healthEvery = 5 * time.Second
 
-// specWatcher is a GitStore that tells when the GitSource specs change.
+// specWatcher is a GitStore that tells when the GitSource specs change
+// (the channel closes when it stops telling).
 type specWatcher interface {
-	GitSourcesChanged(ctx context.Context) <-chan struct{}
+	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
 }
 
 // rereadEvery bounds how long the specs go unread when the store tells of
@@ -102,15 +103,19 @@ func (c *GitSources) Run(ctx context.Context) error {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	defer c.wg.Wait()
+	w, watching := c.Store.(specWatcher)
 	var changed <-chan struct{}
-	if w, ok := c.Store.(specWatcher); ok {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		changed = w.GitSourcesChanged(wctx)
-	}
 	read := true // a read is owed: the specs are not known yet
-	var lastRead time.Time
+	var lastRead, lastWatch time.Time
 	for {
+		if watching && changed == nil && time.Since(lastWatch) >= time.Second {
+			// Before the read it is to cover: no later change is missed.
+			// A second apart: a store that ends every watch at once must
+			// not make this loop spin.
+			lastWatch = time.Now()
+			changed = w.Changes(ctx, store.FamilyGitSources)
+			read = true
+		}
 		if c.IsLeader == nil || c.IsLeader() {
 			if read || changed == nil || c.due(time.Now()) || time.Since(lastRead) >= rereadEvery {
 				lastRead = time.Now()
@@ -128,7 +133,10 @@ func (c *GitSources) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-changed:
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil // the watch ended: watch again, then read
+			}
 			read = true
 		}
 	}

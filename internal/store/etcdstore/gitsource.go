@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -93,35 +92,3 @@ func (s *Store) UpdateGitSource(ctx context.Context, name string, create bool, c
 	}
 }
 
-// GitSourcesChanged signals, coalesced, each change to the GitSource specs
-// from now until ctx ends, so that the controller reads them when they
-// change instead of polling the store. A watch that ends (the store
-// compacted past it, a member went away) is started again a second later,
-// with a signal, since a change may have been missed in between.
-func (s *Store) GitSourcesChanged(ctx context.Context) <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	signal := func() {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	go func() {
-		for ctx.Err() == nil {
-			for resp := range s.client.Watch(clientv3.WithRequireLeader(ctx), family(store.FamilyGitSources), clientv3.WithPrefix()) {
-				if len(resp.Events) > 0 {
-					signal()
-				}
-				if resp.Canceled {
-					break
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-				signal()
-			}
-		}
-	}()
-	return ch
-}
