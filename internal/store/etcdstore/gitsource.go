@@ -91,4 +91,3 @@ func (s *Store) UpdateGitSource(ctx context.Context, name string, create bool, c
 		}
 	}
 }
-
