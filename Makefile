@@ -36,8 +36,9 @@ cross: ## Cross-compile every package for Windows
 fuzz: ## Run the manifest fuzz test for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/manifest/
 
-unit: ## Run the unit tests with the race detector
+unit: ## Run the unit tests with the race detector (the store's twice: network and in-process client)
 	$(GO) test -race -count=1 ./...
+	SITEKEEPER_TEST_STORE_CLIENT=inprocess $(GO) test -race -count=1 ./internal/store/etcdstore/ ./controllers/gitops/
 
 test-e2e: build ## Run the end-to-end tests against bin/sitekeeper
 	SITEKEEPER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -tags e2e -timeout 15m ./test/e2e/...

@@ -88,10 +88,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 		return err
 	}
 	defer srv.Close()
-	st, err := etcdstore.Connect([]string{srv.Endpoint})
-	if err != nil {
-		return err
-	}
+	st := srv.Connect()
 	defer st.Close()
 	st.SetLog(o.Log.WithName("store"))
 	l := &Local{opts: o, server: srv, Store: st, World: sim.NewWorld(filepath.Join(o.DataDir, "sim"), o.Log.WithName("sim")),

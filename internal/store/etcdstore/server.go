@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -247,3 +248,15 @@ func (c logrCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (c logrCore) Sync() error { return nil }
+
+// Connect opens a client that calls this member inside the process,
+// without the loopback socket, HTTP/2 framing and protobuf encoding a
+// network client goes through: `up` runs every node's agent and the
+// placement leader against its own member, and at 1,000 groups the gRPC
+// round trips were a quarter of its idle CPU. Clients in other processes
+// (the CLI, agents joining) still use Endpoint.
+func (s *Server) Connect() *Store {
+	c := v3client.New(s.etcd.Server)
+	boundRequests(c, DefaultRequestTimeout)
+	return &Store{client: c, now: time.Now}
+}

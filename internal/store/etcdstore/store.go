@@ -139,7 +139,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, err := s.client.Get(ctx, pingKey); err != nil {
-		return fmt.Errorf("store at %s does not answer: %w", strings.Join(s.client.Endpoints(), ","), err)
+		where := "the store in this process"
+		if eps := s.client.Endpoints(); len(eps) > 0 {
+			where = "store at " + strings.Join(eps, ",")
+		}
+		return fmt.Errorf("%s does not answer: %w", where, err)
 	}
 	return nil
 }

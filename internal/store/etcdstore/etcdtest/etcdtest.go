@@ -4,12 +4,19 @@ package etcdtest
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/go-logr/logr"
 
 	"github.com/sitekeeper/sitekeeper/internal/store/etcdstore"
 )
+
+// ClientEnv, set to "inprocess", makes the tests' stores use the client
+// that calls the member inside the process (what `sitekeeper up` uses)
+// instead of one over the loopback socket; `make unit` runs the store's
+// tests both ways.
+const ClientEnv = "SITEKEEPER_TEST_STORE_CLIENT"
 
 // Start starts a one-member store in a temporary folder and connects to it.
 // Fast skips fsync (tests); benchmarks measure with it.
@@ -28,9 +35,14 @@ func StartAt(tb testing.TB, fast bool) (*etcdstore.Store, string) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(srv.Close)
-	st, err := etcdstore.Connect([]string{srv.Endpoint})
-	if err != nil {
-		tb.Fatal(err)
+	var st *etcdstore.Store
+	if os.Getenv(ClientEnv) == "inprocess" {
+		st = srv.Connect() // the client `up` uses
+	} else {
+		var err error
+		if st, err = etcdstore.Connect([]string{srv.Endpoint}); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	tb.Cleanup(func() { st.Close() })
 	return st, srv.Endpoint
