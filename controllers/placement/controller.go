@@ -739,8 +739,12 @@ type BatchStore interface {
 // group.
 const groupsPerTxn = 128
 
-// decisionsPerTxn bounds a batch of decisions written without statuses.
-const decisionsPerTxn = 256
+// decisionsPerTxn bounds a batch of decisions written without statuses
+// (two operations a group, far inside MaxTxnOps): a node that lost 2,500
+// groups' peer is given them in three transactions that commit together,
+// and takes them over in one batch; at 256 it began with the half
+// committed first and the rest waited for that batch to end (a second).
+const decisionsPerTxn = 1024
 
 // write stores the pass's writes, in batches when the store takes them: a
 // leader placing a thousand groups makes a few dozen round trips, not four
@@ -762,16 +766,16 @@ func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*g
 			statuses = append(statuses, &groupWrite{PlacementWrite: store.PlacementWrite{Group: w.Group, Statuses: w.Statuses}})
 		}
 	}
-	failed := c.writeBatches(ctx, guard, moves, decisionsPerTxn)
+	failed := c.writeBatches(ctx, guard, moves, decisionsPerTxn, txnsInFlight)
 	statuses = slices.DeleteFunc(statuses, func(w *groupWrite) bool { _, bad := failed[w.Group]; return bad })
-	maps.Copy(failed, c.writeBatches(ctx, guard, statuses, groupsPerTxn))
+	maps.Copy(failed, c.writeBatches(ctx, guard, statuses, groupsPerTxn, statusTxnsInFlight))
 	return failed
 }
 
 // writeBatches writes ws perTxn groups a transaction. A batch that fails
 // is written again group by group, so that only the groups at fault back
 // off.
-func (c *Controller) writeBatches(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite, perTxn int) map[string]error {
+func (c *Controller) writeBatches(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite, perTxn, inFlight int) map[string]error {
 	failed := map[string]error{}
 	var mu sync.Mutex // failed, and the leader's statuses through wrote
 	bs, batching := c.Store.(BatchStore)
@@ -779,7 +783,7 @@ func (c *Controller) writeBatches(ctx context.Context, guard store.LeaderGuard, 
 	// The chunks are disjoint groups, each guarded by its own decisions'
 	// revisions and the leadership: sent side by side, they commit in a
 	// few raft rounds instead of one after another.
-	parallel.Each(chunks, txnsInFlight, func(i int) {
+	parallel.Each(chunks, inFlight, func(i int) {
 		chunk := ws[i*perTxn : min(len(ws), (i+1)*perTxn)]
 		if batching && len(chunk) > 1 {
 			pw := make([]store.PlacementWrite, len(chunk))
@@ -810,8 +814,13 @@ func (c *Controller) writeBatches(ctx context.Context, guard store.LeaderGuard, 
 	return failed
 }
 
-// txnsInFlight is how many of a pass's write transactions are sent at once.
-const txnsInFlight = 4
+// txnsInFlight is how many of a pass's decision transactions are sent at
+// once; statusTxnsInFlight how many of its status transactions. The
+// statuses go one at a time: the nodes are then reading the decisions
+// just written, taking over the groups and reporting (each report bounded
+// by a fraction of the lease), and the store applies requests in order,
+// so four status batches of 384 writes ahead of each of them held them up.
+const txnsInFlight, statusTxnsInFlight = 4, 1
 
 func (c *Controller) writeOne(ctx context.Context, guard store.LeaderGuard, w *groupWrite) error {
 	if w.Decision != nil {

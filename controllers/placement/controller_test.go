@@ -392,9 +392,31 @@ type batchStore struct {
 	batches int
 	refuse  bool     // the next batch is refused as a conflict
 	kinds   []string // per batch: "decisions", "statuses" or "both"
+	// slow holds each batch this long before it is written; inFlight
+	// counts the batches of each kind being written, maxInFlight the
+	// most seen at once.
+	slow        time.Duration
+	inFlight    map[bool]int // by "has decisions"
+	maxInFlight map[bool]int
 }
 
 func (b *batchStore) PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error {
+	if b.slow > 0 {
+		hasDecisions := slices.ContainsFunc(ws, func(w store.PlacementWrite) bool { return w.Decision != nil })
+		b.mu.Lock()
+		if b.inFlight == nil {
+			b.inFlight, b.maxInFlight = map[bool]int{}, map[bool]int{}
+		}
+		b.inFlight[hasDecisions]++
+		b.maxInFlight[hasDecisions] = max(b.maxInFlight[hasDecisions], b.inFlight[hasDecisions])
+		b.mu.Unlock()
+		time.Sleep(b.slow)
+		defer func() {
+			b.mu.Lock()
+			b.inFlight[hasDecisions]--
+			b.mu.Unlock()
+		}()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.batches++
@@ -459,11 +481,13 @@ func TestPassWritesInBatches(t *testing.T) {
 
 // TestPassWritesDecisionsBeforeStatuses: the nodes act on decisions, so a
 // pass that places many groups commits every decision before the first
-// status (a status is four times a decision's size).
+// status (a status is four times a decision's size); the decision batches
+// go side by side, the status batches one at a time (the nodes' reads and
+// reports come between them).
 func TestPassWritesDecisionsBeforeStatuses(t *testing.T) {
-	const n = 600
+	const n = 2*decisionsPerTxn + 100
 	e := newEnv(t, groups(t, n, v1alpha1.SwitchbackManual), "node1", "node2")
-	bs := &batchStore{Store: e.st}
+	bs := &batchStore{Store: e.st, slow: 20 * time.Millisecond}
 	e.c.Store = bs
 	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
 		t.Fatal(err)
@@ -472,6 +496,12 @@ func TestPassWritesDecisionsBeforeStatuses(t *testing.T) {
 	want = append(want, slices.Repeat([]string{"statuses"}, (n+groupsPerTxn-1)/groupsPerTxn)...)
 	if diff := cmp.Diff(want, bs.kinds); diff != "" {
 		t.Errorf("batches in order (-want +got):\n%s", diff)
+	}
+	if got := bs.maxInFlight[true]; got < 2 {
+		t.Errorf("at most %d decision batch(es) written at once, want them side by side", got)
+	}
+	if got := bs.maxInFlight[false]; got != 1 {
+		t.Errorf("%d status batches written at once, want 1", got)
 	}
 	st, err := e.st.Statuses(context.Background())
 	if err != nil {
