@@ -470,20 +470,10 @@ func (m *Member) markDirty() {
 }
 
 func (m *Member) watch(ctx context.Context, changes <-chan struct{}) {
-	for ctx.Err() == nil {
-		for range changes {
-			m.markDirty()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.Clock.After(200 * time.Millisecond):
-		}
-		// The watch ended (store restarted, compaction): watch again and
-		// re-read everything.
-		changes = m.Store.Changes(ctx, store.AgentInputs...)
-		m.markDirty()
-	}
+	store.Follow(ctx, changes,
+		func() <-chan struct{} { return m.Store.Changes(ctx, store.AgentInputs...) },
+		func() <-chan time.Time { return m.Clock.After(200 * time.Millisecond) },
+		m.markDirty)
 }
 
 // Desired implements Source: the store's desired state, cached until the

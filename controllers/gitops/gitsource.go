@@ -80,7 +80,7 @@ type tracked struct {
 const healthEvery = 5 * time.Second
 
 // specWatcher is a GitStore that tells when the GitSource specs change
-// (the channel closes when it stops telling).
+// (the channel closes when it stops telling; store.Follow watches again).
 type specWatcher interface {
 	Changes(ctx context.Context, families ...store.Family) <-chan struct{}
 }
@@ -103,19 +103,24 @@ func (c *GitSources) Run(ctx context.Context) error {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	defer c.wg.Wait()
-	w, watching := c.Store.(specWatcher)
-	var changed <-chan struct{}
+	// Watched before the first read, so that no later change is missed.
+	var changed chan struct{}
+	if w, ok := c.Store.(specWatcher); ok {
+		changed = make(chan struct{}, 1)
+		first := w.Changes(ctx, store.FamilyGitSources)
+		go store.Follow(ctx, first,
+			func() <-chan struct{} { return w.Changes(ctx, store.FamilyGitSources) },
+			func() <-chan time.Time { return time.After(time.Second) },
+			func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+	}
 	read := true // a read is owed: the specs are not known yet
-	var lastRead, lastWatch time.Time
+	var lastRead time.Time
 	for {
-		if watching && changed == nil && time.Since(lastWatch) >= time.Second {
-			// Before the read it is to cover: no later change is missed.
-			// A second apart: a store that ends every watch at once must
-			// not make this loop spin.
-			lastWatch = time.Now()
-			changed = w.Changes(ctx, store.FamilyGitSources)
-			read = true
-		}
 		if c.IsLeader == nil || c.IsLeader() {
 			if read || changed == nil || c.due(time.Now()) || time.Since(lastRead) >= rereadEvery {
 				lastRead = time.Now()
@@ -133,10 +138,7 @@ func (c *GitSources) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case _, ok := <-changed:
-			if !ok {
-				changed = nil // the watch ended: watch again, then read
-			}
+		case <-changed:
 			read = true
 		}
 	}

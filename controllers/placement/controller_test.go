@@ -396,24 +396,24 @@ type batchStore struct {
 	// counts the batches of each kind being written, maxInFlight the
 	// most seen at once.
 	slow        time.Duration
-	inFlight    map[bool]int // by "has decisions"
-	maxInFlight map[bool]int
+	inFlight    [2]int // [0] status batches, [1] decision batches
+	maxInFlight [2]int
 }
 
 func (b *batchStore) PutPlacements(ctx context.Context, ws []store.PlacementWrite, guard store.LeaderGuard) error {
 	if b.slow > 0 {
-		hasDecisions := slices.ContainsFunc(ws, func(w store.PlacementWrite) bool { return w.Decision != nil })
-		b.mu.Lock()
-		if b.inFlight == nil {
-			b.inFlight, b.maxInFlight = map[bool]int{}, map[bool]int{}
+		kind := 0
+		if slices.ContainsFunc(ws, func(w store.PlacementWrite) bool { return w.Decision != nil }) {
+			kind = 1
 		}
-		b.inFlight[hasDecisions]++
-		b.maxInFlight[hasDecisions] = max(b.maxInFlight[hasDecisions], b.inFlight[hasDecisions])
+		b.mu.Lock()
+		b.inFlight[kind]++
+		b.maxInFlight[kind] = max(b.maxInFlight[kind], b.inFlight[kind])
 		b.mu.Unlock()
 		time.Sleep(b.slow)
 		defer func() {
 			b.mu.Lock()
-			b.inFlight[hasDecisions]--
+			b.inFlight[kind]--
 			b.mu.Unlock()
 		}()
 	}
@@ -497,10 +497,10 @@ func TestPassWritesDecisionsBeforeStatuses(t *testing.T) {
 	if diff := cmp.Diff(want, bs.kinds); diff != "" {
 		t.Errorf("batches in order (-want +got):\n%s", diff)
 	}
-	if got := bs.maxInFlight[true]; got < 2 {
+	if got := bs.maxInFlight[1]; got < 2 {
 		t.Errorf("at most %d decision batch(es) written at once, want them side by side", got)
 	}
-	if got := bs.maxInFlight[false]; got != 1 {
+	if got := bs.maxInFlight[0]; got != 1 {
 		t.Errorf("%d status batches written at once, want 1", got)
 	}
 	st, err := e.st.Statuses(context.Background())

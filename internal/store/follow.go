@@ -1,0 +1,28 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Follow calls changed for every signal of changes, a channel such as the
+// store's Changes gives, until ctx ends. That channel closes when its
+// watch ends (a store restarted, a member without a leader): Follow then
+// waits for pause (a store that ends every watch at once must not make it
+// spin), asks watch for a new one, and calls changed, since a change may
+// have come between the two watches. The watches must end with ctx, as
+// the store's do.
+func Follow(ctx context.Context, changes <-chan struct{}, watch func() <-chan struct{}, pause func() <-chan time.Time, changed func()) {
+	for ctx.Err() == nil {
+		for range changes {
+			changed()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-pause():
+		}
+		changes = watch()
+		changed()
+	}
+}
