@@ -104,19 +104,11 @@ func (c *GitSources) Run(ctx context.Context) error {
 	defer t.Stop()
 	defer c.wg.Wait()
 	// Watched before the first read, so that no later change is missed.
-	var changed chan struct{}
+	var changed <-chan struct{}
 	if w, ok := c.Store.(specWatcher); ok {
-		changed = make(chan struct{}, 1)
-		first := w.Changes(ctx, store.FamilyGitSources)
-		go store.Follow(ctx, first,
+		changed = store.Signals(ctx, w.Changes(ctx, store.FamilyGitSources),
 			func() <-chan struct{} { return w.Changes(ctx, store.FamilyGitSources) },
-			func() <-chan time.Time { return time.After(time.Second) },
-			func() {
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
-			})
+			func() <-chan time.Time { return time.After(time.Second) })
 	}
 	read := true // a read is owed: the specs are not known yet
 	var lastRead time.Time

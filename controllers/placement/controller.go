@@ -45,6 +45,10 @@ type Store interface {
 // passTimeout bounds one pass of the leader over every group.
 const passTimeout = 10 * time.Second
 
+// rewatchPause is how long the leader waits to watch again when its watch
+// of the store ended; then it runs a pass, for what came in between.
+const rewatchPause = 200 * time.Millisecond
+
 // Backoff bounds for a group whose decision or status could not be written.
 const (
 	minBackoff = 200 * time.Millisecond
@@ -168,7 +172,16 @@ func (c *Controller) lead(ctx context.Context) error {
 	c.lastLive, c.downSince = nil, nil
 	c.backoff, c.retryAt = map[string]time.Duration{}, map[string]time.Time{}
 	c.leadingSince = c.Clock.Now()
-	changes := c.Store.Changes(ctx, store.LeaderInputs...)
+	// The watch is this term's: one that outlived it was one more watch on
+	// the store for every term the process led. When it ends (its member
+	// lost its raft leader) a new one is taken after a pause; selecting
+	// on the ended watch's closed channel ran passes back to back.
+	tctx, endTerm := context.WithCancel(ctx)
+	defer endTerm()
+	clk := c.Clock // a pass sets c.Clock again; the follower must not read it
+	changes := store.Signals(tctx, c.Store.Changes(tctx, store.LeaderInputs...),
+		func() <-chan struct{} { return c.Store.Changes(tctx, store.LeaderInputs...) },
+		func() <-chan time.Time { return clk.After(rewatchPause) })
 	tick := c.Clock.NewTimer(c.Tick)
 	defer tick.Stop()
 	// One more look when the start-up grace ends, for groups that waited.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -877,4 +878,58 @@ func TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne(t *testing.
 	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node2"}, placed(t, e.st)); diff != "" {
 		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
 	}
+}
+
+// endingWatchStore ends the leader's first watch at once, as a member that
+// lost its raft leader does, and counts the passes (spec reads).
+type endingWatchStore struct {
+	*memstore.Store
+	watches, passes atomic.Int32
+}
+
+func (s *endingWatchStore) Changes(ctx context.Context, families ...store.Family) <-chan struct{} {
+	if s.watches.Add(1) == 1 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return s.Store.Changes(ctx, families...)
+}
+
+func (s *endingWatchStore) ListSpecs(ctx context.Context) (store.Snapshot, error) {
+	s.passes.Add(1)
+	return s.Store.ListSpecs(ctx)
+}
+
+// TestAnEndedWatchIsTakenAgainNotSpunOn: the leader's watch of the store
+// ends; the leader does not run a pass at every select on the closed
+// channel (thousands in a few milliseconds), it watches again after a
+// pause, runs a pass for what came in between, and goes on following the
+// store's changes through the new watch.
+func TestAnEndedWatchIsTakenAgainNotSpunOn(t *testing.T) {
+	st := &endingWatchStore{Store: memstore.New()}
+	st.Seed(groups(t, 1, "")...)
+	for _, n := range []string{"node1", "node2"} {
+		_, _ = st.RegisterNode(context.Background(), store.NodeInfo{Name: n}, 2*time.Second)
+	}
+	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
+	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// The loop waits on the tick, the grace end and the re-watch pause.
+	waitFor(t, func() bool { return clk.Waiters() >= 3 })
+	time.Sleep(50 * time.Millisecond) // room to spin, were it spinning
+	if n := st.passes.Load(); n > 2 {
+		t.Fatalf("%d passes with an ended watch and nothing changed, want at most 2", n)
+	}
+	before := st.passes.Load()
+	clk.Advance(rewatchPause)
+	waitFor(t, func() bool { return st.watches.Load() == 2 && st.passes.Load() > before })
+	// A change seen through the new watch starts a pass: a new group is
+	// placed with no tick and no timer.
+	before = st.passes.Load()
+	st.Seed(testmanifests.Objects(2, testmanifests.Options{Net: 90, Port: 8080, Nodes: []string{"node1", "node2"}})...)
+	waitFor(t, func() bool { return st.passes.Load() > before })
 }

@@ -46,3 +46,45 @@ func TestFollowWatchesAgainWhenAWatchEnds(t *testing.T) {
 		t.Errorf("%d new watches after %d pauses, want 1 after a pause", watches, pauses)
 	}
 }
+
+// TestSignalsStaysOpenAndCoalesces: changes not yet taken are one value;
+// a watch that ends does not close the channel, and the new watch's
+// changes still come through it.
+func TestSignalsStaysOpenAndCoalesces(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan struct{}, 3)
+	first <- struct{}{}
+	first <- struct{}{}
+	first <- struct{}{}
+	second := make(chan struct{})
+	sig := Signals(ctx, first,
+		func() <-chan struct{} { return second },
+		func() <-chan time.Time { return time.After(time.Millisecond) })
+	waitLen := func(want int) {
+		t.Helper()
+		for i := 0; i < 5000 && len(first) > 0; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		if got := len(sig); got != want {
+			t.Fatalf("%d values waiting, want %d", got, want)
+		}
+	}
+	waitLen(1) // three changes, one value
+	<-sig
+	close(first) // the watch ended: a new one, and a value for it
+	select {
+	case _, ok := <-sig:
+		if !ok {
+			t.Fatal("Signals closed its channel when a watch ended")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no value after the watch was replaced")
+	}
+	go func() { second <- struct{}{} }()
+	select {
+	case <-sig:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the new watch's change did not come through")
+	}
+}
