@@ -304,8 +304,13 @@ func BenchmarkPlacementPass(b *testing.B) {
 			l, _ := st.Campaign(context.Background(), "leader")
 			clk := clock.NewFake(time.Unix(1000, 0))
 			c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Recorder: st, leadingSince: clk.Now().Add(-time.Minute)}
-			if _, err := c.ReconcileAll(context.Background(), l.Guard()); err != nil {
-				b.Fatal(err)
+			// The first pass places the groups; the statuses come after
+			// the hold of a placement in bulk.
+			for range 2 {
+				if _, err := c.ReconcileAll(context.Background(), l.Guard()); err != nil {
+					b.Fatal(err)
+				}
+				clk.Advance(statusHold)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -481,22 +486,51 @@ func TestPassWritesInBatches(t *testing.T) {
 }
 
 // TestPassWritesDecisionsBeforeStatuses: the nodes act on decisions, so a
-// pass that places many groups commits every decision before the first
-// status (a status is four times a decision's size); the decision batches
-// go side by side, the status batches one at a time (the nodes' reads and
-// reports come between them).
+// pass that places many groups commits every decision, and no status (a
+// status is four times a decision's size, and the nodes are busy taking
+// the groups over); the decision batches go side by side. The statuses
+// come with the first pass after the nodes answered every move, their
+// batches one at a time (the nodes' reads and reports come between them).
 func TestPassWritesDecisionsBeforeStatuses(t *testing.T) {
 	const n = 2*decisionsPerTxn + 100
 	e := newEnv(t, groups(t, n, v1alpha1.SwitchbackManual), "node1", "node2")
 	bs := &batchStore{Store: e.st, slow: 20 * time.Millisecond}
 	e.c.Store = bs
-	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
+	res, err := e.c.ReconcileAll(context.Background(), e.l.Guard())
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := slices.Repeat([]string{"decisions"}, (n+decisionsPerTxn-1)/decisionsPerTxn)
+	if diff := cmp.Diff(want, bs.kinds); diff != "" {
+		t.Errorf("batches of the pass that placed the groups (-want +got):\n%s", diff)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > statusHold {
+		t.Errorf("requeue after %s, want a pass for the statuses within %s", res.RequeueAfter, statusHold)
+	}
+	// A pass while answers are owed (one group not answered) writes none.
+	ds, _ := e.st.Decisions(context.Background())
+	var reps []store.Report
+	for i := 1; i < n; i++ {
+		g := fmt.Sprintf("site-%d", i)
+		reps = append(reps, store.Report{Node: "node1", Group: g, Active: true, Phase: store.PhaseConverged, Healthy: true, Decided: ds[g].Since})
+	}
+	if err := e.st.PutReports(context.Background(), reps); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(statusHold / 2)
+	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, bs.kinds); diff != "" {
+		t.Errorf("batches after a pass with an answer owed (-want +got):\n%s", diff)
+	}
+	e.report("node1", "site-0", true)
+	if _, err := e.c.ReconcileAll(context.Background(), e.l.Guard()); err != nil {
+		t.Fatal(err)
+	}
 	want = append(want, slices.Repeat([]string{"statuses"}, (n+groupsPerTxn-1)/groupsPerTxn)...)
 	if diff := cmp.Diff(want, bs.kinds); diff != "" {
-		t.Errorf("batches in order (-want +got):\n%s", diff)
+		t.Errorf("batches once every move was answered (-want +got):\n%s", diff)
 	}
 	if got := bs.maxInFlight[1]; got < 2 {
 		t.Errorf("at most %d decision batch(es) written at once, want them side by side", got)
@@ -932,4 +966,38 @@ func TestAnEndedWatchIsTakenAgainNotSpunOn(t *testing.T) {
 	before = st.passes.Load()
 	st.Seed(testmanifests.Objects(2, testmanifests.Options{Net: 90, Port: 8080, Nodes: []string{"node1", "node2"}})...)
 	waitFor(t, func() bool { return st.passes.Load() > before })
+}
+
+// TestStatusHoldsAreBounded: a hold with answers never coming ends after
+// statusHold; passes that keep moving groups in bulk hold the statuses at
+// most every 2 × statusHold; a pass moving a few holds none.
+func TestStatusHoldsAreBounded(t *testing.T) {
+	c := &Controller{}
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	moving := func(n int) []*groupWrite {
+		ws := make([]*groupWrite, n)
+		for i := range ws {
+			ws[i] = &groupWrite{PlacementWrite: store.PlacementWrite{Group: fmt.Sprintf("site-%d", i),
+				Decision: &store.Decision{Group: fmt.Sprintf("site-%d", i), Active: "node2", Since: t0}}}
+		}
+		return ws
+	}
+	steps := []struct {
+		at    time.Duration
+		moves int
+		held  bool
+	}{
+		{0, statusHoldMoves - 1, false},
+		{100 * time.Millisecond, statusHoldMoves, true},
+		{statusHold / 2, statusHoldMoves, true},
+		{statusHold + 100*time.Millisecond, statusHoldMoves, false},
+		{2*statusHold - time.Millisecond, 1000, false},
+		{2*statusHold + 100*time.Millisecond, 1000, true},
+		{3*statusHold + 100*time.Millisecond, 0, false},
+	}
+	for _, s := range steps {
+		if got := c.holdStatuses(moving(s.moves), nil, t0.Add(s.at)); got != s.held {
+			t.Errorf("at %s with %d moves: held %v, want %v", s.at, s.moves, got, s.held)
+		}
+	}
 }
