@@ -896,10 +896,15 @@ func TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne(t *testing.
 	before, placedBefore := statuses(), placed(t, e.st)
 
 	e.st.Expire("node1")
-	e.c = &Controller{Store: e.st, Clock: e.clk, Log: logr.Discard(), Recorder: e.st, leadingSince: e.clk.Now().Add(-time.Minute)}
+	cs := &countingStore{Store: e.st}
+	e.c = &Controller{Store: cs, Clock: e.clk, Log: logr.Discard(), Recorder: e.st, leadingSince: e.clk.Now().Add(-time.Minute), Tick: time.Minute}
 	res, err := e.reconcile()
 	if err != nil || res.RequeueAfter != 300*time.Millisecond {
 		t.Fatalf("the new leader's first pass: %+v %v; want it put off for node1's 300ms budget", res, err)
+	}
+	// It read the statuses while the budget runs, not after it.
+	if cs.statusReads != 1 {
+		t.Fatalf("%d full status reads in the put-off pass, want 1", cs.statusReads)
 	}
 	if diff := cmp.Diff(before, statuses()); diff != "" {
 		t.Fatalf("the put-off pass wrote status (-before +after):\n%s", diff)
@@ -911,6 +916,9 @@ func TestANewLeaderHoldsForTheBudgetOfANodeThatWentDownWithTheOldOne(t *testing.
 	e.mustReconcile()
 	if diff := cmp.Diff([]string{"site-0=node2", "site-1=node2"}, placed(t, e.st)); diff != "" {
 		t.Fatalf("after the budget, in one pass (-want +got):\n%s", diff)
+	}
+	if cs.statusReads != 1 {
+		t.Errorf("%d full status reads, want the one read ahead", cs.statusReads)
 	}
 }
 
@@ -1000,4 +1008,43 @@ func TestStatusHoldsAreBounded(t *testing.T) {
 			t.Errorf("at %s with %d moves: held %v, want %v", s.at, s.moves, got, s.held)
 		}
 	}
+}
+
+// slowPassStore makes each pass take 300 ms of the fake clock (its read
+// of the specs) and counts the passes.
+type slowPassStore struct {
+	*memstore.Store
+	clk    *clock.Fake
+	passes atomic.Int32
+}
+
+func (s *slowPassStore) ListSpecs(ctx context.Context) (store.Snapshot, error) {
+	s.passes.Add(1)
+	s.clk.Advance(300 * time.Millisecond)
+	return s.Store.ListSpecs(ctx)
+}
+
+// TestABulkMoveSpacesThePassesChangesWake: after a pass that placed many
+// groups (statuses held until the nodes answer), the change of its own
+// decisions does not start another pass of every group at once, while
+// the nodes take the groups over: it waits as long as the pass took.
+func TestABulkMoveSpacesThePassesChangesWake(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
+	st := &slowPassStore{Store: memstore.New(), clk: clk}
+	st.Seed(groups(t, statusHoldMoves, v1alpha1.SwitchbackManual)...)
+	for _, n := range []string{"node1", "node2"} {
+		_, _ = st.RegisterNode(context.Background(), store.NodeInfo{Name: n}, 2*time.Second)
+	}
+	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return len(placed(t, st.Store)) == statusHoldMoves })
+	time.Sleep(50 * time.Millisecond) // room for a pass, were one started at once
+	if n := st.passes.Load(); n != 1 {
+		t.Fatalf("%d passes right after the bulk placement, want 1 (the next waits as long as it took)", n)
+	}
+	clk.Advance(300 * time.Millisecond)
+	waitFor(t, func() bool { return st.passes.Load() == 2 })
 }
