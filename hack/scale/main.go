@@ -24,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sitekeeper/sitekeeper/internal/testmanifests"
@@ -314,13 +313,4 @@ func idleCPU(pid int, d time.Duration) float64 {
 	t0 := ticks()
 	time.Sleep(d)
 	return float64(ticks()-t0) / 100 / d.Seconds() * 100 // USER_HZ is 100 on Linux
-}
-
-// selfCPU is the CPU time this process (the harness, not up) has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
