@@ -261,9 +261,11 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		// The statuses are read while the budget runs, not after it: a
 		// new leader's first full read (15,000 at 5,000 groups, 0.3 s)
 		// was on the failover's path. An error is the next pass's.
-		if _, err := c.readStatuses(ctx); err != nil {
+		c.statusMu.Lock()
+		if err := c.loadStatusesLocked(ctx); err != nil {
 			c.Log.V(1).Info("Statuses not read ahead", "error", err.Error())
 		}
+		c.statusMu.Unlock()
 		return Result{RequeueAfter: max(wait-c.Clock.Now().Sub(now), time.Millisecond)}, nil
 	}
 	// The pass decides on the liveness newlyDown looked at: a lease that
@@ -592,18 +594,27 @@ func (c *Controller) statusesDue() {
 // for it, or it is two Ticks old. A pass must not change the map it
 // returns: the writes do.
 func (c *Controller) readStatuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
-	now := clock.Or(c.Clock).Now()
 	c.statusMu.Lock()
 	defer c.statusMu.Unlock()
+	if err := c.loadStatusesLocked(ctx); err != nil {
+		return nil, err
+	}
+	return maps.Clone(c.statuses), nil
+}
+
+// loadStatusesLocked reads every status into the leader's copy when it
+// is due (see statuses); statusMu is held.
+func (c *Controller) loadStatusesLocked(ctx context.Context) error {
+	now := clock.Or(c.Clock).Now()
 	if c.statuses != nil && c.Tick > 0 && !c.statusesStale && now.Sub(c.statusesAt) < 2*c.Tick {
-		return maps.Clone(c.statuses), nil
+		return nil
 	}
 	status, err := c.Store.Statuses(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.statuses, c.statusesAt, c.statusesStale = maps.Clone(status), now, false
-	return status, nil
+	c.statuses, c.statusesAt, c.statusesStale = maps.Clone(status), now, false // the store may keep the map it gave
+	return nil
 }
 
 // read reads a pass's inputs; nodes, when not nil, is the liveness the
