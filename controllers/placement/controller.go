@@ -831,7 +831,7 @@ func (c *Controller) statusesOf(d *decided, in *inputs, now time.Time) *groupWri
 		}
 		gw.Statuses[m] = st
 	}
-	if gw.Decision == nil && gw.Statuses == nil && len(gw.events) == 0 {
+	if gw.Decision == nil && gw.Statuses == nil {
 		return nil
 	}
 	return gw
