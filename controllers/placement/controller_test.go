@@ -264,10 +264,7 @@ func TestRunLeadsAndRequeuesOnTheClock(t *testing.T) {
 	})
 	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Nanosecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runController(t, c)
 	// The first pass fails; the loop then waits on its timers (tick, grace
 	// end, retry). Advancing the clock by the backoff fires the retry.
 	waitFor(t, func() bool { return clk.Waiters() >= 3 })
@@ -276,6 +273,15 @@ func TestRunLeadsAndRequeuesOnTheClock(t *testing.T) {
 	}
 	clk.Advance(minBackoff)
 	waitFor(t, func() bool { return slices.Equal(placed(t, st), []string{"site-0=node1"}) })
+}
+
+// runController runs the leader's loop until the test ends.
+func runController(t *testing.T, c *Controller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // waitFor polls a condition another goroutine makes true; it waits on that
@@ -956,10 +962,7 @@ func TestAnEndedWatchIsTakenAgainNotSpunOn(t *testing.T) {
 	}
 	clk := clock.NewFake(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Hour}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runController(t, c)
 	// The loop waits on the tick, the grace end and the re-watch pause.
 	waitFor(t, func() bool { return clk.Waiters() >= 3 })
 	time.Sleep(50 * time.Millisecond) // room to spin, were it spinning
@@ -1036,10 +1039,7 @@ func TestABulkMoveSpacesThePassesChangesWake(t *testing.T) {
 		_, _ = st.RegisterNode(context.Background(), store.NodeInfo{Name: n}, 2*time.Second)
 	}
 	c := &Controller{Store: st, Clock: clk, Log: logr.Discard(), Identity: "node1", Grace: time.Hour}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runController(t, c)
 	waitFor(t, func() bool { return len(placed(t, st.Store)) == statusHoldMoves })
 	time.Sleep(50 * time.Millisecond) // room for a pass, were one started at once
 	if n := st.passes.Load(); n != 1 {
