@@ -106,7 +106,7 @@ func (c *GitSources) Run(ctx context.Context) error {
 	// Watched before the first read, so that no later change is missed.
 	var changed <-chan struct{}
 	if w, ok := c.Store.(specWatcher); ok {
-		changed = store.Signals(ctx, w.Changes(ctx, store.FamilyGitSources),
+		changed = store.Signals(ctx,
 			func() <-chan struct{} { return w.Changes(ctx, store.FamilyGitSources) },
 			func() <-chan time.Time { return time.After(time.Second) })
 	}

@@ -182,7 +182,7 @@ func (c *Controller) lead(ctx context.Context) error {
 	tctx, endTerm := context.WithCancel(ctx)
 	defer endTerm()
 	clk := c.Clock // a pass sets c.Clock again; the follower must not read it
-	changes := store.Signals(tctx, c.Store.Changes(tctx, store.LeaderInputs...),
+	changes := store.Signals(tctx,
 		func() <-chan struct{} { return c.Store.Changes(tctx, store.LeaderInputs...) },
 		func() <-chan time.Time { return clk.After(rewatchPause) })
 	tick := c.Clock.NewTimer(c.Tick)

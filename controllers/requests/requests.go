@@ -48,7 +48,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if carryOut == nil {
 		carryOut = func(ctx context.Context) error { return ops.CarryOutSwitchovers(ctx, r.Store) }
 	}
-	changes := store.Signals(ctx, r.Store.Changes(ctx, store.FamilyRequests),
+	changes := store.Signals(ctx,
 		func() <-chan struct{} { return r.Store.Changes(ctx, store.FamilyRequests) },
 		func() <-chan time.Time { return time.After(rewatchPause) })
 	tick := time.NewTicker(r.Resync)

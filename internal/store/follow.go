@@ -27,14 +27,16 @@ func Follow(ctx context.Context, changes <-chan struct{}, watch func() <-chan st
 	}
 }
 
-// Signals follows a watch as Follow does and hands its changes to a select
-// loop: the channel it returns never closes, and one value in it stands for
-// every change not yet taken. A loop that selected on the watch's own
-// channel ran back to back once that channel closed (its watch ended), or
-// stopped for good if it took the close as the end.
-func Signals(ctx context.Context, changes <-chan struct{}, watch func() <-chan struct{}, pause func() <-chan time.Time) <-chan struct{} {
+// Signals watches (with watch, at once: a change after Signals returns is
+// not missed), follows the watch as Follow does and hands its changes to
+// a select loop: the channel it returns never closes, and one value in it
+// stands for every change not yet taken. A loop that selected on the
+// watch's own channel ran back to back once that channel closed (its
+// watch ended), or stopped for good if it took the close as the end.
+func Signals(ctx context.Context, watch func() <-chan struct{}, pause func() <-chan time.Time) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	go Follow(ctx, changes, watch, pause, func() {
+	first := watch()
+	go Follow(ctx, first, watch, pause, func() {
 		select {
 		case out <- struct{}{}:
 		default:

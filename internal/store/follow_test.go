@@ -58,8 +58,9 @@ func TestSignalsStaysOpenAndCoalesces(t *testing.T) {
 	first <- struct{}{}
 	first <- struct{}{}
 	second := make(chan struct{})
-	sig := Signals(ctx, first,
-		func() <-chan struct{} { return second },
+	watches := []chan struct{}{first, second}
+	sig := Signals(ctx,
+		func() <-chan struct{} { w := watches[0]; watches = watches[1:]; return w },
 		func() <-chan time.Time { return time.After(time.Millisecond) })
 	waitLen := func(want int) {
 		t.Helper()
