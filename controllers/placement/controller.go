@@ -262,7 +262,7 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 		// new leader's first full read (15,000 at 5,000 groups, 0.3 s)
 		// was on the failover's path. An error is the next pass's.
 		c.statusMu.Lock()
-		if err := c.loadStatusesLocked(ctx); err != nil {
+		if _, err := c.loadStatusesLocked(ctx); err != nil {
 			c.Log.V(1).Info("Statuses not read ahead", "error", err.Error())
 		}
 		c.statusMu.Unlock()
@@ -596,25 +596,27 @@ func (c *Controller) statusesDue() {
 func (c *Controller) readStatuses(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
 	c.statusMu.Lock()
 	defer c.statusMu.Unlock()
-	if err := c.loadStatusesLocked(ctx); err != nil {
-		return nil, err
+	fresh, err := c.loadStatusesLocked(ctx)
+	if err != nil || fresh != nil {
+		return fresh, err
 	}
 	return maps.Clone(c.statuses), nil
 }
 
 // loadStatusesLocked reads every status into the leader's copy when it
-// is due (see statuses); statusMu is held.
-func (c *Controller) loadStatusesLocked(ctx context.Context) error {
+// is due (see statuses) and returns what it read (nil when the copy was
+// current); statusMu is held.
+func (c *Controller) loadStatusesLocked(ctx context.Context) (map[v1alpha1.Ref]v1alpha1.Status, error) {
 	now := clock.Or(c.Clock).Now()
 	if c.statuses != nil && c.Tick > 0 && !c.statusesStale && now.Sub(c.statusesAt) < 2*c.Tick {
-		return nil
+		return nil, nil
 	}
 	status, err := c.Store.Statuses(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.statuses, c.statusesAt, c.statusesStale = maps.Clone(status), now, false // the store may keep the map it gave
-	return nil
+	c.statuses, c.statusesAt, c.statusesStale = maps.Clone(status), now, false
+	return status, nil
 }
 
 // read reads a pass's inputs; nodes, when not nil, is the liveness the
