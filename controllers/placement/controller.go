@@ -328,7 +328,7 @@ func (c *Controller) ReconcileAll(ctx context.Context, guard store.LeaderGuard) 
 	slices.SortStableFunc(writes, func(a, b *groupWrite) int {
 		return boolOrder(a.Decision == nil) - boolOrder(b.Decision == nil)
 	})
-	maps.Copy(failed, c.write(ctx, guard, writes, holding))
+	maps.Copy(failed, c.write(ctx, guard, writes))
 	if len(writes) > 0 {
 		c.Log.V(1).Info("Placement pass", "groups", len(in.graph.Groups), "writes", len(writes), "decisions", len(moves), "statusesHeld", holding,
 			"read", read.Sub(began).String(), "decide", decidedAt.Sub(read).String(), "write", c.Clock.Now().Sub(decidedAt).String())
@@ -888,19 +888,16 @@ const decisionsPerTxn = 1024
 // size, so after a node loss the last of 2,500 moves was committed a
 // second after the pass had decided instead of a third. A group whose
 // decision could not be written has its statuses left for the next pass.
-// With holdStatuses it writes the decisions only (see statusHold). It
-// returns the groups that failed.
-func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite, holdStatuses bool) map[string]error {
+// It returns the groups that failed.
+func (c *Controller) write(ctx context.Context, guard store.LeaderGuard, ws []*groupWrite) map[string]error {
 	var moves, statuses []*groupWrite
 	for _, w := range ws {
 		if w.Decision == nil {
-			if !holdStatuses {
-				statuses = append(statuses, w)
-			}
+			statuses = append(statuses, w)
 			continue
 		}
 		moves = append(moves, &groupWrite{PlacementWrite: store.PlacementWrite{Group: w.Group, Decision: w.Decision}, events: w.events})
-		if len(w.Statuses) > 0 && !holdStatuses {
+		if len(w.Statuses) > 0 {
 			statuses = append(statuses, &groupWrite{PlacementWrite: store.PlacementWrite{Group: w.Group, Statuses: w.Statuses}})
 		}
 	}
