@@ -215,10 +215,11 @@ func measure(bin string, n int, within time.Duration) (string, error) {
 // asks the site it is at again every 20 ms until it answers, then goes on
 // to the next: the last site is seen 20 ms after it serves at most, plus
 // one check of each site after it in its share (0.3–0.7 s at 2,500 sites
-// on two busy cores). Checking every waiting site every 50 ms instead took a whole core
-// of the two during a 2,500-group failover (4.0 s of CPU in 4.3 s), and
-// up's bring-up ran on the other one. One lean HTTP/1.0 request per check
-// (net/http's transport per connection cost more than up's side of it).
+// on two busy cores). Checking every waiting site every 50 ms instead
+// took a whole core of the two during a 2,500-group failover (4.0 s of
+// CPU in 4.3 s), and up's bring-up ran on the other one. One lean
+// HTTP/1.0 request per check (net/http's transport per connection cost
+// more than up's side of it).
 func waitServedBy(sites []int, node string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	var left atomic.Int64
